@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+
+namespace troupe {
+
+/// The category of every error that troupe itself raises, as seen in
+/// `caf::error::category()`.
+constexpr caf::atom_value error_category = caf::atom("troupe");
+
+/// Error codes of troupe. They travel as ordinary `caf::error` values with
+/// category `troupe::error_category`; compare with `troupe::is`.
+enum class errc : uint8_t {
+  /// A wait, acquire or request ran out of time.
+  timeout = 1,
+  /// The actor that owned a state or primitive terminated before answering.
+  owner_down,
+  /// A function passed to `guarded<T>::update` threw; the error's context
+  /// holds the exception's message and the state was left as it was.
+  update_failed,
+  /// A permit was released by an actor that does not hold one.
+  not_held,
+  /// An argument was outside what the call accepts.
+  invalid_argument,
+};
+
+/// Returns the name of `x`, e.g. `"timeout"`.
+std::string to_string(errc x);
+
+/// Makes a `caf::error` of category `troupe` for `x` (found by ADL, so an
+/// `errc` converts to `caf::error` implicitly).
+caf::error make_error(errc x);
+
+/// Makes a `caf::error` of category `troupe` with a message as context.
+caf::error make_error(errc x, std::string what);
+
+/// Returns whether `err` is the troupe error `x`.
+bool is(const caf::error& err, errc x) noexcept;
+
+/// Renders any error for people: troupe errors as `troupe.NAME: what`, CAF's
+/// system errors and exit reasons by name, others as CAF renders them. Needs no
+/// actor system, so it works after the system is gone.
+std::string describe(const caf::error& err);
+
+} // namespace troupe

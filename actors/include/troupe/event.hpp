@@ -1,0 +1,68 @@
+#pragma once
+
+#include "troupe/atoms.hpp"
+#include "troupe/timeout.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <cstddef>
+
+namespace troupe {
+
+/// A flag that waiters block on until someone sets it: the actor version of
+/// `threading.Event`. The flag is owned by one actor; every operation is a
+/// message to it, so `set`, `clear` and `wait` are ordered as they arrive.
+///
+/// - `wait` returns at once if the flag is set, else when `set` is called.
+///   With a timeout it ends with `errc::timeout` instead of hanging.
+/// - `set` wakes every current waiter; later waiters return at once until
+///   `clear` resets the flag.
+/// - If the event's actor terminates, every waiter gets `errc::owner_down`.
+///
+/// The handle is cheap and copyable; the actor ends when the last copy and
+/// the last waiter are gone. Actors talk to `handle()` directly:
+/// `(wait_atom)` or `(wait_atom, caf::timespan)` is answered with
+/// `caf::ok_atom` or an error; `(set_atom)` and `(clear_atom)` are answered
+/// with `caf::ok_atom` when sent as requests; `(caf::get_atom)` with the flag
+/// as `bool`; `(caf::get_atom, wait_atom)` with the number of waiters.
+class event {
+public:
+  /// Spawns the event's actor, initially not set.
+  explicit event(caf::actor_system& sys);
+
+  /// Sets the flag and wakes all waiters. The request is in the event's
+  /// mailbox when this returns, so a later `wait` from any thread sees it.
+  void set() const;
+
+  /// Resets the flag; waiters arriving afterwards block again.
+  void clear() const;
+
+  /// Returns whether the flag is set (blocks for the answer).
+  [[nodiscard]] caf::expected<bool> is_set() const;
+
+  /// Returns how many waiters are blocked on the event (blocks for the
+  /// answer).
+  [[nodiscard]] caf::expected<std::size_t> waiting() const;
+
+  /// Blocks the calling thread until the flag is set or `timeout` passed.
+  /// Returns no error on success, `errc::timeout`, or `errc::owner_down`.
+  [[nodiscard]] caf::error wait(caf::timespan timeout = forever) const;
+
+  /// As `wait(timeout)`, asking through the caller's `self`.
+  [[nodiscard]] caf::error wait(caf::scoped_actor& self,
+                                caf::timespan timeout = forever) const;
+
+  /// The event's actor.
+  [[nodiscard]] const caf::actor& handle() const noexcept {
+    return impl_;
+  }
+
+private:
+  caf::actor impl_;
+};
+
+} // namespace troupe

@@ -1,0 +1,266 @@
+#pragma once
+
+#include "troupe/error.hpp"
+#include "troupe/timeout.hpp"
+
+#include <caf/all.hpp>
+
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+namespace troupe::detail {
+
+/// The state an owner is applying an operation to on this thread. Frames form
+/// a stack through `prev`, one per (possibly nested) operation.
+struct guarded_frame {
+  const caf::abstract_actor* owner;
+  void* state;
+  guarded_frame* prev;
+};
+
+/// Returns the innermost frame on this thread that belongs to `owner`, or
+/// nullptr when the calling thread is not inside an operation of `owner`.
+guarded_frame* find_guarded_frame(const caf::abstract_actor* owner) noexcept;
+
+/// One type-erased operation on a guarded state.
+class guarded_op_base {
+public:
+  virtual ~guarded_op_base() = default;
+
+  /// Applies the operation to `*frame.state`. May throw what the user's
+  /// function throws; `apply_guarded` catches it.
+  virtual void apply(guarded_frame& frame) = 0;
+};
+
+using guarded_op_ptr = std::shared_ptr<guarded_op_base>;
+
+/// Runs `op` on `state` as operation of `owner`, with a frame pushed for the
+/// duration, and turns an exception into `errc::update_failed`.
+caf::error apply_guarded(const caf::abstract_actor* owner, void* state,
+                         guarded_op_base& op) noexcept;
+
+/// Spawns the actor that owns `state` and applies operations to it.
+caf::actor spawn_guarded_owner(caf::actor_system& sys, std::shared_ptr<void> state);
+
+/// The result slot of an operation; `void` results hold nothing.
+template <class R>
+class op_result {
+public:
+  template <class F, class... Ts>
+  void run(F& fn, Ts&... xs) {
+    value_.emplace(fn(xs...));
+  }
+  caf::expected<R> take() {
+    return std::move(*value_);
+  }
+
+private:
+  std::optional<R> value_;
+};
+
+template <>
+class op_result<void> {
+public:
+  template <class F, class... Ts>
+  void run(F& fn, Ts&... xs) {
+    fn(xs...);
+  }
+  caf::expected<void> take() {
+    return {};
+  }
+};
+
+/// An operation `fn(T&)`. With `Copy`, `fn` runs on a copy of the state that
+/// replaces the state only when `fn` returns normally (strong guarantee).
+template <class T, class F, bool Copy>
+class guarded_op final : public guarded_op_base {
+public:
+  using result_type = std::decay_t<std::invoke_result_t<F&, T&>>;
+
+  explicit guarded_op(F fn) : fn_(std::move(fn)) {
+  }
+
+  void apply(guarded_frame& frame) override {
+    auto& state = *static_cast<T*>(frame.state);
+    if constexpr (Copy) {
+      T work(state);
+      // Nested operations of the same owner must see the work in progress.
+      struct restore {
+        guarded_frame& frame;
+        void* state;
+        ~restore() {
+          frame.state = state;
+        }
+      } guard{frame, &state};
+      frame.state = &work;
+      result_.run(fn_, work);
+      state = std::move(work);
+    } else {
+      result_.run(fn_, state);
+    }
+  }
+
+  caf::expected<result_type> take() {
+    return result_.take();
+  }
+
+private:
+  F fn_;
+  op_result<result_type> result_;
+};
+
+} // namespace troupe::detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(troupe::detail::guarded_op_ptr)
+
+namespace troupe {
+
+/// State of type `T` owned by one actor and changed only through its mailbox:
+/// troupe's answer to a `Lock` (or `RLock`) around shared data.
+///
+/// `update(fn)` sends `fn` to the owner, which applies it to the state; one
+/// operation runs at a time, so a read-modify-write inside `fn` is atomic with
+/// respect to every other operation. The guarantees:
+///
+/// - **Atomic and isolated.** Operations run one after another in mailbox
+///   order; operations sent from one thread or actor keep their order.
+/// - **Strong exception guarantee.** `update` runs `fn` on a copy of the state
+///   and commits the copy only if `fn` returns; if `fn` throws, the caller gets
+///   `errc::update_failed` with the exception's message and the state is as it
+///   was. `update_in_place` skips the copy (for large states) and gives only
+///   the basic guarantee: changes made before the throw stay.
+/// - **Re-entrant (the `RLock` case).** If `fn` itself calls `update` on the
+///   same `guarded` (directly or through a helper), the nested call runs at
+///   once on the owner's thread, on the outer call's work in progress, instead
+///   of queueing behind the outer call and deadlocking. A nested call that
+///   throws fails alone; the outer call decides what to do with its error.
+/// - **Errors are values.** A request that times out yields `errc::timeout`
+///   (the operation may still run later: it cannot be recalled from the
+///   mailbox); an owner that is gone yields `errc::owner_down`.
+///
+/// `guarded` is a cheap, copyable handle; all copies share one owner, which
+/// terminates when the last copy is gone. Results are copied out (`fn` may
+/// not hand out references into the state). `fn` runs on the owner's thread,
+/// so it must not block on something that waits for this same state.
+///
+/// Blocking calls (`update`, `get`) are for threads outside actors; from an
+/// event-based actor use `update_then`, which does not block the scheduler.
+template <class T>
+class guarded {
+public:
+  /// The result of `update(fn)`: what `fn(T&)` returns, or an error.
+  template <class F>
+  using result_t = caf::expected<std::decay_t<std::invoke_result_t<F&, T&>>>;
+
+  /// Spawns the owner with a state built from `args`.
+  template <class... Args>
+  explicit guarded(caf::actor_system& sys, Args&&... args)
+    : owner_(detail::spawn_guarded_owner(
+      sys, std::make_shared<T>(std::forward<Args>(args)...))) {
+  }
+
+  /// Applies `fn` atomically to the state and returns its result (strong
+  /// exception guarantee). Blocks the calling thread; uses a temporary
+  /// `scoped_actor` (prefer the overload taking one in loops).
+  template <class F>
+  [[nodiscard]] result_t<F> update(F&& fn, caf::timespan timeout = forever) const {
+    return call<true>(nullptr, std::forward<F>(fn), timeout);
+  }
+
+  /// As `update(fn, timeout)`, asking through the caller's `self`.
+  template <class F>
+  [[nodiscard]] result_t<F> update(caf::scoped_actor& self, F&& fn,
+                                   caf::timespan timeout = forever) const {
+    return call<true>(&self, std::forward<F>(fn), timeout);
+  }
+
+  /// Applies `fn` atomically to the state itself, without a copy (basic
+  /// exception guarantee only).
+  template <class F>
+  [[nodiscard]] result_t<F> update_in_place(F&& fn,
+                                            caf::timespan timeout = forever) const {
+    return call<false>(nullptr, std::forward<F>(fn), timeout);
+  }
+
+  /// As `update_in_place(fn, timeout)`, asking through the caller's `self`.
+  template <class F>
+  [[nodiscard]] result_t<F> update_in_place(caf::scoped_actor& self, F&& fn,
+                                            caf::timespan timeout = forever) const {
+    return call<false>(&self, std::forward<F>(fn), timeout);
+  }
+
+  /// Returns a copy of the state.
+  [[nodiscard]] caf::expected<T> get(caf::timespan timeout = forever) const {
+    return update_in_place([](const T& x) { return x; }, timeout);
+  }
+
+  /// Returns a copy of the state, asking through the caller's `self`.
+  [[nodiscard]] caf::expected<T> get(caf::scoped_actor& self,
+                                     caf::timespan timeout = forever) const {
+    return update_in_place(self, [](const T& x) { return x; }, timeout);
+  }
+
+  /// Non-blocking `update` for event-based actors: applies `fn` (strong
+  /// exception guarantee), then calls `on_value(result)` (or `on_value()` if
+  /// `fn` returns void) or `on_error(caf::error)` in `self`'s context.
+  template <class Self, class F, class OnValue, class OnError>
+  void update_then(Self* self, F fn, OnValue on_value, OnError on_error,
+                   caf::timespan timeout = forever) const {
+    using op_type = detail::guarded_op<T, F, true>;
+    auto op = std::make_shared<op_type>(std::move(fn));
+    self
+      ->request(owner_, detail::to_duration(timeout), caf::update_atom::value,
+                detail::guarded_op_ptr{op})
+      .then(
+        [op, on_value](caf::ok_atom) mutable {
+          if constexpr (std::is_void_v<typename op_type::result_type>)
+            on_value();
+          else
+            on_value(std::move(*op->take()));
+        },
+        [on_error](caf::error& err) mutable {
+          on_error(detail::normalize_request_error(std::move(err)));
+        });
+  }
+
+  /// The owner actor, for monitoring or linking.
+  [[nodiscard]] const caf::actor& handle() const noexcept {
+    return owner_;
+  }
+
+private:
+  template <bool Copy, class F>
+  result_t<F> call(caf::scoped_actor* self, F&& fn, caf::timespan timeout) const {
+    if constexpr (Copy)
+      static_assert(std::is_copy_constructible_v<T> && std::is_move_assignable_v<T>,
+                    "guarded<T>::update copies the state; use update_in_place "
+                    "for a T that cannot be copied");
+    using op_type = detail::guarded_op<T, std::decay_t<F>, Copy>;
+    auto op = std::make_shared<op_type>(std::forward<F>(fn));
+    auto owner = caf::actor_cast<caf::abstract_actor*>(owner_);
+    // Called from inside an operation of this same owner: run at once.
+    if (auto frame = detail::find_guarded_frame(owner)) {
+      if (auto err = detail::apply_guarded(owner, frame->state, *op))
+        return err;
+      return op->take();
+    }
+    std::optional<caf::scoped_actor> own;
+    if (self == nullptr)
+      self = &own.emplace(owner_->home_system());
+    caf::error err;
+    (*self)
+      ->request(owner_, detail::to_duration(timeout), caf::update_atom::value,
+                detail::guarded_op_ptr{op})
+      .receive([](caf::ok_atom) {},
+               [&](caf::error& x) { err = detail::normalize_request_error(std::move(x)); });
+    if (err)
+      return err;
+    return op->take();
+  }
+
+  caf::actor owner_;
+};
+
+} // namespace troupe

@@ -1,0 +1,94 @@
+#pragma once
+
+#include "troupe/atoms.hpp"
+#include "troupe/timeout.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <cstddef>
+
+namespace troupe {
+
+/// A counting semaphore whose permits are leases held by actors: the actor
+/// version of `threading.Semaphore`, without its failure mode. The count is
+/// owned by one actor that watches every holder and waiter:
+///
+/// - `acquire` takes a permit or queues the caller (first come, first
+///   served) until one is released; with a timeout it ends in
+///   `errc::timeout`.
+/// - A holder that terminates without releasing gives its permits back (the
+///   semaphore monitors it), and a waiter that terminates leaves the queue.
+///   A permit can never be lost by a crash.
+/// - Releasing a permit one does not hold is `errc::not_held`; acquiring
+///   needs a sender (anonymous requests get `errc::invalid_argument`).
+/// - If the semaphore's actor terminates, waiters get `errc::owner_down`.
+///
+/// From threads outside actors, `acquire(self)` returns a `lease` (RAII) held
+/// by the `scoped_actor`. Actors talk to `handle()` directly: `(acquire_atom)`
+/// or `(acquire_atom, caf::timespan)` is answered with `caf::ok_atom` once the
+/// sender holds a permit, `(release_atom)` with `caf::ok_atom` (when sent
+/// as a request),
+/// `(caf::get_atom)` with the number of free permits as `size_t`,
+/// `(caf::get_atom, wait_atom)` with the number of queued waiters.
+class semaphore {
+public:
+  /// A held permit. Releases it on destruction unless released earlier or
+  /// moved from. Move-only.
+  class lease {
+  public:
+    lease() = default;
+    lease(lease&& other) noexcept;
+    lease& operator=(lease&& other) noexcept;
+    lease(const lease&) = delete;
+    lease& operator=(const lease&) = delete;
+    ~lease();
+
+    /// Gives the permit back now (asynchronously, in mailbox order).
+    void release();
+
+    /// Whether this lease still holds a permit.
+    [[nodiscard]] bool held() const noexcept {
+      return holder_ != nullptr;
+    }
+
+  private:
+    friend class semaphore;
+    lease(caf::actor sem, caf::actor holder)
+      : sem_(std::move(sem)), holder_(std::move(holder)) {
+    }
+    caf::actor sem_;
+    caf::actor holder_;
+  };
+
+  /// Spawns a semaphore with `permits` permits; zero permits is
+  /// `errc::invalid_argument` (nobody could ever acquire).
+  [[nodiscard]] static caf::expected<semaphore> make(caf::actor_system& sys,
+                                                     std::size_t permits);
+
+  /// Blocks until `self` holds a permit or `timeout` passed.
+  [[nodiscard]] caf::expected<lease> acquire(caf::scoped_actor& self,
+                                             caf::timespan timeout = forever) const;
+
+  /// Returns the number of free permits (blocks for the answer).
+  [[nodiscard]] caf::expected<std::size_t> available() const;
+
+  /// Returns how many actors are queued for a permit (blocks for the answer).
+  [[nodiscard]] caf::expected<std::size_t> waiting() const;
+
+  /// The semaphore's actor.
+  [[nodiscard]] const caf::actor& handle() const noexcept {
+    return impl_;
+  }
+
+private:
+  explicit semaphore(caf::actor impl) : impl_(std::move(impl)) {
+  }
+
+  caf::actor impl_;
+};
+
+} // namespace troupe

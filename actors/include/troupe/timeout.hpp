@@ -1,0 +1,28 @@
+#pragma once
+
+#include <caf/duration.hpp>
+#include <caf/error.hpp>
+#include <caf/timespan.hpp>
+
+namespace troupe {
+
+/// A timeout that never runs out: wait for as long as it takes. Every troupe
+/// call that waits takes a `caf::timespan` and defaults to this.
+constexpr caf::timespan forever = caf::timespan::max();
+
+namespace detail {
+
+/// Converts a troupe timeout to the `caf::duration` that CAF's `request`
+/// takes (`forever` becomes `caf::infinite`).
+inline caf::duration to_duration(caf::timespan timeout) {
+  return timeout == forever ? caf::duration{caf::infinite} : caf::duration{timeout};
+}
+
+/// Maps CAF's request errors onto troupe's: `sec::request_timeout` becomes
+/// `errc::timeout` and `sec::request_receiver_down` becomes
+/// `errc::owner_down`, so callers of troupe primitives test one set of codes.
+/// Any other error is returned as it is.
+caf::error normalize_request_error(caf::error err);
+
+} // namespace detail
+} // namespace troupe

@@ -1,5 +1,6 @@
-#include "troupe/configure.hpp"
 #include "troupe/error.hpp"
+
+#include "troupe/configure.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/exit_reason.hpp>
@@ -34,16 +35,16 @@ std::string with_context(std::string head, const caf::message& ctx) {
 
 std::string to_string(errc x) {
   switch (x) {
-    case errc::timeout:
-      return "timeout";
-    case errc::owner_down:
-      return "owner_down";
-    case errc::update_failed:
-      return "update_failed";
-    case errc::not_held:
-      return "not_held";
-    case errc::invalid_argument:
-      return "invalid_argument";
+  case errc::timeout:
+    return "timeout";
+  case errc::owner_down:
+    return "owner_down";
+  case errc::update_failed:
+    return "update_failed";
+  case errc::not_held:
+    return "not_held";
+  case errc::invalid_argument:
+    return "invalid_argument";
   }
   return "errc(" + std::to_string(static_cast<int>(x)) + ")";
 }
@@ -53,28 +54,23 @@ caf::error make_error(errc x) {
 }
 
 caf::error make_error(errc x, std::string what) {
-  return caf::error{static_cast<uint8_t>(x), error_category,
-                    caf::make_message(std::move(what))};
+  return caf::error{static_cast<uint8_t>(x), error_category, caf::make_message(std::move(what))};
 }
 
 bool is(const caf::error& err, errc x) noexcept {
   // An empty caf::error has no category to ask for.
-  return err && err.category() == error_category
-         && err.code() == static_cast<uint8_t>(x);
+  return err && err.category() == error_category && err.code() == static_cast<uint8_t>(x);
 }
 
 std::string describe(const caf::error& err) {
   if (!err)
     return "no error";
   if (err.category() == error_category)
-    return with_context("troupe." + to_string(static_cast<errc>(err.code())),
-                        err.context());
+    return with_context("troupe." + to_string(static_cast<errc>(err.code())), err.context());
   if (err.category() == caf::atom("system"))
-    return with_context("caf." + caf::to_string(static_cast<caf::sec>(err.code())),
-                        err.context());
+    return with_context("caf." + caf::to_string(static_cast<caf::sec>(err.code())), err.context());
   if (err.category() == caf::atom("exit"))
-    return with_context("exit." + caf::to_string(static_cast<caf::exit_reason>(
-                                    err.code())),
+    return with_context("exit." + caf::to_string(static_cast<caf::exit_reason>(err.code())),
                         err.context());
   return caf::to_string(err);
 }
@@ -82,9 +78,7 @@ std::string describe(const caf::error& err) {
 void configure(caf::actor_system_config& cfg) {
   cfg.add_error_category(error_category,
                          [](uint8_t code, caf::atom_value, const caf::message& ctx) {
-                           return with_context("troupe."
-                                                 + to_string(static_cast<errc>(code)),
-                                               ctx);
+                           return with_context("troupe." + to_string(static_cast<errc>(code)), ctx);
                          });
 }
 
@@ -95,12 +89,12 @@ namespace troupe::detail {
 caf::error normalize_request_error(caf::error err) {
   if (err && err.category() == caf::atom("system")) {
     switch (static_cast<caf::sec>(err.code())) {
-      case caf::sec::request_timeout:
-        return make_error(errc::timeout, "no answer within the timeout");
-      case caf::sec::request_receiver_down:
-        return make_error(errc::owner_down, "the actor terminated before answering");
-      default:
-        break;
+    case caf::sec::request_timeout:
+      return make_error(errc::timeout, "no answer within the timeout");
+    case caf::sec::request_receiver_down:
+      return make_error(errc::owner_down, "the actor terminated before answering");
+    default:
+      break;
     }
   }
   return err;

@@ -49,8 +49,7 @@ caf::behavior event_impl(event_actor* self) {
 
 } // namespace
 
-event::event(caf::actor_system& sys) : impl_(sys.spawn(event_impl)) {
-}
+event::event(caf::actor_system& sys) : impl_(sys.spawn(event_impl)) {}
 
 void event::set() const {
   caf::anon_send(impl_, set_atom::value);
@@ -65,9 +64,7 @@ caf::expected<bool> event::is_set() const {
   caf::expected<bool> result{false};
   self->request(impl_, caf::infinite, caf::get_atom::value)
     .receive([&](bool flag) { result = flag; },
-             [&](caf::error& err) {
-               result = detail::normalize_request_error(std::move(err));
-             });
+             [&](caf::error& err) { result = detail::normalize_request_error(std::move(err)); });
   return result;
 }
 
@@ -84,9 +81,7 @@ caf::error event::wait(caf::scoped_actor& self, caf::timespan timeout) const {
   caf::error result;
   self->request(impl_, caf::infinite, wait_atom::value, timeout)
     .receive([](caf::ok_atom) {},
-             [&](caf::error& err) {
-               result = detail::normalize_request_error(std::move(err));
-             });
+             [&](caf::error& err) { result = detail::normalize_request_error(std::move(err)); });
   return result;
 }
 

@@ -3,8 +3,8 @@
 #include "troupe/error.hpp"
 #include "waiter_queue.hpp"
 
-#include <caf/send.hpp>
 #include <caf/all.hpp>
+#include <caf/send.hpp>
 
 #include <unordered_map>
 #include <unordered_set>

@@ -3,9 +3,8 @@
 #include "troupe/error.hpp"
 #include "troupe/timeout.hpp"
 
-#include <caf/all.hpp>
-
 #include <caf/actor_addr.hpp>
+#include <caf/all.hpp>
 #include <caf/delegated.hpp>
 #include <caf/response_promise.hpp>
 #include <caf/result.hpp>
@@ -57,11 +56,10 @@ public:
       // Not delayed_anon_send: in CAF 0.17 it still puts `self` in the
       // sender field, a strong reference.
       auto& clock = self->home_system().clock();
-      clock.schedule_message(clock.now() + timeout,
-                             caf::actor_cast<caf::strong_actor_ptr>(relay_),
-                             caf::make_mailbox_element(
-                               nullptr, caf::make_message_id(), {}, caf::timeout_atom::value,
-                               caf::actor_cast<caf::weak_actor_ptr>(self), id));
+      clock.schedule_message(
+        clock.now() + timeout, caf::actor_cast<caf::strong_actor_ptr>(relay_),
+        caf::make_mailbox_element(nullptr, caf::make_message_id(), {}, caf::timeout_atom::value,
+                                  caf::actor_cast<caf::weak_actor_ptr>(self), id));
     }
     return id;
   }

@@ -1,8 +1,6 @@
-#include "troupe/event.hpp"
-
-#include "troupe/error.hpp"
-
 #include "support/fixture.hpp"
+#include "troupe/error.hpp"
+#include "troupe/event.hpp"
 
 #include <future>
 #include <thread>
@@ -16,8 +14,7 @@ using troupe::test::fixture;
 namespace {
 
 /// Starts a thread that waits on `sut` and returns the future of its result.
-std::future<caf::error> wait_async(const event& sut,
-                                   caf::timespan timeout = troupe::forever) {
+std::future<caf::error> wait_async(const event& sut, caf::timespan timeout = troupe::forever) {
   return std::async(std::launch::async, [sut, timeout] { return sut.wait(timeout); });
 }
 
@@ -29,133 +26,149 @@ bool ready(std::future<caf::error>& f) {
 
 TEST_SUITE("actors.event") {
 
-TEST_CASE_FIXTURE(fixture, "a waiter blocks until another thread sets the event") {
-  event sut{sys};
-  auto waiter = wait_async(sut);
-  REQUIRE(eventually([&] { auto n = sut.waiting(); REQUIRE(n); return *n == 1; }));
-  CHECK(waiter.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout);
-  sut.set();
-  REQUIRE(ready(waiter));
-  CHECK_FALSE(waiter.get());
-}
-
-TEST_CASE_FIXTURE(fixture, "set wakes every waiter") {
-  event sut{sys};
-  std::vector<std::future<caf::error>> waiters;
-  for (int i = 0; i < 5; ++i)
-    waiters.push_back(wait_async(sut));
-  REQUIRE(eventually([&] { auto n = sut.waiting(); REQUIRE(n); return *n == 5; }));
-  sut.set();
-  for (auto& w : waiters) {
-    REQUIRE(ready(w));
-    CHECK_FALSE(w.get());
+  TEST_CASE_FIXTURE(fixture, "a waiter blocks until another thread sets the event") {
+    event sut{sys};
+    auto waiter = wait_async(sut);
+    REQUIRE(eventually([&] {
+      auto n = sut.waiting();
+      REQUIRE(n);
+      return *n == 1;
+    }));
+    CHECK(waiter.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout);
+    sut.set();
+    REQUIRE(ready(waiter));
+    CHECK_FALSE(waiter.get());
   }
-  CHECK(*sut.waiting() == 0);
-}
 
-TEST_CASE_FIXTURE(fixture, "waiting on an unset event with a timeout ends in timeout") {
-  event sut{sys};
-  auto err = sut.wait(self, std::chrono::milliseconds(20));
-  CHECK(troupe::is(err, errc::timeout));
-  CHECK(*sut.waiting() == 0);
-  // A zero timeout polls.
-  CHECK(troupe::is(sut.wait(self, caf::timespan::zero()), errc::timeout));
-}
-
-TEST_CASE_FIXTURE(fixture, "waiters that arrive after set return at once") {
-  event sut{sys};
-  sut.set();
-  CHECK(*sut.is_set());
-  CHECK_FALSE(sut.wait(self, caf::timespan::zero()));
-  CHECK_FALSE(sut.wait(self));
-}
-
-TEST_CASE_FIXTURE(fixture, "clear resets the event so new waiters block again") {
-  event sut{sys};
-  sut.set();
-  sut.clear();
-  CHECK_FALSE(*sut.is_set());
-  CHECK(troupe::is(sut.wait(self, std::chrono::milliseconds(10)), errc::timeout));
-}
-
-TEST_CASE_FIXTURE(fixture, "racing set and clear leave no waiter hanging") {
-  event sut{sys};
-  std::vector<std::future<caf::error>> waiters;
-  for (int i = 0; i < 4; ++i)
-    waiters.push_back(wait_async(sut, std::chrono::seconds(5)));
-  std::thread setter{[&] {
-    for (int i = 0; i < 1000; ++i)
-      sut.set();
-  }};
-  std::thread clearer{[&] {
-    for (int i = 0; i < 1000; ++i)
-      sut.clear();
-  }};
-  setter.join();
-  clearer.join();
-  sut.set(); // whatever the interleaving, the event ends set
-  for (auto& w : waiters) {
-    REQUIRE(ready(w));
-    CHECK_FALSE(w.get());
+  TEST_CASE_FIXTURE(fixture, "set wakes every waiter") {
+    event sut{sys};
+    std::vector<std::future<caf::error>> waiters;
+    for (int i = 0; i < 5; ++i)
+      waiters.push_back(wait_async(sut));
+    REQUIRE(eventually([&] {
+      auto n = sut.waiting();
+      REQUIRE(n);
+      return *n == 5;
+    }));
+    sut.set();
+    for (auto& w : waiters) {
+      REQUIRE(ready(w));
+      CHECK_FALSE(w.get());
+    }
+    CHECK(*sut.waiting() == 0);
   }
-  CHECK(*sut.is_set());
-}
 
-TEST_CASE_FIXTURE(fixture, "an actor can wait without blocking through the handle") {
-  event sut{sys};
-  auto client = sys.spawn([sut](caf::event_based_actor* me) -> caf::behavior {
-    return {[me, sut](caf::get_atom) {
-      auto rp = me->make_response_promise<caf::ok_atom>();
-      me->request(sut.handle(), caf::infinite, troupe::wait_atom::value)
-        .then([rp](caf::ok_atom x) mutable { rp.deliver(x); },
-              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-      return rp;
+  TEST_CASE_FIXTURE(fixture, "waiting on an unset event with a timeout ends in timeout") {
+    event sut{sys};
+    auto err = sut.wait(self, std::chrono::milliseconds(20));
+    CHECK(troupe::is(err, errc::timeout));
+    CHECK(*sut.waiting() == 0);
+    // A zero timeout polls.
+    CHECK(troupe::is(sut.wait(self, caf::timespan::zero()), errc::timeout));
+  }
+
+  TEST_CASE_FIXTURE(fixture, "waiters that arrive after set return at once") {
+    event sut{sys};
+    sut.set();
+    CHECK(*sut.is_set());
+    CHECK_FALSE(sut.wait(self, caf::timespan::zero()));
+    CHECK_FALSE(sut.wait(self));
+  }
+
+  TEST_CASE_FIXTURE(fixture, "clear resets the event so new waiters block again") {
+    event sut{sys};
+    sut.set();
+    sut.clear();
+    CHECK_FALSE(*sut.is_set());
+    CHECK(troupe::is(sut.wait(self, std::chrono::milliseconds(10)), errc::timeout));
+  }
+
+  TEST_CASE_FIXTURE(fixture, "racing set and clear leave no waiter hanging") {
+    event sut{sys};
+    std::vector<std::future<caf::error>> waiters;
+    for (int i = 0; i < 4; ++i)
+      waiters.push_back(wait_async(sut, std::chrono::seconds(5)));
+    std::thread setter{[&] {
+      for (int i = 0; i < 1000; ++i)
+        sut.set();
     }};
-  });
-  auto answer = self->request(client, troupe::test::deadline, caf::get_atom::value);
-  REQUIRE(eventually([&] { auto n = sut.waiting(); REQUIRE(n); return *n == 1; }));
-  sut.set();
-  std::move(answer).receive([](caf::ok_atom) {},
-                            [](caf::error& err) { FAIL(troupe::describe(err)); });
-}
+    std::thread clearer{[&] {
+      for (int i = 0; i < 1000; ++i)
+        sut.clear();
+    }};
+    setter.join();
+    clearer.join();
+    sut.set(); // whatever the interleaving, the event ends set
+    for (auto& w : waiters) {
+      REQUIRE(ready(w));
+      CHECK_FALSE(w.get());
+    }
+    CHECK(*sut.is_set());
+  }
 
-TEST_CASE_FIXTURE(fixture, "waiters get owner_down when the event's actor is killed") {
-  event sut{sys};
-  auto waiter = wait_async(sut);
-  REQUIRE(eventually([&] { auto n = sut.waiting(); REQUIRE(n); return *n == 1; }));
-  troupe::test::kill_and_wait(self, sut.handle());
-  REQUIRE(ready(waiter));
-  CHECK(troupe::is(waiter.get(), errc::owner_down));
-}
+  TEST_CASE_FIXTURE(fixture, "an actor can wait without blocking through the handle") {
+    event sut{sys};
+    auto client = sys.spawn([sut](caf::event_based_actor* me) -> caf::behavior {
+      return {[me, sut](caf::get_atom) {
+        auto rp = me->make_response_promise<caf::ok_atom>();
+        me->request(sut.handle(), caf::infinite, troupe::wait_atom::value)
+          .then([rp](caf::ok_atom x) mutable { rp.deliver(x); },
+                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      }};
+    });
+    auto answer = self->request(client, troupe::test::deadline, caf::get_atom::value);
+    REQUIRE(eventually([&] {
+      auto n = sut.waiting();
+      REQUIRE(n);
+      return *n == 1;
+    }));
+    sut.set();
+    std::move(answer).receive([](caf::ok_atom) {},
+                              [](caf::error& err) { FAIL(troupe::describe(err)); });
+  }
 
-TEST_CASE_FIXTURE(fixture, "waiting on an event whose actor is gone yields owner_down") {
-  event sut{sys};
-  troupe::test::kill_and_wait(self, sut.handle());
-  CHECK(troupe::is(sut.wait(self), errc::owner_down));
-  CHECK(troupe::is(sut.is_set().error(), errc::owner_down));
-}
+  TEST_CASE_FIXTURE(fixture, "waiters get owner_down when the event's actor is killed") {
+    event sut{sys};
+    auto waiter = wait_async(sut);
+    REQUIRE(eventually([&] {
+      auto n = sut.waiting();
+      REQUIRE(n);
+      return *n == 1;
+    }));
+    troupe::test::kill_and_wait(self, sut.handle());
+    REQUIRE(ready(waiter));
+    CHECK(troupe::is(waiter.get(), errc::owner_down));
+  }
+
+  TEST_CASE_FIXTURE(fixture, "waiting on an event whose actor is gone yields owner_down") {
+    event sut{sys};
+    troupe::test::kill_and_wait(self, sut.handle());
+    CHECK(troupe::is(sut.wait(self), errc::owner_down));
+    CHECK(troupe::is(sut.is_set().error(), errc::owner_down));
+  }
 
 } // TEST_SUITE
 
 TEST_SUITE("actors.event") {
 
-TEST_CASE("a served wait with a long timeout does not hold up shutdown") {
-  // The timer of a wait must not keep the event alive: a system whose waits
-  // were all answered shuts down at once, not when the timers run out.
-  auto done = std::async(std::launch::async, [] {
-    fixture fx;
-    event sut{fx.sys};
-    sut.set();
-    auto waiter = wait_async(sut, std::chrono::hours(1));
-    REQUIRE(waiter.get() == caf::error{});
-    caf::anon_send(sut.handle(), troupe::clear_atom::value);
-    CHECK(troupe::is(sut.wait(fx.self, std::chrono::milliseconds(1)), errc::timeout));
-    auto late = wait_async(sut, std::chrono::hours(1));
-    REQUIRE(eventually([&] { return *sut.waiting() == 1; }));
-    sut.set();
-    CHECK_FALSE(late.get());
-  });
-  CHECK(done.wait_for(troupe::test::deadline) == std::future_status::ready);
-}
+  TEST_CASE("a served wait with a long timeout does not hold up shutdown") {
+    // The timer of a wait must not keep the event alive: a system whose waits
+    // were all answered shuts down at once, not when the timers run out.
+    auto done = std::async(std::launch::async, [] {
+      fixture fx;
+      event sut{fx.sys};
+      sut.set();
+      auto waiter = wait_async(sut, std::chrono::hours(1));
+      REQUIRE(waiter.get() == caf::error{});
+      caf::anon_send(sut.handle(), troupe::clear_atom::value);
+      CHECK(troupe::is(sut.wait(fx.self, std::chrono::milliseconds(1)), errc::timeout));
+      auto late = wait_async(sut, std::chrono::hours(1));
+      REQUIRE(eventually([&] { return *sut.waiting() == 1; }));
+      sut.set();
+      CHECK_FALSE(late.get());
+    });
+    CHECK(done.wait_for(troupe::test::deadline) == std::future_status::ready);
+  }
 
 } // TEST_SUITE

@@ -1,10 +1,10 @@
 #pragma once
 
-#include <cstdint>
-#include <string>
-
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
+
+#include <cstdint>
+#include <string>
 
 namespace troupe {
 

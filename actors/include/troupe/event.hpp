@@ -53,8 +53,7 @@ public:
   [[nodiscard]] caf::error wait(caf::timespan timeout = forever) const;
 
   /// As `wait(timeout)`, asking through the caller's `self`.
-  [[nodiscard]] caf::error wait(caf::scoped_actor& self,
-                                caf::timespan timeout = forever) const;
+  [[nodiscard]] caf::error wait(caf::scoped_actor& self, caf::timespan timeout = forever) const;
 
   /// The event's actor.
   [[nodiscard]] const caf::actor& handle() const noexcept {

@@ -79,8 +79,7 @@ class guarded_op final : public guarded_op_base {
 public:
   using result_type = std::decay_t<std::invoke_result_t<F&, T&>>;
 
-  explicit guarded_op(F fn) : fn_(std::move(fn)) {
-  }
+  explicit guarded_op(F fn) : fn_(std::move(fn)) {}
 
   void apply(guarded_frame& frame) override {
     auto& state = *static_cast<T*>(frame.state);
@@ -157,9 +156,7 @@ public:
   /// Spawns the owner with a state built from `args`.
   template <class... Args>
   explicit guarded(caf::actor_system& sys, Args&&... args)
-    : owner_(detail::spawn_guarded_owner(
-      sys, std::make_shared<T>(std::forward<Args>(args)...))) {
-  }
+    : owner_(detail::spawn_guarded_owner(sys, std::make_shared<T>(std::forward<Args>(args)...))) {}
 
   /// Applies `fn` atomically to the state and returns its result (strong
   /// exception guarantee). Blocks the calling thread; uses a temporary
@@ -179,8 +176,7 @@ public:
   /// Applies `fn` atomically to the state itself, without a copy (basic
   /// exception guarantee only).
   template <class F>
-  [[nodiscard]] result_t<F> update_in_place(F&& fn,
-                                            caf::timespan timeout = forever) const {
+  [[nodiscard]] result_t<F> update_in_place(F&& fn, caf::timespan timeout = forever) const {
     return call<false>(nullptr, std::forward<F>(fn), timeout);
   }
 
@@ -199,12 +195,17 @@ public:
   /// Returns a copy of the state, asking through the caller's `self`.
   [[nodiscard]] caf::expected<T> get(caf::scoped_actor& self,
                                      caf::timespan timeout = forever) const {
-    return update_in_place(self, [](const T& x) { return x; }, timeout);
+    return update_in_place(
+      self, [](const T& x) { return x; }, timeout);
   }
 
   /// Non-blocking `update` for event-based actors: applies `fn` (strong
   /// exception guarantee), then calls `on_value(result)` (or `on_value()` if
   /// `fn` returns void) or `on_error(caf::error)` in `self`'s context.
+  ///
+  /// A finite `timeout` is a CAF request timeout, and CAF 0.17 keeps `self`
+  /// alive until it fires even when the answer came first: give one only
+  /// where the wait can really hang.
   template <class Self, class F, class OnValue, class OnError>
   void update_then(Self* self, F fn, OnValue on_value, OnError on_error,
                    caf::timespan timeout = forever) const {

@@ -57,17 +57,14 @@ public:
 
   private:
     friend class semaphore;
-    lease(caf::actor sem, caf::actor holder)
-      : sem_(std::move(sem)), holder_(std::move(holder)) {
-    }
+    lease(caf::actor sem, caf::actor holder) : sem_(std::move(sem)), holder_(std::move(holder)) {}
     caf::actor sem_;
     caf::actor holder_;
   };
 
   /// Spawns a semaphore with `permits` permits; zero permits is
   /// `errc::invalid_argument` (nobody could ever acquire).
-  [[nodiscard]] static caf::expected<semaphore> make(caf::actor_system& sys,
-                                                     std::size_t permits);
+  [[nodiscard]] static caf::expected<semaphore> make(caf::actor_system& sys, std::size_t permits);
 
   /// Blocks until `self` holds a permit or `timeout` passed.
   [[nodiscard]] caf::expected<lease> acquire(caf::scoped_actor& self,
@@ -85,8 +82,7 @@ public:
   }
 
 private:
-  explicit semaphore(caf::actor impl) : impl_(std::move(impl)) {
-  }
+  explicit semaphore(caf::actor impl) : impl_(std::move(impl)) {}
 
   caf::actor impl_;
 };

@@ -52,14 +52,14 @@ public:
     queue_.push_back(waiter{id, self->make_response_promise(), std::move(who)});
     if (timeout != forever) {
       if (!relay_)
-        relay_ = self->home_system().template spawn<caf::hidden>(timer_relay);
+        relay_ = self->home_system().template spawn<caf::hidden>(
+          timer_relay, caf::actor_cast<caf::weak_actor_ptr>(self));
       // Not delayed_anon_send: in CAF 0.17 it still puts `self` in the
       // sender field, a strong reference.
       auto& clock = self->home_system().clock();
-      clock.schedule_message(
-        clock.now() + timeout, caf::actor_cast<caf::strong_actor_ptr>(relay_),
-        caf::make_mailbox_element(nullptr, caf::make_message_id(), {}, caf::timeout_atom::value,
-                                  caf::actor_cast<caf::weak_actor_ptr>(self), id));
+      clock.schedule_message(clock.now() + timeout, caf::actor_cast<caf::strong_actor_ptr>(relay_),
+                             caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
+                                                       caf::timeout_atom::value, id));
     }
     return id;
   }
@@ -114,9 +114,10 @@ public:
   }
 
 private:
-  static caf::behavior timer_relay() {
+  /// Forwards `(timeout_atom, id)` to `owner` if it is still alive.
+  static caf::behavior timer_relay(caf::event_based_actor*, caf::weak_actor_ptr owner) {
     return {
-      [](caf::timeout_atom, const caf::weak_actor_ptr& owner, uint64_t id) {
+      [owner](caf::timeout_atom, uint64_t id) {
         if (auto strong = owner.lock())
           caf::anon_send(caf::actor_cast<caf::actor>(strong), caf::timeout_atom::value, id);
       },

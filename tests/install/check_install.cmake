@@ -3,7 +3,7 @@
 # configures, builds and runs tests/install/consumer against that prefix.
 #
 #   cmake -DTROUPE_BUILD_DIR=... -DCONSUMER_SOURCE_DIR=... -DWORK_DIR=...
-#         -DGENERATOR=... -P check_install.cmake
+#         -DGENERATOR=... [-DSANITIZERS=address,...] -P check_install.cmake
 
 file(REMOVE_RECURSE "${WORK_DIR}")
 set(prefix "${WORK_DIR}/prefix")
@@ -25,8 +25,13 @@ foreach(f include/troupe/guarded.hpp lib/cmake/troupe/troupeConfig.cmake
   endif()
 endforeach()
 
+# A sanitized troupe needs the sanitizer runtime in the consumer too.
+set(flags "")
+if(SANITIZERS)
+  set(flags "-fsanitize=${SANITIZERS}")
+endif()
 run(${CMAKE_COMMAND} -S "${CONSUMER_SOURCE_DIR}" -B "${WORK_DIR}/consumer" -G "${GENERATOR}"
-    "-DCMAKE_PREFIX_PATH=${prefix}" -DCMAKE_BUILD_TYPE=Release)
+    "-DCMAKE_PREFIX_PATH=${prefix}" -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS=${flags}")
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/consumer")
 run("${WORK_DIR}/consumer/consumer")
 if(NOT last_output MATCHES "consumer: counter = 3")

@@ -36,6 +36,7 @@ int main() {
 
   // 1. Four threads, 10,000 deposits each, every one a read then a write.
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t)
     threads.emplace_back([&] {
       caf::scoped_actor self{sys};

@@ -43,6 +43,7 @@ TEST_SUITE("actors.event") {
   TEST_CASE_FIXTURE(fixture, "set wakes every waiter") {
     event sut{sys};
     std::vector<std::future<caf::error>> waiters;
+    waiters.reserve(5);
     for (int i = 0; i < 5; ++i)
       waiters.push_back(wait_async(sut));
     REQUIRE(eventually([&] {
@@ -86,6 +87,7 @@ TEST_SUITE("actors.event") {
   TEST_CASE_FIXTURE(fixture, "racing set and clear leave no waiter hanging") {
     event sut{sys};
     std::vector<std::future<caf::error>> waiters;
+    waiters.reserve(4);
     for (int i = 0; i < 4; ++i)
       waiters.push_back(wait_async(sut, std::chrono::seconds(5)));
     std::thread setter{[&] {
@@ -124,7 +126,7 @@ TEST_SUITE("actors.event") {
       return *n == 1;
     }));
     sut.set();
-    std::move(answer).receive([](caf::ok_atom) {},
+    answer.receive([](caf::ok_atom) {},
                               [](caf::error& err) { FAIL(troupe::describe(err)); });
   }
 

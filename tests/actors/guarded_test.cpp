@@ -33,6 +33,7 @@ TEST_SUITE("actors.guarded") {
     constexpr int threads = 4;
     constexpr int per_thread = 5'000;
     std::vector<std::thread> workers;
+    workers.reserve(threads);
     for (int t = 0; t < threads; ++t)
       workers.emplace_back([&] {
         caf::scoped_actor me{sys};

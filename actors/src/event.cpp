@@ -18,12 +18,13 @@ struct event_state {
 using event_actor = caf::stateful_actor<event_state>;
 
 caf::behavior event_impl(event_actor* self) {
+  self->set_down_handler([self](caf::down_msg& msg) { self->state.waiters.on_down(msg.source); });
   auto wait = [self](caf::timespan timeout) -> caf::result<caf::ok_atom> {
     auto& st = self->state;
     if (st.flag)
       return caf::ok_atom::value;
     if (timeout <= caf::timespan::zero())
-      return make_error(errc::timeout, "event not set");
+      return detail::fail(self, make_error(errc::timeout, "event not set"));
     st.waiters.push(self, timeout);
     return caf::delegated<caf::ok_atom>{};
   };
@@ -32,7 +33,7 @@ caf::behavior event_impl(event_actor* self) {
     [wait](wait_atom, caf::timespan timeout) { return wait(timeout); },
     [self](set_atom) {
       self->state.flag = true;
-      self->state.waiters.deliver_all(caf::ok_atom::value);
+      self->state.waiters.deliver_all(self, caf::ok_atom::value);
       return detail::ack(self);
     },
     [self](clear_atom) {
@@ -41,8 +42,10 @@ caf::behavior event_impl(event_actor* self) {
     },
     [self](caf::get_atom) { return self->state.flag; },
     [self](caf::get_atom, wait_atom) { return self->state.waiters.size(); },
-    [self](caf::timeout_atom, uint64_t id) {
-      self->state.waiters.expire(id, make_error(errc::timeout, "event not set in time"));
+    [self](detail::expire_atom, uint64_t id) {
+      auto& waiters = self->state.waiters;
+      if (waiters.from_relay(self->current_sender()))
+        waiters.expire(self, id, make_error(errc::timeout, "event not set in time"));
     },
   };
 }
@@ -60,6 +63,8 @@ void event::clear() const {
 }
 
 caf::expected<bool> event::is_set() const {
+  if (!impl_)
+    return make_error(errc::owner_down, "empty event handle (moved from)");
   caf::scoped_actor self{impl_->home_system()};
   caf::expected<bool> result{false};
   self->request(impl_, caf::infinite, caf::get_atom::value)
@@ -73,6 +78,8 @@ caf::expected<std::size_t> event::waiting() const {
 }
 
 caf::error event::wait(caf::timespan timeout) const {
+  if (!impl_)
+    return make_error(errc::owner_down, "empty event handle (moved from)");
   caf::scoped_actor self{impl_->home_system()};
   return wait(self, timeout);
 }

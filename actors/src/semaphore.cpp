@@ -7,7 +7,6 @@
 #include <caf/send.hpp>
 
 #include <unordered_map>
-#include <unordered_set>
 
 namespace troupe {
 
@@ -16,27 +15,28 @@ namespace {
 struct semaphore_state {
   std::size_t available = 0;
   std::unordered_map<caf::actor_addr, std::size_t> holders;
-  std::unordered_set<caf::actor_addr> monitored;
-  detail::waiter_queue waiters;
+  detail::waiter_queue waiters; // also watches the holders
   static constexpr const char* name = "troupe.semaphore";
 };
 
 using semaphore_actor = caf::stateful_actor<semaphore_state>;
 
-void watch(semaphore_actor* self, const caf::actor_addr& who) {
-  if (self->state.monitored.insert(who).second)
-    self->monitor(who);
+/// Gives `who` one permit.
+void hold(semaphore_actor* self, const caf::actor_addr& who) {
+  auto& st = self->state;
+  --st.available;
+  ++st.holders[who];
+  st.waiters.watch().add(self, who);
 }
 
 /// Hands free permits to the oldest waiters.
 void grant(semaphore_actor* self) {
   auto& st = self->state;
   while (st.available > 0) {
-    auto next = st.waiters.pop();
+    auto next = st.waiters.pop(self);
     if (!next)
       return;
-    --st.available;
-    ++st.holders[next->who];
+    hold(self, next->who);
     next->promise.deliver(caf::ok_atom::value);
   }
 }
@@ -45,8 +45,7 @@ caf::behavior semaphore_impl(semaphore_actor* self, std::size_t permits) {
   self->state.available = permits;
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
-    st.monitored.erase(msg.source);
-    st.waiters.drop(msg.source);
+    st.waiters.on_down(msg.source);
     if (auto i = st.holders.find(msg.source); i != st.holders.end()) {
       st.available += i->second;
       st.holders.erase(i);
@@ -57,16 +56,15 @@ caf::behavior semaphore_impl(semaphore_actor* self, std::size_t permits) {
     auto& st = self->state;
     auto who = caf::actor_cast<caf::actor_addr>(self->current_sender());
     if (!who)
-      return make_error(errc::invalid_argument,
-                        "acquire needs a sender: permits are leases held by actors");
-    watch(self, who);
+      return detail::fail(self, make_error(errc::invalid_argument,
+                                           "acquire needs a sender: permits are leases held by "
+                                           "actors"));
     if (st.available > 0 && st.waiters.empty()) {
-      --st.available;
-      ++st.holders[who];
+      hold(self, who);
       return caf::ok_atom::value;
     }
     if (timeout <= caf::timespan::zero())
-      return make_error(errc::timeout, "no permit free");
+      return detail::fail(self, make_error(errc::timeout, "no permit free"));
     st.waiters.push(self, timeout);
     return caf::delegated<caf::ok_atom>{};
   };
@@ -78,17 +76,21 @@ caf::behavior semaphore_impl(semaphore_actor* self, std::size_t permits) {
       auto who = caf::actor_cast<caf::actor_addr>(self->current_sender());
       auto i = st.holders.find(who);
       if (i == st.holders.end())
-        return make_error(errc::not_held, "release by an actor that holds no permit");
+        return detail::fail(self,
+                            make_error(errc::not_held, "release by an actor that holds no permit"));
       if (--i->second == 0)
         st.holders.erase(i);
+      st.waiters.watch().remove(self, who);
       ++st.available;
       grant(self);
       return detail::ack(self);
     },
     [self](caf::get_atom) { return self->state.available; },
     [self](caf::get_atom, wait_atom) { return self->state.waiters.size(); },
-    [self](caf::timeout_atom, uint64_t id) {
-      self->state.waiters.expire(id, make_error(errc::timeout, "no permit within the timeout"));
+    [self](detail::expire_atom, uint64_t id) {
+      auto& waiters = self->state.waiters;
+      if (waiters.from_relay(self->current_sender()))
+        waiters.expire(self, id, make_error(errc::timeout, "no permit within the timeout"));
     },
   };
 }
@@ -103,6 +105,8 @@ caf::expected<semaphore> semaphore::make(caf::actor_system& sys, std::size_t per
 
 caf::expected<semaphore::lease> semaphore::acquire(caf::scoped_actor& self,
                                                    caf::timespan timeout) const {
+  if (!impl_)
+    return make_error(errc::owner_down, "empty semaphore handle (moved from)");
   caf::error err;
   self->request(impl_, caf::infinite, acquire_atom::value, timeout)
     .receive([](caf::ok_atom) {},

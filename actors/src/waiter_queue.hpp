@@ -3,17 +3,18 @@
 #include "troupe/error.hpp"
 #include "troupe/timeout.hpp"
 
-#include <caf/actor_addr.hpp>
 #include <caf/all.hpp>
-#include <caf/delegated.hpp>
-#include <caf/response_promise.hpp>
-#include <caf/result.hpp>
 
 #include <cstdint>
 #include <deque>
+#include <iostream>
 #include <optional>
+#include <unordered_map>
 
 namespace troupe::detail {
+
+/// Private tag of the timer messages an owner receives from its relay.
+using expire_atom = caf::atom_constant<caf::atom("tr_expire")>;
 
 /// A request that an actor has accepted but not answered yet.
 struct waiter {
@@ -22,111 +23,35 @@ struct waiter {
   caf::actor_addr who;
 };
 
-/// FIFO of accepted requests kept in an actor's state. Whatever is still
-/// queued when the state is destroyed (the owner terminates) is failed with
-/// `errc::owner_down`, so no requester is left waiting on a dead actor.
-class waiter_queue {
+/// The actors an owner monitors, counted: one count per queued request or
+/// held lease. The owner monitors an actor at its first count and stops at
+/// its last, so long-lived clients do not pile up monitors.
+class watch_list {
 public:
-  waiter_queue() = default;
-  waiter_queue(const waiter_queue&) = delete;
-  waiter_queue& operator=(const waiter_queue&) = delete;
-
-  ~waiter_queue() {
-    fail_all(make_error(errc::owner_down, "the owner terminated while the request waited"));
-  }
-
-  /// Queues the request that `self` is handling. Unless `timeout` is
-  /// `forever`, the owner receives `(caf::timeout_atom, id)` when it runs out
-  /// and should then call `expire(id, ...)`.
-  ///
-  /// The timer does not keep the owner alive: CAF's `delayed_send` holds
-  /// a strong reference for the whole timeout, so an actor system would wait
-  /// for every stale timer at shutdown. The timer goes to a hidden relay with
-  /// a weak reference instead, and the relay forwards it if the owner lives.
   template <class Self>
-  uint64_t push(Self* self, caf::timespan timeout) {
-    auto id = next_id_++;
-    // Read the sender first: make_response_promise takes it out of the
-    // current message.
-    auto who = caf::actor_cast<caf::actor_addr>(self->current_sender());
-    queue_.push_back(waiter{id, self->make_response_promise(), std::move(who)});
-    if (timeout != forever) {
-      if (!relay_)
-        relay_ = self->home_system().template spawn<caf::hidden>(
-          timer_relay, caf::actor_cast<caf::weak_actor_ptr>(self));
-      // Not delayed_anon_send: in CAF 0.17 it still puts `self` in the
-      // sender field, a strong reference.
-      auto& clock = self->home_system().clock();
-      clock.schedule_message(clock.now() + timeout, caf::actor_cast<caf::strong_actor_ptr>(relay_),
-                             caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
-                                                       caf::timeout_atom::value, id));
-    }
-    return id;
+  void add(Self* self, const caf::actor_addr& who) {
+    if (who && counts_[who]++ == 0)
+      self->monitor(who);
   }
 
-  /// Takes the oldest request, if any.
-  std::optional<waiter> pop() {
-    if (queue_.empty())
-      return std::nullopt;
-    auto result = std::move(queue_.front());
-    queue_.pop_front();
-    return result;
-  }
-
-  /// Fails the request `id` with `err` if it is still queued.
-  void expire(uint64_t id, const caf::error& err) {
-    for (auto i = queue_.begin(); i != queue_.end(); ++i) {
-      if (i->id == id) {
-        i->promise.deliver(err);
-        queue_.erase(i);
-        return;
-      }
+  template <class Self>
+  void remove(Self* self, const caf::actor_addr& who) {
+    auto i = counts_.find(who);
+    if (i == counts_.end())
+      return;
+    if (--i->second == 0) {
+      counts_.erase(i);
+      self->demonitor(who);
     }
   }
 
-  /// Forgets every request of `who` (who is gone and expects no answer).
-  void drop(const caf::actor_addr& who) {
-    for (auto i = queue_.begin(); i != queue_.end();)
-      i = i->who == who ? queue_.erase(i) : i + 1;
-  }
-
-  /// Answers every queued request with `msg` and empties the queue.
-  template <class... Ts>
-  void deliver_all(const Ts&... xs) {
-    for (auto& w : queue_)
-      w.promise.deliver(xs...);
-    queue_.clear();
-  }
-
-  /// Fails every queued request with `err` and empties the queue.
-  void fail_all(const caf::error& err) {
-    for (auto& w : queue_)
-      w.promise.deliver(err);
-    queue_.clear();
-  }
-
-  [[nodiscard]] std::size_t size() const noexcept {
-    return queue_.size();
-  }
-
-  [[nodiscard]] bool empty() const noexcept {
-    return queue_.empty();
+  /// Forgets `who` once its down message arrived.
+  void forget(const caf::actor_addr& who) {
+    counts_.erase(who);
   }
 
 private:
-  /// Forwards `(timeout_atom, id)` to `owner` if it is still alive.
-  static caf::behavior timer_relay(caf::event_based_actor*, caf::weak_actor_ptr owner) {
-    return {
-      [owner](caf::timeout_atom, uint64_t id) {
-        if (auto strong = owner.lock())
-          caf::anon_send(caf::actor_cast<caf::actor>(strong), caf::timeout_atom::value, id);
-      },
-    };
-  }
-
-  caf::actor relay_;
-  std::deque<waiter> queue_;
-  uint64_t next_id_ = 1;
+  std::unordered_map<caf::actor_addr, std::size_t> counts_;
 };
 
 /// Answers the current message with `caf::ok_atom` if it is a request and
@@ -139,10 +64,156 @@ caf::result<caf::ok_atom> ack(Self* self) {
   return caf::delegated<caf::ok_atom>{};
 }
 
+/// Answers the current message with `err` if it is a request. An
+/// asynchronous message gets no error back, because CAF 0.17 would deliver it
+/// as an error message that terminates a sender without an error handler;
+/// the failure is reported on stderr instead, never dropped unseen.
+template <class Self>
+caf::result<caf::ok_atom> fail(Self* self, caf::error err) {
+  if (self->current_message_id().is_request())
+    return err;
+  std::cerr << "[troupe] " << self->name() << ": an asynchronous message failed with "
+            << describe(err) << " (send it as a request to receive the error)\n";
+  return caf::delegated<caf::ok_atom>{};
+}
+
+/// FIFO of accepted requests kept in an actor's state, with the monitors
+/// that keep it honest:
+/// - every requester is monitored; `on_down` drops the requests of a dead
+///   one (a response promise holds a strong reference to the owner, so a
+///   forgotten request would keep the owner alive forever);
+/// - a request with a timeout gets a timer (see `push`);
+/// - whatever is still queued when the state is destroyed (the owner
+///   terminates) is failed with `errc::owner_down`.
+/// Requests that came as asynchronous messages get successes delivered, never
+/// errors (see `fail`).
+class waiter_queue {
+public:
+  waiter_queue() = default;
+  waiter_queue(const waiter_queue&) = delete;
+  waiter_queue& operator=(const waiter_queue&) = delete;
+
+  ~waiter_queue() {
+    auto err = make_error(errc::owner_down, "the owner terminated while the request waited");
+    for (auto& w : queue_)
+      if (!w.promise.async())
+        w.promise.deliver(err);
+  }
+
+  /// Queues the request that `self` is handling. Unless `timeout` is
+  /// `forever`, the owner receives `(expire_atom, id)` from its relay when it
+  /// runs out and should then call `expire`.
+  ///
+  /// The timer does not keep the owner alive: CAF's `delayed_send` holds a
+  /// strong reference for the whole timeout (and `delayed_anon_send` still
+  /// carries the sender in 0.17), so an actor system would wait for every
+  /// stale timer at shutdown. The timer goes to a hidden relay that holds a
+  /// weak reference and forwards it if the owner still lives.
+  template <class Self>
+  uint64_t push(Self* self, caf::timespan timeout) {
+    auto id = next_id_++;
+    // Read the sender first: make_response_promise takes it out of the
+    // current message.
+    auto who = caf::actor_cast<caf::actor_addr>(self->current_sender());
+    watch_.add(self, who);
+    queue_.push_back(waiter{id, self->make_response_promise(), std::move(who)});
+    if (!is_forever(timeout)) {
+      if (!relay_)
+        relay_ = self->home_system().template spawn<caf::hidden>(
+          timer_relay, caf::actor_cast<caf::weak_actor_ptr>(self));
+      auto& clock = self->home_system().clock();
+      clock.schedule_message(
+        clock.now() + timeout, caf::actor_cast<caf::strong_actor_ptr>(relay_),
+        caf::make_mailbox_element(nullptr, caf::make_message_id(), {}, expire_atom::value, id));
+    }
+    return id;
+  }
+
+  /// Whether `sender` is this queue's timer relay (only it may expire).
+  [[nodiscard]] bool from_relay(const caf::strong_actor_ptr& sender) const {
+    return relay_ && sender == caf::actor_cast<caf::strong_actor_ptr>(relay_);
+  }
+
+  /// Takes the oldest request, if any.
+  template <class Self>
+  std::optional<waiter> pop(Self* self) {
+    if (queue_.empty())
+      return std::nullopt;
+    auto result = std::move(queue_.front());
+    queue_.pop_front();
+    watch_.remove(self, result.who);
+    return result;
+  }
+
+  /// Fails the request `id` with `err` if it is still queued.
+  template <class Self>
+  void expire(Self* self, uint64_t id, const caf::error& err) {
+    for (auto i = queue_.begin(); i != queue_.end(); ++i) {
+      if (i->id == id) {
+        if (!i->promise.async())
+          i->promise.deliver(err);
+        watch_.remove(self, i->who);
+        queue_.erase(i);
+        return;
+      }
+    }
+  }
+
+  /// Answers every queued request with `xs...` and empties the queue.
+  template <class Self, class... Ts>
+  void deliver_all(Self* self, const Ts&... xs) {
+    for (auto& w : queue_) {
+      w.promise.deliver(xs...);
+      watch_.remove(self, w.who);
+    }
+    queue_.clear();
+  }
+
+  /// Forgets every request of `who`, which is gone and expects no answer,
+  /// and stops counting it as watched.
+  void on_down(const caf::actor_addr& who) {
+    for (auto i = queue_.begin(); i != queue_.end();)
+      i = i->who == who ? queue_.erase(i) : i + 1;
+    watch_.forget(who);
+  }
+
+  /// The monitors of this owner, for other reasons to watch a client (a
+  /// semaphore counts its holders here too).
+  watch_list& watch() noexcept {
+    return watch_;
+  }
+
+  [[nodiscard]] std::size_t size() const noexcept {
+    return queue_.size();
+  }
+
+  [[nodiscard]] bool empty() const noexcept {
+    return queue_.empty();
+  }
+
+private:
+  /// Forwards `(expire_atom, id)` to `owner` if it is still alive.
+  static caf::behavior timer_relay(caf::event_based_actor* self, caf::weak_actor_ptr owner) {
+    return {
+      [self, owner](expire_atom, uint64_t id) {
+        if (auto strong = owner.lock())
+          self->send(caf::actor_cast<caf::actor>(strong), expire_atom::value, id);
+      },
+    };
+  }
+
+  caf::actor relay_;
+  std::deque<waiter> queue_;
+  watch_list watch_;
+  uint64_t next_id_ = 1;
+};
+
 /// Asks `who` a question answered with a `size_t`, from a temporary
 /// `scoped_actor`; for the counters that handles expose.
 template <class... Ts>
 caf::expected<std::size_t> ask_count(const caf::actor& who, const Ts&... xs) {
+  if (!who)
+    return make_error(errc::owner_down, "empty handle (moved from)");
   caf::scoped_actor self{who->home_system()};
   caf::expected<std::size_t> result{std::size_t{0}};
   self->request(who, caf::infinite, xs...)

@@ -90,6 +90,11 @@ TEST_SUITE("actors.event") {
     waiters.reserve(4);
     for (int i = 0; i < 4; ++i)
       waiters.push_back(wait_async(sut, std::chrono::seconds(5)));
+    REQUIRE(eventually([&] {
+      auto n = sut.waiting();
+      REQUIRE(n);
+      return *n == 4;
+    }));
     std::thread setter{[&] {
       for (int i = 0; i < 1000; ++i)
         sut.set();
@@ -126,8 +131,7 @@ TEST_SUITE("actors.event") {
       return *n == 1;
     }));
     sut.set();
-    answer.receive([](caf::ok_atom) {},
-                              [](caf::error& err) { FAIL(troupe::describe(err)); });
+    answer.receive([](caf::ok_atom) {}, [](caf::error& err) { FAIL(troupe::describe(err)); });
   }
 
   TEST_CASE_FIXTURE(fixture, "waiters get owner_down when the event's actor is killed") {
@@ -171,6 +175,69 @@ TEST_SUITE("actors.event") {
       CHECK_FALSE(late.get());
     });
     CHECK(done.wait_for(troupe::test::deadline) == std::future_status::ready);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "a waiter actor that dies leaves the queue") {
+    event sut{sys};
+    auto waiter = sys.spawn([sut](caf::event_based_actor* me) -> caf::behavior {
+      sut.wait_then(
+        me, [] {}, [](const caf::error&) {});
+      return {[](caf::get_atom) {}};
+    });
+    REQUIRE(eventually([&] { return *sut.waiting() == 1; }));
+    troupe::test::kill_and_wait(self, waiter);
+    CHECK(eventually([&] { return *sut.waiting() == 0; }));
+  }
+
+  TEST_CASE_FIXTURE(fixture, "wait_then reports a timeout to an event-based actor") {
+    event sut{sys};
+    auto client = sys.spawn([sut](caf::event_based_actor* me) -> caf::behavior {
+      return {[me, sut](caf::get_atom) {
+        auto rp = me->make_response_promise<caf::ok_atom>();
+        sut.wait_then(
+          me, [rp]() mutable { rp.deliver(caf::ok_atom::value); },
+          [rp](caf::error err) mutable { rp.deliver(std::move(err)); },
+          std::chrono::milliseconds(5));
+        return rp;
+      }};
+    });
+    self->request(client, troupe::test::deadline, caf::get_atom::value)
+      .receive([](caf::ok_atom) { FAIL("an unset event was reported set"); },
+               [](caf::error& err) { CHECK(troupe::is(err, errc::timeout)); });
+  }
+
+  TEST_CASE_FIXTURE(fixture, "a failed asynchronous wait does not terminate the sender") {
+    event sut{sys};
+    auto client = sys.spawn([sut](caf::event_based_actor* me) -> caf::behavior {
+      return {[me, sut](caf::get_atom) {
+        // A poll of an unset event, sent without asking for an answer, then a
+        // request: an error reply to the poll would arrive first and end `me`.
+        me->send(sut.handle(), troupe::wait_atom::value, caf::timespan::zero());
+        auto rp = me->make_response_promise<caf::ok_atom>();
+        me->request(sut.handle(), caf::infinite, caf::get_atom::value).then([rp](bool) mutable {
+          rp.deliver(caf::ok_atom::value);
+        });
+        return rp;
+      }};
+    });
+    self->request(client, troupe::test::deadline, caf::get_atom::value)
+      .receive([](caf::ok_atom) {},
+               [](caf::error& err) { FAIL("the sender died: " << troupe::describe(err)); });
+  }
+
+  TEST_CASE_FIXTURE(fixture, "timeouts racing a set leave every waiter answered") {
+    event sut{sys};
+    std::vector<std::future<caf::error>> waiters;
+    waiters.reserve(20);
+    for (int i = 0; i < 20; ++i)
+      waiters.push_back(wait_async(sut, std::chrono::microseconds(50 * i)));
+    sut.set();
+    for (auto& w : waiters) {
+      REQUIRE(ready(w));
+      auto err = w.get();
+      CHECK((!err || troupe::is(err, errc::timeout)));
+    }
+    CHECK(*sut.waiting() == 0);
   }
 
 } // TEST_SUITE

@@ -1,6 +1,7 @@
 #include "support/fixture.hpp"
 #include "troupe/guarded.hpp"
 
+#include <atomic>
 #include <future>
 #include <stdexcept>
 #include <string>
@@ -32,6 +33,7 @@ TEST_SUITE("actors.guarded") {
     guarded<long> sut{sys, 0L};
     constexpr int threads = 4;
     constexpr int per_thread = 5'000;
+    std::atomic<int> failures{0};
     std::vector<std::thread> workers;
     workers.reserve(threads);
     for (int t = 0; t < threads; ++t)
@@ -43,11 +45,13 @@ TEST_SUITE("actors.guarded") {
             auto seen = x;
             x = seen + 1;
           });
-          REQUIRE(ok);
+          if (!ok)
+            ++failures; // doctest's REQUIRE must not run off the main thread
         }
       });
     for (auto& w : workers)
       w.join();
+    CHECK(failures == 0);
     CHECK(*sut.get(self) == threads * per_thread);
   }
 
@@ -174,6 +178,167 @@ TEST_SUITE("actors.guarded") {
     auto result = sut.update([](int& x) { return x; });
     REQUIRE_FALSE(result);
     CHECK(troupe::is(result.error(), errc::owner_down));
+  }
+
+  TEST_CASE_FIXTURE(fixture, "an update that timed out never runs later") {
+    guarded<int> sut{sys, 0};
+    std::promise<void> unblock;
+    auto gate = unblock.get_future().share();
+    std::promise<void> entered;
+    auto busy = std::async(std::launch::async, [&] {
+      return sut.update([&](int& x) {
+        entered.set_value();
+        gate.wait();
+        return ++x;
+      });
+    });
+    entered.get_future().wait();
+    auto ran = std::make_shared<std::atomic<bool>>(false);
+    auto result = sut.update(
+      [ran](int& x) {
+        *ran = true;
+        return x;
+      },
+      std::chrono::milliseconds(10));
+    CHECK(troupe::is(result.error(), errc::timeout));
+    unblock.set_value();
+    CHECK(*busy.get() == 1);
+    // The abandoned operation was queued before this one: once this one is
+    // answered, the owner has passed it without running it.
+    CHECK(sut.get());
+    CHECK_FALSE(*ran);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "an update the owner started before the timeout returns its result") {
+    guarded<int> sut{sys, 0};
+    std::promise<void> unblock;
+    auto gate = unblock.get_future().share();
+    std::promise<void> entered;
+    constexpr auto timeout = std::chrono::milliseconds(5);
+    auto start = std::chrono::steady_clock::now();
+    auto caller = std::async(std::launch::async, [&] {
+      return sut.update(
+        [&](int& x) {
+          entered.set_value();
+          gate.wait(); // still running when the caller's timeout passes
+          return x = 42;
+        },
+        timeout);
+    });
+    entered.get_future().wait();
+    // The event this test is about is the passing of the timeout itself.
+    while (std::chrono::steady_clock::now() < start + 4 * timeout)
+      std::this_thread::yield();
+    unblock.set_value();
+    REQUIRE(caller.wait_for(troupe::test::deadline) == std::future_status::ready);
+    auto result = caller.get();
+    REQUIRE(result);
+    CHECK(*result == 42);
+    CHECK(*sut.get() == 42);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "a timeout of zero or less fails at once without running") {
+    guarded<int> sut{sys, 0};
+    bool ran = false;
+    auto result = sut.update(
+      [&ran](int&) {
+        ran = true;
+        return 0;
+      },
+      caf::timespan::zero());
+    CHECK(troupe::is(result.error(), errc::timeout));
+    CHECK(troupe::is(sut.get(std::chrono::milliseconds(-1)).error(), errc::timeout));
+    CHECK(*sut.get() == 0);
+    CHECK_FALSE(ran);
+  }
+
+  TEST_CASE_FIXTURE(fixture,
+                    "a call that would wait for itself across owners fails with would_deadlock") {
+    guarded<int> a{sys, 1};
+    guarded<int> b{sys, 2};
+    caf::error inner;
+    auto result = a.update(
+      [&](int& x) {
+        // A's operation blocks on B; B's operation calls back into A.
+        auto from_b = b.update(
+          [&](int& y) {
+            auto back = a.update([](int& z) { return z; }, std::chrono::seconds(5));
+            inner = back ? caf::error{} : back.error();
+            return y;
+          },
+          std::chrono::seconds(5));
+        return x + (from_b ? *from_b : -100);
+      },
+      std::chrono::seconds(5));
+    REQUIRE(result);
+    CHECK(*result == 3);
+    CHECK(troupe::is(inner, errc::would_deadlock));
+  }
+
+  TEST_CASE_FIXTURE(
+    fixture, "update_then reports timeout and never runs a function the busy owner did not start") {
+    guarded<int> sut{sys, 0};
+    std::promise<void> unblock;
+    auto gate = unblock.get_future().share();
+    std::promise<void> entered;
+    auto busy = std::async(std::launch::async, [&] {
+      return sut.update([&](int& x) {
+        entered.set_value();
+        gate.wait();
+        return x;
+      });
+    });
+    entered.get_future().wait();
+    auto ran = std::make_shared<std::atomic<bool>>(false);
+    auto client = sys.spawn([sut, ran](caf::event_based_actor* me) -> caf::behavior {
+      return {[me, sut, ran](caf::get_atom) {
+        auto rp = me->make_response_promise<int>();
+        sut.update_then(
+          me,
+          [ran](int& x) {
+            *ran = true;
+            return x;
+          },
+          [rp](int x) mutable { rp.deliver(x); },
+          [rp](caf::error err) mutable { rp.deliver(std::move(err)); },
+          std::chrono::milliseconds(1));
+        return rp;
+      }};
+    });
+    auto answer = self->request(client, troupe::test::deadline, caf::get_atom::value);
+    // Let the deadline pass while the owner is busy, then free the owner.
+    auto start = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() < start + std::chrono::milliseconds(5))
+      std::this_thread::yield();
+    unblock.set_value();
+    answer.receive([](int) { FAIL("the operation ran after its deadline"); },
+                   [](caf::error& err) { CHECK(troupe::is(err, errc::timeout)); });
+    CHECK(busy.get());
+    CHECK_FALSE(*ran);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "update_then on a terminated owner reports owner_down") {
+    guarded<int> sut{sys, 0};
+    troupe::test::kill_and_wait(self, sut.handle());
+    auto client = sys.spawn([sut](caf::event_based_actor* me) -> caf::behavior {
+      return {[me, sut](caf::get_atom) {
+        auto rp = me->make_response_promise<int>();
+        sut.update_then(
+          me, [](int& x) { return x; }, [rp](int x) mutable { rp.deliver(x); },
+          [rp](caf::error err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      }};
+    });
+    self->request(client, troupe::test::deadline, caf::get_atom::value)
+      .receive([](int) { FAIL("a dead owner answered"); },
+               [](caf::error& err) { CHECK(troupe::is(err, errc::owner_down)); });
+  }
+
+  TEST_CASE_FIXTURE(fixture, "a moved-from handle answers owner_down") {
+    guarded<int> sut{sys, 0};
+    auto other = std::move(sut);
+    CHECK(troupe::is(sut.get().error(), errc::owner_down)); // NOLINT(bugprone-use-after-move)
+    CHECK(*other.get() == 0);
   }
 
 } // TEST_SUITE

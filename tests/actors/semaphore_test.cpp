@@ -2,8 +2,12 @@
 #include "troupe/error.hpp"
 #include "troupe/semaphore.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <future>
 #include <optional>
+#include <thread>
+#include <vector>
 
 using troupe::errc;
 using troupe::semaphore;
@@ -150,6 +154,102 @@ TEST_SUITE("actors.semaphore") {
     troupe::test::kill_and_wait(self, sut.handle());
     REQUIRE(waiter.wait_for(troupe::test::deadline) == std::future_status::ready);
     CHECK(troupe::is(waiter.get(), errc::owner_down));
+  }
+
+  TEST_CASE_FIXTURE(fixture, "ten actors sharing three permits never hold more than three") {
+    auto sut = *semaphore::make(sys, 3);
+    // The gauge counts holders: `add` once a permit is held, `sub` before it
+    // is given back, so it never counts a task that holds no permit.
+    struct gauge_state {
+      int inside = 0;
+      int max_inside = 0;
+    };
+    auto gauge = sys.spawn([](caf::stateful_actor<gauge_state>* me) -> caf::behavior {
+      return {
+        [me](caf::add_atom) {
+          me->state.max_inside = std::max(me->state.max_inside, ++me->state.inside);
+          return me->state.max_inside;
+        },
+        [me](caf::sub_atom) {
+          --me->state.inside;
+          return caf::ok_atom::value;
+        },
+        [me](caf::get_atom) { return me->state.max_inside; },
+      };
+    });
+    caf::actor boss = caf::actor_cast<caf::actor>(self.ptr());
+    for (int i = 0; i < 10; ++i)
+      sys.spawn([sut, gauge, boss](caf::event_based_actor* me) {
+        sut.acquire_then(
+          me,
+          [me, sut, gauge, boss] {
+            me->request(gauge, caf::infinite, caf::add_atom::value).then([=](int) {
+              me->request(gauge, caf::infinite, caf::sub_atom::value).then([=](caf::ok_atom) {
+                sut.release(me);
+                me->send(boss, caf::ok_atom::value);
+              });
+            });
+          },
+          [me, boss](const caf::error& err) { me->send(boss, err); });
+      });
+    for (int done = 0; done < 10; ++done)
+      self->receive([](caf::ok_atom) {}, [](caf::error& err) { FAIL(troupe::describe(err)); },
+                    caf::after(troupe::test::deadline) >> [] { FAIL("tasks did not finish"); });
+    self->request(gauge, troupe::test::deadline, caf::get_atom::value)
+      .receive(
+        [](int max_inside) {
+          CHECK(max_inside >= 1);
+          CHECK(max_inside <= 3);
+        },
+        [](caf::error& err) { FAIL(troupe::describe(err)); });
+    CHECK(eventually([&] { return *sut.available() == 3; }));
+  }
+
+  TEST_CASE_FIXTURE(fixture, "acquire timeouts racing releases lose no permit") {
+    auto sut = *semaphore::make(sys, 2);
+    std::atomic<int> acquired{0};
+    std::vector<std::thread> threads;
+    threads.reserve(4);
+    for (int t = 0; t < 4; ++t)
+      threads.emplace_back([&, t] {
+        caf::scoped_actor me{sys};
+        for (int i = 0; i < 200; ++i) {
+          auto lease = sut.acquire(me, std::chrono::microseconds((t * 37 + i) % 100));
+          if (lease)
+            ++acquired;
+        } // each lease is released at the end of its iteration
+      });
+    for (auto& t : threads)
+      t.join();
+    CHECK(acquired > 0);
+    CHECK(eventually([&] { return *sut.available() == 2 && *sut.waiting() == 0; }));
+  }
+
+  TEST_CASE_FIXTURE(fixture, "a failed asynchronous release does not terminate the sender") {
+    auto sut = *semaphore::make(sys, 1);
+    auto client = sys.spawn([sut](caf::event_based_actor* me) -> caf::behavior {
+      return {[me, sut](caf::get_atom) {
+        // Holds no permit: the failure is reported on stderr. An error reply
+        // would arrive before the answer to the request below and end `me`.
+        sut.release(me);
+        auto rp = me->make_response_promise<caf::ok_atom>();
+        me->request(sut.handle(), caf::infinite, caf::get_atom::value)
+          .then([rp](std::size_t) mutable { rp.deliver(caf::ok_atom::value); });
+        return rp;
+      }};
+    });
+    self->request(client, troupe::test::deadline, caf::get_atom::value)
+      .receive([](caf::ok_atom) {},
+               [](caf::error& err) { FAIL("the sender died: " << troupe::describe(err)); });
+    CHECK(*sut.available() == 1);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "acquire on a semaphore whose actor is gone yields owner_down") {
+    auto sut = *semaphore::make(sys, 1);
+    troupe::test::kill_and_wait(self, sut.handle());
+    auto lease = sut.acquire(self);
+    REQUIRE_FALSE(lease);
+    CHECK(troupe::is(lease.error(), errc::owner_down));
   }
 
 } // TEST_SUITE

@@ -26,6 +26,9 @@ enum class errc : uint8_t {
   not_held,
   /// An argument was outside what the call accepts.
   invalid_argument,
+  /// A blocking call would wait for an owner that is itself waiting for the
+  /// caller further up the chain (A waits on B, B calls A).
+  would_deadlock,
 };
 
 /// Returns the name of `x`, e.g. `"timeout"`.

@@ -24,11 +24,15 @@ namespace troupe {
 /// - If the event's actor terminates, every waiter gets `errc::owner_down`.
 ///
 /// The handle is cheap and copyable; the actor ends when the last copy and
-/// the last waiter are gone. Actors talk to `handle()` directly:
+/// the last waiter are gone (a waiter that terminates leaves the queue: the
+/// event monitors its waiters). Event-based actors use `wait_then`, or talk
+/// to `handle()` directly:
 /// `(wait_atom)` or `(wait_atom, caf::timespan)` is answered with
 /// `caf::ok_atom` or an error; `(set_atom)` and `(clear_atom)` are answered
 /// with `caf::ok_atom` when sent as requests; `(caf::get_atom)` with the flag
 /// as `bool`; `(caf::get_atom, wait_atom)` with the number of waiters.
+/// Errors are answered to requests only; a failed asynchronous message is
+/// reported on stderr.
 class event {
 public:
   /// Spawns the event's actor, initially not set.
@@ -54,6 +58,18 @@ public:
 
   /// As `wait(timeout)`, asking through the caller's `self`.
   [[nodiscard]] caf::error wait(caf::scoped_actor& self, caf::timespan timeout = forever) const;
+
+  /// Non-blocking `wait` for event-based actors: calls `on_ok()` in `self`'s
+  /// context once the event is set, or `on_error(caf::error)`
+  /// (`errc::timeout`, `errc::owner_down`).
+  template <class Self, class OnOk, class OnError>
+  void wait_then(Self* self, OnOk on_ok, OnError on_error, caf::timespan timeout = forever) const {
+    self->request(impl_, caf::infinite, wait_atom::value, timeout)
+      .then([on_ok](caf::ok_atom) mutable { on_ok(); },
+            [on_error](caf::error& err) mutable {
+              on_error(detail::normalize_request_error(std::move(err)));
+            });
+  }
 
   /// The event's actor.
   [[nodiscard]] const caf::actor& handle() const noexcept {

@@ -5,41 +5,105 @@
 
 #include <caf/all.hpp>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace troupe::detail {
+
+/// The owners whose operations are running further up a chain of blocking
+/// calls, on other threads (A's operation blocks on B, which runs on another
+/// thread: B's frame inherits A).
+using owner_chain = std::vector<const caf::abstract_actor*>;
 
 /// The state an owner is applying an operation to on this thread. Frames form
 /// a stack through `prev`, one per (possibly nested) operation.
 struct guarded_frame {
   const caf::abstract_actor* owner;
   void* state;
+  const owner_chain* inherited;
   guarded_frame* prev;
 };
 
-/// Returns the innermost frame on this thread that belongs to `owner`, or
-/// nullptr when the calling thread is not inside an operation of `owner`.
-guarded_frame* find_guarded_frame(const caf::abstract_actor* owner) noexcept;
+/// Where a blocking call to `owner` made on this thread would go.
+struct guarded_call_site {
+  /// The innermost frame of `owner` on this thread: the call re-enters it.
+  guarded_frame* frame = nullptr;
+  /// `owner` waits further up the chain for this thread: the call would
+  /// wait for itself.
+  bool cycle = false;
+};
 
-/// One type-erased operation on a guarded state.
+/// Locates a call to `owner` from the calling thread.
+guarded_call_site locate_guarded_call(const caf::abstract_actor* owner) noexcept;
+
+/// Every owner the calling thread is working for, directly or up the chain.
+owner_chain current_owner_chain();
+
+/// One type-erased operation on a guarded state, shared by the caller and the
+/// owner. Its status decides, once, whether the operation runs: the owner
+/// claims it (`try_start`) or the caller gives it up (`abandon`), so an
+/// operation never starts after its caller was told it timed out, and its
+/// function never outlives what it captured from the caller.
 class guarded_op_base {
 public:
+  using clock_type = std::chrono::steady_clock;
+
   virtual ~guarded_op_base() = default;
 
   /// Applies the operation to `*frame.state`. May throw what the user's
   /// function throws; `apply_guarded` catches it.
   virtual void apply(guarded_frame& frame) = 0;
+
+  /// Sets the latest time the owner may start the operation.
+  void deadline(caf::timespan timeout) noexcept;
+
+  /// Records who is waiting up the chain (for cycle detection).
+  void callers(owner_chain chain) noexcept {
+    callers_ = std::move(chain);
+  }
+
+  [[nodiscard]] const owner_chain& callers() const noexcept {
+    return callers_;
+  }
+
+  /// Owner side: claims the operation. False if the caller gave up or the
+  /// deadline passed; the operation must then not run.
+  bool try_start() noexcept;
+
+  /// Owner side: the operation ran, with `err` as outcome.
+  void finish(caf::error err);
+
+  /// Caller side: gives the operation up unless the owner already claimed
+  /// it. True if it will never run.
+  bool abandon() noexcept;
+
+  /// Caller side: waits until a claimed operation finished; returns its
+  /// outcome.
+  caf::error await_finish();
+
+private:
+  enum status : int { queued, running, finished, abandoned };
+  std::atomic<int> status_{queued};
+  clock_type::time_point deadline_ = clock_type::time_point::max();
+  owner_chain callers_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  caf::error outcome_;
 };
 
 using guarded_op_ptr = std::shared_ptr<guarded_op_base>;
 
 /// Runs `op` on `state` as operation of `owner`, with a frame pushed for the
 /// duration, and turns an exception into `errc::update_failed`.
-caf::error apply_guarded(const caf::abstract_actor* owner, void* state,
-                         guarded_op_base& op) noexcept;
+caf::error apply_guarded(const caf::abstract_actor* owner, void* state, guarded_op_base& op,
+                         const owner_chain* inherited) noexcept;
 
 /// Spawns the actor that owns `state` and applies operations to it.
 caf::actor spawn_guarded_owner(caf::actor_system& sys, std::shared_ptr<void> state);
@@ -130,19 +194,27 @@ namespace troupe {
 ///   `errc::update_failed` with the exception's message and the state is as it
 ///   was. `update_in_place` skips the copy (for large states) and gives only
 ///   the basic guarantee: changes made before the throw stay.
-/// - **Re-entrant (the `RLock` case).** If `fn` itself calls `update` on the
-///   same `guarded` (directly or through a helper), the nested call runs at
-///   once on the owner's thread, on the outer call's work in progress, instead
+/// - **Re-entrant (the `RLock` case).** If `fn` calls `update` on the same
+///   `guarded` on the owner's thread (directly or through a helper), the
+///   nested call runs at once, on the outer call's work in progress, instead
 ///   of queueing behind the outer call and deadlocking. A nested call that
 ///   throws fails alone; the outer call decides what to do with its error.
-/// - **Errors are values.** A request that times out yields `errc::timeout`
-///   (the operation may still run later: it cannot be recalled from the
-///   mailbox); an owner that is gone yields `errc::owner_down`.
+/// - **No waiting for oneself.** If `fn` of A blocks on `B.update`, and B's
+///   function in turn calls `A.update`, that inner call fails at once with
+///   `errc::would_deadlock` instead of hanging. (A blocking call to another
+///   `guarded` inside `fn` holds a scheduler thread while it waits: with one
+///   scheduler thread, it waits forever. Prefer composing plain functions.)
+/// - **Timeouts are exact about what ran.** A call that ends in
+///   `errc::timeout` never runs `fn`, now or later, so `fn` may capture the
+///   caller's locals by reference. If the owner started `fn` before the
+///   timeout, the blocking call waits for it to finish and returns its result.
+///   A timeout of zero or less fails at once. An owner that is gone yields
+///   `errc::owner_down`.
 ///
 /// `guarded` is a cheap, copyable handle; all copies share one owner, which
 /// terminates when the last copy is gone. Results are copied out (`fn` may
-/// not hand out references into the state). `fn` runs on the owner's thread,
-/// so it must not block on something that waits for this same state.
+/// not hand out references into the state). A moved-from handle answers
+/// every call with `errc::owner_down`.
 ///
 /// Blocking calls (`update`, `get`) are for threads outside actors; from an
 /// event-based actor use `update_then`, which does not block the scheduler.
@@ -203,17 +275,20 @@ public:
   /// exception guarantee), then calls `on_value(result)` (or `on_value()` if
   /// `fn` returns void) or `on_error(caf::error)` in `self`'s context.
   ///
-  /// A finite `timeout` is a CAF request timeout, and CAF 0.17 keeps `self`
-  /// alive until it fires even when the answer came first: give one only
-  /// where the wait can really hang.
+  /// `timeout` bounds how long the operation may wait in the owner's mailbox:
+  /// if the owner has not started it by then, it never runs and `on_error`
+  /// gets `errc::timeout` when the owner reaches it. Once started, the answer
+  /// comes when `fn` returns. (No CAF request timeout is used: in CAF 0.17 it
+  /// would keep `self` alive until it fired, even after the answer.) `fn`
+  /// runs on the owner's thread: capture values, not `self`'s state.
   template <class Self, class F, class OnValue, class OnError>
   void update_then(Self* self, F fn, OnValue on_value, OnError on_error,
                    caf::timespan timeout = forever) const {
     using op_type = detail::guarded_op<T, F, true>;
     auto op = std::make_shared<op_type>(std::move(fn));
-    self
-      ->request(owner_, detail::to_duration(timeout), caf::update_atom::value,
-                detail::guarded_op_ptr{op})
+    op->deadline(timeout);
+    op->callers(detail::current_owner_chain());
+    self->request(owner_, caf::infinite, caf::update_atom::value, detail::guarded_op_ptr{op})
       .then(
         [op, on_value](caf::ok_atom) mutable {
           if constexpr (std::is_void_v<typename op_type::result_type>)
@@ -239,14 +314,24 @@ private:
                     "guarded<T>::update copies the state; use update_in_place "
                     "for a T that cannot be copied");
     using op_type = detail::guarded_op<T, std::decay_t<F>, Copy>;
-    auto op = std::make_shared<op_type>(std::forward<F>(fn));
+    if (!owner_)
+      return make_error(errc::owner_down, "empty guarded handle (moved from)");
     auto owner = caf::actor_cast<caf::abstract_actor*>(owner_);
-    // Called from inside an operation of this same owner: run at once.
-    if (auto frame = detail::find_guarded_frame(owner)) {
-      if (auto err = detail::apply_guarded(owner, frame->state, *op))
+    auto op = std::make_shared<op_type>(std::forward<F>(fn));
+    auto site = detail::locate_guarded_call(owner);
+    if (site.frame != nullptr) {
+      // Called from inside an operation of this same owner: run at once.
+      if (auto err = detail::apply_guarded(owner, site.frame->state, *op, site.frame->inherited))
         return err;
       return op->take();
     }
+    if (site.cycle)
+      return make_error(errc::would_deadlock,
+                        "the owner is waiting for this call further up the chain");
+    if (timeout <= caf::timespan::zero())
+      return make_error(errc::timeout, "a timeout of zero or less");
+    op->deadline(timeout);
+    op->callers(detail::current_owner_chain());
     std::optional<caf::scoped_actor> own;
     if (self == nullptr)
       self = &own.emplace(owner_->home_system());
@@ -254,10 +339,16 @@ private:
     (*self)
       ->request(owner_, detail::to_duration(timeout), caf::update_atom::value,
                 detail::guarded_op_ptr{op})
-      .receive([](caf::ok_atom) {},
-               [&](caf::error& x) { err = detail::normalize_request_error(std::move(x)); });
+      .receive([](caf::ok_atom) {}, [&](caf::error& x) { err = std::move(x); });
+    if (err && err == caf::sec::request_timeout) {
+      if (op->abandon())
+        return make_error(errc::timeout, "the owner did not start the operation in time");
+      // The owner started `fn` before we gave up. It may use what the caller
+      // captured, so wait for it and report what happened.
+      err = op->await_finish();
+    }
     if (err)
-      return err;
+      return detail::normalize_request_error(std::move(err));
     return op->take();
   }
 

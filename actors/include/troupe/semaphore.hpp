@@ -28,12 +28,19 @@ namespace troupe {
 /// - If the semaphore's actor terminates, waiters get `errc::owner_down`.
 ///
 /// From threads outside actors, `acquire(self)` returns a `lease` (RAII) held
-/// by the `scoped_actor`. Actors talk to `handle()` directly: `(acquire_atom)`
+/// by the `scoped_actor`. Event-based actors use `acquire_then(self, ...)` and
+/// `release(self)`, or talk to `handle()` directly: `(acquire_atom)`
 /// or `(acquire_atom, caf::timespan)` is answered with `caf::ok_atom` once the
 /// sender holds a permit, `(release_atom)` with `caf::ok_atom` (when sent
 /// as a request),
 /// `(caf::get_atom)` with the number of free permits as `size_t`,
-/// `(caf::get_atom, wait_atom)` with the number of queued waiters.
+/// `(caf::get_atom, wait_atom)` with the number of queued waiters. Put the
+/// timeout in the message, `(acquire_atom, timespan)`, and request with
+/// `caf::infinite`: with a CAF request timeout the semaphore does not know the
+/// requester gave up, and grants it a permit it will not use until it dies.
+/// Errors are answered to requests only; an asynchronous message that fails
+/// is reported on stderr (CAF 0.17 would terminate a sender that gets an
+/// unexpected error message).
 class semaphore {
 public:
   /// A held permit. Releases it on destruction unless released earlier or
@@ -69,6 +76,27 @@ public:
   /// Blocks until `self` holds a permit or `timeout` passed.
   [[nodiscard]] caf::expected<lease> acquire(caf::scoped_actor& self,
                                              caf::timespan timeout = forever) const;
+
+  /// Non-blocking `acquire` for event-based actors: calls `on_ok()` in
+  /// `self`'s context once `self` holds a permit, or `on_error(caf::error)`
+  /// (`errc::timeout`, `errc::owner_down`). Give the permit back with
+  /// `release(self)`; it also comes back if `self` terminates.
+  template <class Self, class OnOk, class OnError>
+  void acquire_then(Self* self, OnOk on_ok, OnError on_error,
+                    caf::timespan timeout = forever) const {
+    self->request(impl_, caf::infinite, acquire_atom::value, timeout)
+      .then([on_ok](caf::ok_atom) mutable { on_ok(); },
+            [on_error](caf::error& err) mutable {
+              on_error(detail::normalize_request_error(std::move(err)));
+            });
+  }
+
+  /// Gives back one permit that `self` holds (asynchronously, in mailbox
+  /// order).
+  template <class Self>
+  void release(Self* self) const {
+    self->send(impl_, release_atom::value);
+  }
 
   /// Returns the number of free permits (blocks for the answer).
   [[nodiscard]] caf::expected<std::size_t> available() const;

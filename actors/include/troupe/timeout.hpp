@@ -4,6 +4,8 @@
 #include <caf/error.hpp>
 #include <caf/timespan.hpp>
 
+#include <chrono>
+
 namespace troupe {
 
 /// A timeout that never runs out: wait for as long as it takes. Every troupe
@@ -12,10 +14,16 @@ constexpr caf::timespan forever = caf::timespan::max();
 
 namespace detail {
 
+/// Whether `timeout` means no deadline: `forever`, or so long (over a
+/// century) that adding it to a clock reading could overflow.
+constexpr bool is_forever(caf::timespan timeout) noexcept {
+  return timeout >= std::chrono::hours(24 * 365 * 100);
+}
+
 /// Converts a troupe timeout to the `caf::duration` that CAF's `request`
 /// takes (`forever` becomes `caf::infinite`).
 inline caf::duration to_duration(caf::timespan timeout) {
-  return timeout == forever ? caf::duration{caf::infinite} : caf::duration{timeout};
+  return is_forever(timeout) ? caf::duration{caf::infinite} : caf::duration{timeout};
 }
 
 /// Maps CAF's request errors onto troupe's: `sec::request_timeout` becomes

@@ -114,8 +114,8 @@ struct rtt_pair {
 };
 
 // Round trips from one blocking caller to a raw CAF actor and to a guarded
-// state, interleaved sample by sample so that both see the same scheduler
-// state (CAF's workers poll, then back off, then sleep).
+// state, interleaved sample by sample (in alternating order) so that both see
+// the same scheduler state (CAF's workers poll, then back off, then sleep).
 rtt_pair request_rtts(caf::actor_system& sys, int samples) {
   caf::scoped_actor self{sys};
   auto server = sys.spawn(echo);
@@ -124,16 +124,28 @@ rtt_pair request_rtts(caf::actor_system& sys, int samples) {
   std::vector<double> guarded_rtts;
   caf_rtts.reserve(samples);
   guarded_rtts.reserve(samples);
-  for (int i = 0; i < samples; ++i) {
+  auto ask_caf = [&](int i) {
     auto start = clock_type::now();
     self->request(server, caf::infinite, i).receive([](int) {}, [](caf::error&) {});
     caf_rtts.push_back(seconds_since(start) * 1e6);
-    start = clock_type::now();
+  };
+  auto ask_guarded = [&](int i) {
+    auto start = clock_type::now();
     auto r = state.update(self, [i](int& x) { return x = i; });
     guarded_rtts.push_back(seconds_since(start) * 1e6);
     if (!r) {
       std::cerr << "guarded update failed\n";
       std::exit(1);
+    }
+  };
+  for (int i = 0; i < samples; ++i) {
+    // Alternate which goes first, so neither always follows the other.
+    if (i % 2 == 0) {
+      ask_caf(i);
+      ask_guarded(i);
+    } else {
+      ask_guarded(i);
+      ask_caf(i);
     }
   }
   return {median(std::move(caf_rtts)), median(std::move(guarded_rtts))};

@@ -252,4 +252,45 @@ TEST_SUITE("actors.semaphore") {
     CHECK(troupe::is(lease.error(), errc::owner_down));
   }
 
+  TEST_CASE("waiters are served first come, first served") {
+    // Deterministic: CAF's test coordinator runs the actors on this thread,
+    // one step at a time, so the order below is the only possible one.
+    caf::actor_system_config cfg;
+    troupe::configure(cfg);
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    caf::actor_system sys{cfg};
+    auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+    auto sut = *semaphore::make(sys, 1);
+    auto order = std::make_shared<std::vector<int>>();
+    auto client = [&](int n) {
+      return sys.spawn([sut, order, n](caf::event_based_actor* me) -> caf::behavior {
+        return {
+          [=](caf::get_atom) {
+            sut.acquire_then(
+              me, [order, n] { order->push_back(n); }, [](const caf::error&) {});
+          },
+          [=](troupe::release_atom) { sut.release(me); },
+        };
+      });
+    };
+    auto a = client(1);
+    auto b = client(2);
+    auto c = client(3);
+    for (auto& x : {a, b, c}) {
+      caf::anon_send(x, caf::get_atom::value);
+      sched.run();
+    }
+    CHECK(*order == std::vector<int>{1});
+    caf::anon_send(a, troupe::release_atom::value);
+    sched.run();
+    CHECK(*order == std::vector<int>{1, 2});
+    caf::anon_send(b, troupe::release_atom::value);
+    sched.run();
+    CHECK(*order == std::vector<int>{1, 2, 3});
+    for (auto& x : {a, b, c})
+      caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(sut.handle(), caf::exit_reason::user_shutdown);
+    sched.run();
+  }
+
 } // TEST_SUITE

@@ -19,19 +19,4 @@ TEST_SUITE("actors.error") {
     CHECK(troupe::describe(caf::error{}) == "no error");
   }
 
-  TEST_CASE("CAF's request errors map onto troupe's codes") {
-    using troupe::detail::normalize_request_error;
-    CHECK(troupe::is(normalize_request_error(caf::sec::request_timeout), troupe::errc::timeout));
-    CHECK(troupe::is(normalize_request_error(caf::sec::request_receiver_down),
-                     troupe::errc::owner_down));
-    caf::error other = caf::sec::unexpected_message;
-    CHECK(normalize_request_error(other) == other);
-  }
-
-  TEST_CASE("a configured actor system renders troupe errors by name") {
-    troupe::test::fixture fx;
-    auto text = fx.sys.render(troupe::make_error(troupe::errc::not_held, "x"));
-    CHECK(text.find("troupe.not_held") != std::string::npos);
-  }
-
 } // TEST_SUITE

@@ -14,11 +14,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -198,10 +200,12 @@ void usage(std::ostream& out) {
          "  --samples N     round trips per RTT figure (default 20000)\n";
 }
 
-bool parse_count(const char* text, int64_t& out) {
+/// Parses a positive count no larger than `max`.
+bool parse_count(const char* text, int64_t max, int64_t& out) {
+  errno = 0;
   char* end = nullptr;
   auto value = std::strtoll(text, &end, 10);
-  if (end == text || *end != '\0' || value <= 0)
+  if (end == text || *end != '\0' || errno == ERANGE || value <= 0 || value > max)
     return false;
   out = value;
   return true;
@@ -219,12 +223,28 @@ int main(int argc, char** argv) {
     usage(std::cout);
     return 0;
   }
+  if (suite != "local") {
+    std::cerr << "troupe-bench: unknown suite '" << suite << "'\n";
+    usage(std::cerr);
+    return 2;
+  }
+  constexpr int64_t int_max = std::numeric_limits<int>::max();
   options opt;
   for (int i = 2; i < argc; ++i) {
     std::string flag = argv[i];
+    int64_t max = 0;
+    if (flag == "--repeat" || flag == "--samples")
+      max = int_max;
+    else if (flag == "--increments")
+      max = std::numeric_limits<int64_t>::max() / 2;
+    else {
+      std::cerr << "troupe-bench: unknown option '" << flag << "'\n";
+      usage(std::cerr);
+      return 2;
+    }
     int64_t value = 0;
-    if (i + 1 >= argc || !parse_count(argv[i + 1], value)) {
-      std::cerr << "troupe-bench: " << flag << " needs a positive number\n";
+    if (i + 1 >= argc || !parse_count(argv[i + 1], max, value)) {
+      std::cerr << "troupe-bench: " << flag << " needs a number from 1 to " << max << '\n';
       return 2;
     }
     ++i;
@@ -232,16 +252,8 @@ int main(int argc, char** argv) {
       opt.repeat = static_cast<int>(value);
     else if (flag == "--increments")
       opt.increments = value;
-    else if (flag == "--samples")
+    else
       opt.samples = static_cast<int>(value);
-    else {
-      std::cerr << "troupe-bench: unknown option " << flag << '\n';
-      return 2;
-    }
   }
-  if (suite == "local")
-    return run_local(opt);
-  std::cerr << "troupe-bench: unknown suite '" << suite << "'\n";
-  usage(std::cerr);
-  return 2;
+  return run_local(opt);
 }

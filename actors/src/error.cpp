@@ -45,6 +45,8 @@ std::string to_string(errc x) {
     return "not_held";
   case errc::invalid_argument:
     return "invalid_argument";
+  case errc::would_deadlock:
+    return "would_deadlock";
   }
   return "errc(" + std::to_string(static_cast<int>(x)) + ")";
 }

@@ -113,7 +113,7 @@ caf::expected<semaphore::lease> semaphore::acquire(caf::scoped_actor& self,
              [&](caf::error& x) { err = detail::normalize_request_error(std::move(x)); });
   if (err)
     return err;
-  return lease{impl_, caf::actor_cast<caf::actor>(self.ptr())};
+  return lease{impl_, caf::actor_cast<caf::weak_actor_ptr>(self.ptr())};
 }
 
 caf::expected<std::size_t> semaphore::available() const {
@@ -126,7 +126,7 @@ caf::expected<std::size_t> semaphore::waiting() const {
 
 semaphore::lease::lease(lease&& other) noexcept
   : sem_(std::move(other.sem_)), holder_(std::move(other.holder_)) {
-  other.holder_ = nullptr;
+  other.holder_.reset();
 }
 
 semaphore::lease& semaphore::lease::operator=(lease&& other) noexcept {
@@ -134,7 +134,7 @@ semaphore::lease& semaphore::lease::operator=(lease&& other) noexcept {
     release();
     sem_ = std::move(other.sem_);
     holder_ = std::move(other.holder_);
-    other.holder_ = nullptr;
+    other.holder_.reset();
   }
   return *this;
 }
@@ -144,10 +144,12 @@ semaphore::lease::~lease() {
 }
 
 void semaphore::lease::release() {
-  if (holder_ == nullptr)
+  if (!holder_)
     return;
-  caf::send_as(holder_, sem_, release_atom::value);
-  holder_ = nullptr;
+  // A holder that is gone already gave the permit back by terminating.
+  if (auto holder = holder_.lock())
+    caf::send_as(caf::actor_cast<caf::actor>(holder), sem_, release_atom::value);
+  holder_.reset();
   sem_ = nullptr;
 }
 

@@ -47,10 +47,15 @@ caf::behavior producer(caf::event_based_actor* self, caf::actor target) {
   };
 }
 
-// The broken version: two threads, each a load then a store.
+// The broken version: two threads, each a load then a store. Both wait at a
+// start line, so they really run at the same time.
 int64_t racy_threads() {
   std::atomic<int64_t> value{0};
+  std::atomic<int> ready{0};
   auto work = [&] {
+    ++ready;
+    while (ready.load() < 2)
+      std::this_thread::yield();
     for (int64_t i = 0; i < increments; ++i) {
       auto seen = value.load(std::memory_order_relaxed);
       value.store(seen + 1, std::memory_order_relaxed);

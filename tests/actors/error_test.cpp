@@ -4,6 +4,16 @@
 
 TEST_SUITE("actors.error") {
 
+  TEST_CASE("every error code has a name") {
+    using troupe::errc;
+    for (auto code : {errc::timeout, errc::owner_down, errc::update_failed, errc::not_held,
+                      errc::invalid_argument, errc::would_deadlock}) {
+      auto name = troupe::to_string(code);
+      CHECK(name.find("errc(") == std::string::npos);
+      CHECK(troupe::describe(code) == "troupe." + name);
+    }
+  }
+
   TEST_CASE("a troupe error converts from errc and is recognised by is") {
     caf::error sut = troupe::errc::timeout;
     CHECK(sut.category() == troupe::error_category);

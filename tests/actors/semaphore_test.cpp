@@ -49,6 +49,22 @@ TEST_SUITE("actors.semaphore") {
     CHECK(*sut.available() == 2);
   }
 
+  TEST_CASE_FIXTURE(fixture, "a lease that outlives its holder no longer holds the permit") {
+    auto sut = *semaphore::make(sys, 1);
+    semaphore::lease sut_lease;
+    {
+      caf::scoped_actor holder{sys};
+      auto lease = sut.acquire(holder);
+      REQUIRE(lease);
+      sut_lease = std::move(*lease);
+      CHECK(sut_lease.held());
+    } // the holder is gone: the semaphore takes the permit back
+    CHECK(eventually([&] { return *sut.available() == 1; }));
+    CHECK(eventually([&] { return !sut_lease.held(); }));
+    sut_lease.release(); // nothing left to give back
+    CHECK(*sut.available() == 1);
+  }
+
   TEST_CASE_FIXTURE(fixture, "acquire with a timeout when no permit is free ends in timeout") {
     auto sut = *semaphore::make(sys, 1);
     auto first = sut.acquire(self);

@@ -45,6 +45,11 @@ class semaphore {
 public:
   /// A held permit. Releases it on destruction unless released earlier or
   /// moved from. Move-only.
+  ///
+  /// The permit belongs to the actor it was acquired through (the
+  /// `scoped_actor` passed to `acquire`), not to this object: when that actor
+  /// is destroyed, the semaphore takes the permit back even if the lease
+  /// lives on. Keep the `scoped_actor` alive for as long as the lease.
   class lease {
   public:
     lease() = default;
@@ -57,16 +62,18 @@ public:
     /// Gives the permit back now (asynchronously, in mailbox order).
     void release();
 
-    /// Whether this lease still holds a permit.
+    /// Whether this lease still holds its permit: false after `release`, in
+    /// a moved-from lease, and once the holder actor is gone.
     [[nodiscard]] bool held() const noexcept {
-      return holder_ != nullptr;
+      return holder_ && holder_.lock() != nullptr;
     }
 
   private:
     friend class semaphore;
-    lease(caf::actor sem, caf::actor holder) : sem_(std::move(sem)), holder_(std::move(holder)) {}
+    lease(caf::actor sem, caf::weak_actor_ptr holder)
+      : sem_(std::move(sem)), holder_(std::move(holder)) {}
     caf::actor sem_;
-    caf::actor holder_;
+    caf::weak_actor_ptr holder_;
   };
 
   /// Spawns a semaphore with `permits` permits; zero permits is

@@ -47,6 +47,12 @@ std::string to_string(errc x) {
     return "invalid_argument";
   case errc::would_deadlock:
     return "would_deadlock";
+  case errc::child_down:
+    return "child_down";
+  case errc::restart_intensity:
+    return "restart_intensity";
+  case errc::start_failed:
+    return "start_failed";
   }
   return "errc(" + std::to_string(static_cast<int>(x)) + ")";
 }

@@ -29,6 +29,14 @@ enum class errc : uint8_t {
   /// A blocking call would wait for an owner that is itself waiting for the
   /// caller further up the chain (A waits on B, B calls A).
   would_deadlock,
+  /// A supervised child terminated before answering a request sent through
+  /// its stable handle, or is gone for good.
+  child_down,
+  /// A supervisor's children terminated more often than its restart
+  /// intensity allows; the supervisor stopped them and exited.
+  restart_intensity,
+  /// A supervised child's start function failed or returned no actor.
+  start_failed,
 };
 
 /// Returns the name of `x`, e.g. `"timeout"`.

@@ -15,10 +15,11 @@ tour=(
   "semaphore|Semaphore: three permits, ten tasks, leases"
   "daemon|Daemon threads: a background actor that does not hold the exit"
   "transfers|Deadlocks: transfers both ways, and a request that times out"
+  "supervision|Supervision: a crashed worker restarted behind a stable handle"
 )
 for entry in "${tour[@]}"; do
   name=${entry%%|*}
   printf '\n== %s: %s\n' "$name" "${entry#*|}"
   "$build/bin/$name"
 done
-printf '\nAll %d examples ran. Source: examples/threading/\n' "${#tour[@]}"
+printf '\nAll %d examples ran. Source: examples/\n' "${#tour[@]}"

@@ -53,6 +53,12 @@ std::string to_string(errc x) {
     return "restart_intensity";
   case errc::start_failed:
     return "start_failed";
+  case errc::worker_crashed:
+    return "worker_crashed";
+  case errc::cancelled:
+    return "cancelled";
+  case errc::task_failed:
+    return "task_failed";
   }
   return "errc(" + std::to_string(static_cast<int>(x)) + ")";
 }

@@ -1,5 +1,6 @@
 #include "troupe/supervisor.hpp"
 
+#include "relay.hpp"
 #include "troupe/error.hpp"
 
 #include <caf/all.hpp>
@@ -77,29 +78,31 @@ void forward(stable_handle_actor* self, caf::strong_actor_ptr sender, caf::respo
     caf::send_as(caf::actor_cast<caf::actor>(sender), st.current, std::move(content));
     return;
   }
-  auto handle = self->request(st.current, caf::infinite, std::move(content));
-  auto id = handle.id();
-  st.in_flight.emplace(id, in_flight_request{promise, st.current.address()});
-  // CAF 0.17 has no catch-all for event-based actors: an answer that
-  // matches no handler arrives at the error handler as `unexpected_response`
-  // with the answer as context, which is how any answer is passed on here.
-  self->add_multiplexed_response_handler(id, caf::behavior{[self, id](caf::error& err) {
-                                           auto& st = self->state;
-                                           auto i = st.in_flight.find(id);
-                                           if (i == st.in_flight.end())
-                                             return;
-                                           auto promise = std::move(i->second.promise);
-                                           st.in_flight.erase(i);
-                                           if (err == caf::sec::unexpected_response)
-                                             promise.deliver(err.context());
-                                           else if (err == caf::sec::request_receiver_down)
-                                             // CAF bounces what was still in a dead
-                                             // incarnation's mailbox.
-                                             promise.deliver(
-                                               child_down(st, "terminated before answering"));
-                                           else
-                                             promise.deliver(std::move(err));
-                                         }});
+  auto answered = [self](caf::message_id id) -> std::optional<caf::response_promise> {
+    auto& flights = self->state.in_flight;
+    auto i = flights.find(id);
+    if (i == flights.end())
+      return std::nullopt; // already failed: the incarnation died first
+    auto promise = std::move(i->second.promise);
+    flights.erase(i);
+    return promise;
+  };
+  auto id = std::make_shared<caf::message_id>();
+  *id = detail::relay_request(
+    self, st.current, std::move(content),
+    [answered, id](caf::message answer) {
+      if (auto promise = answered(*id))
+        promise->deliver(std::move(answer));
+    },
+    [self, answered, id](caf::error err) {
+      if (auto promise = answered(*id)) {
+        // CAF bounces what was still in a dead incarnation's mailbox.
+        if (err == caf::sec::request_receiver_down)
+          err = child_down(self->state, "terminated before answering");
+        promise->deliver(std::move(err));
+      }
+    });
+  st.in_flight.emplace(*id, in_flight_request{promise, st.current.address()});
 }
 
 void fail_all(stable_handle_actor* self, const caf::error& err) {

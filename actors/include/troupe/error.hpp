@@ -37,6 +37,12 @@ enum class errc : uint8_t {
   restart_intensity,
   /// A supervised child's start function failed or returned no actor.
   start_failed,
+  /// The worker running a task crashed (and the task had no retries left).
+  worker_crashed,
+  /// A task was cancelled before it ran (its pool or executor shut down).
+  cancelled,
+  /// A task submitted to an executor threw; the context holds the message.
+  task_failed,
 };
 
 /// Returns the name of `x`, e.g. `"timeout"`.

@@ -1,0 +1,191 @@
+#include "support/fixture.hpp"
+#include "troupe/error.hpp"
+#include "troupe/worker_pool.hpp"
+
+#include <atomic>
+#include <future>
+#include <memory>
+#include <stdexcept>
+
+using troupe::dispatch_policy;
+using troupe::errc;
+using troupe::pool_options;
+using troupe::worker_pool;
+using troupe::test::eventually;
+using troupe::test::fixture;
+
+namespace {
+
+using crash_atom = caf::atom_constant<caf::atom("crash")>;
+using slow_atom = caf::atom_constant<caf::atom("slow")>;
+
+/// Workers double ints, crash on `crash` (a void handler would still answer
+/// before quitting, so the crash declines to answer), and on `slow` block their thread
+/// until `gate` opens (they are detached, so that blocks nobody else).
+worker_pool::factory_type doubling_worker(std::shared_future<void> gate = {}) {
+  return [gate](caf::actor_system& sys) {
+    return sys.spawn<caf::detached>([gate](caf::event_based_actor* self) -> caf::behavior {
+      return {
+        [](int x) { return 2 * x; },
+        [self](crash_atom) -> caf::result<int> {
+          self->quit(caf::sec::runtime_error); // dies without answering
+          return caf::delegated<int>{};
+        },
+        [gate](slow_atom) {
+          gate.wait();
+          return -1;
+        },
+      };
+    });
+  };
+}
+
+pool_options options(std::size_t workers, dispatch_policy policy = dispatch_policy::balancing) {
+  pool_options result;
+  result.workers = workers;
+  result.dispatch = policy;
+  return result;
+}
+
+} // namespace
+
+TEST_SUITE("actors.worker_pool") {
+
+  TEST_CASE("the default pool size follows the hardware") {
+    CHECK(troupe::default_pool_size() >= 1);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "tasks are answered by the workers") {
+    auto sut = worker_pool::make(sys, doubling_worker(), options(2));
+    REQUIRE(sut);
+    int sum = 0;
+    for (int i = 0; i < 100; ++i)
+      self->request(sut->handle(), troupe::test::deadline, i)
+        .receive([&](int x) { sum += x; }, [](caf::error& err) { FAIL(troupe::describe(err)); });
+    CHECK(sum == 9900);
+    CHECK(sut->stats()->completed == 100);
+    CHECK(sut->stats()->workers == 2);
+  }
+
+  TEST_CASE_FIXTURE(fixture,
+                    "a crashed worker is replaced and its task fails with worker_crashed") {
+    auto sut = worker_pool::make(sys, doubling_worker(), options(2));
+    REQUIRE(sut);
+    self->request(sut->handle(), troupe::test::deadline, crash_atom::value)
+      .receive([] { FAIL("a crash was answered"); },
+               [](caf::error& err) { CHECK(troupe::is(err, errc::worker_crashed)); });
+    CHECK(eventually([&] { return sut->stats()->crashed == 1; }));
+    for (int i = 0; i < 10; ++i)
+      self->request(sut->handle(), troupe::test::deadline, i)
+        .receive([&](int x) { CHECK(x == 2 * i); },
+                 [](caf::error& err) { FAIL(troupe::describe(err)); });
+    CHECK(sut->stats()->workers == 2);
+  }
+
+  TEST_CASE_FIXTURE(fixture,
+                    "a task is dispatched again after its worker crashed if retries allow") {
+    auto first = std::make_shared<std::atomic<bool>>(true);
+    auto factory = [first](caf::actor_system& sys) {
+      return sys.spawn([first](caf::event_based_actor* self) -> caf::behavior {
+        return {[self, first](int x) -> caf::result<int> {
+          if (first->exchange(false)) { // crash on the first attempt only
+            self->quit(caf::sec::runtime_error);
+            return caf::delegated<int>{};
+          }
+          return 2 * x;
+        }};
+      });
+    };
+    auto opts = options(1);
+    opts.retries = 1;
+    auto sut = worker_pool::make(sys, factory, opts);
+    REQUIRE(sut);
+    self->request(sut->handle(), troupe::test::deadline, 21)
+      .receive([](int x) { CHECK(x == 42); }, [](caf::error& err) { FAIL(troupe::describe(err)); });
+    CHECK(sut->stats()->crashed == 1);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "balancing: one slow task does not hold up the tasks behind it") {
+    std::promise<void> open;
+    auto sut = worker_pool::make(sys, doubling_worker(open.get_future().share()), options(2));
+    REQUIRE(sut);
+    auto slow = self->request(sut->handle(), troupe::test::deadline, slow_atom::value);
+    int answered = 0;
+    for (int i = 0; i < 10; ++i)
+      self->request(sut->handle(), troupe::test::deadline, i)
+        .receive([&](int) { ++answered; }, [](caf::error& err) { FAIL(troupe::describe(err)); });
+    CHECK(answered == 10); // all served by the idle worker while the other is stuck
+    open.set_value();
+    slow.receive([](int x) { CHECK(x == -1); },
+                 [](caf::error& err) { FAIL(troupe::describe(err)); });
+  }
+
+  TEST_CASE_FIXTURE(fixture, "round robin: tasks queued behind a slow one wait for it") {
+    std::promise<void> open;
+    auto sut = worker_pool::make(sys, doubling_worker(open.get_future().share()),
+                                 options(2, dispatch_policy::round_robin));
+    REQUIRE(sut);
+    self->send(sut->handle(), slow_atom::value); // worker 0
+    for (int i = 0; i < 10; ++i)
+      self->send(sut->handle(), i); // alternately worker 1 and worker 0
+    REQUIRE(eventually([&] { return sut->stats()->completed == 5; }));
+    CHECK(sut->stats()->running == 6); // the slow task and the five behind it
+    open.set_value();
+    CHECK(eventually([&] { return sut->stats()->completed == 11; }));
+  }
+
+  TEST_CASE_FIXTURE(fixture, "too many crashed workers make the pool give up") {
+    auto opts = options(2);
+    opts.max_restarts = 1;
+    auto sut = worker_pool::make(sys, doubling_worker(), opts);
+    REQUIRE(sut);
+    self->monitor(sut->handle());
+    self->send(sut->handle(), crash_atom::value);
+    self->send(sut->handle(), crash_atom::value);
+    self->receive(
+      [](caf::down_msg& msg) { CHECK(troupe::is(msg.reason, errc::restart_intensity)); },
+      caf::after(troupe::test::deadline) >> [] { FAIL("the pool kept going"); });
+  }
+
+  TEST_CASE_FIXTURE(fixture, "cancelling fails the waiting tasks and keeps the running one") {
+    std::promise<void> open;
+    auto sut = worker_pool::make(sys, doubling_worker(open.get_future().share()), options(1));
+    REQUIRE(sut);
+    auto slow = self->request(sut->handle(), troupe::test::deadline, slow_atom::value);
+    std::vector<decltype(slow)> waiting;
+    for (int i = 0; i < 3; ++i)
+      waiting.push_back(self->request(sut->handle(), troupe::test::deadline, i));
+    REQUIRE(eventually([&] { return sut->stats()->queued == 3; }));
+    sut->cancel_queued();
+    for (auto& w : waiting)
+      w.receive([](int) { FAIL("a cancelled task ran"); },
+                [](caf::error& err) { CHECK(troupe::is(err, errc::cancelled)); });
+    open.set_value();
+    slow.receive([](int x) { CHECK(x == -1); },
+                 [](caf::error& err) { FAIL(troupe::describe(err)); });
+  }
+
+  TEST_CASE_FIXTURE(fixture, "stopping the pool answers every task it holds") {
+    std::promise<void> open;
+    auto sut = worker_pool::make(sys, doubling_worker(open.get_future().share()), options(1));
+    REQUIRE(sut);
+    auto slow = self->request(sut->handle(), troupe::test::deadline, slow_atom::value);
+    auto queued = self->request(sut->handle(), troupe::test::deadline, 1);
+    REQUIRE(eventually([&] { return sut->stats()->queued == 1; }));
+    CHECK_FALSE(sut->stop(troupe::test::deadline));
+    queued.receive([](int) { FAIL("a task ran after the stop"); },
+                   [](caf::error& err) { CHECK(troupe::is(err, errc::cancelled)); });
+    slow.receive([](int) { FAIL("the running task's answer outlived the pool"); },
+                 [](caf::error& err) { CHECK(troupe::is(err, errc::cancelled)); });
+    open.set_value();
+  }
+
+  TEST_CASE_FIXTURE(fixture, "a pool without a working factory is refused") {
+    CHECK(troupe::is(worker_pool::make(sys, nullptr).error(), errc::invalid_argument));
+    auto broken = [](caf::actor_system&) -> caf::actor { throw std::runtime_error("no worker"); };
+    auto sut = worker_pool::make(sys, broken, options(1));
+    REQUIRE_FALSE(sut);
+    CHECK(troupe::is(sut.error(), errc::start_failed));
+  }
+
+} // TEST_SUITE

@@ -116,6 +116,35 @@ void fail_all(stable_handle_actor* self, const caf::error& err) {
   st.held.clear();
 }
 
+/// Takes a message for the child: forwards it, holds it during a restart,
+/// or fails it once the child is gone.
+void accept(stable_handle_actor* self, caf::message content) {
+  auto& st = self->state;
+  auto sender = self->current_sender();
+  auto is_request = self->current_message_id().is_request();
+  caf::response_promise promise;
+  if (is_request)
+    promise = self->make_response_promise();
+  if (st.gone) {
+    if (is_request)
+      promise.deliver(child_down(st, "is gone and will not be restarted"));
+    return;
+  }
+  if (st.current) {
+    forward(self, std::move(sender), std::move(promise), std::move(content));
+    return;
+  }
+  if (st.held.size() >= st.max_buffered) {
+    if (is_request)
+      promise.deliver(child_down(st, "is restarting and its handle is full"));
+    else
+      std::cerr << "[troupe] stable handle of '" << st.child_name
+                << "': full while the child restarts, a message was dropped\n";
+    return;
+  }
+  st.held.push_back(held_message{std::move(sender), std::move(promise), std::move(content)});
+}
+
 caf::behavior stable_handle(stable_handle_actor* self, caf::actor_addr supervisor,
                             std::string child_name, std::size_t max_buffered) {
   auto& st = self->state;
@@ -135,15 +164,13 @@ caf::behavior stable_handle(stable_handle_actor* self, caf::actor_addr superviso
     // `gone`); the supervisor may also have sent the next one already.
     if (st.current && msg.source == st.current.address())
       st.current = nullptr;
+    // CAF 0.17 sends nothing for a promise dropped unanswered, so answer
+    // each such request ourselves, as an error to our own response
+    // handler: it delivers the error and releases the handler.
     auto err = child_down(st, "terminated before answering");
-    for (auto i = st.in_flight.begin(); i != st.in_flight.end();) {
-      if (i->second.target == msg.source) {
-        i->second.promise.deliver(err);
-        i = st.in_flight.erase(i);
-      } else {
-        ++i;
-      }
-    }
+    for (auto& [id, request] : st.in_flight)
+      if (request.target == msg.source)
+        self->enqueue(nullptr, id, caf::make_message(err), self->context());
   });
   self->set_exit_handler([self](caf::exit_msg& msg) {
     // Not from a link of ours (the handle links to nobody): someone sent an
@@ -157,33 +184,12 @@ caf::behavior stable_handle(stable_handle_actor* self, caf::actor_addr superviso
   });
   self->set_default_handler(
     [self](caf::scheduled_actor*, caf::message_view& x) -> caf::result<caf::message> {
-      auto& st = self->state;
-      auto sender = self->current_sender();
-      auto is_request = self->current_message_id().is_request();
-      caf::response_promise promise;
-      if (is_request)
-        promise = self->make_response_promise();
-      if (st.gone) {
-        if (is_request)
-          promise.deliver(child_down(st, "is gone and will not be restarted"));
-        return caf::message{};
-      }
-      if (st.current) {
-        forward(self, std::move(sender), std::move(promise), x.move_content_to_message());
-        return caf::message{};
-      }
-      if (st.held.size() >= st.max_buffered) {
-        if (is_request)
-          promise.deliver(child_down(st, "is restarting and its handle is full"));
-        else
-          std::cerr << "[troupe] stable handle of '" << st.child_name
-                    << "': full while the child restarts, a message was dropped\n";
-        return caf::message{};
-      }
-      st.held.push_back(
-        held_message{std::move(sender), std::move(promise), x.move_content_to_message()});
+      accept(self, x.move_content_to_message());
       return caf::message{};
     });
+  // An error sent as a message (not an answer) is a message for the child
+  // like any other; CAF's default would end the handle instead.
+  self->set_error_handler([self](caf::error& err) { accept(self, caf::make_message(err)); });
   return {
     [self](incarn_atom, caf::actor incarnation) {
       auto& st = self->state;
@@ -236,6 +242,8 @@ struct supervisor_state {
   uint64_t stop_token = 0;
   /// Children to start (in order) once the stops are done.
   std::vector<std::size_t> restart_batch;
+  /// The child whose crash started the current restart (for the backoff).
+  std::size_t crashed = 0;
   uint64_t backoff_token = 0;
   /// Terminations that arrived while a restart was in progress.
   std::deque<std::pair<std::size_t, caf::error>> deferred;
@@ -272,6 +280,8 @@ std::optional<std::size_t> index_of(supervisor_actor* self, const caf::actor_add
 /// Starts one incarnation of child `i`; returns the failure, if any.
 caf::error start_child(supervisor_actor* self, std::size_t i) {
   auto& slot = self->state.children[i];
+  // Every attempt counts for the backoff, a failed one too.
+  slot.started = std::chrono::steady_clock::now();
   caf::actor incarnation;
   try {
     incarnation = slot.spec.start(self->home_system());
@@ -290,7 +300,6 @@ caf::error start_child(supervisor_actor* self, std::size_t i) {
   self->monitor(incarnation);
   self->state.live->push_back(incarnation);
   slot.incarnation = incarnation;
-  slot.started = std::chrono::steady_clock::now();
   self->send(slot.handle, incarn_atom::value, std::move(incarnation));
   return caf::none;
 }
@@ -317,7 +326,9 @@ void stop_next(supervisor_actor* self) {
     }
     st.stopping = i;
     self->send_exit(slot.incarnation, caf::exit_reason::user_shutdown);
-    self->delayed_send(self, slot.spec.shutdown_timeout, stop_timeout_atom::value, ++st.stop_token);
+    ++st.stop_token;
+    if (!detail::is_forever(slot.spec.shutdown_timeout))
+      self->delayed_send(self, slot.spec.shutdown_timeout, stop_timeout_atom::value, st.stop_token);
     return;
   }
   st.stopping.reset();
@@ -325,27 +336,29 @@ void stop_next(supervisor_actor* self) {
     finish_shutdown(self);
     return;
   }
-  // Stops for a restart are done: wait out the backoff, if any.
+  // Stops for a restart are done: wait out the backoff, if any. The
+  // restart goes through the mailbox either way, so a run of failing
+  // restarts is a loop of messages, not a recursion.
   caf::timespan delay{0};
-  if (st.flags.backoff && !st.restart_batch.empty()) {
-    auto& first = st.children[st.restart_batch.front()];
+  if (st.flags.backoff) {
     auto& b = *st.flags.backoff;
-    auto n = std::min<std::size_t>(first.consecutive_restarts, 30);
-    auto base = b.min * (n == 0 ? 1 : (1LL << (n - 1)));
-    if (base > b.max || base < b.min)
-      base = b.max;
+    auto base = b.min;
+    // Double per consecutive restart of the child that crashed, up to max.
+    for (std::size_t k = 1; k < st.children[st.crashed].consecutive_restarts && base < b.max; ++k)
+      base = base > b.max / 2 ? b.max : 2 * base;
+    base = std::min(base, b.max);
     if (b.jitter > 0) {
       std::uniform_real_distribution<double> spread{-b.jitter, b.jitter};
       base = std::chrono::duration_cast<caf::timespan>(base * (1.0 + spread(st.rng)));
     }
     delay = std::max<caf::timespan>(base, caf::timespan{0});
   }
-  if (delay > caf::timespan{0}) {
-    st.mode = phase::backing_off;
-    self->delayed_send(self, delay, restart_atom::value, ++st.backoff_token);
-    return;
-  }
-  run_restart_batch(self);
+  st.mode = phase::backing_off;
+  ++st.backoff_token;
+  if (delay > caf::timespan{0})
+    self->delayed_send(self, delay, restart_atom::value, st.backoff_token);
+  else
+    self->send(self, restart_atom::value, st.backoff_token);
 }
 
 /// Stops every running child in reverse order, then exits with `reason`.
@@ -381,7 +394,9 @@ void run_restart_batch(supervisor_actor* self) {
   while (st.mode == phase::running && !st.deferred.empty()) {
     auto [i, reason] = std::move(st.deferred.front());
     st.deferred.pop_front();
-    handle_termination(self, i, std::move(reason));
+    // Stale if the batch started the child again meanwhile.
+    if (!st.children[i].incarnation && !st.children[i].done)
+      handle_termination(self, i, std::move(reason));
   }
 }
 
@@ -425,26 +440,32 @@ void handle_termination(supervisor_actor* self, std::size_t i, caf::error reason
   // Backoff counts consecutive restarts of a child that did not stay up.
   auto lived = std::chrono::steady_clock::now() - slot.started;
   slot.consecutive_restarts = lived > st.flags.period ? 1 : slot.consecutive_restarts + 1;
-  std::vector<std::size_t> batch;
-  switch (st.flags.strategy) {
-  case restart_strategy::one_for_one:
-    batch = {i};
-    break;
-  case restart_strategy::one_for_all:
-    for (std::size_t j = 0; j < st.children.size(); ++j)
-      batch.push_back(j);
-    break;
-  case restart_strategy::rest_for_one:
-    for (std::size_t j = i; j < st.children.size(); ++j)
-      batch.push_back(j);
-    break;
-  }
+  // The children the strategy affects: they are stopped (in reverse order)
+  // and started again (in order), except temporary ones, which end.
+  std::size_t first = i;
+  std::size_t last = i + 1;
+  if (st.flags.strategy == restart_strategy::one_for_all)
+    first = 0;
+  if (st.flags.strategy != restart_strategy::one_for_one)
+    last = st.children.size();
   st.mode = phase::stopping_for_restart;
-  st.restart_batch = batch;
+  st.crashed = i;
+  st.restart_batch.clear();
   st.stop_queue.clear();
-  for (auto j = batch.rbegin(); j != batch.rend(); ++j)
-    if (*j != i && st.children[*j].incarnation)
-      st.stop_queue.push_back(*j);
+  for (auto j = first; j < last; ++j) {
+    auto& sibling = st.children[j];
+    if (sibling.done)
+      continue;
+    if (sibling.spec.restart == restart_policy::temporary) {
+      sibling.done = true;
+      self->send(sibling.handle, gone_atom::value);
+    } else {
+      st.restart_batch.push_back(j);
+    }
+  }
+  for (auto j = last; j-- > first;)
+    if (j != i && st.children[j].incarnation)
+      st.stop_queue.push_back(j);
   stop_next(self);
 }
 
@@ -466,7 +487,8 @@ caf::behavior supervisor_impl(supervisor_actor* self, supervisor_flags flags,
     auto& st = self->state;
     if (st.stopping == *i) {
       retire(self, *i);
-      st.stop_queue.pop_front();
+      st.stop_queue.erase(std::remove(st.stop_queue.begin(), st.stop_queue.end(), *i),
+                          st.stop_queue.end());
       stop_next(self);
       return;
     }

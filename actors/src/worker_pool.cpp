@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -124,8 +125,9 @@ void run_on(pool_actor* self, std::size_t i, task t) {
     },
     [self, finished](caf::error err) {
       if (auto entry = finished()) {
-        if (err == caf::sec::request_receiver_down) {
-          // Bounced from a dead worker's mailbox: a crash, not an answer.
+        if (err == caf::sec::request_receiver_down || is(err, errc::worker_crashed)) {
+          // Bounced from a dead worker's mailbox, or what it was running
+          // when it died: a crash, not an answer.
           crashed_task(self, std::move(entry->second), err);
         } else {
           ++self->state.completed;
@@ -203,23 +205,18 @@ caf::behavior pool_impl(pool_actor* self, worker_pool::factory_type factory, poo
     auto& live = *st.live;
     live.erase(std::remove(live.begin(), live.end(), w->actor), live.end());
     ++st.crashed;
-    // Its tasks that got no answer: the one it was running, and any queued
-    // in its mailbox that CAF has not bounced yet.
-    std::vector<task> lost;
-    for (auto entry = st.running.begin(); entry != st.running.end();) {
-      if (entry->second.first == i) {
-        lost.push_back(std::move(entry->second.second));
-        entry = st.running.erase(entry);
-      } else {
-        ++entry;
-      }
-    }
+    // Its tasks that got no answer (the one it was running; CAF bounces
+    // those still in its mailbox): answer them ourselves, as an error to our
+    // own response handler, which then releases the handler. CAF 0.17 sends
+    // nothing for a promise dropped unanswered.
+    auto lost = make_error(errc::worker_crashed, describe(msg.reason));
+    for (auto& [id, entry] : st.running)
+      if (entry.first == i)
+        self->enqueue(nullptr, id, caf::make_message(lost), self->context());
     auto now = std::chrono::steady_clock::now();
     st.crashes.push_back(now);
     while (!st.crashes.empty() && now - st.crashes.front() > st.options.period)
       st.crashes.pop_front();
-    for (auto& t : lost)
-      crashed_task(self, std::move(t), msg.reason);
     if (st.crashes.size() > st.options.max_restarts) {
       give_up(self, make_error(errc::restart_intensity,
                                "worker pool: more than " + std::to_string(st.options.max_restarts)
@@ -238,6 +235,12 @@ caf::behavior pool_impl(pool_actor* self, worker_pool::factory_type factory, poo
   self->set_exit_handler([self](caf::exit_msg& msg) {
     auto reason = msg.reason ? msg.reason : caf::error{caf::exit_reason::user_shutdown};
     give_up(self, make_error(errc::cancelled, "the worker pool stopped"), std::move(reason));
+  });
+  self->set_error_handler([self](caf::error& err) {
+    // An error sent as a message (not an answer): not a task, and not a
+    // reason to die as CAF's default would.
+    std::cerr << "[troupe] worker pool: an error message was sent to the pool and dropped: "
+              << describe(err) << '\n';
   });
   self->set_default_handler(
     [self](caf::scheduled_actor*, caf::message_view& x) -> caf::result<caf::message> {

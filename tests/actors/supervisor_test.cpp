@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -60,6 +61,10 @@ child_spec test_child(std::shared_ptr<journal> log, std::string name,
         [self](crash_atom) { self->quit(caf::sec::runtime_error); },
         [self](leave_atom) { self->quit(); },
         [self](hold_atom) { return self->make_response_promise<int>(); },
+        [](caf::add_atom) {}, // answers with an empty message
+        [](caf::sub_atom) -> caf::result<int> {
+          return caf::make_error(caf::sec::unexpected_response, "junk");
+        },
       };
     });
   };
@@ -268,7 +273,125 @@ TEST_SUITE("actors.supervisor") {
     };
     auto sut = supervisor::start(sys, flags(restart_strategy::one_for_one), {stubborn});
     REQUIRE(sut);
+    auto start = std::chrono::steady_clock::now();
     CHECK_FALSE(sut->stop(troupe::test::deadline));
+    CHECK(std::chrono::steady_clock::now() - start >= stubborn.shutdown_timeout);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "a child given forever to stop is waited for, not killed") {
+    auto reason = std::make_shared<std::promise<caf::error>>();
+    child_spec slow;
+    slow.name = "slow";
+    slow.shutdown_timeout = troupe::forever;
+    slow.start = [reason](caf::actor_system& sys) {
+      return sys.spawn([reason](caf::event_based_actor* self) -> caf::behavior {
+        self->attach_functor([reason](const caf::error& why) { reason->set_value(why); });
+        self->set_exit_handler([self](caf::exit_msg&) {
+          // Takes a while to wind down, then leaves.
+          self->delayed_send(self, std::chrono::milliseconds(20), leave_atom::value);
+        });
+        return {[self](leave_atom) { self->quit(caf::exit_reason::user_shutdown); }};
+      });
+    };
+    auto sut = supervisor::start(sys, flags(restart_strategy::one_for_one), {slow});
+    REQUIRE(sut);
+    CHECK_FALSE(sut->stop(troupe::test::deadline));
+    auto why = reason->get_future();
+    REQUIRE(why.wait_for(troupe::test::deadline) == std::future_status::ready);
+    CHECK(why.get() == caf::exit_reason::user_shutdown);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "a temporary sibling ends instead of being restarted by one_for_all") {
+    auto log = std::make_shared<journal>();
+    auto sut =
+      supervisor::start(sys, flags(restart_strategy::one_for_all),
+                        {test_child(log, "a"), test_child(log, "tmp", restart_policy::temporary)});
+    REQUIRE(sut);
+    self->send(*sut->child("a"), crash_atom::value);
+    REQUIRE(eventually([&] { return log->started("a") == 2; }));
+    CHECK(eventually([&] {
+      auto n = incarnation(self, *sut->child("tmp"));
+      return !n && troupe::is(n.error(), errc::child_down);
+    }));
+    CHECK(log->started("tmp") == 1);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "crashes during a restart leave exactly one incarnation per child") {
+    auto log = std::make_shared<journal>();
+    supervisor_flags f = flags(restart_strategy::rest_for_one);
+    f.backoff =
+      troupe::restart_backoff{std::chrono::milliseconds(50), std::chrono::milliseconds(50), 0.0};
+    auto sut =
+      supervisor::start(sys, f, {test_child(log, "a"), test_child(log, "b"), test_child(log, "c")});
+    REQUIRE(sut);
+    // c's restart waits out the backoff while a and b crash too.
+    for (auto name : {"c", "a", "b"})
+      self->send(*sut->child(name), crash_atom::value);
+    auto settled = [&] {
+      for (auto name : {"a", "b", "c"}) {
+        auto n = incarnation(self, *sut->child(name));
+        if (!n || *n != log->started(name))
+          return false;
+      }
+      return true;
+    };
+    REQUIRE(eventually(settled));
+    // Every started incarnation but the current one has ended.
+    std::lock_guard<std::mutex> guard{log->mtx};
+    for (auto name : {"a", "b", "c"}) {
+      auto ended = std::count(log->stopped.begin(), log->stopped.end(), name);
+      CHECK_MESSAGE(log->started(name) - ended == 1, name);
+    }
+  }
+
+  TEST_CASE_FIXTURE(fixture, "restarts that keep failing make the supervisor give up") {
+    auto starts = std::make_shared<std::atomic<int>>(0);
+    child_spec fragile;
+    fragile.name = "fragile";
+    fragile.start = [starts](caf::actor_system& sys) {
+      if (++*starts > 1)
+        throw std::runtime_error("cannot start again");
+      return sys.spawn([](caf::event_based_actor* self) -> caf::behavior {
+        return {[self](crash_atom) { self->quit(caf::sec::runtime_error); }};
+      });
+    };
+    auto sut = supervisor::start(sys, flags(restart_strategy::one_for_one, 50), {fragile});
+    REQUIRE(sut);
+    self->monitor(sut->handle());
+    self->send(*sut->child("fragile"), crash_atom::value);
+    self->receive(
+      [](caf::down_msg& msg) { CHECK(troupe::is(msg.reason, errc::restart_intensity)); },
+      caf::after(troupe::test::deadline) >> [] { FAIL("the supervisor kept going"); });
+    CHECK(*starts == 51);
+  }
+
+  TEST_CASE_FIXTURE(fixture,
+                    "a stable handle passes on empty answers and error answers as they are") {
+    auto log = std::make_shared<journal>();
+    auto sut = supervisor::start(sys, flags(restart_strategy::one_for_one), {test_child(log, "a")});
+    REQUIRE(sut);
+    auto a = *sut->child("a");
+    self->request(a, troupe::test::deadline, caf::add_atom::value)
+      .receive([] {}, [](caf::error& err) { FAIL(troupe::describe(err)); });
+    self->request(a, troupe::test::deadline, caf::sub_atom::value)
+      .receive([](int) { FAIL("an error answer became a value"); },
+               [](caf::error& err) { CHECK(err == caf::sec::unexpected_response); });
+  }
+
+  TEST_CASE_FIXTURE(fixture, "an error sent as a message goes to the child, not to the handle") {
+    auto log = std::make_shared<journal>();
+    auto sut = supervisor::start(sys, flags(restart_strategy::one_for_one), {test_child(log, "a")});
+    REQUIRE(sut);
+    auto a = *sut->child("a");
+    self->monitor(a);
+    self->send(a, caf::make_error(caf::sec::runtime_error)); // ends the child (CAF's default)
+    REQUIRE(eventually([&] { return log->started("a") == 2; }));
+    CHECK(eventually([&] {
+      auto n = incarnation(self, a);
+      return n && *n == 2;
+    }));
+    self->receive([](caf::down_msg&) { FAIL("the stable handle died"); },
+                  caf::after(std::chrono::milliseconds(0)) >> [] {});
   }
 
   TEST_CASE_FIXTURE(fixture, "a supervisor that gives up is restarted by its own supervisor") {
@@ -292,7 +415,14 @@ TEST_SUITE("actors.supervisor") {
       .receive([&](caf::actor& x) { leaf = x; },
                [](caf::error& err) { FAIL(troupe::describe(err)); });
     REQUIRE(leaf);
+    self->monitor(leaf); // the leaf's handle ends with the inner supervisor
     self->send(leaf, crash_atom::value);
+    self->receive(
+      [&](caf::down_msg& msg) {
+        CHECK(msg.source == leaf.address());
+        CHECK(troupe::is(msg.reason, errc::restart_intensity));
+      },
+      caf::after(troupe::test::deadline) >> [] { FAIL("the inner supervisor did not give up"); });
     CHECK(eventually([&] { return log->started("leaf") == 2; }));
   }
 

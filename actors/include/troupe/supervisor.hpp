@@ -110,9 +110,10 @@ caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_flags flags,
 /// in reverse start order, each given its `shutdown_timeout` before it is
 /// killed, then the supervisor exits with the reason it was given. A
 /// supervisor that ends otherwise (killed with `exit_reason::kill`, or
-/// unreachable because nobody holds it or its stable handles) takes its
-/// children down with it, without the ordered shutdown. The stable handles do
-/// not keep the supervisor alive.
+/// unreachable because nobody holds its own handle any more: stable handles
+/// do not count) sends its children the reason it ended with, without the
+/// ordered shutdown. A child that traps exit messages must honour that
+/// reason, or it outlives its supervisor.
 ///
 /// `exit_reason::kill` cannot be intercepted by any CAF actor: sent to a
 /// stable handle, it ends the handle, not the child. Crash a child through
@@ -127,6 +128,8 @@ public:
   start(caf::actor_system& sys, supervisor_flags flags, std::vector<child_spec> children);
 
   /// The stable handle of the child called `name`, or `errc::invalid_argument`.
+  /// The handle does not keep the supervisor alive: keep this `supervisor`
+  /// (or its `handle()`) for as long as its children are used.
   [[nodiscard]] caf::expected<caf::actor> child(const std::string& name) const;
 
   /// Stops the supervisor in order (see above) and waits until it is gone or

@@ -16,6 +16,10 @@ tour=(
   "daemon|Daemon threads: a background actor that does not hold the exit"
   "transfers|Deadlocks: transfers both ways, and a request that times out"
   "supervision|Supervision: a crashed worker restarted behind a stable handle"
+  "thread_pool|ThreadPoolExecutor.map: results in input order"
+  "as_completed|as_completed: futures in completion order"
+  "future_errors|Exceptions in futures: delivered, never swallowed"
+  "worker_pool|Worker pool: 100 items over 8 supervised workers"
 )
 for entry in "${tour[@]}"; do
   name=${entry%%|*}

@@ -59,6 +59,10 @@ std::string to_string(errc x) {
     return "cancelled";
   case errc::task_failed:
     return "task_failed";
+  case errc::closed:
+    return "closed";
+  case errc::full:
+    return "full";
   }
   return "errc(" + std::to_string(static_cast<int>(x)) + ")";
 }

@@ -21,6 +21,8 @@ struct waiter {
   uint64_t id;
   caf::response_promise promise;
   caf::actor_addr who;
+  /// What the request carries while it waits (a queue's pending item).
+  caf::message payload;
 };
 
 /// The actors an owner monitors, counted: one count per queued request or
@@ -110,13 +112,13 @@ public:
   /// stale timer at shutdown. The timer goes to a hidden relay that holds a
   /// weak reference and forwards it if the owner still lives.
   template <class Self>
-  uint64_t push(Self* self, caf::timespan timeout) {
+  uint64_t push(Self* self, caf::timespan timeout, caf::message payload = {}) {
     auto id = next_id_++;
     // Read the sender first: make_response_promise takes it out of the
     // current message.
     auto who = caf::actor_cast<caf::actor_addr>(self->current_sender());
     watch_.add(self, who);
-    queue_.push_back(waiter{id, self->make_response_promise(), std::move(who)});
+    queue_.push_back(waiter{id, self->make_response_promise(), std::move(who), std::move(payload)});
     if (!is_forever(timeout)) {
       if (!relay_)
         relay_ = self->home_system().template spawn<caf::hidden>(

@@ -43,6 +43,10 @@ enum class errc : uint8_t {
   cancelled,
   /// A task submitted to an executor threw; the context holds the message.
   task_failed,
+  /// A queue is closed: no more puts; gets end once it is drained.
+  closed,
+  /// A queue is full and its policy is to fail instead of waiting.
+  full,
 };
 
 /// Returns the name of `x`, e.g. `"timeout"`.

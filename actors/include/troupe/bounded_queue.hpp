@@ -1,0 +1,129 @@
+#pragma once
+
+#include "troupe/atoms.hpp"
+#include "troupe/error.hpp"
+#include "troupe/timeout.hpp"
+
+#include <caf/all.hpp>
+
+#include <cstddef>
+#include <utility>
+
+namespace troupe {
+
+/// What `put` does when a bounded queue is full.
+enum class full_policy {
+  /// The putter waits (up to its timeout) until there is room.
+  wait,
+  /// The put fails at once with `errc::full`.
+  fail,
+};
+
+/// Counters of a bounded queue.
+struct queue_stats {
+  std::size_t size = 0; ///< items in the queue
+  std::size_t capacity = 0;
+  std::size_t high_water = 0; ///< the most items it ever held
+  std::size_t putters = 0;    ///< puts waiting for room
+  std::size_t getters = 0;    ///< gets waiting for an item
+  bool closed = false;
+};
+
+namespace detail {
+
+/// Spawns the actor behind `bounded_queue`.
+caf::actor spawn_bounded_queue(caf::actor_system& sys, std::size_t capacity, full_policy policy);
+
+/// Asks a queue actor for its counters.
+caf::expected<queue_stats> queue_stats_of(const caf::actor& queue);
+
+} // namespace detail
+
+/// A FIFO of at most `capacity` items owned by one actor, with backpressure:
+/// `asyncio.Queue(maxsize)` and the chapter's producer/consumer pattern.
+///
+/// - `put` waits while the queue is full (or fails with `errc::full`, by
+///   policy); a put with a timeout ends in `errc::timeout`. Waiting puts are
+///   served in order. Memory stays bounded: the queue holds at most
+///   `capacity` items plus one per waiting putter.
+/// - `get` waits while the queue is empty; with a timeout it ends in
+///   `errc::timeout`.
+/// - `close` ends it cleanly: puts fail with `errc::closed` from then on
+///   (waiting ones too), gets drain what is left and then fail with
+///   `errc::closed`, the consumers' signal that the stream ended.
+/// - A waiter that terminates leaves the queue; if the queue's actor
+///   terminates, waiters get `errc::owner_down`.
+///
+/// `T` travels in CAF messages (a built-in type, or one with `inspect`
+/// registered with CAF). The handle is cheap and copyable. Actors talk to
+/// `handle()` with requests: `(put_atom, caf::timespan, caf::message item)`
+/// answered with `caf::ok_atom`; `(get_atom, caf::timespan)` answered with
+/// the item; `(close_atom)` answered with `caf::ok_atom`.
+template <class T>
+class bounded_queue {
+public:
+  /// Spawns a queue; a capacity of 0 is `errc::invalid_argument`.
+  [[nodiscard]] static caf::expected<bounded_queue>
+  make(caf::actor_system& sys, std::size_t capacity, full_policy policy = full_policy::wait) {
+    if (capacity == 0)
+      return make_error(errc::invalid_argument, "a bounded queue needs a capacity of at least 1");
+    return bounded_queue{detail::spawn_bounded_queue(sys, capacity, policy)};
+  }
+
+  /// Puts `item` at the end; blocks while the queue is full (policy `wait`).
+  caf::error put(T item, caf::timespan timeout = forever) const {
+    caf::scoped_actor self{impl_->home_system()};
+    return put(self, std::move(item), timeout);
+  }
+
+  /// As `put(item, timeout)`, asking through the caller's `self`.
+  caf::error put(caf::scoped_actor& self, T item, caf::timespan timeout = forever) const {
+    caf::error result;
+    self
+      ->request(impl_, caf::infinite, caf::put_atom::value, timeout,
+                caf::make_message(std::move(item)))
+      .receive([](caf::ok_atom) {},
+               [&](caf::error& err) { result = detail::normalize_request_error(std::move(err)); });
+    return result;
+  }
+
+  /// Takes the first item; blocks while the queue is empty.
+  [[nodiscard]] caf::expected<T> get(caf::timespan timeout = forever) const {
+    caf::scoped_actor self{impl_->home_system()};
+    return get(self, timeout);
+  }
+
+  /// As `get(timeout)`, asking through the caller's `self`.
+  [[nodiscard]] caf::expected<T> get(caf::scoped_actor& self,
+                                     caf::timespan timeout = forever) const {
+    caf::expected<T> result{caf::error{}};
+    self->request(impl_, caf::infinite, caf::get_atom::value, timeout)
+      .receive([&](T& item) { result = std::move(item); },
+               [&](caf::error& err) { result = detail::normalize_request_error(std::move(err)); });
+    return result;
+  }
+
+  /// Closes the queue (see above). Returns once the queue has it.
+  void close() const {
+    caf::scoped_actor self{impl_->home_system()};
+    self->request(impl_, caf::infinite, caf::close_atom::value)
+      .receive([](caf::ok_atom) {}, [](caf::error&) {});
+  }
+
+  /// The queue's counters (blocks for the answer).
+  [[nodiscard]] caf::expected<queue_stats> stats() const {
+    return detail::queue_stats_of(impl_);
+  }
+
+  /// The queue's actor.
+  [[nodiscard]] const caf::actor& handle() const noexcept {
+    return impl_;
+  }
+
+private:
+  explicit bounded_queue(caf::actor impl) : impl_(std::move(impl)) {}
+
+  caf::actor impl_;
+};
+
+} // namespace troupe

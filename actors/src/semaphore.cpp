@@ -6,14 +6,24 @@
 #include <caf/all.hpp>
 #include <caf/send.hpp>
 
+#include <chrono>
+#include <deque>
 #include <unordered_map>
 
 namespace troupe {
 
 namespace {
 
+using wake_atom = caf::atom_constant<caf::atom("tr_wake")>;
+
 struct semaphore_state {
   std::size_t available = 0;
+  /// Rate limit: at most `rate_count` grants within any `rate_window`
+  /// (none if `rate_count` is 0); `granted_at` holds the recent grants.
+  std::size_t rate_count = 0;
+  caf::timespan rate_window{0};
+  std::deque<std::chrono::steady_clock::time_point> granted_at;
+  bool wake_pending = false;
   std::unordered_map<caf::actor_addr, std::size_t> holders;
   detail::waiter_queue waiters; // also watches the holders
   static constexpr const char* name = "troupe.semaphore";
@@ -21,9 +31,30 @@ struct semaphore_state {
 
 using semaphore_actor = caf::stateful_actor<semaphore_state>;
 
+/// Whether the rate limit allows a grant now; if not, makes sure a wake-up
+/// comes when it will.
+bool rate_allows(semaphore_actor* self) {
+  auto& st = self->state;
+  if (st.rate_count == 0)
+    return true;
+  auto now = std::chrono::steady_clock::now();
+  while (!st.granted_at.empty() && now - st.granted_at.front() >= st.rate_window)
+    st.granted_at.pop_front();
+  if (st.granted_at.size() < st.rate_count)
+    return true;
+  if (!st.wake_pending) {
+    st.wake_pending = true;
+    auto due = st.granted_at.front() + st.rate_window - now;
+    self->delayed_send(self, std::chrono::duration_cast<caf::timespan>(due), wake_atom::value);
+  }
+  return false;
+}
+
 /// Gives `who` one permit.
 void hold(semaphore_actor* self, const caf::actor_addr& who) {
   auto& st = self->state;
+  if (st.rate_count > 0)
+    st.granted_at.push_back(std::chrono::steady_clock::now());
   --st.available;
   ++st.holders[who];
   st.waiters.watch().add(self, who);
@@ -32,7 +63,7 @@ void hold(semaphore_actor* self, const caf::actor_addr& who) {
 /// Hands free permits to the oldest waiters.
 void grant(semaphore_actor* self) {
   auto& st = self->state;
-  while (st.available > 0) {
+  while (st.available > 0 && !st.waiters.empty() && rate_allows(self)) {
     auto next = st.waiters.pop(self);
     if (!next)
       return;
@@ -41,8 +72,11 @@ void grant(semaphore_actor* self) {
   }
 }
 
-caf::behavior semaphore_impl(semaphore_actor* self, std::size_t permits) {
+caf::behavior semaphore_impl(semaphore_actor* self, std::size_t permits, std::size_t rate_count,
+                             caf::timespan rate_window) {
   self->state.available = permits;
+  self->state.rate_count = rate_count;
+  self->state.rate_window = rate_window;
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
     st.waiters.on_down(msg.source);
@@ -59,7 +93,7 @@ caf::behavior semaphore_impl(semaphore_actor* self, std::size_t permits) {
       return detail::fail(self, make_error(errc::invalid_argument,
                                            "acquire needs a sender: permits are leases held by "
                                            "actors"));
-    if (st.available > 0 && st.waiters.empty()) {
+    if (st.available > 0 && st.waiters.empty() && rate_allows(self)) {
       hold(self, who);
       return caf::ok_atom::value;
     }
@@ -86,6 +120,10 @@ caf::behavior semaphore_impl(semaphore_actor* self, std::size_t permits) {
       return detail::ack(self);
     },
     [self](caf::get_atom) { return self->state.available; },
+    [self](wake_atom) {
+      self->state.wake_pending = false;
+      grant(self);
+    },
     [self](caf::get_atom, wait_atom) { return self->state.waiters.size(); },
     [self](detail::expire_atom, uint64_t id) {
       auto& waiters = self->state.waiters;
@@ -100,7 +138,16 @@ caf::behavior semaphore_impl(semaphore_actor* self, std::size_t permits) {
 caf::expected<semaphore> semaphore::make(caf::actor_system& sys, std::size_t permits) {
   if (permits == 0)
     return make_error(errc::invalid_argument, "a semaphore needs at least one permit");
-  return semaphore{sys.spawn(semaphore_impl, permits)};
+  return semaphore{sys.spawn(semaphore_impl, permits, std::size_t{0}, caf::timespan{0})};
+}
+
+caf::expected<semaphore> semaphore::make(caf::actor_system& sys, std::size_t permits,
+                                         std::size_t count, caf::timespan per) {
+  if (permits == 0)
+    return make_error(errc::invalid_argument, "a rate limiter needs at least one permit");
+  if (count == 0 || per <= caf::timespan::zero())
+    return make_error(errc::invalid_argument, "a rate needs a count and a positive window");
+  return semaphore{sys.spawn(semaphore_impl, permits, count, per)};
 }
 
 caf::expected<semaphore::lease> semaphore::acquire(caf::scoped_actor& self,

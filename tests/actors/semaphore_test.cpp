@@ -309,4 +309,35 @@ TEST_SUITE("actors.semaphore") {
     sched.run();
   }
 
+  TEST_CASE_FIXTURE(fixture, "a rate limiter grants at most count permits per window") {
+    constexpr auto window = std::chrono::milliseconds(40);
+    auto sut = semaphore::make(sys, 10, 2, window);
+    REQUIRE(sut);
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 6; ++i) {
+      auto lease = sut->acquire(self, troupe::test::deadline);
+      REQUIRE(lease);
+    } // each released at once: only the rate holds them back
+    // Grants 0-1 in the first window, 2-3 in the second, 4-5 in the third.
+    CHECK(std::chrono::steady_clock::now() - start >= 2 * window);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "a rate limiter still bounds what is in flight") {
+    auto sut = *semaphore::make(sys, 2, 100, std::chrono::seconds(1));
+    auto a = sut.acquire(self);
+    auto b = sut.acquire(self);
+    REQUIRE(a);
+    REQUIRE(b);
+    CHECK(troupe::is(sut.acquire(self, std::chrono::milliseconds(5)).error(), errc::timeout));
+  }
+
+  TEST_CASE_FIXTURE(fixture, "a rate limiter without a rate is refused") {
+    CHECK(troupe::is(semaphore::make(sys, 1, 0, std::chrono::seconds(1)).error(),
+                     errc::invalid_argument));
+    CHECK(troupe::is(semaphore::make(sys, 1, 1, caf::timespan::zero()).error(),
+                     errc::invalid_argument));
+    CHECK(troupe::is(semaphore::make(sys, 0, 1, std::chrono::seconds(1)).error(),
+                     errc::invalid_argument));
+  }
+
 } // TEST_SUITE

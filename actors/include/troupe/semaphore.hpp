@@ -108,6 +108,14 @@ public:
   /// Returns the number of free permits (blocks for the answer).
   [[nodiscard]] caf::expected<std::size_t> available() const;
 
+  /// Spawns a rate limiter: a semaphore of `permits` (at most that many in
+  /// flight) that also grants at most `count` permits within any window of
+  /// `per` (e.g. 10 per second); waiters beyond the rate wait for it, in
+  /// order. `errc::invalid_argument` for zero permits, a zero count or a
+  /// window that is not positive.
+  [[nodiscard]] static caf::expected<semaphore> make(caf::actor_system& sys, std::size_t permits,
+                                                     std::size_t count, caf::timespan per);
+
   /// Returns how many actors are queued for a permit (blocks for the answer).
   [[nodiscard]] caf::expected<std::size_t> waiting() const;
 

@@ -139,7 +139,8 @@ TEST_SUITE("actors.executor") {
     for (auto& f : queued) {
       auto outcome = f.get(troupe::test::deadline);
       REQUIRE_FALSE(outcome);
-      CHECK_MESSAGE(troupe::is(outcome.error(), errc::cancelled), troupe::describe(outcome.error()));
+      CHECK_MESSAGE(troupe::is(outcome.error(), errc::cancelled),
+                    troupe::describe(outcome.error()));
     }
     open.set_value();
     CHECK(*running.get(troupe::test::deadline) == 1);

@@ -1,0 +1,132 @@
+#pragma once
+
+#include "troupe/error.hpp"
+
+#include <caf/all.hpp>
+
+#include <exception>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+namespace troupe {
+
+/// A resource with a guaranteed release: an async context manager
+/// (`async with`) for actors.
+///
+/// `acquire` makes the resource; `release` runs exactly once, whichever
+/// comes first:
+/// - `release()` is called (normal exit);
+/// - the `scoped_resource` is destroyed (normal exit or an exception
+///   unwinding the scope);
+/// - the owning actor terminates (crash, kill, or quitting with the
+///   resource still held), even if the `scoped_resource` object lives on in
+///   the actor's state.
+///
+/// A `release` that throws is reported: `release()` returns
+/// `errc::task_failed`; on destruction or the owner's death it is printed
+/// on stderr, since nobody is there to receive it.
+template <class T>
+class scoped_resource {
+public:
+  using release_fn = std::function<void(T&)>;
+
+  /// Acquires the resource for `owner`; an `acquire` that throws yields
+  /// `errc::start_failed` and nothing is held.
+  template <class Acquire>
+  [[nodiscard]] static caf::expected<scoped_resource> make(caf::local_actor* owner, Acquire acquire,
+                                                           release_fn release) {
+    auto st = std::make_shared<state>();
+    try {
+      st->resource.emplace(acquire());
+    } catch (const std::exception& ex) {
+      return make_error(errc::start_failed, ex.what());
+    } catch (...) {
+      return make_error(errc::start_failed, "non-standard exception");
+    }
+    st->release = std::move(release);
+    if (owner != nullptr)
+      owner->attach_functor([st](const caf::error&) { report(st->release_once()); });
+    return scoped_resource{std::move(st)};
+  }
+
+  scoped_resource(scoped_resource&&) noexcept = default;
+  scoped_resource& operator=(scoped_resource&& other) noexcept {
+    if (this != &other) {
+      if (st_)
+        report(st_->release_once());
+      st_ = std::move(other.st_);
+    }
+    return *this;
+  }
+  scoped_resource(const scoped_resource&) = delete;
+  scoped_resource& operator=(const scoped_resource&) = delete;
+
+  ~scoped_resource() {
+    if (st_)
+      report(st_->release_once());
+  }
+
+  /// The resource. Precondition: `held()`.
+  T& get() {
+    return *st_->resource;
+  }
+
+  T* operator->() {
+    return &get();
+  }
+
+  /// Whether the resource is still held.
+  [[nodiscard]] bool held() const {
+    if (!st_)
+      return false;
+    std::lock_guard<std::mutex> guard{st_->mtx};
+    return st_->resource.has_value();
+  }
+
+  /// Releases now; harmless if already released.
+  caf::error release() {
+    return st_ ? st_->release_once() : caf::error{};
+  }
+
+private:
+  struct state {
+    std::mutex mtx;
+    std::optional<T> resource;
+    release_fn release;
+
+    caf::error release_once() {
+      std::optional<T> taken;
+      {
+        std::lock_guard<std::mutex> guard{mtx};
+        if (!resource)
+          return {};
+        taken = std::move(resource);
+        resource.reset();
+      }
+      try {
+        if (release)
+          release(*taken);
+      } catch (const std::exception& ex) {
+        return make_error(errc::task_failed, std::string{"release failed: "} + ex.what());
+      } catch (...) {
+        return make_error(errc::task_failed, "release failed: non-standard exception");
+      }
+      return {};
+    }
+  };
+
+  static void report(const caf::error& err) {
+    if (err)
+      std::cerr << "[troupe] scoped_resource: " << describe(err) << '\n';
+  }
+
+  explicit scoped_resource(std::shared_ptr<state> st) : st_(std::move(st)) {}
+
+  std::shared_ptr<state> st_;
+};
+
+} // namespace troupe

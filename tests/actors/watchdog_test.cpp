@@ -1,0 +1,78 @@
+#include "support/fixture.hpp"
+#include "troupe/error.hpp"
+#include "troupe/watchdog.hpp"
+
+#include <atomic>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+using troupe::errc;
+using troupe::stall_report;
+using troupe::watchdog;
+using troupe::watchdog_options;
+using troupe::test::fixture;
+
+namespace {
+
+struct blocker_state {
+  static constexpr const char* name = "blocker";
+};
+
+} // namespace
+
+TEST_SUITE("actors.watchdog") {
+
+  TEST_CASE_FIXTURE(fixture, "an actor whose handler blocks is reported by name") {
+    auto reported = std::make_shared<std::promise<stall_report>>();
+    auto once = std::make_shared<std::once_flag>();
+    watchdog_options opts;
+    opts.threshold = std::chrono::milliseconds(20);
+    opts.on_stall = [reported, once](const stall_report& r) {
+      std::call_once(*once, [&] { reported->set_value(r); });
+    };
+    auto sut = watchdog::make(sys, opts);
+    REQUIRE(sut);
+    std::promise<void> open;
+    auto gate = open.get_future().share();
+    auto blocker = sys.spawn([gate](caf::stateful_actor<blocker_state>*) -> caf::behavior {
+      return {[gate](caf::get_atom) {
+        gate.wait(); // the pitfall: a blocking call inside a handler
+        return 1;
+      }};
+    });
+    sut->watch(blocker);
+    self->send(blocker, caf::get_atom::value);
+    auto report = reported->get_future();
+    REQUIRE(report.wait_for(troupe::test::deadline) == std::future_status::ready);
+    auto r = report.get();
+    CHECK(r.name == "blocker");
+    CHECK(r.id == blocker.id());
+    CHECK(r.blocked_for >= opts.threshold);
+    open.set_value();
+  }
+
+  TEST_CASE_FIXTURE(fixture, "an actor that keeps reaching its mailbox is not reported") {
+    std::atomic<int> reports{0};
+    watchdog_options opts;
+    opts.threshold = std::chrono::milliseconds(50);
+    opts.on_stall = [&reports](const stall_report&) { ++reports; };
+    auto sut = watchdog::make(sys, opts);
+    REQUIRE(sut);
+    auto idle = sys.spawn([]() -> caf::behavior { return {[](int x) { return x; }}; });
+    sut->watch(idle);
+    // Keep it busy with quick messages for a few thresholds.
+    auto until = std::chrono::steady_clock::now() + 4 * opts.threshold;
+    while (std::chrono::steady_clock::now() < until)
+      self->request(idle, troupe::test::deadline, 1).receive([](int) {}, [](caf::error&) {});
+    CHECK(reports == 0);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "a watchdog needs a positive threshold") {
+    watchdog_options opts;
+    opts.threshold = caf::timespan::zero();
+    CHECK(troupe::is(watchdog::make(sys, opts).error(), errc::invalid_argument));
+  }
+
+} // TEST_SUITE

@@ -7,10 +7,16 @@
 // `<name> <ratio> x`. Every figure is the median of its runs; the machines
 // this runs on are shared and noisy, so compare ratios, not absolute values.
 
+#include "troupe/bounded_queue.hpp"
 #include "troupe/configure.hpp"
 #include "troupe/guarded.hpp"
+#include "troupe/worker_pool.hpp"
 
 #include <caf/all.hpp>
+
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
@@ -187,12 +193,199 @@ int run_local(const options& opt) {
   return 0;
 }
 
+// -- pool suite ------------------------------------------------------------
+
+/// Time for `tasks` tiny requests sent at once through `pool` and answered.
+double dispatch_seconds(caf::actor_system& sys, const caf::actor& pool, int tasks) {
+  caf::scoped_actor self{sys};
+  auto start = clock_type::now();
+  std::vector<decltype(self->request(pool, caf::infinite, 0))> pending;
+  pending.reserve(tasks);
+  for (int i = 0; i < tasks; ++i)
+    pending.push_back(self->request(pool, caf::infinite, i));
+  for (auto& p : pending)
+    p.receive([](int) {},
+              [](caf::error& err) {
+                std::cerr << "pool task failed: " << troupe::describe(err) << '\n';
+                std::exit(1);
+              });
+  return seconds_since(start);
+}
+
+/// CPU-bound work of about `iterations` steps.
+int64_t burn(int64_t iterations) {
+  volatile int64_t acc = 0;
+  for (int64_t i = 0; i < iterations; ++i)
+    acc = acc + i * i;
+  return acc;
+}
+
+double cpu_seconds(caf::actor_system& sys, std::size_t workers, int tasks, int64_t iterations) {
+  troupe::pool_options opts;
+  opts.workers = workers;
+  auto pool = troupe::worker_pool::make(
+    sys,
+    [](caf::actor_system& s) {
+      return s.spawn<caf::detached>(
+        []() -> caf::behavior { return {[](int64_t n) { return burn(n); }}; });
+    },
+    opts);
+  if (!pool)
+    std::exit(1);
+  caf::scoped_actor self{sys};
+  auto start = clock_type::now();
+  std::vector<decltype(self->request(pool->handle(), caf::infinite, int64_t{0}))> pending;
+  for (int i = 0; i < tasks; ++i)
+    pending.push_back(self->request(pool->handle(), caf::infinite, iterations));
+  for (auto& p : pending)
+    p.receive([](int64_t) {}, [](caf::error&) { std::exit(1); });
+  auto elapsed = seconds_since(start);
+  pool->stop();
+  return elapsed;
+}
+
+/// Runs this program again as `troupe-bench flood MODE` and returns the
+/// peak resident memory it reports, in MiB.
+double flood_rss_mb(const char* self_path, const char* mode) {
+  int fds[2];
+  if (pipe(fds) != 0)
+    std::exit(1);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  std::string flood = "flood";
+  std::string m = mode;
+  char* argv[] = {const_cast<char*>(self_path), flood.data(), m.data(), nullptr};
+  pid_t pid = 0;
+  if (posix_spawn(&pid, self_path, &actions, nullptr, argv, environ) != 0)
+    std::exit(1);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  std::string out;
+  char buf[256];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) > 0;)
+    out.append(buf, static_cast<std::size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::cerr << "flood child failed: " << out << '\n';
+    std::exit(1);
+  }
+  return std::strtod(out.c_str(), nullptr);
+}
+
+/// The child side: 4 producers put `items` strings of 256 bytes into a
+/// bounded queue (capacity 1,000) or send them to a raw CAF actor, while
+/// one consumer takes them at its own pace. Prints the peak RSS in MiB.
+int run_flood(const std::string& mode) {
+  constexpr int producers = 4;
+  constexpr int per_producer = 50'000;
+  caf::actor_system_config cfg;
+  troupe::configure(cfg);
+  caf::actor_system sys{cfg};
+  std::string payload(256, 'x');
+  std::vector<std::thread> threads;
+  if (mode == "bounded") {
+    auto q = troupe::bounded_queue<std::string>::make(sys, 1000);
+    if (!q)
+      return 1;
+    for (int p = 0; p < producers; ++p)
+      threads.emplace_back([&] {
+        caf::scoped_actor me{sys};
+        for (int i = 0; i < per_producer; ++i)
+          if (q->put(me, payload))
+            std::exit(1);
+      });
+    caf::scoped_actor me{sys};
+    for (int i = 0; i < producers * per_producer; ++i) {
+      auto item = q->get(me);
+      if (!item)
+        return 1;
+      burn(200);
+    }
+  } else {
+    std::atomic<int> consumed{0};
+    auto sink = sys.spawn([&consumed]() -> caf::behavior {
+      return {[&consumed](const std::string&) {
+        burn(200);
+        ++consumed;
+      }};
+    });
+    for (int p = 0; p < producers; ++p)
+      threads.emplace_back([&] {
+        for (int i = 0; i < per_producer; ++i)
+          caf::anon_send(sink, payload);
+      });
+    while (consumed < producers * per_producer)
+      std::this_thread::yield();
+    caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
+  }
+  for (auto& t : threads)
+    t.join();
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  std::cout << static_cast<double>(usage.ru_maxrss) / 1024.0 << std::endl;
+  return 0;
+}
+
+int run_pool(const options& opt, const char* self_path) {
+  caf::actor_system_config cfg;
+  troupe::configure(cfg);
+  caf::actor_system sys{cfg};
+  auto echo_worker = [](caf::actor_system& s) {
+    return s.spawn([]() -> caf::behavior { return {[](int x) { return x; }}; });
+  };
+  constexpr std::size_t workers = 2;
+  troupe::pool_options popts;
+  popts.workers = workers;
+  popts.dispatch = troupe::dispatch_policy::round_robin;
+  auto ours = troupe::worker_pool::make(sys, echo_worker, popts);
+  if (!ours)
+    return 1;
+  auto caf_pool = caf::actor_pool::make(
+    sys.dummy_execution_unit(), workers, [&] { return echo_worker(sys); },
+    caf::actor_pool::round_robin());
+  auto tasks = static_cast<int>(std::min<int64_t>(opt.samples, 1'000'000));
+  std::vector<double> ours_s, caf_s, one_s, two_s;
+  for (int r = 0; r < opt.repeat; ++r) {
+    // Alternate which goes first in each round.
+    if (r % 2 == 0) {
+      caf_s.push_back(dispatch_seconds(sys, caf_pool, tasks));
+      ours_s.push_back(dispatch_seconds(sys, ours->handle(), tasks));
+    } else {
+      ours_s.push_back(dispatch_seconds(sys, ours->handle(), tasks));
+      caf_s.push_back(dispatch_seconds(sys, caf_pool, tasks));
+    }
+    auto iterations = std::max<int64_t>(opt.increments * 20, 1);
+    one_s.push_back(cpu_seconds(sys, 1, 8, iterations));
+    two_s.push_back(cpu_seconds(sys, 2, 8, iterations));
+  }
+  caf::anon_send_exit(caf_pool, caf::exit_reason::user_shutdown);
+  ours->stop();
+  auto bounded_mb = flood_rss_mb(self_path, "bounded");
+  auto raw_mb = flood_rss_mb(self_path, "caf");
+  print("pool_dispatch_caf_s", median(caf_s), "s");
+  print("pool_dispatch_troupe_s", median(ours_s), "s");
+  print("pool_cpu_1_worker_s", median(one_s), "s");
+  print("pool_cpu_2_workers_s", median(two_s), "s");
+  print("flood_rss_bounded_mb", bounded_mb, "MiB");
+  print("flood_rss_caf_mb", raw_mb, "MiB");
+  print("pool_vs_caf_pool", median(ours_s) / median(caf_s), "x");
+  print("pool_speedup_2", median(one_s) / median(two_s), "x");
+  return 0;
+}
+
 void usage(std::ostream& out) {
   out << "usage: troupe-bench SUITE [options]\n"
          "\n"
          "suites:\n"
          "  local   counters (actor, std::mutex, std::atomic) and request round trips\n"
          "          (raw CAF actor, troupe::guarded)\n"
+         "  pool    dispatch through troupe::worker_pool vs caf::actor_pool (--samples\n"
+         "          tasks), CPU speed-up of 2 workers over 1 (--increments x 20 steps per\n"
+         "          task), peak memory of a 4:1 flood into a bounded queue vs a CAF actor\n"
          "\n"
          "options:\n"
          "  --repeat N      rounds per figure; the median is printed (default 5)\n"
@@ -223,7 +416,9 @@ int main(int argc, char** argv) {
     usage(std::cout);
     return 0;
   }
-  if (suite != "local") {
+  if (suite == "flood" && argc == 3)
+    return run_flood(argv[2]);
+  if (suite != "local" && suite != "pool") {
     std::cerr << "troupe-bench: unknown suite '" << suite << "'\n";
     usage(std::cerr);
     return 2;
@@ -255,5 +450,5 @@ int main(int argc, char** argv) {
     else
       opt.samples = static_cast<int>(value);
   }
-  return run_local(opt);
+  return suite == "local" ? run_local(opt) : run_pool(opt, "/proc/self/exe");
 }

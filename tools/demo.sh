@@ -20,6 +20,12 @@ tour=(
   "as_completed|as_completed: futures in completion order"
   "future_errors|Exceptions in futures: delivered, never swallowed"
   "worker_pool|Worker pool: 100 items over 8 supervised workers"
+  "gather|asyncio.gather: three fetches at once, results in argument order"
+  "create_task|create_task: background work awaited later"
+  "producer_consumer|asyncio.Queue: a bounded queue with backpressure and close"
+  "context_manager|Async context manager: release on exit, on failure, on the owner's death"
+  "async_iterator|Async iterator: a producer pulled with credit"
+  "rate_limit|Rate limiting: 5 in flight, 10 per 100 ms"
 )
 for entry in "${tour[@]}"; do
   name=${entry%%|*}

@@ -69,7 +69,7 @@ caf::behavior queue_impl(queue_actor* self, std::size_t capacity, full_policy po
       if (st.items.size() < st.capacity && st.putters.empty()) {
         store(self, std::move(item));
         settle(self);
-        return caf::ok_atom::value;
+        return detail::ack(self);
       }
       if (st.policy == full_policy::fail)
         return detail::fail(self, make_error(errc::full, "the queue is full"));
@@ -91,9 +91,10 @@ caf::behavior queue_impl(queue_actor* self, std::size_t capacity, full_policy po
         return item;
       }
       if (st.closed)
-        return make_error(errc::closed, "the queue is closed and drained");
+        return detail::fail<caf::message>(
+          self, make_error(errc::closed, "the queue is closed and drained"));
       if (timeout <= caf::timespan::zero())
-        return make_error(errc::timeout, "the queue is empty");
+        return detail::fail<caf::message>(self, make_error(errc::timeout, "the queue is empty"));
       st.getters.push(self, timeout);
       return caf::delegated<caf::message>{};
     },
@@ -101,11 +102,14 @@ caf::behavior queue_impl(queue_actor* self, std::size_t capacity, full_policy po
       auto& st = self->state;
       st.closed = true;
       auto err = make_error(errc::closed, "the queue was closed");
+      // Errors go to requests only (see detail::fail).
       while (auto putter = st.putters.pop(self))
-        putter->promise.deliver(err);
+        if (!putter->promise.async())
+          putter->promise.deliver(err);
       // Getters wait only while the queue is empty, so none gets an item.
       while (auto getter = st.getters.pop(self))
-        getter->promise.deliver(make_error(errc::closed, "the queue is closed and drained"));
+        if (!getter->promise.async())
+          getter->promise.deliver(make_error(errc::closed, "the queue is closed and drained"));
       return detail::ack(self);
     },
     [self](stats_atom) {

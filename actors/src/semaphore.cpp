@@ -14,8 +14,6 @@ namespace troupe {
 
 namespace {
 
-using wake_atom = caf::atom_constant<caf::atom("tr_wake")>;
-
 struct semaphore_state {
   std::size_t available = 0;
   /// Rate limit: at most `rate_count` grants within any `rate_window`
@@ -45,7 +43,7 @@ bool rate_allows(semaphore_actor* self) {
   if (!st.wake_pending) {
     st.wake_pending = true;
     auto due = st.granted_at.front() + st.rate_window - now;
-    self->delayed_send(self, std::chrono::duration_cast<caf::timespan>(due), wake_atom::value);
+    st.waiters.wake(self, std::chrono::duration_cast<caf::timespan>(due));
   }
   return false;
 }
@@ -120,15 +118,17 @@ caf::behavior semaphore_impl(semaphore_actor* self, std::size_t permits, std::si
       return detail::ack(self);
     },
     [self](caf::get_atom) { return self->state.available; },
-    [self](wake_atom) {
-      self->state.wake_pending = false;
-      grant(self);
-    },
     [self](caf::get_atom, wait_atom) { return self->state.waiters.size(); },
     [self](detail::expire_atom, uint64_t id) {
-      auto& waiters = self->state.waiters;
-      if (waiters.from_relay(self->current_sender()))
-        waiters.expire(self, id, make_error(errc::timeout, "no permit within the timeout"));
+      auto& st = self->state;
+      if (!st.waiters.from_relay(self->current_sender()))
+        return;
+      if (id == detail::waiter_queue::wake_id) {
+        st.wake_pending = false;
+        grant(self);
+        return;
+      }
+      st.waiters.expire(self, id, make_error(errc::timeout, "no permit within the timeout"));
     },
   };
 }

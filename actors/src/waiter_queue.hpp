@@ -70,13 +70,13 @@ caf::result<caf::ok_atom> ack(Self* self) {
 /// asynchronous message gets no error back, because CAF 0.17 would deliver it
 /// as an error message that terminates a sender without an error handler;
 /// the failure is reported on stderr instead, never dropped unseen.
-template <class Self>
-caf::result<caf::ok_atom> fail(Self* self, caf::error err) {
+template <class T = caf::ok_atom, class Self>
+caf::result<T> fail(Self* self, caf::error err) {
   if (self->current_message_id().is_request())
     return err;
   std::cerr << "[troupe] " << self->name() << ": an asynchronous message failed with "
             << describe(err) << " (send it as a request to receive the error)\n";
-  return caf::delegated<caf::ok_atom>{};
+  return caf::delegated<T>{};
 }
 
 /// FIFO of accepted requests kept in an actor's state, with the monitors
@@ -119,16 +119,20 @@ public:
     auto who = caf::actor_cast<caf::actor_addr>(self->current_sender());
     watch_.add(self, who);
     queue_.push_back(waiter{id, self->make_response_promise(), std::move(who), std::move(payload)});
-    if (!is_forever(timeout)) {
-      if (!relay_)
-        relay_ = self->home_system().template spawn<caf::hidden>(
-          timer_relay, caf::actor_cast<caf::weak_actor_ptr>(self));
-      auto& clock = self->home_system().clock();
-      clock.schedule_message(
-        clock.now() + timeout, caf::actor_cast<caf::strong_actor_ptr>(relay_),
-        caf::make_mailbox_element(nullptr, caf::make_message_id(), {}, expire_atom::value, id));
-    }
+    if (!is_forever(timeout))
+      schedule(self, timeout, id);
     return id;
+  }
+
+  /// Id of the `(expire_atom, id)` message that `wake` schedules: no
+  /// request has it (ids start at 1).
+  static constexpr uint64_t wake_id = 0;
+
+  /// Makes the owner receive `(expire_atom, wake_id)` after `delay`, through
+  /// the relay, so the timer does not keep the owner alive.
+  template <class Self>
+  void wake(Self* self, caf::timespan delay) {
+    schedule(self, delay, wake_id);
   }
 
   /// Whether `sender` is this queue's timer relay (only it may expire).
@@ -194,6 +198,17 @@ public:
   }
 
 private:
+  template <class Self>
+  void schedule(Self* self, caf::timespan delay, uint64_t id) {
+    if (!relay_)
+      relay_ = self->home_system().template spawn<caf::hidden>(
+        timer_relay, caf::actor_cast<caf::weak_actor_ptr>(self));
+    auto& clock = self->home_system().clock();
+    clock.schedule_message(
+      clock.now() + delay, caf::actor_cast<caf::strong_actor_ptr>(relay_),
+      caf::make_mailbox_element(nullptr, caf::make_message_id(), {}, expire_atom::value, id));
+  }
+
   /// Forwards `(expire_atom, id)` to `owner` if it is still alive.
   static caf::behavior timer_relay(caf::event_based_actor* self, caf::weak_actor_ptr owner) {
     return {

@@ -100,8 +100,13 @@ caf::behavior watchdog_impl(watchdog_actor* self, watchdog_options options) {
 caf::expected<watchdog> watchdog::make(caf::actor_system& sys, watchdog_options options) {
   if (options.threshold <= caf::timespan::zero())
     return make_error(errc::invalid_argument, "a watchdog needs a positive threshold");
-  // Hidden: a watchdog never keeps the actor system from shutting down.
-  return watchdog{sys.spawn<caf::hidden>(watchdog_impl, std::move(options))};
+  // Detached: it must tick when every scheduler thread is blocked, which is
+  // what it watches for. Hidden: it never holds up the system's shutdown.
+  return watchdog{sys.spawn<caf::detached + caf::hidden>(watchdog_impl, std::move(options))};
+}
+
+void watchdog::stop() const {
+  caf::anon_send_exit(impl_, caf::exit_reason::user_shutdown);
 }
 
 void watchdog::watch(const caf::actor& who) const {

@@ -28,6 +28,13 @@ struct task {
   std::size_t attempts = 0;
 };
 
+/// A task handed to the worker in `slot`, as it was then (`worker`).
+struct running_task {
+  std::size_t slot;
+  caf::actor_addr worker;
+  task t;
+};
+
 struct worker_slot {
   caf::actor actor;
   std::size_t running = 0;
@@ -39,7 +46,7 @@ struct pool_state {
   std::vector<worker_slot> workers;
   std::deque<task> queue;
   /// Tasks handed to a worker, by the id of the request to the worker.
-  std::unordered_map<caf::message_id, std::pair<std::size_t, task>> running;
+  std::unordered_map<caf::message_id, running_task> running;
   std::deque<std::chrono::steady_clock::time_point> crashes;
   std::size_t next = 0;
   uint64_t completed = 0;
@@ -60,8 +67,8 @@ struct pool_state {
       if (t.promise.pending())
         t.promise.deliver(err);
     for (auto& [id, entry] : running)
-      if (entry.second.promise.pending())
-        entry.second.promise.deliver(err);
+      if (entry.t.promise.pending())
+        entry.t.promise.deliver(err);
   }
 };
 
@@ -101,16 +108,18 @@ void run_on(pool_actor* self, std::size_t i, task t) {
   ++t.attempts;
   ++st.workers[i].running;
   auto id = std::make_shared<caf::message_id>();
-  auto finished = [self, id]() -> std::optional<std::pair<std::size_t, task>> {
+  auto finished = [self, id]() -> std::optional<task> {
     auto& st = self->state;
     auto entry = st.running.find(*id);
     if (entry == st.running.end())
       return std::nullopt; // already handled as a crash
     auto result = std::move(entry->second);
     st.running.erase(entry);
-    if (result.first < st.workers.size() && st.workers[result.first].running > 0)
-      --st.workers[result.first].running;
-    return result;
+    // Only the worker that ran it is less busy now, not its replacement.
+    auto& slot = st.workers[result.slot];
+    if (slot.actor.address() == result.worker && slot.running > 0)
+      --slot.running;
+    return std::move(result.t);
   };
   auto content = t.content;
   *id = detail::relay_request(
@@ -118,8 +127,8 @@ void run_on(pool_actor* self, std::size_t i, task t) {
     [self, finished](caf::message answer) {
       if (auto entry = finished()) {
         ++self->state.completed;
-        if (entry->second.promise.pending() && !entry->second.promise.async())
-          entry->second.promise.deliver(std::move(answer));
+        if (entry->promise.pending() && !entry->promise.async())
+          entry->promise.deliver(std::move(answer));
         dispatch(self);
       }
     },
@@ -128,15 +137,15 @@ void run_on(pool_actor* self, std::size_t i, task t) {
         if (err == caf::sec::request_receiver_down || is(err, errc::worker_crashed)) {
           // Bounced from a dead worker's mailbox, or what it was running
           // when it died: a crash, not an answer.
-          crashed_task(self, std::move(entry->second), err);
+          crashed_task(self, std::move(*entry), err);
         } else {
           ++self->state.completed;
-          fail(entry->second, err);
+          fail(*entry, err);
         }
         dispatch(self);
       }
     });
-  st.running.emplace(*id, std::make_pair(i, std::move(t)));
+  st.running.emplace(*id, running_task{i, st.workers[i].actor.address(), std::move(t)});
 }
 
 void dispatch(pool_actor* self) {
@@ -172,7 +181,7 @@ void give_up(pool_actor* self, caf::error task_error, caf::error reason = {}) {
     fail(t, task_error);
   st.queue.clear();
   for (auto& [id, entry] : st.running)
-    fail(entry.second, task_error);
+    fail(entry.t, task_error);
   st.running.clear();
   self->quit(reason ? std::move(reason) : std::move(task_error));
 }
@@ -211,7 +220,7 @@ caf::behavior pool_impl(pool_actor* self, worker_pool::factory_type factory, poo
     // nothing for a promise dropped unanswered.
     auto lost = make_error(errc::worker_crashed, describe(msg.reason));
     for (auto& [id, entry] : st.running)
-      if (entry.first == i)
+      if (entry.worker == msg.source)
         self->enqueue(nullptr, id, caf::make_message(lost), self->context());
     auto now = std::chrono::steady_clock::now();
     st.crashes.push_back(now);

@@ -137,4 +137,35 @@ TEST_SUITE("actors.bounded_queue") {
     CHECK(*sut.get(self) == 5); // the item was not handed to the dead getter
   }
 
+  TEST_CASE_FIXTURE(fixture,
+                    "asynchronous puts and gets neither answer strays nor end the sender") {
+    auto sut = *bounded_queue<int>::make(sys, 1);
+    sut.close();
+    auto client = sys.spawn([sut](caf::event_based_actor* me) -> caf::behavior {
+      return {[me, sut](caf::get_atom) {
+        // A get on a closed queue, sent without asking for an answer, then a
+        // request: an error reply to the get would arrive first and end `me`.
+        me->send(sut.handle(), caf::get_atom::value, troupe::forever);
+        auto rp = me->make_response_promise<caf::ok_atom>();
+        me->request(sut.handle(), caf::infinite, caf::close_atom::value)
+          .then([rp](caf::ok_atom) mutable { rp.deliver(caf::ok_atom::value); });
+        return rp;
+      }};
+    });
+    self->request(client, troupe::test::deadline, caf::get_atom::value)
+      .receive([](caf::ok_atom) {},
+               [](caf::error& err) { FAIL("the sender died: " << troupe::describe(err)); });
+  }
+
+  TEST_CASE_FIXTURE(fixture, "producers are made to wait when they outrun the consumer") {
+    auto sut = *bounded_queue<int>::make(sys, 2);
+    REQUIRE_FALSE(sut.put(self, 1));
+    REQUIRE_FALSE(sut.put(self, 2));
+    auto producer = std::async(std::launch::async, [&] { return sut.put(3); });
+    CHECK(eventually([&] { return sut.stats()->putters == 1; }));
+    CHECK(sut.stats()->size == 2);
+    CHECK(*sut.get(self) == 1);
+    CHECK_FALSE(producer.get());
+  }
+
 } // TEST_SUITE

@@ -2,6 +2,7 @@
 #include "troupe/future.hpp"
 
 #include <memory>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -94,6 +95,19 @@ TEST_SUITE("actors.future") {
     REQUIRE(next);
     CHECK(next->has_value());
     CHECK_FALSE(sut.next()->has_value()); // exhausted
+  }
+
+  TEST_CASE("a throwing callback does not keep the others from running") {
+    auto [sut, state] = make_future();
+    int later = 0;
+    sut.on_ready([] { throw std::runtime_error("bad callback"); });
+    sut.on_ready([&later] { ++later; });
+    as_completed<int> order{{sut}};
+    state->set(1);
+    CHECK(later == 1);
+    auto next = order.next(troupe::test::deadline);
+    REQUIRE(next);
+    CHECK(next->has_value());
   }
 
 } // TEST_SUITE

@@ -2,6 +2,7 @@
 #include "troupe/generator.hpp"
 
 #include <atomic>
+#include <future>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -59,6 +60,28 @@ TEST_SUITE("actors.generator") {
       seen.push_back(x);
     CHECK(seen == std::vector<int>{1, 2});
     CHECK(troupe::describe(sut.error()) == "troupe.task_failed: disk gone");
+  }
+
+  TEST_CASE_FIXTURE(fixture, "destroying a generator stops its producer before returning") {
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    std::promise<void> open;
+    auto gate = open.get_future().share();
+    auto sut = std::make_unique<generator<int>>(
+      sys,
+      [calls, gate]() -> std::optional<int> {
+        if (++*calls == 2)
+          gate.wait(); // the second call is still running at destruction
+        return *calls;
+      },
+      2);
+    CHECK(*sut->next() == 1);
+    REQUIRE(troupe::test::eventually([&] { return *calls == 2; }));
+    auto destroyed = std::async(std::launch::async, [&] { sut.reset(); });
+    // The destructor waits for the call in progress.
+    CHECK(destroyed.wait_for(std::chrono::milliseconds(20)) == std::future_status::timeout);
+    open.set_value();
+    REQUIRE(destroyed.wait_for(troupe::test::deadline) == std::future_status::ready);
+    CHECK(*calls == 2); // and no call after it
   }
 
 } // TEST_SUITE

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <future>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 using troupe::errc;
@@ -65,24 +66,27 @@ TEST_SUITE("actors.scoped_resource") {
   }
 
   TEST_CASE_FIXTURE(fixture, "release runs when the owning actor dies holding the resource") {
-    auto released = std::make_shared<std::promise<int>>();
-    auto owner = sys.spawn([released](caf::event_based_actor* self) -> caf::behavior {
-      auto res = std::make_shared<std::optional<scoped_resource<connection>>>();
-      auto made = scoped_resource<connection>::make(
-        self, [] { return connection{4}; },
-        [released](connection& c) { released->set_value(c.id); });
-      if (made)
-        res->emplace(std::move(*made));
-      // The behaviour keeps the resource: it is held until the actor ends.
-      return {[res](caf::get_atom) { return (*res)->held(); }};
+    // The resource object lives outside the actor: only the owner's death
+    // can release it here.
+    int released = 0;
+    std::optional<scoped_resource<connection>> outside;
+    std::promise<void> made;
+    auto owner = sys.spawn([&](caf::event_based_actor* me) -> caf::behavior {
+      auto res = scoped_resource<connection>::make(
+        me, [] { return connection{4}; }, [&released](connection&) { ++released; });
+      if (res)
+        outside.emplace(std::move(*res));
+      made.set_value();
+      return {[](caf::get_atom) {}};
     });
-    self->request(owner, troupe::test::deadline, caf::get_atom::value)
-      .receive([](bool held) { CHECK(held); },
-               [](caf::error& err) { FAIL(troupe::describe(err)); });
+    made.get_future().wait();
+    REQUIRE(outside);
+    CHECK(outside->held());
     troupe::test::kill_and_wait(self, owner);
-    auto id = released->get_future();
-    REQUIRE(id.wait_for(troupe::test::deadline) == std::future_status::ready);
-    CHECK(id.get() == 4);
+    CHECK(released == 1);
+    CHECK_FALSE(outside->held());
+    outside.reset(); // no second release
+    CHECK(released == 1);
   }
 
 } // TEST_SUITE

@@ -340,4 +340,16 @@ TEST_SUITE("actors.semaphore") {
                      errc::invalid_argument));
   }
 
+  TEST_CASE("a rate limiter's pending wake-up does not hold up shutdown") {
+    auto done = std::async(std::launch::async, [] {
+      fixture fx;
+      auto sut = *semaphore::make(fx.sys, 5, 1, std::chrono::hours(1));
+      auto first = sut.acquire(fx.self);
+      REQUIRE(first);
+      // The second waits for the rate (an hour) and gives up.
+      CHECK(troupe::is(sut.acquire(fx.self, std::chrono::milliseconds(5)).error(), errc::timeout));
+    });
+    CHECK(done.wait_for(troupe::test::deadline) == std::future_status::ready);
+  }
+
 } // TEST_SUITE

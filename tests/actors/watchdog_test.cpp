@@ -75,4 +75,26 @@ TEST_SUITE("actors.watchdog") {
     CHECK(troupe::is(watchdog::make(sys, opts).error(), errc::invalid_argument));
   }
 
+  TEST_CASE_FIXTURE(fixture, "the watchdog reports even when every scheduler thread is blocked") {
+    // The fixture's scheduler has two threads: block both.
+    auto reports = std::make_shared<std::atomic<int>>(0);
+    watchdog_options opts;
+    opts.threshold = std::chrono::milliseconds(20);
+    opts.on_stall = [reports](const stall_report&) { ++*reports; };
+    auto sut = watchdog::make(sys, opts);
+    REQUIRE(sut);
+    std::promise<void> open;
+    auto gate = open.get_future().share();
+    std::vector<caf::actor> blockers;
+    for (int i = 0; i < 2; ++i) {
+      blockers.push_back(
+        sys.spawn([gate]() -> caf::behavior { return {[gate](caf::get_atom) { gate.wait(); }}; }));
+      sut->watch(blockers.back());
+      self->send(blockers.back(), caf::get_atom::value);
+    }
+    CHECK(troupe::test::eventually([&] { return *reports == 2; }));
+    open.set_value();
+    sut->stop();
+  }
+
 } // TEST_SUITE

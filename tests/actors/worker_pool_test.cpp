@@ -188,4 +188,24 @@ TEST_SUITE("actors.worker_pool") {
     CHECK(troupe::is(sut.error(), errc::start_failed));
   }
 
+  TEST_CASE_FIXTURE(fixture, "a replaced worker is not handed a second task while busy") {
+    std::promise<void> open;
+    auto sut = worker_pool::make(sys, doubling_worker(open.get_future().share()), options(1));
+    REQUIRE(sut);
+    self->request(sut->handle(), troupe::test::deadline, crash_atom::value)
+      .receive([] {}, [](caf::error&) {});
+    auto slow = self->request(sut->handle(), troupe::test::deadline, slow_atom::value);
+    auto next = self->request(sut->handle(), troupe::test::deadline, 5);
+    // Balancing: the task waits in the pool while the only worker is busy.
+    CHECK(eventually([&] {
+      auto st = sut->stats();
+      return st->running == 1 && st->queued == 1;
+    }));
+    open.set_value();
+    slow.receive([](int x) { CHECK(x == -1); },
+                 [](caf::error& err) { FAIL(troupe::describe(err)); });
+    next.receive([](int x) { CHECK(x == 10); },
+                 [](caf::error& err) { FAIL(troupe::describe(err)); });
+  }
+
 } // TEST_SUITE

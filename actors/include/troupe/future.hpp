@@ -9,7 +9,9 @@
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <exception>
 #include <functional>
+#include <iostream>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -37,7 +39,7 @@ public:
     }
     cv_.notify_all();
     for (auto& f : callbacks)
-      f();
+      run(f);
   }
 
   /// Waits for the outcome up to `timeout` and returns a copy of it.
@@ -65,10 +67,22 @@ public:
         return;
       }
     }
-    f();
+    run(f);
   }
 
 private:
+  /// Runs one callback; a throwing callback is reported and does not keep
+  /// the others from running.
+  static void run(const std::function<void()>& f) noexcept {
+    try {
+      f();
+    } catch (const std::exception& ex) {
+      std::cerr << "[troupe] future: an on_ready callback threw: " << ex.what() << '\n';
+    } catch (...) {
+      std::cerr << "[troupe] future: an on_ready callback threw\n";
+    }
+  }
+
   mutable std::mutex mtx_;
   std::condition_variable cv_;
   std::optional<caf::expected<T>> outcome_;

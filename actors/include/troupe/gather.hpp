@@ -126,6 +126,7 @@ template <class T>
   caf::scoped_actor self{sys};
   using outcomes = std::vector<caf::expected<T>>;
   auto result = std::make_shared<outcomes>();
+  auto count = calls.size();
   auto helper = sys.spawn([calls = std::move(calls), timeout,
                            result](caf::event_based_actor* me) mutable -> caf::behavior {
     return {[=](caf::get_atom) mutable {
@@ -142,7 +143,11 @@ template <class T>
     }};
   });
   self->request(helper, caf::infinite, caf::get_atom::value)
-    .receive([](caf::ok_atom) {}, [](caf::error&) {});
+    .receive([](caf::ok_atom) {},
+             [&](caf::error& err) {
+               // The gathering actor failed: every call gets that error.
+               result->assign(count, caf::expected<T>{detail::normalize_request_error(err)});
+             });
   return std::move(*result);
 }
 
@@ -174,7 +179,8 @@ gather_values(caf::actor_system& sys, std::vector<call> calls, caf::timespan tim
     }};
   });
   self->request(helper, caf::infinite, caf::get_atom::value)
-    .receive([](caf::ok_atom) {}, [](caf::error&) {});
+    .receive([](caf::ok_atom) {},
+             [&](caf::error& err) { *result = detail::normalize_request_error(std::move(err)); });
   return std::move(*result);
 }
 

@@ -5,6 +5,7 @@
 
 #include <caf/all.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <deque>
 #include <exception>
@@ -36,36 +37,48 @@ public:
 
   /// Spawns the producer actor; `credit` of 0 is treated as 1.
   generator(caf::actor_system& sys, producer next, std::size_t credit = 1)
-    : self_(std::make_unique<caf::scoped_actor>(sys)), credit_(credit == 0 ? 1 : credit) {
-    impl_ = sys.spawn<caf::detached>([next = std::move(next)]() mutable -> caf::behavior {
-      auto ended = std::make_shared<caf::error>();
-      return {[next, ended](caf::get_atom) mutable -> caf::result<T> {
-        // Once ended, the producer is not called again.
-        if (*ended)
-          return *ended;
-        std::optional<T> x;
-        try {
-          x = next();
-        } catch (const std::exception& ex) {
-          *ended = make_error(errc::task_failed, ex.what());
-        } catch (...) {
-          *ended = make_error(errc::task_failed, "non-standard exception");
-        }
-        if (!*ended && !x)
-          *ended = make_error(errc::closed, "end of the stream");
-        if (*ended)
-          return *ended;
-        return std::move(*x);
-      }};
-    });
+    : self_(std::make_unique<caf::scoped_actor>(sys)), credit_(credit == 0 ? 1 : credit),
+      cancelled_(std::make_shared<std::atomic<bool>>(false)) {
+    impl_ = sys.spawn<caf::detached>(
+      [next = std::move(next), cancelled = cancelled_]() mutable -> caf::behavior {
+        auto ended = std::make_shared<caf::error>();
+        return {[next, ended, cancelled](caf::get_atom) mutable -> caf::result<T> {
+          if (*cancelled)
+            *ended = make_error(errc::cancelled, "the generator was destroyed");
+          // Once ended, the producer is not called again.
+          if (*ended)
+            return *ended;
+          std::optional<T> x;
+          try {
+            x = next();
+          } catch (const std::exception& ex) {
+            *ended = make_error(errc::task_failed, ex.what());
+          } catch (...) {
+            *ended = make_error(errc::task_failed, "non-standard exception");
+          }
+          if (!*ended && !x)
+            *ended = make_error(errc::closed, "end of the stream");
+          if (*ended)
+            return *ended;
+          return std::move(*x);
+        }};
+      });
   }
 
   generator(generator&&) noexcept = default;
-  generator& operator=(generator&&) noexcept = default;
+  generator& operator=(generator&&) = delete;
 
+  /// Stops the producer and waits until it is gone: pulls still queued no
+  /// longer call it, and a call in progress finishes first, so the producer
+  /// never outlives what it captured. (A producer call that never returns
+  /// blocks this destructor.)
   ~generator() {
-    if (impl_)
-      caf::anon_send_exit(impl_, caf::exit_reason::user_shutdown);
+    if (!impl_)
+      return;
+    *cancelled_ = true;
+    (*self_)->monitor(impl_);
+    (*self_)->send_exit(impl_, caf::exit_reason::user_shutdown);
+    (*self_)->receive([](const caf::down_msg&) {});
   }
 
   /// The next value (blocks until the producer made it); `std::nullopt` at
@@ -148,6 +161,7 @@ private:
   std::unique_ptr<caf::scoped_actor> self_;
   caf::actor impl_;
   std::size_t credit_;
+  std::shared_ptr<std::atomic<bool>> cancelled_;
   std::deque<handle_type> pending_;
   bool done_ = false;
   caf::error error_;

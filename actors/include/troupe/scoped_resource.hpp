@@ -48,8 +48,12 @@ public:
       return make_error(errc::start_failed, "non-standard exception");
     }
     st->release = std::move(release);
-    if (owner != nullptr)
-      owner->attach_functor([st](const caf::error&) { report(st->release_once()); });
+    if (owner != nullptr) {
+      // Weak, and detached again on release: a long-lived owner does not
+      // pile up the states of resources it released long ago.
+      owner->attach(caf::attachable_ptr{new on_owner_exit(st)});
+      st->owner = caf::actor_cast<caf::weak_actor_ptr>(owner);
+    }
     return scoped_resource{std::move(st)};
   }
 
@@ -97,6 +101,7 @@ private:
     std::mutex mtx;
     std::optional<T> resource;
     release_fn release;
+    caf::weak_actor_ptr owner;
 
     caf::error release_once() {
       std::optional<T> taken;
@@ -107,6 +112,8 @@ private:
         taken = std::move(resource);
         resource.reset();
       }
+      if (auto strong = owner.lock())
+        strong->get()->detach(caf::attachable::token{token_type, this});
       try {
         if (release)
           release(*taken);
@@ -118,6 +125,28 @@ private:
       return {};
     }
   };
+
+  /// Runs the release when the owner terminates.
+  class on_owner_exit final : public caf::attachable {
+  public:
+    explicit on_owner_exit(const std::shared_ptr<state>& st) : st_(st), key_(st.get()) {}
+
+    void actor_exited(const caf::error&, caf::execution_unit*) override {
+      if (auto st = st_.lock())
+        report(st->release_once());
+    }
+
+    bool matches(const token& what) override {
+      return what.subtype == token_type && what.ptr == key_;
+    }
+
+  private:
+    std::weak_ptr<state> st_;
+    const void* key_;
+  };
+
+  /// Tells our attachables from CAF's own kinds (0 to 3).
+  static constexpr std::size_t token_type = 0x7472;
 
   static void report(const caf::error& err) {
     if (err)

@@ -40,9 +40,11 @@ struct watchdog_options {
 /// `(sys_atom, get_atom, "info")` itself, between two handlers); an actor
 /// that has not answered within `threshold` is reported once, with its name.
 ///
-/// Watching costs one small message per actor and interval. The watchdog
-/// does not keep watched actors alive, forgets those that end, and does not
-/// keep the actor system from shutting down.
+/// The watchdog runs on a thread of its own (a detached actor), so it keeps
+/// ticking when every scheduler thread is blocked. Watching costs one small
+/// message per actor and interval. The watchdog does not keep watched
+/// actors alive, forgets those that end, and does not keep the actor system
+/// from shutting down; `stop` ends it earlier.
 class watchdog {
 public:
   /// Spawns the watchdog; a threshold that is not positive is
@@ -52,6 +54,10 @@ public:
 
   /// Starts watching `who`.
   void watch(const caf::actor& who) const;
+
+  /// Stops the watchdog. It runs (on a thread of its own) until stopped or
+  /// until the actor system shuts down.
+  void stop() const;
 
   /// The watchdog's actor.
   [[nodiscard]] const caf::actor& handle() const noexcept {

@@ -578,7 +578,7 @@ caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_flags flags,
     // start like any other.
     return sys.spawn([err](caf::event_based_actor* self) { self->quit(err); });
   }
-  return sys.spawn(supervisor_impl, std::move(flags), std::move(children));
+  return sys.spawn(supervisor_impl, flags, std::move(children));
 }
 
 caf::expected<supervisor> supervisor::start(caf::actor_system& sys, supervisor_flags flags,
@@ -590,7 +590,7 @@ caf::expected<supervisor> supervisor::start(caf::actor_system& sys, supervisor_f
   for (auto& spec : children)
     names.push_back(spec.name);
   caf::scoped_actor self{sys};
-  auto impl = sys.spawn(supervisor_impl, std::move(flags), std::move(children));
+  auto impl = sys.spawn(supervisor_impl, flags, std::move(children));
   self->monitor(impl);
   caf::expected<std::vector<caf::actor>> handles{caf::error{}};
   self->request(impl, caf::infinite, caf::get_atom::value)

@@ -66,6 +66,7 @@ TEST_SUITE("actors.executor") {
     // Later inputs finish first: each task waits for the one after it.
     std::vector<std::promise<void>> done(4);
     std::vector<std::shared_future<void>> after;
+    after.reserve(done.size());
     for (auto& d : done)
       after.push_back(d.get_future().share());
     done[3].set_value();
@@ -87,6 +88,7 @@ TEST_SUITE("actors.executor") {
     REQUIRE(sut);
     std::vector<std::promise<void>> gates(3);
     std::vector<troupe::future<int>> futures;
+    futures.reserve(3);
     for (int i = 0; i < 3; ++i)
       futures.push_back(sut->submit([g = gates[i].get_future().share(), i] {
         g.wait();
@@ -109,6 +111,7 @@ TEST_SUITE("actors.executor") {
     REQUIRE(sut);
     std::atomic<int> ran{0};
     std::vector<troupe::future<void>> futures;
+    futures.reserve(5);
     for (int i = 0; i < 5; ++i)
       futures.push_back(sut->submit([&ran] { ++ran; }));
     sut->shutdown(shutdown_mode::wait);
@@ -133,6 +136,7 @@ TEST_SUITE("actors.executor") {
     });
     started.get_future().wait();
     std::vector<troupe::future<int>> queued;
+    queued.reserve(3);
     for (int i = 0; i < 3; ++i)
       queued.push_back(sut->submit([] { return 2; }));
     auto stopping = std::async(std::launch::async, [&] { sut->shutdown(shutdown_mode::cancel); });

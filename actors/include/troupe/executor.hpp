@@ -154,6 +154,7 @@ public:
     using input_type = std::decay_t<decltype(*std::begin(inputs))>;
     using result_type = std::decay_t<std::invoke_result_t<F&, const input_type&>>;
     std::vector<future<result_type>> futures;
+    futures.reserve(static_cast<std::size_t>(std::distance(std::begin(inputs), std::end(inputs))));
     for (const auto& x : inputs)
       futures.push_back(submit(fn, x));
     std::vector<caf::expected<result_type>> results;

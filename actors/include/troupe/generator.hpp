@@ -90,7 +90,7 @@ public:
     // ahead of the consumer.
     while (pending_.size() < credit_)
       pending_.push_back((*self_)->request(impl_, caf::infinite, caf::get_atom::value));
-    auto pull = std::move(pending_.front());
+    auto pull = pending_.front();
     pending_.pop_front();
     std::optional<T> value;
     caf::error err;

@@ -153,6 +153,7 @@ TEST_SUITE("actors.worker_pool") {
     REQUIRE(sut);
     auto slow = self->request(sut->handle(), troupe::test::deadline, slow_atom::value);
     std::vector<decltype(slow)> waiting;
+    waiting.reserve(3);
     for (int i = 0; i < 3; ++i)
       waiting.push_back(self->request(sut->handle(), troupe::test::deadline, i));
     REQUIRE(eventually([&] { return sut->stats()->queued == 3; }));

@@ -117,37 +117,53 @@ void gather_then_values(Self* self, std::vector<call> calls, OnValues on_values,
   }
 }
 
+namespace detail {
+
+/// Runs `start(self, done)` in a short-lived event-based actor and blocks
+/// until it calls `done()`; returns the error if that actor failed instead.
+template <class Start>
+caf::error run_in_actor(caf::actor_system& sys, Start start) {
+  caf::scoped_actor self{sys};
+  auto helper = sys.spawn([start](caf::event_based_actor* me) mutable -> caf::behavior {
+    return {[me, start](caf::get_atom) mutable {
+      auto rp = me->make_response_promise<caf::ok_atom>();
+      start(me, [rp, me]() mutable {
+        rp.deliver(caf::ok_atom::value);
+        me->quit();
+      });
+      return rp;
+    }};
+  });
+  caf::error result;
+  self->request(helper, caf::infinite, caf::get_atom::value)
+    .receive([](caf::ok_atom) {},
+             [&](caf::error& err) { result = normalize_request_error(std::move(err)); });
+  return result;
+}
+
+} // namespace detail
+
 /// Blocking `gather` for threads outside actors: sends every call at once
 /// and returns the outcomes in argument order (`collect_all`). Runs a
 /// short-lived actor that does the gathering, so the calls overlap.
 template <class T>
 [[nodiscard]] std::vector<caf::expected<T>> gather(caf::actor_system& sys, std::vector<call> calls,
                                                    caf::timespan timeout = forever) {
-  caf::scoped_actor self{sys};
   using outcomes = std::vector<caf::expected<T>>;
   auto result = std::make_shared<outcomes>();
   auto count = calls.size();
-  auto helper = sys.spawn([calls = std::move(calls), timeout,
-                           result](caf::event_based_actor* me) mutable -> caf::behavior {
-    return {[=](caf::get_atom) mutable {
-      auto rp = me->make_response_promise<caf::ok_atom>();
-      gather_then<T>(
-        me, std::move(calls),
-        [rp, result, me](outcomes xs) mutable {
-          *result = std::move(xs);
-          rp.deliver(caf::ok_atom::value);
-          me->quit();
-        },
-        timeout);
-      return rp;
-    }};
+  auto err = detail::run_in_actor(sys, [calls = std::move(calls), timeout,
+                                        result](caf::event_based_actor* me, auto done) mutable {
+    gather_then<T>(
+      me, std::move(calls),
+      [result, done](outcomes xs) mutable {
+        *result = std::move(xs);
+        done();
+      },
+      timeout);
   });
-  self->request(helper, caf::infinite, caf::get_atom::value)
-    .receive([](caf::ok_atom) {},
-             [&](caf::error& err) {
-               // The gathering actor failed: every call gets that error.
-               result->assign(count, caf::expected<T>{detail::normalize_request_error(err)});
-             });
+  if (err) // the gathering actor failed: every call gets that error
+    result->assign(count, caf::expected<T>{err});
   return std::move(*result);
 }
 
@@ -156,31 +172,23 @@ template <class T>
 template <class T>
 [[nodiscard]] caf::expected<std::vector<T>>
 gather_values(caf::actor_system& sys, std::vector<call> calls, caf::timespan timeout = forever) {
-  caf::scoped_actor self{sys};
   auto result = std::make_shared<caf::expected<std::vector<T>>>(caf::error{});
-  auto helper = sys.spawn([calls = std::move(calls), timeout,
-                           result](caf::event_based_actor* me) mutable -> caf::behavior {
-    return {[=](caf::get_atom) mutable {
-      auto rp = me->make_response_promise<caf::ok_atom>();
-      gather_then_values<T>(
-        me, std::move(calls),
-        [rp, result, me](std::vector<T> xs) mutable {
-          *result = std::move(xs);
-          rp.deliver(caf::ok_atom::value);
-          me->quit();
-        },
-        [rp, result, me](caf::error err) mutable {
-          *result = std::move(err);
-          rp.deliver(caf::ok_atom::value);
-          me->quit();
-        },
-        timeout);
-      return rp;
-    }};
+  auto err = detail::run_in_actor(sys, [calls = std::move(calls), timeout,
+                                        result](caf::event_based_actor* me, auto done) mutable {
+    gather_then_values<T>(
+      me, std::move(calls),
+      [result, done](std::vector<T> xs) mutable {
+        *result = std::move(xs);
+        done();
+      },
+      [result, done](caf::error e) mutable {
+        *result = std::move(e);
+        done();
+      },
+      timeout);
   });
-  self->request(helper, caf::infinite, caf::get_atom::value)
-    .receive([](caf::ok_atom) {},
-             [&](caf::error& err) { *result = detail::normalize_request_error(std::move(err)); });
+  if (err)
+    return err;
   return std::move(*result);
 }
 

@@ -12,6 +12,39 @@ using troupe::errc;
 using troupe::guarded;
 using troupe::test::fixture;
 
+namespace {
+
+/// Keeps the owner of `sut` busy in an operation until `release()`; the
+/// owner is inside that operation when the constructor returns.
+class busy_owner {
+public:
+  explicit busy_owner(const guarded<int>& sut) {
+    std::promise<void> entered;
+    auto inside = entered.get_future();
+    done_ = std::async(std::launch::async,
+                       [&sut, gate = open_.get_future().share(), e = std::move(entered)]() mutable {
+                         return sut.update([&](int& x) {
+                           e.set_value();
+                           gate.wait();
+                           return ++x;
+                         });
+                       });
+    inside.wait();
+  }
+
+  /// Lets the operation finish and returns its result.
+  caf::expected<int> release() {
+    open_.set_value();
+    return done_.get();
+  }
+
+private:
+  std::promise<void> open_;
+  std::future<caf::expected<int>> done_;
+};
+
+} // namespace
+
 TEST_SUITE("actors.guarded") {
 
   TEST_CASE_FIXTURE(fixture, "update applies the function and returns its result") {
@@ -120,23 +153,11 @@ TEST_SUITE("actors.guarded") {
 
   TEST_CASE_FIXTURE(fixture, "an update that gets no answer in time yields timeout") {
     guarded<int> sut{sys, 0};
-    std::promise<void> unblock;
-    auto gate = unblock.get_future().share();
-    std::promise<void> entered;
-    // Occupy the owner with an operation that waits for the test.
-    auto busy = std::async(std::launch::async, [&] {
-      return sut.update([&](int& x) {
-        entered.set_value();
-        gate.wait();
-        return ++x;
-      });
-    });
-    entered.get_future().wait();
+    busy_owner busy{sut};
     auto result = sut.update([](int& x) { return x; }, std::chrono::milliseconds(20));
     REQUIRE_FALSE(result);
     CHECK(troupe::is(result.error(), errc::timeout));
-    unblock.set_value();
-    CHECK(*busy.get() == 1);
+    CHECK(*busy.release() == 1);
   }
 
   TEST_CASE_FIXTURE(fixture, "update_then delivers the result to an event-based actor") {
@@ -182,17 +203,7 @@ TEST_SUITE("actors.guarded") {
 
   TEST_CASE_FIXTURE(fixture, "an update that timed out never runs later") {
     guarded<int> sut{sys, 0};
-    std::promise<void> unblock;
-    auto gate = unblock.get_future().share();
-    std::promise<void> entered;
-    auto busy = std::async(std::launch::async, [&] {
-      return sut.update([&](int& x) {
-        entered.set_value();
-        gate.wait();
-        return ++x;
-      });
-    });
-    entered.get_future().wait();
+    busy_owner busy{sut};
     auto ran = std::make_shared<std::atomic<bool>>(false);
     auto result = sut.update(
       [ran](int& x) {
@@ -201,8 +212,7 @@ TEST_SUITE("actors.guarded") {
       },
       std::chrono::milliseconds(10));
     CHECK(troupe::is(result.error(), errc::timeout));
-    unblock.set_value();
-    CHECK(*busy.get() == 1);
+    CHECK(*busy.release() == 1);
     // The abandoned operation was queued before this one: once this one is
     // answered, the owner has passed it without running it.
     CHECK(sut.get());
@@ -278,17 +288,7 @@ TEST_SUITE("actors.guarded") {
   TEST_CASE_FIXTURE(
     fixture, "update_then reports timeout and never runs a function the busy owner did not start") {
     guarded<int> sut{sys, 0};
-    std::promise<void> unblock;
-    auto gate = unblock.get_future().share();
-    std::promise<void> entered;
-    auto busy = std::async(std::launch::async, [&] {
-      return sut.update([&](int& x) {
-        entered.set_value();
-        gate.wait();
-        return x;
-      });
-    });
-    entered.get_future().wait();
+    busy_owner busy{sut};
     auto ran = std::make_shared<std::atomic<bool>>(false);
     auto client = sys.spawn([sut, ran](caf::event_based_actor* me) -> caf::behavior {
       return {[me, sut, ran](caf::get_atom) {
@@ -310,10 +310,9 @@ TEST_SUITE("actors.guarded") {
     auto start = std::chrono::steady_clock::now();
     while (std::chrono::steady_clock::now() < start + std::chrono::milliseconds(5))
       std::this_thread::yield();
-    unblock.set_value();
+    CHECK(busy.release());
     answer.receive([](int) { FAIL("the operation ran after its deadline"); },
                    [](caf::error& err) { CHECK(troupe::is(err, errc::timeout)); });
-    CHECK(busy.get());
     CHECK_FALSE(*ran);
   }
 

@@ -32,7 +32,12 @@ using hold_atom = caf::atom_constant<caf::atom("hold")>;
 /// order in which incarnations ended.
 struct journal {
   std::mutex mtx;
+  /// Children told to stop, in the order they took it: written before the
+  /// child ends, so before its supervisor can go on.
   std::vector<std::string> stopped;
+  /// Every incarnation that ended, written during its cleanup (which may
+  /// finish just after its down message went out).
+  std::vector<std::string> ended;
   std::unordered_map<std::string, std::atomic<int>> starts;
 
   int started(const std::string& name) {
@@ -54,7 +59,16 @@ child_spec test_child(std::shared_ptr<journal> log, std::string name,
     return sys.spawn([log, name, n](caf::event_based_actor* self) -> caf::behavior {
       self->attach_functor([log, name](const caf::error&) {
         std::lock_guard<std::mutex> guard{log->mtx};
-        log->stopped.push_back(name);
+        log->ended.push_back(name);
+      });
+      self->set_exit_handler([self, log, name](caf::exit_msg& msg) {
+        if (msg.reason == caf::exit_reason::normal)
+          return; // as CAF's default handler
+        {
+          std::lock_guard<std::mutex> guard{log->mtx};
+          log->stopped.push_back(name);
+        }
+        self->quit(msg.reason);
       });
       return {
         [n](caf::get_atom) { return n; },
@@ -337,11 +351,13 @@ TEST_SUITE("actors.supervisor") {
     };
     REQUIRE(eventually(settled));
     // Every started incarnation but the current one has ended.
-    std::lock_guard<std::mutex> guard{log->mtx};
-    for (auto name : {"a", "b", "c"}) {
-      auto ended = std::count(log->stopped.begin(), log->stopped.end(), name);
-      CHECK_MESSAGE(log->started(name) - ended == 1, name);
-    }
+    for (auto name : {"a", "b", "c"})
+      CHECK_MESSAGE(eventually([&] {
+                      std::lock_guard<std::mutex> guard{log->mtx};
+                      auto ended = std::count(log->ended.begin(), log->ended.end(), name);
+                      return log->started(name) - ended == 1;
+                    }),
+                    name);
   }
 
   TEST_CASE_FIXTURE(fixture, "restarts that keep failing make the supervisor give up") {

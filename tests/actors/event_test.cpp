@@ -13,6 +13,15 @@ using troupe::test::fixture;
 
 namespace {
 
+/// Waits (with the deadline) until `sut` has `n` waiters queued.
+bool waiting_becomes(const event& sut, std::size_t n) {
+  return eventually([&] {
+    auto waiting = sut.waiting();
+    REQUIRE(waiting);
+    return *waiting == n;
+  });
+}
+
 /// Starts a thread that waits on `sut` and returns the future of its result.
 std::future<caf::error> wait_async(const event& sut, caf::timespan timeout = troupe::forever) {
   return std::async(std::launch::async, [sut, timeout] { return sut.wait(timeout); });
@@ -29,11 +38,7 @@ TEST_SUITE("actors.event") {
   TEST_CASE_FIXTURE(fixture, "a waiter blocks until another thread sets the event") {
     event sut{sys};
     auto waiter = wait_async(sut);
-    REQUIRE(eventually([&] {
-      auto n = sut.waiting();
-      REQUIRE(n);
-      return *n == 1;
-    }));
+    REQUIRE(waiting_becomes(sut, 1));
     CHECK(waiter.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout);
     sut.set();
     REQUIRE(ready(waiter));
@@ -46,11 +51,7 @@ TEST_SUITE("actors.event") {
     waiters.reserve(5);
     for (int i = 0; i < 5; ++i)
       waiters.push_back(wait_async(sut));
-    REQUIRE(eventually([&] {
-      auto n = sut.waiting();
-      REQUIRE(n);
-      return *n == 5;
-    }));
+    REQUIRE(waiting_becomes(sut, 5));
     sut.set();
     for (auto& w : waiters) {
       REQUIRE(ready(w));
@@ -90,11 +91,7 @@ TEST_SUITE("actors.event") {
     waiters.reserve(4);
     for (int i = 0; i < 4; ++i)
       waiters.push_back(wait_async(sut, std::chrono::seconds(5)));
-    REQUIRE(eventually([&] {
-      auto n = sut.waiting();
-      REQUIRE(n);
-      return *n == 4;
-    }));
+    REQUIRE(waiting_becomes(sut, 4));
     std::thread setter{[&] {
       for (int i = 0; i < 1000; ++i)
         sut.set();
@@ -125,11 +122,7 @@ TEST_SUITE("actors.event") {
       }};
     });
     auto answer = self->request(client, troupe::test::deadline, caf::get_atom::value);
-    REQUIRE(eventually([&] {
-      auto n = sut.waiting();
-      REQUIRE(n);
-      return *n == 1;
-    }));
+    REQUIRE(waiting_becomes(sut, 1));
     sut.set();
     answer.receive([](caf::ok_atom) {}, [](caf::error& err) { FAIL(troupe::describe(err)); });
   }
@@ -137,11 +130,7 @@ TEST_SUITE("actors.event") {
   TEST_CASE_FIXTURE(fixture, "waiters get owner_down when the event's actor is killed") {
     event sut{sys};
     auto waiter = wait_async(sut);
-    REQUIRE(eventually([&] {
-      auto n = sut.waiting();
-      REQUIRE(n);
-      return *n == 1;
-    }));
+    REQUIRE(waiting_becomes(sut, 1));
     troupe::test::kill_and_wait(self, sut.handle());
     REQUIRE(ready(waiter));
     CHECK(troupe::is(waiter.get(), errc::owner_down));

@@ -16,6 +16,15 @@ using troupe::test::fixture;
 
 namespace {
 
+/// Waits (with the deadline) until `sut` has `n` waiters queued.
+bool waiting_becomes(const semaphore& sut, std::size_t n) {
+  return eventually([&] {
+    auto waiting = sut.waiting();
+    REQUIRE(waiting);
+    return *waiting == n;
+  });
+}
+
 /// An event-based actor that takes a permit when asked and then never gives
 /// it back: it answers `ok` once it holds the permit.
 caf::behavior greedy_holder(caf::event_based_actor* self, caf::actor sem) {
@@ -85,11 +94,7 @@ TEST_SUITE("actors.semaphore") {
       auto lease = sut.acquire(me, troupe::test::deadline);
       return static_cast<bool>(lease);
     });
-    REQUIRE(eventually([&] {
-      auto n = sut.waiting();
-      REQUIRE(n);
-      return *n == 1;
-    }));
+    REQUIRE(waiting_becomes(sut, 1));
     first->release();
     REQUIRE(waiter.wait_for(troupe::test::deadline) == std::future_status::ready);
     CHECK(waiter.get());
@@ -112,17 +117,9 @@ TEST_SUITE("actors.semaphore") {
     REQUIRE(first);
     auto waiter = sys.spawn(greedy_holder, sut.handle());
     caf::anon_send(waiter, caf::get_atom::value); // queues behind `first`
-    REQUIRE(eventually([&] {
-      auto n = sut.waiting();
-      REQUIRE(n);
-      return *n == 1;
-    }));
+    REQUIRE(waiting_becomes(sut, 1));
     troupe::test::kill_and_wait(self, waiter);
-    REQUIRE(eventually([&] {
-      auto n = sut.waiting();
-      REQUIRE(n);
-      return *n == 0;
-    }));
+    REQUIRE(waiting_becomes(sut, 0));
     first->release();
     REQUIRE(eventually([&] { return *sut.available() == 1; }));
   }
@@ -162,11 +159,7 @@ TEST_SUITE("actors.semaphore") {
       caf::scoped_actor me{sys};
       return sut.acquire(me).error();
     });
-    REQUIRE(eventually([&] {
-      auto n = sut.waiting();
-      REQUIRE(n);
-      return *n == 1;
-    }));
+    REQUIRE(waiting_becomes(sut, 1));
     troupe::test::kill_and_wait(self, sut.handle());
     REQUIRE(waiter.wait_for(troupe::test::deadline) == std::future_status::ready);
     CHECK(troupe::is(waiter.get(), errc::owner_down));

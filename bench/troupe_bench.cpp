@@ -2,11 +2,13 @@
 // measured in the same run on the same machine.
 //
 //   troupe-bench local [--repeat N] [--increments N] [--samples N]
+//   troupe-bench anchors [--repeat N] [--samples N] [--messages N]
 //
 // Prints one line per figure, `<name> <value> <unit>`, then ratio lines
 // `<name> <ratio> x`. Every figure is the median of its runs; the machines
 // this runs on are shared and noisy, so compare ratios, not absolute values.
 
+#include "ipc_anchors.hpp"
 #include "troupe/bounded_queue.hpp"
 #include "troupe/configure.hpp"
 #include "troupe/guarded.hpp"
@@ -41,6 +43,7 @@ struct options {
   int repeat = 5;
   int64_t increments = 1'000'000; // per producer; two producers
   int samples = 20'000;           // round trips per RTT figure
+  int messages = 100'000;         // one-way messages per throughput figure
 };
 
 double median(std::vector<double> xs) {
@@ -386,11 +389,14 @@ void usage(std::ostream& out) {
          "  pool    dispatch through troupe::worker_pool vs caf::actor_pool (--samples\n"
          "          tasks), CPU speed-up of 2 workers over 1 (--increments x 20 steps per\n"
          "          task), peak memory of a 4:1 flood into a bounded queue vs a CAF actor\n"
+         "  anchors baselines for the ipc figures: futex ping-pong, Boost message_queue,\n"
+         "          CAF over TCP and in-process, python3 multiprocessing (n/a without it)\n"
          "\n"
          "options:\n"
          "  --repeat N      rounds per figure; the median is printed (default 5)\n"
          "  --increments N  increments per producer in the counter figures (default 1000000)\n"
-         "  --samples N     round trips per RTT figure (default 20000)\n";
+         "  --samples N     round trips per RTT figure (default 20000)\n"
+         "  --messages N    one-way 64-byte messages per throughput figure (default 100000)\n";
 }
 
 /// Parses a positive count no larger than `max`.
@@ -418,7 +424,9 @@ int main(int argc, char** argv) {
   }
   if (suite == "flood" && argc == 3)
     return run_flood(argv[2]);
-  if (suite != "local" && suite != "pool") {
+  if (suite == "anchor-child")
+    return troupe_bench::run_anchor_child(argc - 2, argv + 2);
+  if (suite != "local" && suite != "pool" && suite != "anchors") {
     std::cerr << "troupe-bench: unknown suite '" << suite << "'\n";
     usage(std::cerr);
     return 2;
@@ -428,7 +436,7 @@ int main(int argc, char** argv) {
   for (int i = 2; i < argc; ++i) {
     std::string flag = argv[i];
     int64_t max = 0;
-    if (flag == "--repeat" || flag == "--samples")
+    if (flag == "--repeat" || flag == "--samples" || flag == "--messages")
       max = int_max;
     else if (flag == "--increments")
       max = std::numeric_limits<int64_t>::max() / 2;
@@ -447,8 +455,12 @@ int main(int argc, char** argv) {
       opt.repeat = static_cast<int>(value);
     else if (flag == "--increments")
       opt.increments = value;
+    else if (flag == "--messages")
+      opt.messages = static_cast<int>(value);
     else
       opt.samples = static_cast<int>(value);
   }
+  if (suite == "anchors")
+    return troupe_bench::run_anchors({opt.repeat, opt.samples, opt.messages});
   return suite == "local" ? run_local(opt) : run_pool(opt, "/proc/self/exe");
 }

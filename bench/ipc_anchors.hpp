@@ -1,0 +1,67 @@
+#pragma once
+
+// Anchors for troupe's inter-process figures: what the same round trip or
+// one-way stream costs with other mechanisms, measured in the same run on the
+// same machine. Each function measures one figure `repeat` times and returns
+// the median run (an RTT run's figure is the median of its samples).
+//
+// Second processes are this program again (/proc/self/exe, started with
+// posix_spawn in the hidden mode `anchor-child`), or python3. Shared memory
+// and message queue names carry the pid and are removed as soon as both
+// sides have opened them, and on every error path; children are killed and
+// reaped when a figure fails. Failures throw std::runtime_error.
+
+#include <cstdint>
+#include <optional>
+
+namespace troupe_bench {
+
+/// Sizes of the anchor figures.
+struct anchor_options {
+  int repeat = 5;         ///< runs per figure; the median run is returned
+  int samples = 20'000;   ///< round trips per run of an RTT figure
+  int messages = 100'000; ///< one-way 64-byte messages per run of a throughput figure
+};
+
+/// Raw futex ping-pong on a 32-bit word in shared memory between two
+/// processes, no spinning: the floor for any cross-process wake-up.
+double futex_rtt_us(const anchor_options& opt);
+
+/// Boost.Interprocess message_queue: a 64-byte request and its 64-byte reply
+/// between two processes (one queue each way).
+double bip_mq_rtt_us(const anchor_options& opt);
+
+/// Boost.Interprocess message_queue: 64-byte messages one way to a counting
+/// process, from the first send until it confirms the last.
+double bip_mq_msgs_per_s(const anchor_options& opt);
+
+/// A blocking CAF request (`scoped_actor::request(...).receive`, no timeout)
+/// to an actor in another process, reached through CAF's middleman on
+/// 127.0.0.1.
+double caf_tcp_rtt_us(const anchor_options& opt);
+
+/// A blocking CAF request (no timeout) to an actor in the same process.
+double caf_local_rtt_us(const anchor_options& opt);
+
+/// 64-byte std::string messages from a scoped_actor to a counting actor in the
+/// same process, from the first send until the counter answers after the last.
+double caf_local_msgs_per_s(const anchor_options& opt);
+
+/// A `multiprocessing.Manager().dict()` proxy set call in python3 (a round
+/// trip to the manager's process). Empty when python3 is not on PATH.
+std::optional<double> py_manager_rtt_us(const anchor_options& opt);
+
+/// 64-byte bytes objects one way through a `multiprocessing.Queue` between two
+/// python3 processes. Empty when python3 is not on PATH.
+std::optional<double> py_queue_msgs_per_s(const anchor_options& opt);
+
+/// The suite `troupe-bench anchors`: prints every figure as
+/// `<name> <value> <unit>`, or `<name> n/a` when it is unavailable. Returns the
+/// exit code: 1 when a figure (other than an unavailable python one) failed.
+int run_anchors(const anchor_options& opt);
+
+/// The hidden mode `troupe-bench anchor-child KIND NAME PARENT_PID`: the
+/// second process of an anchor figure. `argc`/`argv` start at KIND.
+int run_anchor_child(int argc, char** argv);
+
+} // namespace troupe_bench

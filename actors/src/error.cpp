@@ -63,6 +63,28 @@ std::string to_string(errc x) {
     return "closed";
   case errc::full:
     return "full";
+  case errc::peer_lost:
+    return "peer_lost";
+  case errc::message_too_large:
+    return "message_too_large";
+  case errc::group_running:
+    return "group_running";
+  case errc::no_such_group:
+    return "no_such_group";
+  case errc::bad_key:
+    return "bad_key";
+  case errc::bad_segment:
+    return "bad_segment";
+  case errc::group_full:
+    return "group_full";
+  case errc::name_taken:
+    return "name_taken";
+  case errc::name_not_found:
+    return "name_not_found";
+  case errc::spawn_failed:
+    return "spawn_failed";
+  case errc::bad_frame:
+    return "bad_frame";
   }
   return "errc(" + std::to_string(static_cast<int>(x)) + ")";
 }

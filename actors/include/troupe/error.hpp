@@ -45,8 +45,34 @@ enum class errc : uint8_t {
   task_failed,
   /// A queue is closed: no more puts; gets end once it is drained.
   closed,
-  /// A queue is full and its policy is to fail instead of waiting.
+  /// A queue or ring is full and its policy is to fail instead of waiting
+  /// (or the wait ran out).
   full,
+  /// The node (process) hosting an actor died or left its group: monitors
+  /// of its actors see this as the `down_msg` reason, and requests pending
+  /// on it fail with it.
+  peer_lost,
+  /// A message is larger than the group's `max_message_bytes`.
+  message_too_large,
+  /// A group of that name is already running on this host.
+  group_running,
+  /// No group of that name runs on this host.
+  no_such_group,
+  /// The key given to join a group is not the group's key.
+  bad_key,
+  /// A shared-memory segment is not a troupe segment of a compatible version,
+  /// is not owned by the caller, or has the wrong permissions.
+  bad_segment,
+  /// Every node slot of the group is taken.
+  group_full,
+  /// The name is already published by a live node.
+  name_taken,
+  /// No live node published that name.
+  name_not_found,
+  /// A process could not be started.
+  spawn_failed,
+  /// A frame read from shared memory was malformed and was rejected.
+  bad_frame,
 };
 
 /// Returns the name of `x`, e.g. `"timeout"`.

@@ -1,0 +1,23 @@
+#pragma once
+
+#include <caf/actor_system_config.hpp>
+
+namespace troupe::ipc {
+
+/// Prepares an actor system configuration for a process that creates or
+/// joins a group: everything `troupe::configure` does, plus CAF's middleman.
+/// CAF 0.17 gives a process its node id (which tells one node's actors from
+/// another's) only when the middleman is loaded; it also serves
+/// `node::publish_tcp` and `node::remote_tcp`. Call it once on the config
+/// before the actor system is constructed, instead of (not as well as)
+/// `cfg.load<caf::io::middleman>()`.
+///
+/// ```cpp
+/// caf::actor_system_config cfg;
+/// troupe::ipc::configure(cfg);
+/// caf::actor_system sys{cfg};
+/// auto group = troupe::ipc::node::create(sys, "bank");
+/// ```
+void configure(caf::actor_system_config& cfg);
+
+} // namespace troupe::ipc

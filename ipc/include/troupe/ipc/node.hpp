@@ -1,0 +1,197 @@
+#pragma once
+
+#include "troupe/ipc/process.hpp"
+#include "troupe/timeout.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_cast.hpp>
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+#include <caf/fwd.hpp>
+#include <caf/timespan.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace troupe::ipc {
+
+namespace detail {
+class core;
+} // namespace detail
+
+/// What a sender does when the ring to another node is full (its reader is
+/// slow, or stopped).
+enum class full_policy {
+  /// Wait for space (up to `group_options::full_timeout`); the sending
+  /// thread blocks, which is the backpressure.
+  wait,
+  /// Fail at once: a request gets `errc::full`, an asynchronous sender gets
+  /// an error message.
+  fail,
+};
+
+/// Settings of a group and of one node in it. The creator's geometry
+/// (`max_nodes`, `ring_bytes`, `max_names`) is the group's; a joining node
+/// reads it from the segment and ignores its own.
+struct group_options {
+  /// How many processes can be in the group at once (2 to 64).
+  uint32_t max_nodes = 8;
+  /// Bytes of each one-way ring between two nodes: a power of two from
+  /// 64 KiB to 256 MiB. Memory is only used as rings fill.
+  uint64_t ring_bytes = uint64_t{1} << 20;
+  /// How many names can be published in the group at once.
+  uint32_t max_names = 256;
+  /// Largest message (serialized) a node sends; larger ones are split into
+  /// ring-sized pieces. Above this limit the sender gets
+  /// `errc::message_too_large`. At most 1 GiB.
+  uint64_t max_message_bytes = uint64_t{16} << 20;
+  /// What a sender does when a ring is full.
+  full_policy on_full = full_policy::wait;
+  /// With `full_policy::wait`: how long a sender waits for space before it
+  /// fails with `errc::full`.
+  caf::timespan full_timeout = forever;
+  /// How long the reader spins on empty rings before it parks; a parked
+  /// reader costs a wake-up (tens of microseconds on a VM) to restart.
+  caf::timespan spin = std::chrono::microseconds(50);
+  /// How long `join` waits for a segment that its creator is still setting
+  /// up.
+  caf::timespan join_timeout = std::chrono::seconds(5);
+  /// How long a dead node's slot rests before a new node may reuse it.
+  caf::timespan slot_grace = std::chrono::seconds(1);
+  /// No `[troupe] ...` notices on stderr (sweeps, rejected frames).
+  bool quiet = false;
+};
+
+/// Counters of this node, as kept in the segment (so `troupe ls` sees them).
+struct node_stats {
+  uint64_t frames_sent = 0;
+  uint64_t frames_received = 0;
+  uint64_t frames_rejected = 0;
+};
+
+/// A node of a group: this process's membership in a set of processes on one
+/// host that share one shared-memory segment, `/dev/shm/troupe.<group>`.
+///
+/// Actors published under a name by any node are found by `lookup` on every
+/// node as a plain `caf::actor`: `send`, `request`, `monitor` and `link` work
+/// across processes as with local actors, and replies, errors, `down_msg`
+/// and `exit_msg` come back. Messages from one sender to one receiver keep
+/// their order. When a node dies (even by SIGKILL), every monitor of its
+/// actors gets a `down_msg` with `errc::peer_lost` and every request pending
+/// on it fails with `errc::peer_lost`.
+///
+/// Who owns the segment: `create` makes it (mode 0600, refused while a group
+/// of that name runs; a segment whose processes all died is swept and
+/// reused); the last node to leave removes it. A node leaves when `leave` is
+/// called or the `node` is destroyed; destroy it before its actor system.
+///
+/// Thread safety: all member functions may be called from any thread.
+class node {
+public:
+  /// Creates the group `group` and joins it as its first node. Names are
+  /// 1 to 48 characters of `[A-Za-z0-9_.-]`. Fails with
+  /// `errc::group_running` if a live group of that name exists.
+  static caf::expected<node> create(caf::actor_system& sys, const std::string& group,
+                                    group_options opts = {});
+
+  /// Joins the running group `group` with its `key` (see `key()`). Fails with
+  /// `errc::bad_key` for a wrong key, `errc::no_such_group` if there is none,
+  /// `errc::bad_segment` if the segment is not troupe's or not the caller's,
+  /// `errc::group_full` if all slots are taken.
+  static caf::expected<node> join(caf::actor_system& sys, const std::string& group,
+                                  const std::string& key, group_options opts = {});
+
+  /// Joins the group named by the environment variables `TROUPE_GROUP` and
+  /// `TROUPE_GROUP_KEY`, as `node::spawn` sets them for a child.
+  static caf::expected<node> join_from_env(caf::actor_system& sys, group_options opts = {});
+
+  /// Whether this process was started by `node::spawn` (the environment
+  /// names a group).
+  static bool in_spawned_child();
+
+  node(node&&) noexcept;
+  node& operator=(node&&) noexcept;
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+  ~node();
+
+  /// Publishes `x` (an actor of this process) under `name` (1 to 64
+  /// printable characters). Fails with `errc::name_taken` if a live node
+  /// already published that name.
+  caf::error publish(const std::string& name, const caf::actor& x);
+
+  template <class Handle>
+  caf::error publish(const std::string& name, const Handle& x) {
+    return publish(name, caf::actor_cast<caf::actor>(x));
+  }
+
+  /// Removes a name this node published.
+  caf::error unpublish(const std::string& name);
+
+  /// Finds the actor published as `name` by any node. Waits up to `wait` for
+  /// the name to appear; fails with `errc::name_not_found` after that.
+  caf::expected<caf::actor> lookup(const std::string& name, caf::timespan wait = caf::timespan{0});
+
+  /// `lookup` for a typed handle (no type check happens across processes).
+  template <class Handle>
+  caf::expected<Handle> lookup_as(const std::string& name, caf::timespan wait = caf::timespan{0}) {
+    auto x = lookup(name, wait);
+    if (!x)
+      return std::move(x.error());
+    return caf::actor_cast<Handle>(std::move(*x));
+  }
+
+  /// Starts `program` as a child process that can join this group: its
+  /// environment carries `TROUPE_GROUP` and `TROUPE_GROUP_KEY` (read by
+  /// `join_from_env`).
+  caf::expected<child_process> spawn(const std::string& program,
+                                     const std::vector<std::string>& args = {},
+                                     std::vector<std::string> env = {});
+
+  /// Makes `x` reachable from other hosts through CAF's middleman on `port`
+  /// (0 picks one): a plain CAF program reaches it with
+  /// `io::remote_actor(host, port)`. `x` may live on any node of the group.
+  /// Needs `cfg.load<caf::io::middleman>()`. Returns the port.
+  caf::expected<uint16_t> publish_tcp(const caf::actor& x, uint16_t port, const char* in = nullptr);
+
+  /// Reaches an actor that another host published with CAF's middleman.
+  caf::expected<caf::actor> remote_tcp(const std::string& host, uint16_t port);
+
+  /// The group's name.
+  const std::string& group() const;
+
+  /// The key a process needs to join (32 hex digits).
+  std::string key() const;
+
+  /// This node's slot in the segment.
+  uint32_t slot() const;
+
+  /// This node's counters.
+  node_stats stats() const;
+
+  /// Unpublishes this node's names and leaves the group; the last node out
+  /// removes the segment. Proxies to other nodes' actors die with
+  /// `errc::peer_lost`. Idempotent; the destructor calls it.
+  void leave();
+
+  /// Test hook: the next message frame this node writes stops (SIGSTOP) half
+  /// written, before it is published, as a writer killed mid-frame would.
+  void test_stall_next_frame();
+
+  /// Test hook: writes `bytes` into the ring from this node to `peer_slot` as
+  /// they are, as a buggy or hostile writer would.
+  caf::error test_write_raw(uint32_t peer_slot, const std::vector<unsigned char>& bytes);
+
+  /// Test hook: the slot of the node that published `name`.
+  caf::expected<uint32_t> test_slot_of(const std::string& name);
+
+private:
+  explicit node(std::shared_ptr<detail::core> core);
+
+  std::shared_ptr<detail::core> core_;
+};
+
+} // namespace troupe::ipc

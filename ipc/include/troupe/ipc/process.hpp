@@ -1,0 +1,83 @@
+#pragma once
+
+#include "troupe/timeout.hpp"
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+#include <caf/timespan.hpp>
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace troupe::ipc {
+
+/// How a child process ended.
+struct exit_status {
+  /// Whether it returned from `main` or called `exit` (then `code` is the
+  /// status); otherwise a signal ended it (then `signal` is its number).
+  bool exited = false;
+  int code = 0;
+  int signal = 0;
+
+  /// Whether it exited with status 0.
+  bool success() const noexcept {
+    return exited && code == 0;
+  }
+};
+
+/// Renders `x` for people: `exited with status 3`, `killed by signal 9 (Killed)`.
+std::string to_string(const exit_status& x);
+
+/// A child process started with `posix_spawn` (never a bare `fork`, which is
+/// unsafe once CAF's threads run).
+///
+/// Owns the process: destroying a `child_process` whose process still runs
+/// kills it with SIGKILL and reaps it, so no child outlives its handle by
+/// accident; call `detach` to let it run on. Not thread-safe: one thread
+/// owns a handle.
+class child_process {
+public:
+  child_process() = default;
+  explicit child_process(pid_t pid) noexcept : pid_(pid) {}
+  child_process(child_process&& other) noexcept;
+  child_process& operator=(child_process&& other) noexcept;
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+  ~child_process();
+
+  /// The process id, or 0 for an empty handle.
+  pid_t pid() const noexcept {
+    return pid_;
+  }
+
+  /// Waits until the process ends, at most `timeout`; fails with
+  /// `errc::timeout` if it is still running then (and leaves it running).
+  caf::expected<exit_status> wait(caf::timespan timeout = forever);
+
+  /// Sends `signal` to the process (default SIGKILL).
+  caf::error kill(int signal = 9);
+
+  /// Whether the process has not been reaped yet.
+  bool running() const noexcept {
+    return pid_ > 0 && !reaped_;
+  }
+
+  /// Gives up ownership: the process runs on and is no longer reaped here.
+  pid_t detach() noexcept;
+
+private:
+  pid_t pid_ = 0;
+  bool reaped_ = false;
+};
+
+/// Starts `program` with `args` (argv[1..]) and the current environment plus
+/// `env` (`NAME=value` entries, which override). `program` is searched on
+/// PATH when it holds no slash. Fails with `errc::spawn_failed` and the
+/// reason when the program cannot be started.
+caf::expected<child_process> spawn_process(const std::string& program,
+                                           const std::vector<std::string>& args = {},
+                                           const std::vector<std::string>& env = {});
+
+} // namespace troupe::ipc

@@ -1,0 +1,1270 @@
+#include "core.hpp"
+
+#include "troupe/error.hpp"
+
+#include <caf/all.hpp>
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <iostream>
+
+namespace troupe::ipc::detail {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+/// Set on a node's reader thread, which must never wait for ring space.
+thread_local bool on_reader_thread = false;
+
+steady::time_point deadline_after(caf::timespan timeout) {
+  if (troupe::detail::is_forever(timeout))
+    return steady::time_point::max();
+  return steady::now() + timeout;
+}
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+frame_header make_header(frame_kind kind, uint32_t length, uint64_t receiver, uint64_t mid,
+                         uint64_t sender) {
+  frame_header h{};
+  h.magic = frame_magic;
+  h.version = frame_version;
+  h.kind = static_cast<uint16_t>(kind);
+  h.length = length;
+  h.receiver = receiver;
+  h.mid = mid;
+  h.sender = sender;
+  return h;
+}
+
+std::string describe_peer(const peer& p) {
+  return "node in slot " + std::to_string(p.slot) + " (pid " + std::to_string(p.pid) + ")";
+}
+
+} // namespace
+
+peer::~peer() {
+  if (pidfd >= 0)
+    ::close(pidfd);
+}
+
+// -- construction and membership ------------------------------------------------
+
+core::core(caf::actor_system& sys, std::unique_ptr<mapped_segment> seg, group_options opts)
+  : sys_(sys), seg_(std::move(seg)), opts_(opts), proxies_(sys, *this) {
+  // The group's limit is the creator's.
+  opts_.max_message_bytes = seg_->view.header()->max_message_bytes;
+  peers_.resize(seg_->view.geo.max_nodes);
+}
+
+core::~core() {
+  leave();
+  if (wake_fd_ >= 0)
+    ::close(wake_fd_);
+}
+
+std::string core::key() const {
+  group_key k{};
+  std::memcpy(k.data(), seg_->view.header()->key, key_bytes);
+  return key_to_hex(k);
+}
+
+caf::error core::start() {
+  auto& seg = seg_->view;
+  auto now = mono_ms();
+  auto grace = static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::milliseconds>(opts_.slot_grace).count());
+  // Pass 0 takes a never-used slot; pass 1 a slot that has rested long
+  // enough since its last node left or died (so every peer has let go of it).
+  bool claimed = false;
+  for (int pass = 0; pass < 2 && !claimed; ++pass) {
+    for (uint32_t i = 0; i < seg.geo.max_nodes && !claimed; ++i) {
+      auto* s = seg.slot(i);
+      auto st = s->state.load(std::memory_order_acquire);
+      auto rested = now - std::min(now, s->dead_since_ms.load(std::memory_order_acquire)) >= grace;
+      if (pass == 0) {
+        if (st != slot_free || s->epoch.load(std::memory_order_acquire) != 0)
+          continue;
+      } else if (st == slot_alive || st == slot_claiming) {
+        // A node that died with nobody watching: mark it, reuse it later.
+        if (!process_alive(s->pid.load(), s->start_ticks.load())
+            && s->state.compare_exchange_strong(st, slot_dead)) {
+          s->dead_since_ms.store(now, std::memory_order_release);
+          sweep_names_of(i, s->epoch.load());
+        }
+        continue;
+      } else if (!rested) {
+        continue;
+      }
+      if (s->state.compare_exchange_strong(st, slot_claiming)) {
+        me_ = i;
+        claimed = true;
+      }
+    }
+  }
+  if (!claimed)
+    return make_error(errc::group_full, "all " + std::to_string(seg.geo.max_nodes)
+                                          + " node slots of group '" + group() + "' are taken");
+  my_slot_ = seg.slot(me_);
+  my_epoch_ = my_slot_->epoch.load() + 1;
+  my_slot_->epoch.store(my_epoch_, std::memory_order_relaxed);
+  my_slot_->pid.store(::getpid(), std::memory_order_relaxed);
+  my_slot_->start_ticks.store(process_start_ticks(::getpid()), std::memory_order_relaxed);
+  my_slot_->joined_unix_ms.store(unix_ms(), std::memory_order_relaxed);
+  my_slot_->frames_sent.store(0, std::memory_order_relaxed);
+  my_slot_->frames_received.store(0, std::memory_order_relaxed);
+  my_slot_->frames_rejected.store(0, std::memory_order_relaxed);
+  my_slot_->doorbell.store(0, std::memory_order_relaxed);
+  my_slot_->parked.store(0, std::memory_order_relaxed);
+  {
+    std::vector<char> buf;
+    caf::binary_serializer sink{sys_, buf};
+    auto nid = sys_.node();
+    if (auto err = sink(nid); err || buf.size() > node_id_max) {
+      my_slot_->state.store(slot_free, std::memory_order_release);
+      return make_error(errc::bad_segment, "cannot store this node's id");
+    }
+    std::memcpy(my_slot_->node_id, buf.data(), buf.size());
+    my_slot_->node_id_len = static_cast<uint32_t>(buf.size());
+  }
+  // Every ring to and from this slot starts empty for this incarnation.
+  for (uint32_t j = 0; j < seg.geo.max_nodes; ++j) {
+    for (auto r : {seg.ring(me_, j), seg.ring(j, me_)}) {
+      r.hdr->tail.store(0, std::memory_order_relaxed);
+      r.hdr->head.store(0, std::memory_order_relaxed);
+      r.hdr->space_seq.store(0, std::memory_order_relaxed);
+      r.hdr->space_waiting.store(0, std::memory_order_relaxed);
+    }
+  }
+  my_slot_->state.store(slot_alive, std::memory_order_release);
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  refresh_peers();
+  reader_ = std::thread{[this] { reader_loop(); }};
+  watcher_ = std::thread{[this] { watcher_loop(); }};
+  return caf::none;
+}
+
+void core::leave() {
+  if (left_.exchange(true))
+    return;
+  if (my_slot_ == nullptr)
+    return; // never started
+  sweep_names_of(me_, my_epoch_);
+  stop_ = true;
+  my_slot_->doorbell.fetch_add(1);
+  futex_wake(&my_slot_->doorbell, INT_MAX);
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    [[maybe_unused]] auto rc = ::write(wake_fd_, &one, sizeof(one));
+  }
+  if (reader_.joinable())
+    reader_.join();
+  if (watcher_.joinable())
+    watcher_.join();
+  my_slot_->dead_since_ms.store(mono_ms(), std::memory_order_release);
+  my_slot_->state.store(slot_free, std::memory_order_release);
+  // Everything this node holds of others ends here.
+  std::vector<peer_ptr> all;
+  {
+    std::lock_guard<std::mutex> guard{peers_mtx_};
+    for (auto& p : peers_)
+      if (p)
+        all.push_back(std::move(p));
+  }
+  auto reason = make_error(errc::peer_lost, "this node left group '" + group() + "'");
+  for (auto& p : all) {
+    if (!p->loss_claimed.exchange(true)) {
+      p->lost_reason = reason;
+      p->lost.store(true, std::memory_order_release);
+    }
+    futex_wake(&p->out.hdr->space_seq, INT_MAX);
+    fail_pending(*p, reason);
+    for (auto& x : proxies_.get_all(p->nid))
+      static_cast<caf::actor_proxy*>(caf::actor_cast<caf::abstract_actor*>(x))
+        ->kill_proxy(nullptr, reason);
+  }
+  proxies_.clear();
+  // The last node out removes the segment.
+  auto& seg = seg_->view;
+  bool anyone = false;
+  for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
+    auto* s = seg.slot(i);
+    auto st = s->state.load(std::memory_order_acquire);
+    if ((st == slot_alive || st == slot_claiming)
+        && process_alive(s->pid.load(), s->start_ticks.load()))
+      anyone = true;
+  }
+  if (!anyone)
+    remove_segment(seg_->shm_name);
+}
+
+// -- peers -------------------------------------------------------------------------
+
+peer_ptr core::add_peer_locked(uint32_t slot, uint32_t epoch) {
+  auto& seg = seg_->view;
+  auto* s = seg.slot(slot);
+  auto p = std::make_shared<peer>();
+  p->slot = slot;
+  p->epoch = epoch;
+  p->pid = s->pid.load(std::memory_order_acquire);
+  p->start_ticks = s->start_ticks.load(std::memory_order_acquire);
+  p->shm = s;
+  p->out = seg.ring(me_, slot);
+  p->in = seg.ring(slot, me_);
+  auto len = std::min<size_t>(s->node_id_len, node_id_max);
+  caf::binary_deserializer src{sys_, reinterpret_cast<const char*>(s->node_id), len};
+  if (src(p->nid) || !p->nid)
+    return nullptr;
+  p->pidfd = pidfd_open(p->pid);
+  peers_[slot] = p;
+  ++peers_version_;
+  if (!process_alive(p->pid, p->start_ticks))
+    mark_lost(p, make_error(errc::peer_lost, describe_peer(*p) + " died"));
+  return p;
+}
+
+void core::refresh_peers() {
+  auto& seg = seg_->view;
+  bool added = false;
+  {
+    std::lock_guard<std::mutex> guard{peers_mtx_};
+    for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
+      if (i == me_)
+        continue;
+      auto* s = seg.slot(i);
+      auto st = s->state.load(std::memory_order_acquire);
+      auto ep = s->epoch.load(std::memory_order_acquire);
+      auto& known = peers_[i];
+      if (known && (st != slot_alive || ep != known->epoch)) {
+        auto how = st == slot_free && ep == known->epoch ? " left the group" : " died";
+        mark_lost(known, make_error(errc::peer_lost, describe_peer(*known) + how));
+        known = nullptr;
+        ++peers_version_;
+      }
+      if (st == slot_alive && !known) {
+        add_peer_locked(i, ep);
+        added = true;
+      }
+    }
+  }
+  if (added && wake_fd_ >= 0) {
+    uint64_t one = 1;
+    [[maybe_unused]] auto rc = ::write(wake_fd_, &one, sizeof(one));
+  }
+}
+
+peer_ptr core::peer_at(uint32_t slot) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    {
+      std::lock_guard<std::mutex> guard{peers_mtx_};
+      if (slot < peers_.size() && peers_[slot] && !peers_[slot]->lost)
+        return peers_[slot];
+    }
+    refresh_peers();
+  }
+  return nullptr;
+}
+
+peer_ptr core::peer_by_node(const caf::node_id& nid) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    {
+      std::lock_guard<std::mutex> guard{peers_mtx_};
+      for (auto& p : peers_)
+        if (p && !p->lost && p->nid == nid)
+          return p;
+    }
+    refresh_peers();
+  }
+  return nullptr;
+}
+
+std::vector<peer_ptr> core::peer_snapshot() {
+  std::lock_guard<std::mutex> guard{peers_mtx_};
+  std::vector<peer_ptr> res;
+  for (auto& p : peers_)
+    if (p)
+      res.push_back(p);
+  return res;
+}
+
+void core::mark_lost(const peer_ptr& p, caf::error reason) {
+  if (p->loss_claimed.exchange(true))
+    return;
+  p->lost_reason = std::move(reason);
+  p->lost.store(true, std::memory_order_release);
+  // Writers waiting for space in the peer's ring look at `lost` when woken.
+  futex_wake(&p->out.hdr->space_seq, INT_MAX);
+  {
+    std::lock_guard<std::mutex> guard{lost_mtx_};
+    lost_.push_back(p);
+  }
+  my_slot_->doorbell.fetch_add(1);
+  futex_wake(&my_slot_->doorbell, INT_MAX);
+}
+
+// -- proxy_registry::backend ---------------------------------------------------------
+
+caf::strong_actor_ptr core::make_proxy(caf::node_id nid, caf::actor_id aid) {
+  auto p = peer_by_node(nid);
+  if (!p || p->lost)
+    return nullptr;
+  caf::actor_config cfg;
+  auto res =
+    caf::make_actor<shm_proxy, caf::strong_actor_ptr>(aid, nid, &sys_, cfg, shared_from_this(), p);
+  send_control(p, frame_kind::announce, aid, 0);
+  return res;
+}
+
+void core::set_last_hop(caf::node_id*) {
+  // Every node of a group is one hop away.
+}
+
+void core::export_actor(const caf::strong_actor_ptr& x) {
+  if (x && x->node() == sys_.node() && !sys_.registry().get(x->id()))
+    sys_.registry().put(x->id(), x);
+}
+
+// -- sending -------------------------------------------------------------------------
+
+void core::bounce(const caf::strong_actor_ptr& sender, caf::message_id mid, const caf::error& err,
+                  bool tell_async_sender) {
+  if (!sender)
+    return;
+  if (mid.is_request())
+    sender->enqueue(caf::make_mailbox_element(nullptr, mid.response_id(), {}, err), nullptr);
+  else if (tell_async_sender && !mid.is_response())
+    sender->enqueue(caf::make_mailbox_element(nullptr, caf::make_message_id(), {}, err), nullptr);
+}
+
+void core::send(const peer_ptr& p, caf::actor_id receiver, caf::mailbox_element_ptr what) {
+  auto sender = what->sender;
+  auto mid = what->mid;
+  if (p->lost.load(std::memory_order_acquire)) {
+    // Like a send to a dead local actor: requests are answered, async
+    // messages are dropped (the monitors saw the down_msg).
+    bounce(sender, mid, p->lost_reason, false);
+    return;
+  }
+  thread_local std::vector<char> buf;
+  buf.resize(sizeof(frame_header));
+  caf::error err;
+  {
+    caf::scoped_execution_unit ctx{&sys_};
+    ctx.proxy_registry_ptr(&proxies_);
+    caf::binary_serializer sink{&ctx, buf};
+    auto msg = what->move_content_to_message();
+    err = sink(what->sender, what->stages, msg);
+  }
+  if (!err && buf.size() - sizeof(frame_header) > opts_.max_message_bytes)
+    err = make_error(errc::message_too_large,
+                     "a message of " + std::to_string(buf.size() - sizeof(frame_header))
+                       + " bytes exceeds group '" + group() + "''s limit of "
+                       + std::to_string(opts_.max_message_bytes) + " bytes");
+  else if (err)
+    err = make_error(errc::bad_frame, "cannot serialize a message: " + describe(err));
+  if (err && mid.is_response()) {
+    // The requester still gets an answer: the error, in place of the result.
+    buf.resize(sizeof(frame_header));
+    caf::scoped_execution_unit ctx{&sys_};
+    ctx.proxy_registry_ptr(&proxies_);
+    caf::binary_serializer sink{&ctx, buf};
+    caf::strong_actor_ptr none;
+    std::vector<caf::strong_actor_ptr> no_stages;
+    auto msg = caf::make_message(err);
+    if (sink(none, no_stages, msg))
+      return;
+    err = caf::none;
+  }
+  if (err) {
+    static std::atomic<uint64_t> reported{0};
+    auto n = reported.fetch_add(1) + 1;
+    if (!opts_.quiet && !mid.is_request() && (n <= 10 || n % 1000 == 0))
+      std::cerr << "[troupe] a message was not sent: " << describe(err) << '\n';
+    bounce(sender, mid, err, true);
+    return;
+  }
+  auto h =
+    make_header(frame_kind::message, static_cast<uint32_t>(buf.size() - sizeof(frame_header)),
+                receiver, mid.integer_value(), sender ? sender->id() : 0);
+  std::memcpy(buf.data(), &h, sizeof(h));
+  std::pair<caf::actor_id, uint64_t> key{0, 0};
+  bool tracked = false;
+  if (mid.is_request() && sender && sender->node() == sys_.node()) {
+    key = {sender->id(), mid.response_id().integer_value()};
+    std::lock_guard<std::mutex> guard{p->pending_mtx};
+    p->pending.emplace(key, caf::weak_actor_ptr{sender.get()});
+    tracked = true;
+  }
+  if (auto werr = write_frame(*p, buf.data(), buf.size(), !on_reader_thread)) {
+    if (tracked) {
+      std::lock_guard<std::mutex> guard{p->pending_mtx};
+      p->pending.erase(key);
+    }
+    bounce(sender, mid, werr, !is(werr, errc::peer_lost));
+  }
+}
+
+void core::send_control(const peer_ptr& p, frame_kind kind, uint64_t receiver, uint64_t sender,
+                        const caf::error* reason) {
+  if (p->lost.load(std::memory_order_acquire))
+    return;
+  std::vector<char> buf(sizeof(frame_header));
+  if (reason != nullptr) {
+    caf::binary_serializer sink{sys_, buf};
+    auto tmp = *reason;
+    if (sink(tmp))
+      return;
+  }
+  auto h = make_header(kind, static_cast<uint32_t>(buf.size() - sizeof(frame_header)), receiver, 0,
+                       sender);
+  std::memcpy(buf.data(), &h, sizeof(h));
+  write_frame(*p, buf.data(), buf.size(), false);
+}
+
+// -- writing -------------------------------------------------------------------------
+
+caf::error core::write_frame(peer& p, const char* data, size_t n, bool may_wait) {
+  auto deadline = deadline_after(opts_.full_timeout);
+  if (may_wait) {
+    std::unique_lock<std::mutex> guard{p.write_mtx};
+    caf::error err;
+    if (p.has_backlog.load(std::memory_order_acquire) && !flush_backlog_locked(p, true, err))
+      return err;
+    return write_frame_locked(p, data, n, deadline);
+  }
+  // Never wait: write now if the lock is free, nothing is queued before us
+  // and the frame fits; else queue it for whoever comes next.
+  std::unique_lock<std::mutex> guard{p.write_mtx, std::try_to_lock};
+  if (guard.owns_lock()) {
+    caf::error err;
+    bool clear =
+      !p.has_backlog.load(std::memory_order_acquire) || flush_backlog_locked(p, false, err);
+    if (err)
+      return err;
+    if (clear && align8(n) <= p.out.capacity / 4) {
+      auto res = put_record(p, data, n, nullptr, 0, false, deadline, err);
+      if (res == put_result::done)
+        return caf::none;
+      if (res == put_result::failed)
+        return err;
+    }
+  }
+  std::lock_guard<std::mutex> bl{p.backlog_mtx};
+  p.backlog.emplace_back(data, data + n);
+  p.has_backlog.store(true, std::memory_order_release);
+  return caf::none;
+}
+
+caf::error core::write_frame_locked(peer& p, const char* data, size_t n,
+                                    steady::time_point deadline) {
+  caf::error err;
+  auto max_record = p.out.capacity / 4;
+  if (align8(n) <= max_record) {
+    bool stall = false;
+    if (stall_next_frame.load(std::memory_order_relaxed)) {
+      frame_header h;
+      std::memcpy(&h, data, sizeof(h));
+      stall =
+        h.kind == static_cast<uint16_t>(frame_kind::message) && stall_next_frame.exchange(false);
+    }
+    if (stall) {
+      // Test hook: half a frame, never published, then stop as if killed.
+      if (put_record(p, data, n / 2, nullptr, 0, true, deadline, err) == put_result::failed)
+        return err;
+      ::raise(SIGSTOP);
+    }
+    return put_record(p, data, n, nullptr, 0, true, deadline, err) == put_result::done ? caf::none
+                                                                                       : err;
+  }
+  // Too large for one record: pieces, each with a chunk header.
+  auto piece_max = max_record - sizeof(frame_header);
+  for (size_t off = 0; off < n;) {
+    auto len = std::min(piece_max, n - off);
+    auto h = make_header(frame_kind::chunk, static_cast<uint32_t>(len), n, off, 0);
+    if (put_record(p, reinterpret_cast<const char*>(&h), sizeof(h), data + off, len, true, deadline,
+                   err)
+        != put_result::done)
+      return err;
+    off += len;
+  }
+  return caf::none;
+}
+
+core::put_result core::put_record(peer& p, const char* a, size_t an, const char* b, size_t bn,
+                                  bool may_wait, steady::time_point deadline, caf::error& err) {
+  auto* hdr = p.out.hdr;
+  auto cap = p.out.capacity;
+  auto n = an + bn;
+  auto rec = align8(n);
+  auto tail = hdr->tail.load(std::memory_order_relaxed);
+  uint64_t idx = 0;
+  uint64_t skip = 0;
+  for (;;) {
+    auto head = hdr->head.load(std::memory_order_acquire);
+    idx = tail & (cap - 1);
+    auto contiguous = cap - idx;
+    skip = contiguous < rec ? contiguous : 0;
+    if (cap - (tail - head) >= rec + skip)
+      break;
+    if (p.lost.load(std::memory_order_acquire)) {
+      err = p.lost_reason;
+      return put_result::failed;
+    }
+    if (!may_wait)
+      return put_result::would_block;
+    if (opts_.on_full == full_policy::fail) {
+      err = make_error(errc::full, "the ring to " + describe_peer(p) + " is full");
+      return put_result::failed;
+    }
+    if (auto e = wait_for_space(p, rec + skip, deadline)) {
+      err = std::move(e);
+      return put_result::failed;
+    }
+  }
+  if (p.lost.load(std::memory_order_acquire)) {
+    err = p.lost_reason;
+    return put_result::failed;
+  }
+  auto* data = p.out.data;
+  if (skip != 0) {
+    if (skip >= sizeof(uint32_t))
+      std::memcpy(data + idx, &pad_magic, sizeof(uint32_t));
+    tail += skip;
+    idx = 0;
+  }
+  std::memcpy(data + idx, a, an);
+  if (bn != 0)
+    std::memcpy(data + idx + an, b, bn);
+  hdr->tail.store(tail + rec, std::memory_order_release);
+  my_slot_->frames_sent.fetch_add(1, std::memory_order_relaxed);
+  ring_doorbell(p);
+  return put_result::done;
+}
+
+bool core::flush_backlog_locked(peer& p, bool may_wait, caf::error& err) {
+  std::deque<std::vector<char>> todo;
+  {
+    std::lock_guard<std::mutex> guard{p.backlog_mtx};
+    todo.swap(p.backlog);
+    p.has_backlog.store(false, std::memory_order_release);
+  }
+  auto deadline = deadline_after(opts_.full_timeout);
+  while (!todo.empty()) {
+    auto& f = todo.front();
+    if (may_wait) {
+      if ((err = write_frame_locked(p, f.data(), f.size(), deadline)))
+        return false;
+    } else {
+      if (align8(f.size()) > p.out.capacity / 4)
+        break; // only a waiting writer sends pieces
+      auto res = put_record(p, f.data(), f.size(), nullptr, 0, false, deadline, err);
+      if (res == put_result::failed)
+        return false;
+      if (res == put_result::would_block)
+        break;
+    }
+    todo.pop_front();
+  }
+  if (todo.empty())
+    return true;
+  // Put back what is left, in front of anything queued meanwhile.
+  std::lock_guard<std::mutex> guard{p.backlog_mtx};
+  for (auto i = todo.rbegin(); i != todo.rend(); ++i)
+    p.backlog.push_front(std::move(*i));
+  p.has_backlog.store(true, std::memory_order_release);
+  return false;
+}
+
+caf::error core::wait_for_space(peer& p, uint64_t need, steady::time_point deadline) {
+  auto* hdr = p.out.hdr;
+  auto cap = p.out.capacity;
+  auto has_space = [&] {
+    auto tail = hdr->tail.load(std::memory_order_relaxed);
+    return cap - (tail - hdr->head.load(std::memory_order_acquire)) >= need;
+  };
+  auto spin_until = steady::now() + opts_.spin;
+  while (steady::now() < spin_until) {
+    if (has_space())
+      return caf::none;
+    cpu_relax();
+  }
+  for (;;) {
+    auto seen = hdr->space_seq.load(std::memory_order_acquire);
+    hdr->space_waiting.store(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (has_space())
+      return caf::none;
+    if (p.lost.load(std::memory_order_acquire))
+      return p.lost_reason;
+    auto now = steady::now();
+    if (now >= deadline)
+      return make_error(errc::full, "the ring to " + describe_peer(p) + " stayed full");
+    auto wait = std::min<steady::duration>(deadline - now, std::chrono::milliseconds(10));
+    futex_wait(&hdr->space_seq, seen, wait);
+  }
+}
+
+void core::ring_doorbell(peer& p) {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (p.shm->parked.load(std::memory_order_relaxed) != 0) {
+    p.shm->doorbell.fetch_add(1, std::memory_order_release);
+    futex_wake(&p.shm->doorbell, 1);
+  }
+}
+
+caf::error core::write_raw(uint32_t peer_slot, const std::vector<unsigned char>& bytes) {
+  auto p = peer_at(peer_slot);
+  if (!p)
+    return make_error(errc::invalid_argument, "no live node in slot " + std::to_string(peer_slot));
+  std::lock_guard<std::mutex> guard{p->write_mtx};
+  auto* hdr = p->out.hdr;
+  auto cap = p->out.capacity;
+  auto tail = hdr->tail.load(std::memory_order_relaxed);
+  auto rec = align8(bytes.size());
+  if (cap - (tail - hdr->head.load(std::memory_order_acquire)) < rec)
+    return make_error(errc::full, "the ring is full");
+  for (size_t i = 0; i < rec; ++i)
+    p->out.data[(tail + i) & (cap - 1)] = i < bytes.size() ? bytes[i] : 0;
+  hdr->tail.store(tail + rec, std::memory_order_release);
+  ring_doorbell(*p);
+  return caf::none;
+}
+
+// -- reading -------------------------------------------------------------------------
+
+bool core::any_input(const std::vector<peer_ptr>& peers) {
+  for (auto& p : peers) {
+    auto* hdr = p->in.hdr;
+    if (hdr->tail.load(std::memory_order_acquire) != hdr->head.load(std::memory_order_relaxed))
+      return true;
+  }
+  return false;
+}
+
+void core::reader_loop() {
+  on_reader_thread = true;
+  caf::scoped_execution_unit ctx{&sys_};
+  ctx.proxy_registry_ptr(&proxies_);
+  std::vector<peer_ptr> peers;
+  uint64_t seen_version = ~uint64_t{0};
+  auto last_input = steady::now();
+  while (!stop_.load(std::memory_order_acquire)) {
+    if (auto v = peers_version_.load(std::memory_order_acquire); v != seen_version) {
+      seen_version = v;
+      peers = peer_snapshot();
+    }
+    bool any = false;
+    for (auto& p : peers)
+      any |= drain(*p, ctx);
+    bool backlog = false;
+    for (auto& p : peers) {
+      if (!p->has_backlog.load(std::memory_order_acquire))
+        continue;
+      std::unique_lock<std::mutex> guard{p->write_mtx, std::try_to_lock};
+      caf::error err;
+      if (!guard.owns_lock() || !flush_backlog_locked(*p, false, err))
+        backlog = true;
+    }
+    handle_losses();
+    auto now = steady::now();
+    if (any) {
+      last_input = now;
+      continue;
+    }
+    if (now - last_input < opts_.spin) {
+      cpu_relax();
+      continue;
+    }
+    // Park until a writer rings (or a timeout, to retry a backlog).
+    auto seen = my_slot_->doorbell.load(std::memory_order_acquire);
+    my_slot_->parked.store(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    bool pending_loss = false;
+    {
+      std::lock_guard<std::mutex> guard{lost_mtx_};
+      pending_loss = !lost_.empty();
+    }
+    if (!any_input(peers) && !pending_loss && !stop_.load()
+        && peers_version_.load() == seen_version) {
+      futex_wait(&my_slot_->doorbell, seen,
+                 backlog ? std::chrono::milliseconds(1) : std::chrono::milliseconds(100));
+    }
+    my_slot_->parked.store(0, std::memory_order_relaxed);
+    last_input = steady::now();
+  }
+}
+
+bool core::drain(peer& p, caf::scoped_execution_unit& ctx) {
+  auto* hdr = p.in.hdr;
+  auto cap = p.in.capacity;
+  auto* data = p.in.data;
+  auto head = hdr->head.load(std::memory_order_relaxed);
+  auto tail = hdr->tail.load(std::memory_order_acquire);
+  if (head == tail)
+    return false;
+  uint64_t frames = 0;
+  auto release = [&] {
+    hdr->head.store(head, std::memory_order_release);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (hdr->space_waiting.load(std::memory_order_relaxed) != 0) {
+      hdr->space_waiting.store(0, std::memory_order_relaxed);
+      hdr->space_seq.fetch_add(1, std::memory_order_release);
+      futex_wake(&hdr->space_seq, INT_MAX);
+    }
+  };
+  auto corrupt = [&](const frame_header* h, const std::string& why) {
+    reject(p, h, why + "; dropped the rest of the ring");
+    head = tail;
+    // The writer's node fails the requests it has pending here: some of them
+    // may have been in what was dropped.
+    if (auto pp = peer_at(p.slot); pp && pp.get() == &p)
+      send_control(pp, frame_kind::corrupt, 0, 0);
+  };
+  uint64_t released = head;
+  while (head != tail) {
+    auto avail = tail - head;
+    if (avail > cap) {
+      corrupt(nullptr, "the ring's cursors are inconsistent");
+      break;
+    }
+    auto idx = head & (cap - 1);
+    auto contiguous = cap - idx;
+    if (contiguous < sizeof(frame_header)) {
+      if (avail < contiguous) {
+        corrupt(nullptr, "a record crosses the ring's end");
+        break;
+      }
+      head += contiguous;
+      continue;
+    }
+    uint32_t magic = 0;
+    std::memcpy(&magic, data + idx, sizeof(magic));
+    if (magic == pad_magic) {
+      if (avail < contiguous) {
+        corrupt(nullptr, "a record crosses the ring's end");
+        break;
+      }
+      head += contiguous;
+      continue;
+    }
+    if (avail < sizeof(frame_header)) {
+      corrupt(nullptr, "a truncated frame header");
+      break;
+    }
+    frame_header h;
+    std::memcpy(&h, data + idx, sizeof(h));
+    if (h.magic != frame_magic) {
+      corrupt(nullptr, "a frame with a wrong magic number");
+      break;
+    }
+    auto rec = align8(sizeof(frame_header) + uint64_t{h.length});
+    if (rec > avail || rec > contiguous) {
+      corrupt(nullptr, "a frame whose length runs past the written data");
+      break;
+    }
+    if (h.version != frame_version) {
+      reject(p, nullptr,
+             "a frame of version " + std::to_string(h.version) + " (this node speaks "
+               + std::to_string(frame_version) + ")");
+    } else {
+      try {
+        handle_frame(p, h, data + idx + sizeof(frame_header), ctx);
+      } catch (const std::exception& e) {
+        reject(p, &h, std::string{"handling the frame threw: "} + e.what());
+      } catch (...) {
+        reject(p, &h, "handling the frame threw");
+      }
+    }
+    head += rec;
+    ++frames;
+    // Hand space back early when a lot was consumed, so writers keep going.
+    if (head - released >= cap / 4) {
+      release();
+      released = head;
+    }
+  }
+  release();
+  my_slot_->frames_received.fetch_add(frames, std::memory_order_relaxed);
+  return true;
+}
+
+void core::reject(peer& p, const frame_header* h, const std::string& why) {
+  auto n = my_slot_->frames_rejected.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (!opts_.quiet && (n <= 10 || n % 1000 == 0))
+    std::cerr << "[troupe] group '" << group() << "': rejected a frame from " << describe_peer(p)
+              << ": " << why << " (" << n << " rejected so far)\n";
+  if (h == nullptr || h->kind != static_cast<uint16_t>(frame_kind::message) || h->sender == 0)
+    return;
+  auto mid = caf::make_message_id(h->mid);
+  if (!mid.is_request())
+    return;
+  // The requester learns why instead of waiting forever.
+  if (auto s = proxies_.get_or_put(p.nid, h->sender))
+    s->enqueue(
+      caf::make_mailbox_element(nullptr, mid.response_id(), {}, make_error(errc::bad_frame, why)),
+      nullptr);
+}
+
+void core::handle_frame(peer& p, const frame_header& h, const unsigned char* payload,
+                        caf::scoped_execution_unit& ctx) {
+  auto* bytes = reinterpret_cast<const char*>(payload);
+  switch (static_cast<frame_kind>(h.kind)) {
+  case frame_kind::message: {
+    caf::binary_deserializer src{&ctx, bytes, h.length};
+    caf::strong_actor_ptr sender;
+    std::vector<caf::strong_actor_ptr> stages;
+    caf::message msg;
+    if (auto err = src(sender, stages, msg)) {
+      reject(p, &h, "cannot read the message: " + describe(err));
+      return;
+    }
+    if (src.remaining() != 0) {
+      reject(p, &h, std::to_string(src.remaining()) + " stray bytes after the message");
+      return;
+    }
+    auto mid = caf::make_message_id(h.mid);
+    if (mid.is_response()) {
+      std::lock_guard<std::mutex> guard{p.pending_mtx};
+      p.pending.erase({static_cast<caf::actor_id>(h.receiver), h.mid});
+    }
+    auto dest = sys_.registry().get(static_cast<caf::actor_id>(h.receiver));
+    if (!dest) {
+      if (mid.is_request() && sender)
+        sender->enqueue(caf::make_mailbox_element(nullptr, mid.response_id(), {},
+                                                  caf::make_error(caf::sec::request_receiver_down)),
+                        &ctx);
+      return;
+    }
+    dest->enqueue(
+      caf::make_mailbox_element(std::move(sender), mid, std::move(stages), std::move(msg)), &ctx);
+    return;
+  }
+  case frame_kind::announce: {
+    auto aid = static_cast<caf::actor_id>(h.receiver);
+    auto target = sys_.registry().get(aid);
+    auto pp = peer_at(p.slot);
+    if (!pp || pp.get() != &p)
+      return;
+    if (!target) {
+      caf::error reason = caf::exit_reason::unknown;
+      send_control(pp, frame_kind::kill, aid, 0, &reason);
+      return;
+    }
+    std::weak_ptr<core> weak_self = shared_from_this();
+    std::weak_ptr<peer> weak_peer = pp;
+    target->get()->attach_functor([weak_self, weak_peer, aid](const caf::error& reason) {
+      auto self = weak_self.lock();
+      auto q = weak_peer.lock();
+      if (self && q)
+        self->send_control(q, frame_kind::kill, aid, 0, &reason);
+    });
+    return;
+  }
+  case frame_kind::kill: {
+    caf::binary_deserializer src{&ctx, bytes, h.length};
+    caf::error reason;
+    if (auto err = src(reason)) {
+      reject(p, &h, "cannot read an exit reason: " + describe(err));
+      return;
+    }
+    proxies_.erase(p.nid, static_cast<caf::actor_id>(h.receiver), std::move(reason));
+    return;
+  }
+  case frame_kind::link:
+  case frame_kind::unlink: {
+    auto local = sys_.registry().get(static_cast<caf::actor_id>(h.receiver));
+    auto remote = proxies_.get_or_put(p.nid, static_cast<caf::actor_id>(h.sender));
+    if (!local || !remote)
+      return; // a dead local actor: the announce path tells the peer
+    auto* px = static_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(remote));
+    auto* la = caf::actor_cast<caf::abstract_actor*>(local);
+    if (static_cast<frame_kind>(h.kind) == frame_kind::link) {
+      la->add_backlink(px);
+      px->add_backlink_local(la);
+    } else {
+      la->remove_backlink(px);
+      px->remove_backlink_local(la);
+    }
+    return;
+  }
+  case frame_kind::corrupt: {
+    fail_pending(p, make_error(errc::bad_frame, describe_peer(p)
+                                                  + " dropped frames from this node: the ring "
+                                                    "between them was corrupted"));
+    return;
+  }
+  case frame_kind::chunk: {
+    auto total = h.receiver;
+    auto off = h.mid;
+    if (off == 0) {
+      if (total < sizeof(frame_header) || total > opts_.max_message_bytes + sizeof(frame_header)) {
+        reject(p, nullptr, "a chunked frame of " + std::to_string(total) + " bytes");
+        p.assembly.clear();
+        return;
+      }
+      p.assembly.clear();
+      p.assembly.reserve(total);
+      p.assembly_total = total;
+    } else if (off != p.assembly.size() || total != p.assembly_total) {
+      reject(p, nullptr, "a chunk out of order");
+      p.assembly.clear();
+      p.assembly_total = 0;
+      return;
+    }
+    if (off + h.length > total) {
+      reject(p, nullptr, "a chunk past its frame's end");
+      p.assembly.clear();
+      p.assembly_total = 0;
+      return;
+    }
+    p.assembly.insert(p.assembly.end(), bytes, bytes + h.length);
+    if (p.assembly.size() < total)
+      return;
+    frame_header inner;
+    std::memcpy(&inner, p.assembly.data(), sizeof(inner));
+    std::vector<char> whole;
+    whole.swap(p.assembly);
+    p.assembly_total = 0;
+    if (inner.magic != frame_magic || inner.version != frame_version
+        || inner.kind == static_cast<uint16_t>(frame_kind::chunk)
+        || inner.length != total - sizeof(frame_header)) {
+      reject(p, nullptr, "a malformed chunked frame");
+      return;
+    }
+    handle_frame(p, inner, reinterpret_cast<const unsigned char*>(whole.data()) + sizeof(inner),
+                 ctx);
+    return;
+  }
+  }
+  reject(p, &h, "a frame of unknown kind " + std::to_string(h.kind));
+}
+
+void core::fail_pending(peer& p, const caf::error& reason) {
+  decltype(p.pending) pending;
+  {
+    std::lock_guard<std::mutex> guard{p.pending_mtx};
+    pending.swap(p.pending);
+  }
+  for (auto& [key, weak] : pending)
+    if (auto requester = weak.lock())
+      requester->enqueue(
+        caf::make_mailbox_element(nullptr, caf::make_message_id(key.second), {}, reason), nullptr);
+}
+
+void core::handle_losses() {
+  std::vector<peer_ptr> lost;
+  {
+    std::lock_guard<std::mutex> guard{lost_mtx_};
+    lost.swap(lost_);
+  }
+  if (lost.empty())
+    return;
+  caf::scoped_execution_unit ctx{&sys_};
+  ctx.proxy_registry_ptr(&proxies_);
+  for (auto& p : lost) {
+    // What the peer published before it went is delivered first.
+    drain(*p, ctx);
+    fail_pending(*p, p->lost_reason);
+    for (auto& x : proxies_.get_all(p->nid))
+      static_cast<caf::actor_proxy*>(caf::actor_cast<caf::abstract_actor*>(x))
+        ->kill_proxy(nullptr, p->lost_reason);
+    proxies_.erase(p->nid);
+    {
+      std::lock_guard<std::mutex> bl{p->backlog_mtx};
+      p->backlog.clear();
+      p->has_backlog = false;
+    }
+    // Record the death for the others, once: the slot rests, then is reused.
+    auto* s = p->shm;
+    uint32_t st = slot_alive;
+    if (s->epoch.load() == p->epoch && s->state.compare_exchange_strong(st, slot_dead))
+      s->dead_since_ms.store(mono_ms(), std::memory_order_release);
+    sweep_names_of(p->slot, p->epoch);
+    {
+      std::lock_guard<std::mutex> guard{peers_mtx_};
+      if (peers_[p->slot] == p) {
+        peers_[p->slot] = nullptr;
+        ++peers_version_;
+      }
+    }
+  }
+}
+
+// -- liveness ------------------------------------------------------------------------
+
+void core::watcher_loop() {
+  std::vector<pollfd> fds;
+  std::vector<peer_ptr> watched;
+  while (!stop_.load(std::memory_order_acquire)) {
+    refresh_peers();
+    fds.clear();
+    watched.clear();
+    fds.push_back(pollfd{wake_fd_, POLLIN, 0});
+    for (auto& p : peer_snapshot()) {
+      if (p->lost.load())
+        continue;
+      if (p->pidfd >= 0) {
+        fds.push_back(pollfd{p->pidfd, POLLIN, 0});
+        watched.push_back(p);
+      } else if (!process_alive(p->pid, p->start_ticks)) {
+        mark_lost(p, make_error(errc::peer_lost, describe_peer(*p) + " died"));
+      }
+    }
+    auto rc = ::poll(fds.data(), fds.size(), 10);
+    if (rc <= 0)
+      continue;
+    if (fds[0].revents != 0) {
+      uint64_t drained = 0;
+      [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof(drained));
+    }
+    for (size_t i = 1; i < fds.size(); ++i)
+      if (fds[i].revents != 0)
+        mark_lost(watched[i - 1],
+                  make_error(errc::peer_lost, describe_peer(*watched[i - 1]) + " died"));
+  }
+}
+
+// -- names ---------------------------------------------------------------------------
+
+namespace {
+
+caf::error check_actor_name(const std::string& name) {
+  if (name.empty() || name.size() > actor_name_max)
+    return make_error(errc::invalid_argument, "a published name has 1 to "
+                                                + std::to_string(actor_name_max) + " characters");
+  for (unsigned char c : name)
+    if (c < 0x20 || c == 0x7f)
+      return make_error(errc::invalid_argument, "a published name holds no control characters");
+  return caf::none;
+}
+
+void bump_names(segment_header* hdr) {
+  hdr->names_seq.fetch_add(1, std::memory_order_release);
+  futex_wake(&hdr->names_seq, INT_MAX);
+}
+
+} // namespace
+
+void core::sweep_names_of(uint32_t slot, uint32_t epoch) {
+  auto& seg = seg_->view;
+  bool any = false;
+  for (uint32_t i = 0; i < seg.geo.max_names; ++i) {
+    auto* e = seg.name(i);
+    if (e->state.load(std::memory_order_acquire) != name_live || e->slot != slot
+        || e->epoch != epoch)
+      continue;
+    uint32_t st = name_live;
+    any |= e->state.compare_exchange_strong(st, name_free);
+  }
+  if (any)
+    bump_names(seg.header());
+}
+
+caf::error core::publish(const std::string& name, const caf::actor& x) {
+  if (auto err = check_actor_name(name))
+    return err;
+  if (!x)
+    return make_error(errc::invalid_argument, "cannot publish an invalid actor handle");
+  if (x->node() != sys_.node())
+    return make_error(errc::invalid_argument,
+                      "'" + name + "': only actors of this process can be published here");
+  auto& seg = seg_->view;
+  auto ptr = caf::actor_cast<caf::strong_actor_ptr>(x);
+  export_actor(ptr);
+  // One live entry per name: an entry whose node is gone is taken back.
+  for (uint32_t i = 0; i < seg.geo.max_names; ++i) {
+    auto* e = seg.name(i);
+    if (e->state.load(std::memory_order_acquire) != name_live || name != e->name)
+      continue;
+    auto* s = seg.slot(e->slot);
+    if (s->state.load() == slot_alive && s->epoch.load() == e->epoch) {
+      if (e->slot == me_ && e->actor == x->id())
+        return caf::none;
+      return make_error(errc::name_taken, "'" + name + "' is already published in group '" + group()
+                                            + "' (by pid " + std::to_string(s->pid.load()) + ")");
+    }
+    uint32_t st = name_live;
+    e->state.compare_exchange_strong(st, name_free);
+  }
+  for (uint32_t i = 0; i < seg.geo.max_names; ++i) {
+    auto* e = seg.name(i);
+    uint32_t st = name_free;
+    if (!e->state.compare_exchange_strong(st, name_writing))
+      continue;
+    e->slot = me_;
+    e->epoch = my_epoch_;
+    e->actor = x->id();
+    std::memset(e->name, 0, sizeof(e->name));
+    std::memcpy(e->name, name.data(), name.size());
+    e->state.store(name_live, std::memory_order_release);
+    // Two nodes publishing one name at once: the lower entry wins.
+    for (uint32_t j = 0; j < i; ++j) {
+      auto* other = seg.name(j);
+      if (other->state.load(std::memory_order_acquire) == name_live && name == other->name) {
+        e->state.store(name_free, std::memory_order_release);
+        return make_error(errc::name_taken,
+                          "'" + name + "' is already published in group '" + group() + "'");
+      }
+    }
+    {
+      std::lock_guard<std::mutex> guard{names_mtx_};
+      my_names_.push_back(name);
+    }
+    bump_names(seg.header());
+    return caf::none;
+  }
+  return make_error(errc::invalid_argument, "group '" + group() + "' has no room for more names ("
+                                              + std::to_string(seg.geo.max_names) + ")");
+}
+
+caf::error core::unpublish(const std::string& name) {
+  auto& seg = seg_->view;
+  for (uint32_t i = 0; i < seg.geo.max_names; ++i) {
+    auto* e = seg.name(i);
+    if (e->state.load(std::memory_order_acquire) != name_live || e->slot != me_
+        || e->epoch != my_epoch_ || name != e->name)
+      continue;
+    uint32_t st = name_live;
+    if (e->state.compare_exchange_strong(st, name_free)) {
+      bump_names(seg.header());
+      return caf::none;
+    }
+  }
+  return make_error(errc::name_not_found, "this node has not published '" + name + "'");
+}
+
+caf::expected<caf::actor> core::lookup(const std::string& name, caf::timespan wait) {
+  if (auto err = check_actor_name(name))
+    return err;
+  auto& seg = seg_->view;
+  auto* hdr = seg.header();
+  auto deadline = deadline_after(wait);
+  for (;;) {
+    auto seen = hdr->names_seq.load(std::memory_order_acquire);
+    for (uint32_t i = 0; i < seg.geo.max_names; ++i) {
+      auto* e = seg.name(i);
+      if (e->state.load(std::memory_order_acquire) != name_live || name != e->name)
+        continue;
+      auto slot = e->slot;
+      auto epoch = e->epoch;
+      auto aid = static_cast<caf::actor_id>(e->actor);
+      if (slot == me_ && epoch == my_epoch_) {
+        if (auto x = sys_.registry().get(aid))
+          return caf::actor_cast<caf::actor>(std::move(x));
+        continue;
+      }
+      auto p = peer_at(slot);
+      if (!p || p->epoch != epoch)
+        continue;
+      if (auto x = proxies_.get_or_put(p->nid, aid))
+        return caf::actor_cast<caf::actor>(std::move(x));
+    }
+    auto now = steady::now();
+    if (now >= deadline)
+      return make_error(errc::name_not_found,
+                        "no live node published '" + name + "' in group '" + group() + "'");
+    auto pause = std::min<steady::duration>(deadline - now, std::chrono::milliseconds(50));
+    futex_wait(&hdr->names_seq, seen, pause);
+  }
+}
+
+caf::expected<uint32_t> core::slot_of(const std::string& name) {
+  auto& seg = seg_->view;
+  for (uint32_t i = 0; i < seg.geo.max_names; ++i) {
+    auto* e = seg.name(i);
+    if (e->state.load(std::memory_order_acquire) == name_live && name == e->name)
+      return e->slot;
+  }
+  return make_error(errc::name_not_found, "'" + name + "' is not published");
+}
+
+node_stats core::stats() const {
+  node_stats res;
+  if (my_slot_ != nullptr) {
+    res.frames_sent = my_slot_->frames_sent.load(std::memory_order_relaxed);
+    res.frames_received = my_slot_->frames_received.load(std::memory_order_relaxed);
+    res.frames_rejected = my_slot_->frames_rejected.load(std::memory_order_relaxed);
+  }
+  return res;
+}
+
+// -- shm_proxy -----------------------------------------------------------------------
+
+shm_proxy::shm_proxy(caf::actor_config& cfg, std::shared_ptr<core> owner, peer_ptr p)
+  : caf::actor_proxy(cfg), core_(std::move(owner)), peer_(std::move(p)) {}
+
+shm_proxy::~shm_proxy() = default;
+
+void shm_proxy::enqueue(caf::mailbox_element_ptr what, caf::execution_unit*) {
+  if (!what)
+    return;
+  auto& content = what->content();
+  if (content.size() == 1 && content.match_element<caf::exit_msg>(0)) {
+    // An exit message made by a link: the other node hears of the death from
+    // the kill frame of its own proxy, with the same reason.
+    auto& em = content.get_as<caf::exit_msg>(0);
+    if (auto src = caf::actor_cast<caf::strong_actor_ptr>(em.source))
+      if (monitorable_actor::remove_backlink(caf::actor_cast<caf::abstract_actor*>(src)))
+        return;
+  }
+  if (dead_.load(std::memory_order_acquire)) {
+    // Like a dead local actor, except that a lost node says so.
+    auto err = troupe::is(reason_, errc::peer_lost)
+                 ? reason_
+                 : caf::make_error(caf::sec::request_receiver_down);
+    if (what->mid.is_request() && what->sender)
+      what->sender->enqueue(caf::make_mailbox_element(nullptr, what->mid.response_id(), {}, err),
+                            nullptr);
+    return;
+  }
+  core_->send(peer_, id(), std::move(what));
+}
+
+bool shm_proxy::add_backlink(caf::abstract_actor* x) {
+  if (!monitorable_actor::add_backlink(x))
+    return false;
+  core_->export_actor(x->ctrl());
+  core_->send_control(peer_, frame_kind::link, id(), x->id());
+  return true;
+}
+
+bool shm_proxy::remove_backlink(caf::abstract_actor* x) {
+  if (!monitorable_actor::remove_backlink(x))
+    return false;
+  core_->send_control(peer_, frame_kind::unlink, id(), x->id());
+  return true;
+}
+
+void shm_proxy::add_backlink_local(caf::abstract_actor* x) {
+  monitorable_actor::add_backlink(x);
+}
+
+void shm_proxy::remove_backlink_local(caf::abstract_actor* x) {
+  monitorable_actor::remove_backlink(x);
+}
+
+void shm_proxy::kill_proxy(caf::execution_unit* host, caf::error reason) {
+  if (!dead_.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> guard{kill_mtx_};
+    if (!dead_.load(std::memory_order_relaxed)) {
+      reason_ = reason;
+      dead_.store(true, std::memory_order_release);
+    }
+  }
+  cleanup(std::move(reason), host);
+}
+
+} // namespace troupe::ipc::detail

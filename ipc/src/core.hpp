@@ -1,0 +1,228 @@
+#pragma once
+
+// The engine behind `troupe::ipc::node`: the peers, the proxies, the reader
+// and watcher threads. Internal.
+
+#include "layout.hpp"
+#include "segment.hpp"
+#include "troupe/ipc/node.hpp"
+
+#include <caf/actor_proxy.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/mailbox_element.hpp>
+#include <caf/node_id.hpp>
+#include <caf/proxy_registry.hpp>
+#include <caf/scoped_execution_unit.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace troupe::ipc::detail {
+
+/// This node's view of another node of the group: one incarnation, (slot,
+/// epoch). Shared by the proxies of its actors; outlives its loss so that
+/// late senders fail cleanly.
+struct peer {
+  uint32_t slot = 0;
+  uint32_t epoch = 0;
+  pid_t pid = 0;
+  uint64_t start_ticks = 0;
+  caf::node_id nid;
+  ring_view out; // frames from this node to the peer
+  ring_view in;  // frames from the peer to this node
+  node_slot* shm = nullptr;
+  int pidfd = -1;
+
+  /// Set once the peer is gone (after `lost_reason`); senders then fail
+  /// with `lost_reason`. `loss_claimed` makes sure one thread writes it.
+  std::atomic<bool> lost{false};
+  std::atomic<bool> loss_claimed{false};
+  caf::error lost_reason;
+
+  /// Serializes writers of this process on `out`.
+  std::mutex write_mtx;
+  /// Frames that could not be written without waiting (written by the
+  /// reader thread, which must never block); flushed before any other frame
+  /// so order holds.
+  std::mutex backlog_mtx;
+  std::deque<std::vector<char>> backlog;
+  std::atomic<bool> has_backlog{false};
+
+  /// Requests sent to the peer's actors that await an answer: (requester,
+  /// response id) -> requester.
+  struct key_hash {
+    size_t operator()(const std::pair<caf::actor_id, uint64_t>& k) const noexcept {
+      return std::hash<uint64_t>{}(k.first * 0x9E3779B97F4A7C15ull ^ k.second);
+    }
+  };
+  std::mutex pending_mtx;
+  std::unordered_map<std::pair<caf::actor_id, uint64_t>, caf::weak_actor_ptr, key_hash> pending;
+
+  /// Reassembly of a frame sent in chunks (reader thread only).
+  std::vector<char> assembly;
+  uint64_t assembly_total = 0;
+
+  ~peer();
+};
+
+using peer_ptr = std::shared_ptr<peer>;
+
+class core : public std::enable_shared_from_this<core>, public caf::proxy_registry::backend {
+public:
+  core(caf::actor_system& sys, std::unique_ptr<mapped_segment> seg, group_options opts);
+  ~core() override;
+
+  /// Claims a slot and starts the threads.
+  caf::error start();
+
+  /// Leaves the group (idempotent).
+  void leave();
+
+  // -- proxy_registry::backend --------------------------------------------------
+
+  caf::strong_actor_ptr make_proxy(caf::node_id nid, caf::actor_id aid) override;
+  void set_last_hop(caf::node_id*) override;
+
+  // -- used by node ---------------------------------------------------------------
+
+  caf::error publish(const std::string& name, const caf::actor& x);
+  caf::error unpublish(const std::string& name);
+  caf::expected<caf::actor> lookup(const std::string& name, caf::timespan wait);
+  caf::expected<uint32_t> slot_of(const std::string& name);
+  node_stats stats() const;
+  caf::error write_raw(uint32_t peer_slot, const std::vector<unsigned char>& bytes);
+
+  caf::actor_system& system() {
+    return sys_;
+  }
+  const std::string& group() const {
+    return seg_->group;
+  }
+  std::string key() const;
+  uint32_t slot() const {
+    return me_;
+  }
+  const group_options& options() const {
+    return opts_;
+  }
+
+  std::atomic<bool> stall_next_frame{false};
+
+  // -- used by proxies ------------------------------------------------------------
+
+  /// Sends a message to actor `receiver` of `p`; answers the sender with an
+  /// error if that fails.
+  void send(const peer_ptr& p, caf::actor_id receiver, caf::mailbox_element_ptr what);
+
+  /// Sends a control frame (never waits; queues behind a full ring).
+  void send_control(const peer_ptr& p, frame_kind kind, uint64_t receiver, uint64_t sender,
+                    const caf::error* reason = nullptr);
+
+  /// Registers `x` in the actor registry so that frames can reach it by id.
+  void export_actor(const caf::strong_actor_ptr& x);
+
+private:
+  // -- peers ----------------------------------------------------------------------
+  peer_ptr peer_at(uint32_t slot);
+  peer_ptr peer_by_node(const caf::node_id& nid);
+  /// Reads the slot table and registers new incarnations (any thread).
+  void refresh_peers();
+  peer_ptr add_peer_locked(uint32_t slot, uint32_t epoch);
+  void mark_lost(const peer_ptr& p, caf::error reason);
+  std::vector<peer_ptr> peer_snapshot();
+
+  // -- writing --------------------------------------------------------------------
+  enum class put_result { done, would_block, failed };
+  /// Writes a whole frame (header + payload), in chunks if it is larger than
+  /// a record may be. With `may_wait`, waits for space (per the policy);
+  /// without, queues what does not fit at once in the peer's backlog.
+  caf::error write_frame(peer& p, const char* data, size_t n, bool may_wait);
+  caf::error write_frame_locked(peer& p, const char* data, size_t n,
+                                std::chrono::steady_clock::time_point deadline);
+  /// Writes one record made of `a` then `b`, with the write lock held.
+  put_result put_record(peer& p, const char* a, size_t an, const char* b, size_t bn, bool may_wait,
+                        std::chrono::steady_clock::time_point deadline, caf::error& err);
+  /// Flushes the backlog; returns false if some of it is still there.
+  bool flush_backlog_locked(peer& p, bool may_wait, caf::error& err);
+  caf::error wait_for_space(peer& p, uint64_t need, std::chrono::steady_clock::time_point deadline);
+  void ring_doorbell(peer& p);
+  void bounce(const caf::strong_actor_ptr& sender, caf::message_id mid, const caf::error& err,
+              bool tell_async_sender);
+
+  // -- reading --------------------------------------------------------------------
+  void reader_loop();
+  bool drain(peer& p, caf::scoped_execution_unit& ctx);
+  void handle_frame(peer& p, const frame_header& h, const unsigned char* payload,
+                    caf::scoped_execution_unit& ctx);
+  void reject(peer& p, const frame_header* h, const std::string& why);
+  void handle_losses();
+  bool any_input(const std::vector<peer_ptr>& peers);
+  void fail_pending(peer& p, const caf::error& reason);
+
+  // -- liveness -------------------------------------------------------------------
+  void watcher_loop();
+
+  // -- names ----------------------------------------------------------------------
+  void sweep_names_of(uint32_t slot, uint32_t epoch);
+
+  caf::actor_system& sys_;
+  std::unique_ptr<mapped_segment> seg_;
+  group_options opts_;
+  uint32_t me_ = 0;
+  uint32_t my_epoch_ = 0;
+  node_slot* my_slot_ = nullptr;
+  caf::proxy_registry proxies_;
+
+  std::mutex peers_mtx_;
+  std::vector<peer_ptr> peers_; // by slot; null where no peer
+  std::atomic<uint64_t> peers_version_{0};
+
+  std::mutex lost_mtx_;
+  std::vector<peer_ptr> lost_; // handed from the watcher to the reader
+
+  std::mutex names_mtx_;
+  std::vector<std::string> my_names_;
+
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> left_{false};
+  std::thread reader_;
+  std::thread watcher_;
+  int wake_fd_ = -1; // eventfd that stops the watcher's poll
+};
+
+/// A proxy for an actor of another node of the group. Sending to it writes a
+/// frame into the ring to that node, on the sender's thread.
+class shm_proxy final : public caf::actor_proxy {
+public:
+  shm_proxy(caf::actor_config& cfg, std::shared_ptr<core> owner, peer_ptr p);
+  ~shm_proxy() override;
+
+  void enqueue(caf::mailbox_element_ptr what, caf::execution_unit* host) override;
+  bool add_backlink(caf::abstract_actor* x) override;
+  bool remove_backlink(caf::abstract_actor* x) override;
+  void kill_proxy(caf::execution_unit* host, caf::error reason) override;
+
+  /// Links without telling the other node (it asked for the link).
+  void add_backlink_local(caf::abstract_actor* x);
+  void remove_backlink_local(caf::abstract_actor* x);
+
+  const char* name() const override {
+    return "troupe.ipc.proxy";
+  }
+
+private:
+  std::shared_ptr<core> core_;
+  peer_ptr peer_;
+  /// Set (after `reason_`) once the proxy is killed.
+  std::atomic<bool> dead_{false};
+  caf::error reason_;
+  std::mutex kill_mtx_;
+};
+
+} // namespace troupe::ipc::detail

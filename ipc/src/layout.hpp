@@ -1,0 +1,225 @@
+#pragma once
+
+// The layout of a group's shared-memory segment and the lock-free rings in it.
+// Internal: nothing here is installed.
+//
+// segment = [header][slots x max_nodes][names x max_names][rings x max_nodes^2]
+//
+// Every field that two processes touch concurrently is an address-free
+// `std::atomic` of 32 or 64 bits. No lock lives in the segment, so a process
+// killed at any instruction leaves nothing that another process waits on.
+// Ring (w, r) carries frames from the node in slot w to the node in slot r:
+// one writer process, one reader process. Inside the writer process, threads
+// take turns with a process-local mutex; a frame becomes visible only when
+// the writer publishes `tail` after writing it whole, so a writer that dies
+// half-way through a frame leaves nothing half-visible behind.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace troupe::ipc::detail {
+
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
+static_assert(std::atomic<int32_t>::is_always_lock_free);
+
+/// "TROUPE01" as a little-endian word.
+constexpr uint64_t segment_magic = 0x313045'50554f5254ull;
+constexpr uint32_t layout_version = 1;
+
+constexpr size_t group_name_max = 48;
+constexpr size_t actor_name_max = 64;
+constexpr size_t node_id_max = 96;
+constexpr size_t key_bytes = 16;
+
+struct alignas(64) segment_header {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t max_nodes;
+  uint64_t ring_bytes;
+  uint32_t max_names;
+  uint32_t reserved0;
+  uint64_t total_bytes;
+  /// The group's limit on one message (serialized), set by the creator.
+  uint64_t max_message_bytes;
+  uint8_t key[key_bytes];
+  int32_t creator_pid;
+  uint32_t reserved1;
+  uint64_t created_unix_ms;
+  char group[group_name_max + 1];
+  /// Set to 1 (release) once everything above is written.
+  std::atomic<uint32_t> ready;
+  /// Bumped (and woken) whenever a name is published or removed.
+  std::atomic<uint32_t> names_seq;
+};
+
+/// Slot states. A slot goes free -> claiming -> alive -> (free | dead), and
+/// dead -> claiming once it has been dead for a grace period.
+enum slot_state : uint32_t {
+  slot_free = 0,
+  slot_claiming = 1,
+  slot_alive = 2,
+  slot_dead = 3,
+};
+
+struct alignas(64) node_slot {
+  std::atomic<uint32_t> state;
+  /// Bumped by every claim; a peer is (slot, epoch), never just the slot.
+  std::atomic<uint32_t> epoch;
+  std::atomic<int32_t> pid;
+  uint32_t node_id_len;
+  /// Start time of `pid` in clock ticks since boot (/proc/PID/stat, field
+  /// 22), so a recycled pid is never taken for the node.
+  std::atomic<uint64_t> start_ticks;
+  std::atomic<uint64_t> joined_unix_ms;
+  std::atomic<uint64_t> dead_since_ms;
+  /// CAF's node_id of the node, serialized.
+  uint8_t node_id[node_id_max];
+  std::atomic<uint64_t> frames_sent;
+  std::atomic<uint64_t> frames_received;
+  std::atomic<uint64_t> frames_rejected;
+  /// Futex word the node's reader parks on; writers bump it to wake it.
+  alignas(64) std::atomic<uint32_t> doorbell;
+  /// 1 while the reader is parked (or about to park) on `doorbell`.
+  std::atomic<uint32_t> parked;
+};
+
+enum name_state : uint32_t {
+  name_free = 0,
+  name_writing = 1,
+  name_live = 2,
+};
+
+struct alignas(64) name_entry {
+  std::atomic<uint32_t> state;
+  uint32_t slot;
+  uint32_t epoch;
+  uint32_t reserved;
+  uint64_t actor;
+  char name[actor_name_max + 1];
+};
+
+struct alignas(64) ring_header {
+  /// Bytes ever written (monotonic); owned by the writer.
+  alignas(64) std::atomic<uint64_t> tail;
+  /// Bytes ever consumed (monotonic); owned by the reader.
+  alignas(64) std::atomic<uint64_t> head;
+  /// Futex word a writer waiting for space parks on.
+  std::atomic<uint32_t> space_seq;
+  /// 1 while a writer waits for space.
+  std::atomic<uint32_t> space_waiting;
+};
+
+constexpr size_t ring_header_bytes = 256;
+static_assert(sizeof(ring_header) <= ring_header_bytes);
+
+// -- frames ------------------------------------------------------------------
+
+/// "TRPF" as a little-endian word.
+constexpr uint32_t frame_magic = 0x46505254u;
+/// Marks the unused end of a ring before it wraps.
+constexpr uint32_t pad_magic = 0x44415054u;
+constexpr uint16_t frame_version = 1;
+
+enum class frame_kind : uint16_t {
+  /// A message: receiver, message id and sender id in the header; payload =
+  /// CAF serialization of (sender, stages, message).
+  message = 1,
+  /// The writer holds a proxy of actor `receiver` (of the reader's node) and
+  /// wants to hear when it terminates.
+  announce = 2,
+  /// Actor `receiver` of the writer's node terminated; payload = the reason.
+  kill = 3,
+  /// Link actor `receiver` (reader's node) with `sender` (writer's node).
+  link = 4,
+  /// Remove that link again.
+  unlink = 5,
+  /// A piece of a frame too large for one record: `receiver` holds the whole
+  /// frame's size, `mid` the piece's offset.
+  chunk = 6,
+  /// The writer found the ring from the reader corrupted and dropped what
+  /// was in it: requests the reader's node sent may be lost.
+  corrupt = 7,
+};
+
+struct frame_header {
+  uint32_t magic;
+  uint16_t version;
+  uint16_t kind;
+  uint32_t length; // payload bytes after the header
+  uint32_t flags;
+  uint64_t receiver;
+  uint64_t mid;
+  uint64_t sender;
+};
+
+static_assert(sizeof(frame_header) == 40);
+static_assert(std::is_trivially_copyable_v<frame_header>);
+
+constexpr size_t align8(size_t n) noexcept {
+  return (n + 7) & ~size_t{7};
+}
+
+// -- geometry ----------------------------------------------------------------
+
+struct geometry {
+  uint32_t max_nodes;
+  uint64_t ring_bytes;
+  uint32_t max_names;
+
+  static constexpr size_t header_bytes() noexcept {
+    return (sizeof(segment_header) + 63) & ~size_t{63};
+  }
+  size_t slots_offset() const noexcept {
+    return header_bytes();
+  }
+  size_t names_offset() const noexcept {
+    return slots_offset() + sizeof(node_slot) * max_nodes;
+  }
+  size_t rings_offset() const noexcept {
+    auto n = names_offset() + sizeof(name_entry) * max_names;
+    return (n + 4095) & ~size_t{4095};
+  }
+  size_t ring_stride() const noexcept {
+    return ring_header_bytes + ring_bytes;
+  }
+  size_t total_bytes() const noexcept {
+    return rings_offset() + ring_stride() * max_nodes * max_nodes;
+  }
+};
+
+/// A view of one ring: header plus `capacity` bytes of data (a power of two).
+struct ring_view {
+  ring_header* hdr = nullptr;
+  unsigned char* data = nullptr;
+  uint64_t capacity = 0;
+
+  explicit operator bool() const noexcept {
+    return hdr != nullptr;
+  }
+};
+
+/// A mapped segment: typed accessors over raw memory.
+struct segment_view {
+  unsigned char* base = nullptr;
+  geometry geo{};
+
+  segment_header* header() const noexcept {
+    return reinterpret_cast<segment_header*>(base);
+  }
+  node_slot* slot(uint32_t i) const noexcept {
+    return reinterpret_cast<node_slot*>(base + geo.slots_offset()) + i;
+  }
+  name_entry* name(uint32_t i) const noexcept {
+    return reinterpret_cast<name_entry*>(base + geo.names_offset()) + i;
+  }
+  ring_view ring(uint32_t writer, uint32_t reader) const noexcept {
+    auto* p = base + geo.rings_offset() + geo.ring_stride() * (writer * geo.max_nodes + reader);
+    return ring_view{reinterpret_cast<ring_header*>(p), p + ring_header_bytes, geo.ring_bytes};
+  }
+};
+
+} // namespace troupe::ipc::detail

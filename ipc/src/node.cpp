@@ -1,0 +1,196 @@
+#include "troupe/ipc/node.hpp"
+
+#include "core.hpp"
+#include "segment.hpp"
+#include "troupe/configure.hpp"
+#include "troupe/error.hpp"
+#include "troupe/ipc/configure.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <cstdlib>
+
+namespace troupe::ipc {
+
+namespace {
+
+constexpr const char* group_env = "TROUPE_GROUP";
+constexpr const char* key_env = "TROUPE_GROUP_KEY";
+
+/// A local stand-in for an actor of another node, so that CAF's middleman
+/// (which only routes to its own nodes) can publish it: everything it gets it
+/// hands on with the original sender and message id, so replies go straight
+/// back; it ends when the target does.
+caf::behavior tcp_forwarder(caf::event_based_actor* self, caf::actor target) {
+  self->monitor(target);
+  self->set_down_handler([self](caf::down_msg& dm) { self->quit(dm.reason); });
+  self->set_default_handler(
+    [target](caf::scheduled_actor* s, caf::message_view& x) -> caf::result<caf::message> {
+      auto* e = s->current_mailbox_element();
+      target->enqueue(caf::make_mailbox_element(std::move(e->sender), e->mid, std::move(e->stages),
+                                                x.move_content_to_message()),
+                      s->context());
+      e->mid.mark_as_answered();
+      return caf::delegated<caf::message>{};
+    });
+  // A behavior that never matches keeps the actor alive; the default handler
+  // sees every message.
+  return {[](caf::unit_t) {}};
+}
+
+/// CAF 0.17 only gives a process a node id when its middleman is loaded.
+caf::error check_system(caf::actor_system& sys) {
+  if (!sys.node())
+    return make_error(errc::invalid_argument,
+                      "this actor system has no node id: call troupe::ipc::configure(cfg) (or "
+                      "cfg.load<caf::io::middleman>()) before the actor system starts");
+  return caf::none;
+}
+
+} // namespace
+
+void configure(caf::actor_system_config& cfg) {
+  troupe::configure(cfg);
+  cfg.load<caf::io::middleman>();
+}
+
+node::node(std::shared_ptr<detail::core> core) : core_(std::move(core)) {}
+
+node::node(node&&) noexcept = default;
+
+node& node::operator=(node&& other) noexcept {
+  if (this != &other) {
+    leave();
+    core_ = std::move(other.core_);
+  }
+  return *this;
+}
+
+node::~node() {
+  leave();
+}
+
+caf::expected<node> node::create(caf::actor_system& sys, const std::string& group,
+                                 group_options opts) {
+  if (auto err = check_system(sys))
+    return err;
+  auto seg = detail::create_segment(group, opts);
+  if (!seg)
+    return std::move(seg.error());
+  auto shm_name = (*seg)->shm_name;
+  auto c = std::make_shared<detail::core>(sys, std::move(*seg), opts);
+  if (auto err = c->start()) {
+    detail::remove_segment(shm_name);
+    return err;
+  }
+  return node{std::move(c)};
+}
+
+caf::expected<node> node::join(caf::actor_system& sys, const std::string& group,
+                               const std::string& key, group_options opts) {
+  if (auto err = check_system(sys))
+    return err;
+  auto k = detail::key_from_hex(key);
+  if (!k)
+    return std::move(k.error());
+  auto seg = detail::open_segment(group, *k, opts.join_timeout);
+  if (!seg)
+    return std::move(seg.error());
+  auto c = std::make_shared<detail::core>(sys, std::move(*seg), opts);
+  if (auto err = c->start())
+    return err;
+  return node{std::move(c)};
+}
+
+caf::expected<node> node::join_from_env(caf::actor_system& sys, group_options opts) {
+  auto* group = std::getenv(group_env);
+  auto* key = std::getenv(key_env);
+  if (group == nullptr || key == nullptr)
+    return make_error(errc::no_such_group, std::string{"this process was not started by "
+                                                       "troupe::ipc::node::spawn ("}
+                                             + group_env + " and " + key_env + " are not set)");
+  return join(sys, group, key, opts);
+}
+
+bool node::in_spawned_child() {
+  return std::getenv(group_env) != nullptr && std::getenv(key_env) != nullptr;
+}
+
+caf::error node::publish(const std::string& name, const caf::actor& x) {
+  return core_->publish(name, x);
+}
+
+caf::error node::unpublish(const std::string& name) {
+  return core_->unpublish(name);
+}
+
+caf::expected<caf::actor> node::lookup(const std::string& name, caf::timespan wait) {
+  return core_->lookup(name, wait);
+}
+
+caf::expected<child_process> node::spawn(const std::string& program,
+                                         const std::vector<std::string>& args,
+                                         std::vector<std::string> env) {
+  env.push_back(std::string{group_env} + "=" + core_->group());
+  env.push_back(std::string{key_env} + "=" + core_->key());
+  return spawn_process(program, args, env);
+}
+
+caf::expected<uint16_t> node::publish_tcp(const caf::actor& x, uint16_t port, const char* in) {
+  auto& sys = core_->system();
+  if (!x)
+    return make_error(errc::invalid_argument, "cannot publish an invalid actor handle");
+  if (!sys.has_middleman())
+    return make_error(errc::invalid_argument, "publish_tcp needs CAF's middleman: call "
+                                              "cfg.load<caf::io::middleman>() before the "
+                                              "actor system starts");
+  auto target = x;
+  if (x->node() != sys.node())
+    target = sys.spawn<caf::hidden>(tcp_forwarder, x);
+  return sys.middleman().publish(target, port, in, true);
+}
+
+caf::expected<caf::actor> node::remote_tcp(const std::string& host, uint16_t port) {
+  auto& sys = core_->system();
+  if (!sys.has_middleman())
+    return make_error(errc::invalid_argument, "remote_tcp needs CAF's middleman: call "
+                                              "cfg.load<caf::io::middleman>() before the "
+                                              "actor system starts");
+  return sys.middleman().remote_actor(host, port);
+}
+
+const std::string& node::group() const {
+  return core_->group();
+}
+
+std::string node::key() const {
+  return core_->key();
+}
+
+uint32_t node::slot() const {
+  return core_->slot();
+}
+
+node_stats node::stats() const {
+  return core_->stats();
+}
+
+void node::leave() {
+  if (core_)
+    core_->leave();
+}
+
+void node::test_stall_next_frame() {
+  core_->stall_next_frame = true;
+}
+
+caf::error node::test_write_raw(uint32_t peer_slot, const std::vector<unsigned char>& bytes) {
+  return core_->write_raw(peer_slot, bytes);
+}
+
+caf::expected<uint32_t> node::test_slot_of(const std::string& name) {
+  return core_->slot_of(name);
+}
+
+} // namespace troupe::ipc

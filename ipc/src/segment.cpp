@@ -1,0 +1,344 @@
+#include "segment.hpp"
+
+#include "troupe/error.hpp"
+
+#include <boost/interprocess/exceptions.hpp>
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+namespace bip = boost::interprocess;
+
+namespace troupe::ipc::detail {
+
+namespace {
+
+class boost_segment final : public mapped_segment {
+public:
+  bip::shared_memory_object shm;
+  bip::mapped_region region;
+};
+
+caf::error bip_error(const std::string& what, const bip::interprocess_exception& e) {
+  return make_error(errc::bad_segment, what + ": " + e.what());
+}
+
+bool is_power_of_two(uint64_t x) {
+  return x != 0 && (x & (x - 1)) == 0;
+}
+
+/// Reads the pid of a live node of the segment, or 0 if none is alive.
+int32_t live_pid(const segment_view& seg) {
+  for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
+    auto* s = seg.slot(i);
+    auto st = s->state.load(std::memory_order_acquire);
+    if (st != slot_alive && st != slot_claiming)
+      continue;
+    auto pid = s->pid.load(std::memory_order_acquire);
+    if (pid > 0 && process_alive(pid, s->start_ticks.load(std::memory_order_acquire)))
+      return pid;
+  }
+  return 0;
+}
+
+/// Maps an existing segment and checks what can be checked without the key.
+caf::expected<std::unique_ptr<boost_segment>> map_existing(const std::string& group,
+                                                           caf::timespan ready_timeout) {
+  auto res = std::make_unique<boost_segment>();
+  res->group = group;
+  res->shm_name = shm_name_of(group);
+  try {
+    res->shm = bip::shared_memory_object(bip::open_only, res->shm_name.c_str(), bip::read_write);
+  } catch (const bip::interprocess_exception& e) {
+    if (e.get_error_code() == bip::not_found_error)
+      return make_error(errc::no_such_group, "no group '" + group + "' runs on this host");
+    return bip_error("cannot open the segment of group '" + group + "'", e);
+  }
+  struct stat st {};
+  if (::fstat(res->shm.get_mapping_handle().handle, &st) != 0)
+    return make_error(errc::bad_segment, std::string{"fstat: "} + std::strerror(errno));
+  if (st.st_uid != ::geteuid())
+    return make_error(errc::bad_segment, "the segment of group '" + group + "' belongs to uid "
+                                           + std::to_string(st.st_uid) + ", not to this user");
+  if ((st.st_mode & 0077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return make_error(errc::bad_segment, "the segment of group '" + group + "' has mode " + mode
+                                           + "; troupe only trusts 0600");
+  }
+  // The creator truncates, maps and fills the header; wait until it is done.
+  auto deadline = std::chrono::steady_clock::now() + ready_timeout;
+  for (;;) {
+    bip::offset_t size = 0;
+    res->shm.get_size(size);
+    if (static_cast<size_t>(size) >= geometry::header_bytes()) {
+      try {
+        res->region = bip::mapped_region(res->shm, bip::read_write);
+      } catch (const bip::interprocess_exception& e) {
+        return bip_error("cannot map the segment of group '" + group + "'", e);
+      }
+      auto* hdr = static_cast<segment_header*>(res->region.get_address());
+      if (hdr->ready.load(std::memory_order_acquire) == 1)
+        break;
+      res->region = bip::mapped_region{};
+    }
+    if (std::chrono::steady_clock::now() >= deadline)
+      return make_error(errc::bad_segment,
+                        "the segment of group '" + group + "' was never finished by its creator");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  auto* hdr = static_cast<segment_header*>(res->region.get_address());
+  if (hdr->magic != segment_magic)
+    return make_error(errc::bad_segment,
+                      "'/dev/shm/" + res->shm_name + "' is not a troupe segment");
+  if (hdr->version != layout_version)
+    return make_error(errc::bad_segment, "the segment of group '" + group + "' has layout version "
+                                           + std::to_string(hdr->version) + ", this troupe speaks "
+                                           + std::to_string(layout_version));
+  geometry geo{hdr->max_nodes, hdr->ring_bytes, hdr->max_names};
+  if (geo.max_nodes < 2 || geo.max_nodes > 64 || !is_power_of_two(geo.ring_bytes)
+      || geo.total_bytes() != hdr->total_bytes || res->region.get_size() < geo.total_bytes())
+    return make_error(errc::bad_segment,
+                      "the segment of group '" + group + "' has an inconsistent geometry");
+  res->view = segment_view{static_cast<unsigned char*>(res->region.get_address()), geo};
+  return res;
+}
+
+} // namespace
+
+std::string shm_name_of(const std::string& group) {
+  return "troupe." + group;
+}
+
+caf::error check_group_name(const std::string& group) {
+  if (group.empty() || group.size() > group_name_max)
+    return make_error(errc::invalid_argument,
+                      "a group name has 1 to " + std::to_string(group_name_max) + " characters");
+  for (char c : group) {
+    auto ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'
+              || c == '-' || c == '.';
+    if (!ok)
+      return make_error(errc::invalid_argument,
+                        "group name '" + group + "' may only hold [A-Za-z0-9_.-]");
+  }
+  if (group == "." || group == "..")
+    return make_error(errc::invalid_argument, "'" + group + "' is not a group name");
+  return caf::none;
+}
+
+caf::error check_options(const group_options& opts) {
+  if (opts.max_nodes < 2 || opts.max_nodes > 64)
+    return make_error(errc::invalid_argument, "max_nodes must be from 2 to 64");
+  if (!is_power_of_two(opts.ring_bytes) || opts.ring_bytes < (uint64_t{64} << 10)
+      || opts.ring_bytes > (uint64_t{256} << 20))
+    return make_error(errc::invalid_argument,
+                      "ring_bytes must be a power of two from 64 KiB to 256 MiB");
+  if (opts.max_names < 1 || opts.max_names > 65536)
+    return make_error(errc::invalid_argument, "max_names must be from 1 to 65536");
+  if (opts.max_message_bytes < 1024 || opts.max_message_bytes > (uint64_t{1} << 30))
+    return make_error(errc::invalid_argument, "max_message_bytes must be from 1 KiB to 1 GiB");
+  return caf::none;
+}
+
+std::string key_to_hex(const group_key& key) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string res;
+  for (auto b : key) {
+    res += digits[b >> 4];
+    res += digits[b & 0xF];
+  }
+  return res;
+}
+
+caf::expected<group_key> key_from_hex(const std::string& hex) {
+  group_key res{};
+  if (hex.size() != key_bytes * 2)
+    return make_error(errc::bad_key,
+                      "a group key has " + std::to_string(key_bytes * 2) + " hex digits");
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+      return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < key_bytes; ++i) {
+    auto hi = nibble(hex[2 * i]);
+    auto lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0)
+      return make_error(errc::bad_key, "a group key is made of hex digits");
+    res[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return res;
+}
+
+caf::expected<std::unique_ptr<mapped_segment>> create_segment(const std::string& group,
+                                                              const group_options& opts) {
+  if (auto err = check_group_name(group))
+    return err;
+  if (auto err = check_options(opts))
+    return err;
+  geometry geo{opts.max_nodes, opts.ring_bytes, opts.max_names};
+  auto name = shm_name_of(group);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto res = std::make_unique<boost_segment>();
+    res->group = group;
+    res->shm_name = name;
+    try {
+      res->shm = bip::shared_memory_object(bip::create_only, name.c_str(), bip::read_write,
+                                           bip::permissions{0600});
+    } catch (const bip::interprocess_exception& e) {
+      if (e.get_error_code() != bip::already_exists_error)
+        return bip_error("cannot create the segment of group '" + group + "'", e);
+      // Someone made it: a running group, one being created, or a dead one.
+      auto old = map_existing(group, opts.join_timeout);
+      if (!old) {
+        if (is(old.error(), errc::no_such_group))
+          continue; // removed meanwhile: try again
+        return std::move(old.error());
+      }
+      auto& seg = (*old)->view;
+      if (auto pid = live_pid(seg))
+        return make_error(errc::group_running, "group '" + group + "' is already running (pid "
+                                                 + std::to_string(pid) + ")");
+      if (!opts.quiet)
+        std::cerr << "[troupe] group '" << group
+                  << "': swept a segment left by processes that all died\n";
+      remove_segment(name);
+      continue;
+    }
+    try {
+      res->shm.truncate(static_cast<bip::offset_t>(geo.total_bytes()));
+      res->region = bip::mapped_region(res->shm, bip::read_write);
+    } catch (const bip::interprocess_exception& e) {
+      remove_segment(name);
+      return bip_error("cannot size the segment of group '" + group + "'", e);
+    }
+    auto* base = static_cast<unsigned char*>(res->region.get_address());
+    // A fresh tmpfs object reads as zeros: every slot free, every ring empty.
+    auto* hdr = reinterpret_cast<segment_header*>(base);
+    hdr->magic = segment_magic;
+    hdr->version = layout_version;
+    hdr->max_nodes = geo.max_nodes;
+    hdr->ring_bytes = geo.ring_bytes;
+    hdr->max_names = geo.max_names;
+    hdr->total_bytes = geo.total_bytes();
+    hdr->max_message_bytes = opts.max_message_bytes;
+    if (::getrandom(hdr->key, key_bytes, 0) != static_cast<ssize_t>(key_bytes)) {
+      remove_segment(name);
+      return make_error(errc::bad_segment, std::string{"getrandom: "} + std::strerror(errno));
+    }
+    hdr->creator_pid = ::getpid();
+    hdr->created_unix_ms = unix_ms();
+    std::snprintf(hdr->group, sizeof(hdr->group), "%s", group.c_str());
+    hdr->ready.store(1, std::memory_order_release);
+    res->view = segment_view{base, geo};
+    return std::unique_ptr<mapped_segment>{std::move(res)};
+  }
+  return make_error(errc::bad_segment,
+                    "cannot create the segment of group '" + group + "': it keeps reappearing");
+}
+
+caf::expected<std::unique_ptr<mapped_segment>>
+open_segment(const std::string& group, const group_key& key, caf::timespan join_timeout) {
+  if (auto err = check_group_name(group))
+    return err;
+  auto res = map_existing(group, join_timeout);
+  if (!res)
+    return std::move(res.error());
+  auto* hdr = (*res)->view.header();
+  // Compare all bytes, whatever differs first.
+  uint8_t diff = 0;
+  for (size_t i = 0; i < key_bytes; ++i)
+    diff |= static_cast<uint8_t>(hdr->key[i] ^ key[i]);
+  if (diff != 0)
+    return make_error(errc::bad_key, "wrong key for group '" + group + "'");
+  return std::unique_ptr<mapped_segment>{std::move(*res)};
+}
+
+void remove_segment(const std::string& shm_name) {
+  bip::shared_memory_object::remove(shm_name.c_str());
+}
+
+uint64_t process_start_ticks(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(pid));
+  std::ifstream in{path};
+  std::string line;
+  if (!in || !std::getline(in, line))
+    return 0;
+  // Fields after the command name, which ends at the last ')'.
+  auto close = line.rfind(')');
+  if (close == std::string::npos)
+    return 0;
+  std::istringstream fields{line.substr(close + 1)};
+  std::string state;
+  fields >> state; // field 3
+  if (state == "Z" || state == "X" || state == "x")
+    return 0;
+  std::string skip;
+  for (int i = 4; i < 22; ++i)
+    fields >> skip;
+  uint64_t start = 0;
+  fields >> start; // field 22
+  return start;
+}
+
+bool process_alive(pid_t pid, uint64_t start_ticks) {
+  if (pid <= 0)
+    return false;
+  if (::kill(pid, 0) != 0 && errno == ESRCH)
+    return false;
+  auto now = process_start_ticks(pid);
+  return now != 0 && (start_ticks == 0 || now == start_ticks);
+}
+
+uint64_t unix_ms() {
+  using namespace std::chrono;
+  return static_cast<uint64_t>(
+    duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+}
+
+uint64_t mono_ms() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, std::chrono::nanoseconds timeout) {
+  auto ns = timeout.count();
+  timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+  ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, &ts, nullptr, 0);
+}
+
+void futex_wake(std::atomic<uint32_t>* word, int count) {
+  ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, count, nullptr, nullptr, 0);
+}
+
+int pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+  (void)pid;
+  return -1;
+#endif
+}
+
+} // namespace troupe::ipc::detail

@@ -1,0 +1,80 @@
+#pragma once
+
+// Creating, opening, sweeping and removing a group's segment, and the system
+// calls around it (futex, process liveness). Internal.
+
+#include "layout.hpp"
+#include "troupe/ipc/node.hpp"
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+#include <sys/types.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace troupe::ipc::detail {
+
+using group_key = std::array<uint8_t, key_bytes>;
+
+/// The name of a group's segment under /dev/shm (without the slash).
+std::string shm_name_of(const std::string& group);
+
+/// Checks a group name: 1 to 48 characters of [A-Za-z0-9_.-].
+caf::error check_group_name(const std::string& group);
+
+/// Checks a creator's options.
+caf::error check_options(const group_options& opts);
+
+std::string key_to_hex(const group_key& key);
+caf::expected<group_key> key_from_hex(const std::string& hex);
+
+/// A mapped segment. Unmaps on destruction; never removes the segment.
+class mapped_segment {
+public:
+  virtual ~mapped_segment() = default;
+  segment_view view;
+  std::string group;
+  std::string shm_name;
+};
+
+/// Creates the segment of `group` (create_only, mode 0600) and initializes
+/// its header. A segment of a group whose processes all died is removed first,
+/// with a notice on stderr unless `opts.quiet`.
+caf::expected<std::unique_ptr<mapped_segment>> create_segment(const std::string& group,
+                                                              const group_options& opts);
+
+/// Opens the segment of a running group: checks owner, mode, magic, version,
+/// size and key.
+caf::expected<std::unique_ptr<mapped_segment>>
+open_segment(const std::string& group, const group_key& key, caf::timespan join_timeout);
+
+/// Removes the segment's name (the memory lives until the last unmap).
+void remove_segment(const std::string& shm_name);
+
+/// Start time of process `pid` in clock ticks since boot, 0 if it does not
+/// exist or is a zombie.
+uint64_t process_start_ticks(pid_t pid);
+
+/// Whether process `pid` started at `start_ticks` still runs.
+bool process_alive(pid_t pid, uint64_t start_ticks);
+
+/// Wall-clock milliseconds since the epoch (what `troupe ls` prints).
+uint64_t unix_ms();
+
+/// Monotonic milliseconds (for grace periods between processes: CLOCK_MONOTONIC
+/// is shared by all processes of a host).
+uint64_t mono_ms();
+
+/// futex(2) on a word in shared memory (never FUTEX_PRIVATE).
+void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, std::chrono::nanoseconds timeout);
+void futex_wake(std::atomic<uint32_t>* word, int count);
+
+/// pidfd_open(2); -1 where the kernel has none.
+int pidfd_open(pid_t pid);
+
+} // namespace troupe::ipc::detail

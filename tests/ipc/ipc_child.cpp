@@ -1,0 +1,131 @@
+// The other process of the ipc tests. Roles:
+//
+//   troupe-ipc-child serve NAME      join the group named in the environment,
+//                                    publish an echo actor as NAME and a
+//                                    control actor as NAME.ctl; leave on
+//                                    `leave_atom`
+//   troupe-ipc-child create GROUP F  create GROUP, write its key to file F,
+//                                    then wait to be killed
+//
+// Exit status: 0 after a clean leave, 3 when joining or creating failed.
+
+#include "messages.hpp"
+#include "troupe/error.hpp"
+#include "troupe/ipc/node.hpp"
+
+#include <caf/all.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace troupe::test::ipc;
+namespace tipc = troupe::ipc;
+
+namespace {
+
+caf::behavior echo(caf::event_based_actor* self, tipc::node* n) {
+  auto held = std::make_shared<std::vector<caf::response_promise>>();
+  auto ints = std::make_shared<int64_t>(0);
+  return {
+    [](const std::string& s) { return s; },
+    [ints](int32_t x) {
+      ++*ints;
+      return x;
+    },
+    [ints](count_atom) { return *ints; },
+    [](const point& p) {
+      return point{p.y, p.x};
+    },
+    [n](stats_atom) {
+      auto s = n->stats();
+      return std::vector<uint64_t>{s.frames_sent, s.frames_received, s.frames_rejected};
+    },
+    [n](flood_atom, const std::string& target, int32_t count) -> caf::result<caf::atom_value> {
+      // A short wait: the target may have been killed on purpose.
+      auto t = n->lookup(target, std::chrono::seconds(1));
+      if (!t)
+        return std::move(t.error());
+      // Anonymous, so that an echoing target does not answer back.
+      for (int32_t i = 0; i < count; ++i)
+        caf::anon_send(*t, i);
+      return caf::atom("done");
+    },
+    [](blob_atom, uint64_t size) { return std::string(size, 'x'); },
+    [self](die_atom) { self->quit(caf::exit_reason::user_shutdown); },
+    [self, n](stall_atom, const std::string& target) {
+      auto t = n->lookup(target, std::chrono::seconds(10));
+      if (!t)
+        return;
+      n->test_stall_next_frame();
+      self->send(*t, int32_t{42}); // stops this process half-way through
+    },
+    [self, held](hold_atom) {
+      // A request this actor never answers (until it dies).
+      held->push_back(self->make_response_promise());
+      return held->back();
+    },
+    [self](linkto_atom, const caf::actor& other) {
+      self->link_to(other);
+      return caf::atom("linked");
+    },
+  };
+}
+
+int serve(const std::string& name) {
+  config cfg;
+  caf::actor_system sys{cfg};
+  auto n = tipc::node::join_from_env(sys);
+  if (!n) {
+    std::cerr << "ipc_child: cannot join: " << troupe::describe(n.error()) << '\n';
+    return 3;
+  }
+  auto e = sys.spawn(echo, &*n);
+  caf::scoped_actor self{sys};
+  if (auto err = n->publish(name, e); err) {
+    std::cerr << "ipc_child: " << troupe::describe(err) << '\n';
+    return 3;
+  }
+  if (auto err = n->publish(name + ".ctl", caf::actor{self}); err) {
+    std::cerr << "ipc_child: " << troupe::describe(err) << '\n';
+    return 3;
+  }
+  bool done = false;
+  self->receive_while([&] { return !done; })([&](leave_atom) { done = true; });
+  self->send_exit(e, caf::exit_reason::user_shutdown);
+  n->leave();
+  return 0;
+}
+
+int create(const std::string& group, const std::string& key_file) {
+  config cfg;
+  caf::actor_system sys{cfg};
+  auto n = tipc::node::create(sys, group);
+  if (!n) {
+    std::cerr << "ipc_child: cannot create: " << troupe::describe(n.error()) << '\n';
+    return 3;
+  }
+  {
+    std::ofstream out{key_file + ".tmp"};
+    out << n->key() << '\n';
+  }
+  std::rename((key_file + ".tmp").c_str(), key_file.c_str());
+  caf::scoped_actor self{sys};
+  self->receive([](leave_atom) {});
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::string role = argc > 1 ? argv[1] : "";
+  if (role == "serve" && argc == 3)
+    return serve(argv[2]);
+  if (role == "create" && argc == 4)
+    return create(argv[2], argv[3]);
+  std::cerr << "usage: troupe-ipc-child serve NAME | create GROUP KEYFILE\n";
+  return 2;
+}

@@ -1,0 +1,60 @@
+#pragma once
+
+// What the ipc tests and their child program (ipc_child.cpp) say to each
+// other. Both register the same types under the same names.
+
+#include "troupe/ipc/configure.hpp"
+
+#include <caf/all.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace troupe::test::ipc {
+
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
+using flood_atom = caf::atom_constant<caf::atom("flood")>;
+using blob_atom = caf::atom_constant<caf::atom("blob")>;
+using die_atom = caf::atom_constant<caf::atom("die")>;
+using stall_atom = caf::atom_constant<caf::atom("stall")>;
+using point_atom = caf::atom_constant<caf::atom("point")>;
+using hold_atom = caf::atom_constant<caf::atom("hold")>;
+using leave_atom = caf::atom_constant<caf::atom("leave")>;
+using linkto_atom = caf::atom_constant<caf::atom("linkto")>;
+using count_atom = caf::atom_constant<caf::atom("count")>;
+
+/// A user type that both sides register: it travels.
+struct point {
+  int32_t x = 0;
+  int32_t y = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, point& p) {
+  return f(caf::meta::type_name("point"), p.x, p.y);
+}
+
+/// A type only the test process registers: the child cannot read it.
+struct secret {
+  std::string text;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, secret& s) {
+  return f(caf::meta::type_name("secret"), s.text);
+}
+
+/// The configuration both sides use (the child without `secret`).
+struct config : caf::actor_system_config {
+  explicit config(bool with_secret = false) {
+    troupe::ipc::configure(*this);
+    set("scheduler.max-threads", 2);
+    add_message_type<point>("point");
+    add_message_type<std::vector<uint64_t>>("std::vector<uint64_t>");
+    if (with_secret)
+      add_message_type<secret>("secret");
+  }
+};
+
+} // namespace troupe::test::ipc

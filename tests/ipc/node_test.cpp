@@ -1,0 +1,471 @@
+#include "support.hpp"
+#include "troupe/ipc/node.hpp"
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <cstring>
+
+using namespace troupe::test::ipc;
+using std::chrono::milliseconds;
+using troupe::errc;
+using troupe::ipc::child_process;
+using troupe::ipc::node;
+
+namespace {
+
+using in_order_atom = caf::atom_constant<caf::atom("in_order")>;
+
+/// Counts the ints it gets and checks that each stream 0, 1, 2... arrives in
+/// order.
+caf::behavior sink(caf::event_based_actor*) {
+  auto next = std::make_shared<int32_t>(0);
+  auto count = std::make_shared<int64_t>(0);
+  auto ordered = std::make_shared<bool>(true);
+  return {
+    [=](int32_t x) {
+      if (x != *next)
+        *ordered = false;
+      *next = x + 1;
+      ++*count;
+    },
+    [=](count_atom) { return *count; },
+    [=](in_order_atom) { return *ordered; },
+  };
+}
+
+/// Makes a request on behalf of the test and reports the outcome to `report`
+/// as a string: the answer, or the error's description.
+caf::behavior asker(caf::event_based_actor* self, caf::actor report) {
+  return {
+    [=](const caf::actor& dest, hold_atom) {
+      self->request(dest, caf::infinite, hold_atom::value)
+        .then([=](int32_t) { self->send(report, std::string{"answered"}); },
+              [=](caf::error& err) { self->send(report, troupe::describe(err)); });
+    },
+  };
+}
+
+/// The wire format of a frame header, as a hostile writer would forge it.
+struct raw_header {
+  uint32_t magic = 0x46505254u;
+  uint16_t version = 1;
+  uint16_t kind = 1;
+  uint32_t length = 0;
+  uint32_t flags = 0;
+  uint64_t receiver = 0;
+  uint64_t mid = 0;
+  uint64_t sender = 0;
+};
+static_assert(sizeof(raw_header) == 40);
+
+std::vector<unsigned char> frame_bytes(const raw_header& h,
+                                       const std::vector<unsigned char>& body) {
+  std::vector<unsigned char> res(sizeof(h) + body.size());
+  std::memcpy(res.data(), &h, sizeof(h));
+  if (!body.empty())
+    std::memcpy(res.data() + sizeof(h), body.data(), body.size());
+  return res;
+}
+
+} // namespace
+
+TEST_SUITE("ipc.node") {
+
+  TEST_CASE("a published actor in a child process answers requests from the parent") {
+    ipc_fixture f{"answer"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE_MESSAGE(sut, troupe::describe(sut.error()));
+    auto child = f.serve(*sut, "echo");
+    auto echo = f.find(*sut, "echo");
+    CHECK(f.ask<std::string>(echo, std::string{"hello"}) == std::string{"hello"});
+    auto p = f.ask<point>(echo, point{1, 2});
+    REQUIRE(p);
+    CHECK(p->x == 2);
+    CHECK(p->y == 1);
+    f.self->send(f.find(*sut, "echo.ctl"), leave_atom::value);
+    auto status = child.wait(deadline);
+    REQUIRE(status);
+    CHECK(status->success());
+  }
+
+  TEST_CASE("messages from one sender to one receiver keep their order") {
+    ipc_fixture f{"order"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto s = f.spawn(sink);
+    REQUIRE_FALSE(sut->publish("sink", s));
+    auto child = f.serve(*sut, "echo");
+    auto echo = f.find(*sut, "echo");
+    constexpr int32_t n = 20000;
+    CHECK(f.ask<caf::atom_value>(echo, flood_atom::value, std::string{"sink"}, n)
+          == caf::atom("done"));
+    CHECK(eventually([&] { return f.ask<int64_t>(s, count_atom::value) == int64_t{n}; }));
+    CHECK(f.ask<bool>(s, in_order_atom::value) == true);
+  }
+
+  TEST_CASE("a name is published once per group and found from every node") {
+    ipc_fixture f{"names"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto s = f.spawn(sink);
+    REQUIRE_FALSE(sut->publish("sink", s));
+    auto again = sut->publish("sink", f.spawn(sink));
+    CHECK(troupe::is(again, errc::name_taken));
+    CHECK(troupe::is(sut->lookup("nobody").error(), errc::name_not_found));
+    CHECK(troupe::is(sut->publish("", s), errc::invalid_argument));
+    REQUIRE_FALSE(sut->unpublish("sink"));
+    CHECK(troupe::is(sut->lookup("sink").error(), errc::name_not_found));
+  }
+
+  TEST_CASE("a monitor of a remote actor sees its exit reason") {
+    ipc_fixture f{"monitor"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto child = f.serve(*sut, "echo");
+    auto echo = f.find(*sut, "echo");
+    f.self->monitor(echo);
+    f.self->send(echo, die_atom::value);
+    caf::error reason;
+    f.self->receive([&](caf::down_msg& dm) { reason = dm.reason; },
+                    caf::after(deadline) >> [] { FAIL("no down_msg"); });
+    CHECK(reason == caf::exit_reason::user_shutdown);
+  }
+
+  TEST_CASE("a link across processes carries an exit both ways") {
+    ipc_fixture f{"link"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto child = f.serve(*sut, "echo");
+    auto echo = f.find(*sut, "echo");
+    // A local actor that traps exits and reports them to the test.
+    auto report = caf::actor{f.self};
+    auto trapper = f.spawn([report](caf::event_based_actor* self) -> caf::behavior {
+      self->set_exit_handler([=](caf::exit_msg& em) { self->send(report, em.reason); });
+      return {[](int32_t) {}};
+    });
+    // The child links its echo to our actor (the handle travels in a message).
+    CHECK(f.ask<caf::atom_value>(echo, linkto_atom::value, trapper) == caf::atom("linked"));
+    f.self->send(echo, die_atom::value);
+    caf::error reason;
+    f.self->receive([&](caf::error& err) { reason = err; },
+                    caf::after(deadline) >> [] { FAIL("no exit_msg"); });
+    CHECK(reason == caf::exit_reason::user_shutdown);
+
+    // And the other way: our actor dies, the child's linked actor dies too.
+    auto child2 = f.serve(*sut, "echo2");
+    auto echo2 = f.find(*sut, "echo2");
+    auto victim =
+      f.spawn([](caf::event_based_actor*) -> caf::behavior { return {[](int32_t) {}}; });
+    CHECK(f.ask<caf::atom_value>(echo2, linkto_atom::value, victim) == caf::atom("linked"));
+    f.self->monitor(echo2);
+    f.self->send_exit(victim, caf::exit_reason::user_shutdown);
+    f.self->receive([&](caf::down_msg& dm) { reason = dm.reason; },
+                    caf::after(deadline) >> [] { FAIL("the linked remote actor lived on"); });
+    CHECK(reason == caf::exit_reason::user_shutdown);
+  }
+
+  TEST_CASE("kill -9 of a node fails its monitors and pending requests with peer_lost") {
+    ipc_fixture f{"kill"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto victim = f.serve(*sut, "victim");
+    auto other = f.serve(*sut, "other");
+    auto v = f.find(*sut, "victim");
+    auto o = f.find(*sut, "other");
+    auto a = f.spawn(asker, caf::actor{f.self});
+    f.self->send(a, v, hold_atom::value);
+    // The request is in the victim's hands once it answers something sent later.
+    REQUIRE(f.ask<int32_t>(v, int32_t{7}) == int32_t{7});
+    f.self->monitor(v);
+    auto killed_at = std::chrono::steady_clock::now();
+    REQUIRE_FALSE(victim.kill(SIGKILL));
+    caf::error reason;
+    f.self->receive([&](caf::down_msg& dm) { reason = dm.reason; },
+                    caf::after(deadline) >> [] { FAIL("no down_msg after kill -9"); });
+    auto elapsed = std::chrono::steady_clock::now() - killed_at;
+    CHECK(troupe::is(reason, errc::peer_lost));
+    CHECK(elapsed < milliseconds(200));
+    std::string outcome;
+    f.self->receive([&](std::string& x) { outcome = x; },
+                    caf::after(deadline) >> [] { FAIL("the pending request was never answered"); });
+    CHECK(outcome.find("peer_lost") != std::string::npos);
+    // Requests to the dead node fail at once; the other node goes on.
+    CHECK(troupe::is(f.ask<int32_t>(v, int32_t{1}).error(), errc::peer_lost));
+    CHECK(f.ask<int32_t>(o, int32_t{5}) == int32_t{5});
+  }
+
+  TEST_CASE(
+    "a writer killed half-way through a frame wedges neither the reader nor other writers") {
+    ipc_fixture f{"stall"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto s = f.spawn(sink);
+    REQUIRE_FALSE(sut->publish("sink", s));
+    auto staller = f.serve(*sut, "staller");
+    auto other = f.serve(*sut, "other");
+    auto st = f.find(*sut, "staller");
+    auto o = f.find(*sut, "other");
+    f.self->send(st, stall_atom::value, std::string{"sink"});
+    REQUIRE(eventually([&] { return process_state(staller.pid()) == 'T'; }));
+    REQUIRE_FALSE(staller.kill(SIGKILL));
+    REQUIRE(staller.wait(deadline));
+    // The other writer's frames all reach the same reader.
+    CHECK(f.ask<caf::atom_value>(o, flood_atom::value, std::string{"sink"}, int32_t{5000})
+          == caf::atom("done"));
+    CHECK(eventually([&] { return f.ask<int64_t>(s, count_atom::value) == int64_t{5000}; }));
+    CHECK(f.ask<bool>(f.find(*sut, "sink"), in_order_atom::value) == true);
+    CHECK(f.ask<int32_t>(o, int32_t{9}) == int32_t{9});
+  }
+
+  TEST_CASE("killing nodes while traffic flows in all directions never hangs") {
+    ipc_fixture f{"chaos"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto s = f.spawn(sink);
+    REQUIRE_FALSE(sut->publish("sink", s));
+    std::vector<child_process> children;
+    std::vector<std::string> names;
+    int serial = 0;
+    auto add_child = [&] {
+      auto name = "n" + std::to_string(serial++);
+      children.push_back(f.serve(*sut, name));
+      names.push_back(name);
+    };
+    for (int i = 0; i < 3; ++i)
+      add_child();
+    for (int round = 0; round < 4; ++round) {
+      std::vector<caf::actor> actors;
+      for (auto& name : names)
+        actors.push_back(f.find(*sut, name));
+      // Every child floods every other child and the parent; the parent floods
+      // every child.
+      for (size_t i = 0; i < actors.size(); ++i) {
+        for (size_t j = 0; j < actors.size(); ++j)
+          if (i != j)
+            f.self->send(actors[i], flood_atom::value, names[j], int32_t{3000});
+        f.self->send(actors[i], flood_atom::value, std::string{"sink"}, int32_t{3000});
+        for (int32_t k = 0; k < 500; ++k)
+          caf::anon_send(actors[i], k);
+      }
+      // Kill one while that traffic runs.
+      auto victim = static_cast<size_t>(round) % children.size();
+      REQUIRE_FALSE(children[victim].kill(SIGKILL));
+      REQUIRE(children[victim].wait(deadline));
+      children.erase(children.begin() + static_cast<long>(victim));
+      names.erase(names.begin() + static_cast<long>(victim));
+      actors.erase(actors.begin() + static_cast<long>(victim));
+      // Everyone left still answers.
+      for (auto& a : actors)
+        CHECK(f.ask<int32_t>(a, int32_t{round}) == int32_t{round});
+      add_child();
+    }
+  }
+
+  TEST_CASE("a full ring makes the sender wait and nothing is lost") {
+    ipc_fixture f{"full"};
+    troupe::ipc::group_options opts;
+    opts.ring_bytes = 64 * 1024;
+    auto sut = node::create(f.sys, f.group, opts);
+    REQUIRE(sut);
+    auto child = f.serve(*sut, "echo");
+    auto echo = f.find(*sut, "echo");
+    REQUIRE(f.ask<int64_t>(echo, count_atom::value) == int64_t{0});
+    // Stop the reader's process: the ring fills and the sender has to wait.
+    REQUIRE_FALSE(child.kill(SIGSTOP));
+    REQUIRE(eventually([&] { return process_state(child.pid()) == 'T'; }));
+    constexpr int32_t n = 50000; // far more than 64 KiB of frames
+    std::atomic<bool> done{false};
+    std::thread sender{[&] {
+      for (int32_t i = 0; i < n; ++i)
+        caf::anon_send(echo, i);
+      done = true;
+    }};
+    // The sender is held up while the reader sleeps: it has sent what fits in
+    // the ring (at most one frame per 40 bytes of it) and waits for the rest.
+    auto before = sut->stats().frames_sent;
+    REQUIRE(eventually([&] { return sut->stats().frames_sent - before >= 300; }));
+    CHECK_FALSE(done.load());
+    CHECK(sut->stats().frames_sent - before <= opts.ring_bytes / 40);
+    // ...and goes on when it wakes; every message arrives.
+    REQUIRE_FALSE(child.kill(SIGCONT));
+    sender.join();
+    CHECK(eventually([&] { return f.ask<int64_t>(echo, count_atom::value) == int64_t{n}; }));
+  }
+
+  TEST_CASE("with the fail policy a full ring fails the request with errc::full") {
+    ipc_fixture f{"fullfail"};
+    troupe::ipc::group_options opts;
+    opts.ring_bytes = 64 * 1024;
+    opts.on_full = troupe::ipc::full_policy::fail;
+    opts.quiet = true;
+    auto sut = node::create(f.sys, f.group, opts);
+    REQUIRE(sut);
+    auto child = f.serve(*sut, "echo");
+    auto echo = f.find(*sut, "echo");
+    REQUIRE_FALSE(child.kill(SIGSTOP));
+    REQUIRE(eventually([&] { return process_state(child.pid()) == 'T'; }));
+    // 1000 messages of 512 bytes do not fit in 64 KiB: the sends that find
+    // the ring full fail at once, and the sender hears it.
+    for (int i = 0; i < 1000; ++i)
+      f.self->send(echo, std::string(512, 'x'));
+    caf::error err;
+    f.self->receive([&](caf::error& e) { err = e; },
+                    caf::after(deadline) >> [] { FAIL("no error for a full ring"); });
+    CHECK(troupe::is(err, errc::full));
+    REQUIRE_FALSE(child.kill(SIGCONT));
+  }
+
+  TEST_CASE("malformed frames are rejected and counted and the node keeps serving") {
+    ipc_fixture f{"garbage"};
+    troupe::ipc::group_options opts;
+    opts.quiet = true;
+    auto sut = node::create(f.sys, f.group, opts);
+    REQUIRE(sut);
+    auto child = f.serve(*sut, "echo");
+    auto echo = f.find(*sut, "echo");
+    auto slot = sut->test_slot_of("echo");
+    REQUIRE(slot);
+    // A request written behind a frame that corrupts the ring is dropped with
+    // it; the requester gets errc::bad_frame and asks again.
+    auto rejected = [&]() -> uint64_t {
+      for (int attempt = 0; attempt < 10; ++attempt) {
+        auto s = f.ask<std::vector<uint64_t>>(echo, stats_atom::value);
+        if (s)
+          return (*s)[2];
+        if (!troupe::is(s.error(), errc::bad_frame))
+          break;
+      }
+      FAIL("the child stopped answering");
+      return 0;
+    };
+    std::vector<std::vector<unsigned char>> bad;
+    bad.push_back(std::vector<unsigned char>(64, 0xAB)); // garbage bytes
+    raw_header wrong_magic;
+    wrong_magic.magic = 0x12345678;
+    bad.push_back(frame_bytes(wrong_magic, {}));
+    raw_header wrong_version;
+    wrong_version.version = 99;
+    bad.push_back(frame_bytes(wrong_version, {}));
+    raw_header past_end;
+    past_end.length = 1u << 30;
+    bad.push_back(frame_bytes(past_end, {1, 2, 3}));
+    raw_header unknown_kind;
+    unknown_kind.kind = 77;
+    bad.push_back(frame_bytes(unknown_kind, {}));
+    raw_header garbage_payload;
+    garbage_payload.length = 24;
+    bad.push_back(frame_bytes(garbage_payload, std::vector<unsigned char>(24, 0xFF)));
+    raw_header truncated;
+    truncated.length = 3;
+    bad.push_back(frame_bytes(truncated, {0, 0, 0}));
+    uint64_t seen = rejected();
+    for (auto& frame : bad) {
+      REQUIRE_FALSE(sut->test_write_raw(*slot, frame));
+      CHECK(eventually([&] { return rejected() > seen; }));
+      seen = rejected();
+      // Still serving.
+      CHECK(f.ask<int32_t>(echo, int32_t{3}) == int32_t{3});
+    }
+    // A message of a type the receiver does not know: rejected, and the
+    // requester hears why.
+    auto res = f.ask<std::string>(echo, secret{"psst"});
+    REQUIRE_FALSE(res);
+    CHECK(troupe::is(res.error(), errc::bad_frame));
+    CHECK(f.ask<std::string>(echo, std::string{"still here"}) == std::string{"still here"});
+  }
+
+  TEST_CASE("a message larger than a ring travels in pieces up to the limit") {
+    ipc_fixture f{"large"};
+    troupe::ipc::group_options opts;
+    opts.ring_bytes = 256 * 1024;
+    opts.quiet = true;
+    auto sut = node::create(f.sys, f.group, opts);
+    REQUIRE(sut);
+    auto child = f.serve(*sut, "echo");
+    auto echo = f.find(*sut, "echo");
+    std::string big((uint64_t{16} << 20) - 4096, 'y');
+    auto back = f.ask<std::string>(echo, big);
+    REQUIRE_MESSAGE(back, troupe::describe(back.error()));
+    CHECK(*back == big);
+    auto blob = f.ask<std::string>(echo, blob_atom::value, uint64_t{5} << 20);
+    REQUIRE(blob);
+    CHECK(blob->size() == (size_t{5} << 20));
+    // Above the limit: a clear error, either way.
+    std::string huge((uint64_t{16} << 20) + 1, 'z');
+    CHECK(troupe::is(f.ask<std::string>(echo, huge).error(), errc::message_too_large));
+    CHECK(troupe::is(f.ask<std::string>(echo, blob_atom::value, (uint64_t{16} << 20) + 1).error(),
+                     errc::message_too_large));
+    CHECK(f.ask<int32_t>(echo, int32_t{1}) == int32_t{1});
+  }
+
+  TEST_CASE("the segment is private to its owner and joining needs the key") {
+    ipc_fixture f{"security"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    struct stat st {};
+    REQUIRE(::stat(shm_path(f.group).c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    CHECK(st.st_uid == ::geteuid());
+    auto key = sut->key();
+    auto wrong = key;
+    wrong[0] = wrong[0] == '0' ? '1' : '0';
+    auto joined = node::join(f.sys, f.group, wrong);
+    REQUIRE_FALSE(joined);
+    CHECK(troupe::is(joined.error(), errc::bad_key));
+    CHECK(troupe::describe(joined.error()).find("wrong key") != std::string::npos);
+    CHECK(troupe::is(node::join(f.sys, f.group, "not-hex").error(), errc::bad_key));
+    CHECK(troupe::is(node::join(f.sys, f.group + "-none", key).error(), errc::no_such_group));
+    auto second = node::create(f.sys, f.group);
+    REQUIRE_FALSE(second);
+    CHECK(troupe::is(second.error(), errc::group_running));
+    auto text = troupe::describe(second.error());
+    CHECK(text.find("group '" + f.group + "' is already running (pid " + std::to_string(::getpid())
+                    + ")")
+          != std::string::npos);
+    CHECK(troupe::is(node::create(f.sys, "bad/name").error(), errc::invalid_argument));
+  }
+
+  TEST_CASE("a segment left by a group whose processes all died is swept and reused") {
+    ipc_fixture f{"sweep"};
+    auto key_file = "/tmp/troupe-" + f.group + ".key";
+    auto child = troupe::ipc::spawn_process(TROUPE_IPC_CHILD, {"create", f.group, key_file});
+    REQUIRE(child);
+    struct stat st {};
+    REQUIRE(eventually([&] { return ::stat(key_file.c_str(), &st) == 0; }));
+    std::remove(key_file.c_str());
+    auto refused = node::create(f.sys, f.group);
+    REQUIRE_FALSE(refused);
+    CHECK(troupe::is(refused.error(), errc::group_running));
+    REQUIRE_FALSE(child->kill(SIGKILL));
+    REQUIRE(child->wait(deadline));
+    CHECK(shm_exists(f.group));
+    troupe::ipc::group_options opts;
+    opts.quiet = true;
+    auto sut = node::create(f.sys, f.group, opts);
+    REQUIRE_MESSAGE(sut, troupe::describe(sut.error()));
+    auto s = f.spawn(sink);
+    CHECK_FALSE(sut->publish("sink", s));
+  }
+
+  TEST_CASE("a node that leaves unpublishes its names and the last one out removes the segment") {
+    ipc_fixture f{"leave"};
+    {
+      auto sut = node::create(f.sys, f.group);
+      REQUIRE(sut);
+      auto child = f.serve(*sut, "echo");
+      auto echo = f.find(*sut, "echo");
+      f.self->monitor(echo);
+      f.self->send(f.find(*sut, "echo.ctl"), leave_atom::value);
+      auto status = child.wait(deadline);
+      REQUIRE(status);
+      CHECK(status->success());
+      f.self->receive([](caf::down_msg&) {}, caf::after(deadline) >> [] { FAIL("no down_msg"); });
+      CHECK(troupe::is(sut->lookup("echo").error(), errc::name_not_found));
+      CHECK(shm_exists(f.group));
+    }
+    CHECK_FALSE(shm_exists(f.group));
+  }
+
+} // TEST_SUITE

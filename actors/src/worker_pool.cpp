@@ -1,6 +1,6 @@
 #include "troupe/worker_pool.hpp"
 
-#include "relay.hpp"
+#include "troupe/detail/relay.hpp"
 #include "troupe/error.hpp"
 
 #include <caf/all.hpp>

@@ -3,6 +3,7 @@
 #include "core.hpp"
 #include "segment.hpp"
 #include "troupe/configure.hpp"
+#include "troupe/detail/relay.hpp"
 #include "troupe/error.hpp"
 #include "troupe/ipc/configure.hpp"
 
@@ -19,19 +20,24 @@ constexpr const char* group_env = "TROUPE_GROUP";
 constexpr const char* key_env = "TROUPE_GROUP_KEY";
 
 /// A local stand-in for an actor of another node, so that CAF's middleman
-/// (which only routes to its own nodes) can publish it: everything it gets it
-/// hands on with the original sender and message id, so replies go straight
-/// back; it ends when the target does.
+/// (which only reaches actors of its own process) can publish it. A request
+/// is made again by the stand-in, whose answer (or error) goes back to the
+/// original requester; other messages are passed on as they are. It ends
+/// when the target does.
 caf::behavior tcp_forwarder(caf::event_based_actor* self, caf::actor target) {
   self->monitor(target);
   self->set_down_handler([self](caf::down_msg& dm) { self->quit(dm.reason); });
   self->set_default_handler(
-    [target](caf::scheduled_actor* s, caf::message_view& x) -> caf::result<caf::message> {
-      auto* e = s->current_mailbox_element();
-      target->enqueue(caf::make_mailbox_element(std::move(e->sender), e->mid, std::move(e->stages),
-                                                x.move_content_to_message()),
-                      s->context());
-      e->mid.mark_as_answered();
+    [self, target](caf::scheduled_actor*, caf::message_view& x) -> caf::result<caf::message> {
+      auto msg = x.move_content_to_message();
+      if (!self->current_message_id().is_request()) {
+        self->send(target, std::move(msg));
+        return caf::message{};
+      }
+      auto rp = self->make_response_promise();
+      troupe::detail::relay_request(
+        self, target, std::move(msg), [rp](caf::message answer) mutable { rp.deliver(answer); },
+        [rp](caf::error err) mutable { rp.deliver(std::move(err)); });
       return caf::delegated<caf::message>{};
     });
   // A behavior that never matches keeps the actor alive; the default handler

@@ -469,3 +469,29 @@ TEST_SUITE("ipc.node") {
   }
 
 } // TEST_SUITE
+
+TEST_SUITE("ipc.tcp") {
+
+  TEST_CASE("a group's actor is reached from another host through CAF's middleman") {
+    ipc_fixture f{"tcp"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto child = f.serve(*sut, "echo");
+    auto echo = f.find(*sut, "echo");
+    // The actor lives in the child; this node publishes it on loopback.
+    auto port = sut->publish_tcp(echo, 0, "127.0.0.1");
+    REQUIRE_MESSAGE(port, troupe::describe(port.error()));
+    // A plain CAF program that knows nothing of troupe talks to it.
+    auto client = troupe::ipc::spawn_process(TROUPE_PLAIN_CAF_CLIENT,
+                                             {"127.0.0.1", std::to_string(*port), "over tcp"});
+    REQUIRE(client);
+    auto status = client->wait(deadline);
+    REQUIRE(status);
+    CHECK(status->success());
+    // And troupe's own remote_tcp reaches it too.
+    auto remote = sut->remote_tcp("127.0.0.1", *port);
+    REQUIRE_MESSAGE(remote, troupe::describe(remote.error()));
+    CHECK(f.ask<std::string>(*remote, std::string{"again"}) == std::string{"again"});
+  }
+
+} // TEST_SUITE

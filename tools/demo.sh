@@ -26,6 +26,8 @@ tour=(
   "context_manager|Async context manager: release on exit, on failure, on the owner's death"
   "async_iterator|Async iterator: a producer pulled with credit"
   "rate_limit|Rate limiting: 5 in flight, 10 per 100 ms"
+  "process|multiprocessing.Process: a sum computed by an actor in a child process"
+  "ping_pong|Two processes: request/response round trips over shared memory"
 )
 for entry in "${tour[@]}"; do
   name=${entry%%|*}

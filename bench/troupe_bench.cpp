@@ -9,6 +9,7 @@
 // this runs on are shared and noisy, so compare ratios, not absolute values.
 
 #include "ipc_anchors.hpp"
+#include "ipc_bench.hpp"
 #include "troupe/bounded_queue.hpp"
 #include "troupe/configure.hpp"
 #include "troupe/guarded.hpp"
@@ -389,6 +390,8 @@ void usage(std::ostream& out) {
          "  pool    dispatch through troupe::worker_pool vs caf::actor_pool (--samples\n"
          "          tasks), CPU speed-up of 2 workers over 1 (--increments x 20 steps per\n"
          "          task), peak memory of a 4:1 flood into a bounded queue vs a CAF actor\n"
+         "  ipc     troupe::ipc across processes: request round trip, one-way 64-byte\n"
+         "          messages, kill -9 to down_msg; then the anchors and the ratios\n"
          "  anchors baselines for the ipc figures: futex ping-pong, Boost message_queue,\n"
          "          CAF over TCP and in-process, python3 multiprocessing (n/a without it)\n"
          "\n"
@@ -424,9 +427,11 @@ int main(int argc, char** argv) {
   }
   if (suite == "flood" && argc == 3)
     return run_flood(argv[2]);
+  if (suite == "ipc-child")
+    return troupe_bench::run_ipc_child(argc - 2, argv + 2);
   if (suite == "anchor-child")
     return troupe_bench::run_anchor_child(argc - 2, argv + 2);
-  if (suite != "local" && suite != "pool" && suite != "anchors") {
+  if (suite != "local" && suite != "pool" && suite != "anchors" && suite != "ipc") {
     std::cerr << "troupe-bench: unknown suite '" << suite << "'\n";
     usage(std::cerr);
     return 2;
@@ -462,5 +467,7 @@ int main(int argc, char** argv) {
   }
   if (suite == "anchors")
     return troupe_bench::run_anchors({opt.repeat, opt.samples, opt.messages});
+  if (suite == "ipc")
+    return troupe_bench::run_ipc({opt.repeat, opt.samples, opt.messages});
   return suite == "local" ? run_local(opt) : run_pool(opt, "/proc/self/exe");
 }

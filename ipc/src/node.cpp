@@ -10,6 +10,8 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include <unistd.h>
+
 #include <cstdlib>
 
 namespace troupe::ipc {
@@ -116,7 +118,11 @@ caf::expected<node> node::join_from_env(caf::actor_system& sys, group_options op
     return make_error(errc::no_such_group, std::string{"this process was not started by "
                                                        "troupe::ipc::node::spawn ("}
                                              + group_env + " and " + key_env + " are not set)");
-  return join(sys, group, key, opts);
+  std::string g = group;
+  std::string k = key;
+  ::unsetenv(group_env);
+  ::unsetenv(key_env);
+  return join(sys, g, k, opts);
 }
 
 bool node::in_spawned_child() {
@@ -141,6 +147,16 @@ caf::expected<child_process> node::spawn(const std::string& program,
   env.push_back(std::string{group_env} + "=" + core_->group());
   env.push_back(std::string{key_env} + "=" + core_->key());
   return spawn_process(program, args, env);
+}
+
+caf::expected<child_process> node::spawn_self(const std::vector<std::string>& args,
+                                              std::vector<std::string> env) {
+  char path[4096];
+  auto n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0)
+    return make_error(errc::spawn_failed, "cannot read /proc/self/exe");
+  path[n] = '\0';
+  return spawn(path, args, std::move(env));
 }
 
 caf::expected<uint16_t> node::publish_tcp(const caf::actor& x, uint16_t port, const char* in) {

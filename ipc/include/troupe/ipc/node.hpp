@@ -105,7 +105,9 @@ public:
                                   const std::string& key, group_options opts = {});
 
   /// Joins the group named by the environment variables `TROUPE_GROUP` and
-  /// `TROUPE_GROUP_KEY`, as `node::spawn` sets them for a child.
+  /// `TROUPE_GROUP_KEY`, as `node::spawn` sets them for a child. Removes both
+  /// from the environment, so that processes this one starts do not inherit
+  /// the key (nor pass for spawned children).
   static caf::expected<node> join_from_env(caf::actor_system& sys, group_options opts = {});
 
   /// Whether this process was started by `node::spawn` (the environment
@@ -150,6 +152,11 @@ public:
   caf::expected<child_process> spawn(const std::string& program,
                                      const std::vector<std::string>& args = {},
                                      std::vector<std::string> env = {});
+
+  /// `spawn` for this very program (/proc/self/exe, by its real path so `ps`
+  /// shows its name): the usual way for one program to play parent and child.
+  caf::expected<child_process> spawn_self(const std::vector<std::string>& args = {},
+                                          std::vector<std::string> env = {});
 
   /// Makes `x` reachable from other hosts through CAF's middleman on `port`
   /// (0 picks one): a plain CAF program reaches it with

@@ -1,0 +1,252 @@
+// troupe-bench ipc: troupe's cross-process figures next to the anchors of
+// ipc_anchors.cpp, measured in the same run, and the ratios between them.
+//
+// The other process is this program again (/proc/self/exe ipc-child), started
+// by troupe::ipc::node::spawn (posix_spawn) and joined to the bench's group.
+
+#include "ipc_bench.hpp"
+
+#include "ipc_anchors.hpp"
+#include "troupe/error.hpp"
+#include "troupe/ipc/configure.hpp"
+#include "troupe/ipc/node.hpp"
+
+#include <caf/all.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <iostream>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace troupe_bench {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using count_atom = caf::atom_constant<caf::atom("count")>;
+using leave_atom = caf::atom_constant<caf::atom("leave")>;
+
+struct config : caf::actor_system_config {
+  config() {
+    troupe::ipc::configure(*this);
+    set("scheduler.max-threads", 2);
+  }
+};
+
+double median(std::vector<double> xs) {
+  std::sort(xs.begin(), xs.end());
+  auto n = xs.size();
+  return n % 2 == 1 ? xs[n / 2] : (xs[n / 2 - 1] + xs[n / 2]) / 2;
+}
+
+template <class T>
+T check(caf::expected<T> x, const char* what) {
+  if (!x)
+    throw std::runtime_error(std::string{what} + ": " + troupe::describe(x.error()));
+  return std::move(*x);
+}
+
+/// The child's actor: answers an int with itself, counts strings.
+caf::behavior ponger(caf::event_based_actor*) {
+  auto count = std::make_shared<int64_t>(0);
+  return {
+    [](int32_t x) { return x; },
+    [count](const std::string&) { ++*count; },
+    [count](count_atom) { return *count; },
+  };
+}
+
+/// A child process in the bench's group, serving `name`.
+struct peer_process {
+  troupe::ipc::child_process proc;
+  caf::actor pong;
+  caf::actor ctl;
+
+  peer_process(troupe::ipc::node& n, const std::string& name) {
+    proc = check(n.spawn_self({"ipc-child", name}), "spawn");
+    pong = check(n.lookup(name, std::chrono::seconds(10)), "lookup");
+    ctl = check(n.lookup(name + ".ctl", std::chrono::seconds(10)), "lookup");
+  }
+
+  void stop(caf::scoped_actor& self) {
+    self->send(ctl, leave_atom::value);
+    if (!proc.wait(std::chrono::seconds(10)))
+      proc.kill(SIGKILL);
+  }
+};
+
+double rtt_us(caf::scoped_actor& self, const caf::actor& pong, int samples) {
+  std::vector<double> rtts;
+  rtts.reserve(static_cast<size_t>(samples));
+  bool failed = false;
+  for (int i = 0; i < samples + samples / 10; ++i) {
+    auto start = clock_type::now();
+    self->request(pong, caf::infinite, int32_t{i})
+      .receive([](int32_t) {}, [&](caf::error&) { failed = true; });
+    if (failed)
+      throw std::runtime_error("a round trip failed");
+    if (i >= samples / 10) // the first tenth warms up
+      rtts.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - start).count());
+  }
+  return median(rtts);
+}
+
+double msgs_per_s(caf::scoped_actor& self, const caf::actor& pong, int messages, int64_t& total) {
+  const std::string payload(64, 'x');
+  auto start = clock_type::now();
+  for (int i = 0; i < messages; ++i)
+    self->send(pong, payload);
+  total += messages;
+  // Messages from one sender arrive in order: this answer comes after the
+  // last string was counted.
+  int64_t seen = -1;
+  self->request(pong, caf::infinite, count_atom::value)
+    .receive([&](int64_t n) { seen = n; }, [](caf::error&) {});
+  if (seen != total)
+    throw std::runtime_error("messages were lost: counted " + std::to_string(seen) + " of "
+                             + std::to_string(total));
+  return messages / std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+} // namespace
+
+int run_ipc_child(int argc, char** argv) {
+  if (argc != 1) {
+    std::cerr << "usage: troupe-bench ipc-child NAME\n";
+    return 2;
+  }
+  std::string name = argv[0];
+  config cfg;
+  caf::actor_system sys{cfg};
+  auto n = troupe::ipc::node::join_from_env(sys);
+  if (!n) {
+    std::cerr << "ipc-child: " << troupe::describe(n.error()) << '\n';
+    return 3;
+  }
+  auto pong = sys.spawn(ponger);
+  caf::scoped_actor self{sys};
+  if (n->publish(name, pong) || n->publish(name + ".ctl", caf::actor{self})) {
+    self->send_exit(pong, caf::exit_reason::kill);
+    return 3;
+  }
+  self->receive([](leave_atom) {});
+  self->send_exit(pong, caf::exit_reason::kill);
+  return 0;
+}
+
+int run_ipc(const anchor_options& opt) {
+  auto print = [](const std::string& name, double value, const char* unit) {
+    std::cout << name << ' ' << value << ' ' << unit << std::endl;
+  };
+  double ipc_rtt = 0;
+  double ipc_msgs = 0;
+  double lost_ms = 0;
+  try {
+    config cfg;
+    caf::actor_system sys{cfg};
+    caf::scoped_actor self{sys};
+    auto group = "bench-" + std::to_string(::getpid());
+    troupe::ipc::group_options gopts;
+    gopts.quiet = true;
+    auto n = check(troupe::ipc::node::create(sys, group, gopts), "create");
+    {
+      peer_process peer{n, "pong"};
+      std::vector<double> rtts;
+      std::vector<double> rates;
+      int64_t total = 0;
+      for (int r = 0; r < opt.repeat; ++r) {
+        rtts.push_back(rtt_us(self, peer.pong, opt.samples));
+        rates.push_back(msgs_per_s(self, peer.pong, opt.messages, total));
+      }
+      ipc_rtt = median(rtts);
+      ipc_msgs = median(rates);
+      peer.stop(self);
+    }
+    // kill -9 to down_msg: a fresh child per run.
+    std::vector<double> losses;
+    for (int r = 0; r < opt.repeat; ++r) {
+      peer_process peer{n, "victim-" + std::to_string(r)};
+      self->monitor(peer.pong);
+      // Make sure the child is fully connected before killing it.
+      self->request(peer.pong, caf::infinite, int32_t{1})
+        .receive([](int32_t) {}, [](caf::error&) {});
+      auto start = clock_type::now();
+      peer.proc.kill(SIGKILL);
+      bool seen = false;
+      self->receive(
+        [&](caf::down_msg& dm) { seen = troupe::is(dm.reason, troupe::errc::peer_lost); },
+        caf::after(std::chrono::seconds(10)) >> [] {});
+      if (!seen)
+        throw std::runtime_error("no down_msg with peer_lost after kill -9");
+      losses.push_back(
+        std::chrono::duration<double, std::milli>(clock_type::now() - start).count());
+      peer.proc.wait(std::chrono::seconds(10));
+    }
+    lost_ms = median(losses);
+  } catch (const std::exception& e) {
+    std::cerr << "troupe-bench ipc: " << e.what() << '\n';
+    return 1;
+  }
+  print("ipc_rtt_us", ipc_rtt, "us");
+  print("ipc_msgs_per_s", ipc_msgs, "msgs/s");
+  print("peer_lost_ms", lost_ms, "ms");
+  // The anchors, in the same run.
+  int rc = 0;
+  auto measure = [&](const char* name, const char* unit,
+                     double (*figure)(const anchor_options&)) -> std::optional<double> {
+    try {
+      auto value = figure(opt);
+      print(name, value, unit);
+      return value;
+    } catch (const std::exception& e) {
+      std::cerr << name << " failed: " << e.what() << '\n';
+      std::cout << name << " n/a" << std::endl;
+      rc = 1;
+      return std::nullopt;
+    }
+  };
+  auto measure_py = [&](const char* name, const char* unit,
+                        std::optional<double> (*figure)(const anchor_options&)) {
+    std::optional<double> value;
+    try {
+      value = figure(opt);
+      if (!value)
+        std::cerr << name << ": python3 is not on PATH\n";
+    } catch (const std::exception& e) {
+      std::cerr << name << ": python3 failed: " << e.what() << '\n';
+    }
+    if (value)
+      print(name, *value, unit);
+    else
+      std::cout << name << " n/a" << std::endl;
+    return value;
+  };
+  measure("futex_rtt_us", "us", futex_rtt_us);
+  measure("bip_mq_rtt_us", "us", bip_mq_rtt_us);
+  measure("bip_mq_msgs_per_s", "msgs/s", bip_mq_msgs_per_s);
+  auto tcp = measure("caf_tcp_rtt_us", "us", caf_tcp_rtt_us);
+  auto local = measure("caf_local_rtt_us", "us", caf_local_rtt_us);
+  measure("caf_local_msgs_per_s", "msgs/s", caf_local_msgs_per_s);
+  auto py_rtt = measure_py("py_manager_rtt_us", "us", py_manager_rtt_us);
+  auto py_queue = measure_py("py_queue_msgs_per_s", "msgs/s", py_queue_msgs_per_s);
+  auto ratio = [&](const char* name, std::optional<double> num, std::optional<double> den) {
+    if (num && den && *den > 0)
+      print(name, *num / *den, "x");
+    else
+      std::cout << name << " n/a" << std::endl;
+  };
+  ratio("ipc_rtt_vs_py_manager", ipc_rtt, py_rtt);
+  ratio("ipc_rtt_vs_caf_tcp", ipc_rtt, tcp);
+  ratio("ipc_rtt_vs_caf_local", ipc_rtt, local);
+  ratio("ipc_msgs_vs_py_queue", ipc_msgs, py_queue);
+  return rc;
+}
+
+} // namespace troupe_bench

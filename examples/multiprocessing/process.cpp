@@ -112,7 +112,7 @@ int run_parent() {
 
   // 3. Start this program again as the child; it joins the group. On any
   //    early return below, the handle's destructor kills the child.
-  auto child = node->spawn("/proc/self/exe");
+  auto child = node->spawn_self();
   if (!child) {
     std::cerr << troupe::describe(child.error()) << '\n';
     return 1;

@@ -192,9 +192,7 @@ void core::leave() {
     }
     futex_wake(&p->out.hdr->space_seq, INT_MAX);
     fail_pending(*p, reason);
-    for (auto& x : proxies_.get_all(p->nid))
-      static_cast<caf::actor_proxy*>(caf::actor_cast<caf::abstract_actor*>(x))
-        ->kill_proxy(nullptr, reason);
+    kill_proxies_of(p->nid, reason);
   }
   proxies_.clear();
   // The last node out removes the segment.
@@ -964,6 +962,14 @@ void core::fail_pending(peer& p, const caf::error& reason) {
         caf::make_mailbox_element(nullptr, caf::make_message_id(key.second), {}, reason), nullptr);
 }
 
+void core::kill_proxies_of(const caf::node_id& nid, const caf::error& reason) {
+  // The registry also remembers ids it could not make a proxy for (null).
+  for (auto& x : proxies_.get_all(nid))
+    if (x)
+      static_cast<caf::actor_proxy*>(caf::actor_cast<caf::abstract_actor*>(x))
+        ->kill_proxy(nullptr, reason);
+}
+
 void core::handle_losses() {
   std::vector<peer_ptr> lost;
   {
@@ -978,9 +984,7 @@ void core::handle_losses() {
     // What the peer published before it went is delivered first.
     drain(*p, ctx);
     fail_pending(*p, p->lost_reason);
-    for (auto& x : proxies_.get_all(p->nid))
-      static_cast<caf::actor_proxy*>(caf::actor_cast<caf::abstract_actor*>(x))
-        ->kill_proxy(nullptr, p->lost_reason);
+    kill_proxies_of(p->nid, p->lost_reason);
     proxies_.erase(p->nid);
     {
       std::lock_guard<std::mutex> bl{p->backlog_mtx};

@@ -162,6 +162,7 @@ private:
                     caf::scoped_execution_unit& ctx);
   void reject(peer& p, const frame_header* h, const std::string& why);
   void handle_losses();
+  void kill_proxies_of(const caf::node_id& nid, const caf::error& reason);
   bool any_input(const std::vector<peer_ptr>& peers);
   void fail_pending(peer& p, const caf::error& reason);
 

@@ -31,7 +31,10 @@ caf::behavior echo(caf::event_based_actor* self, tipc::node* n) {
   auto held = std::make_shared<std::vector<caf::response_promise>>();
   auto ints = std::make_shared<int64_t>(0);
   return {
-    [](const std::string& s) { return s; },
+    [ints](const std::string& s) {
+      ++*ints;
+      return s;
+    },
     [ints](int32_t x) {
       ++*ints;
       return x;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <cstring>
+#include <fstream>
 
 using namespace troupe::test::ipc;
 using std::chrono::milliseconds;
@@ -45,6 +46,15 @@ caf::behavior asker(caf::event_based_actor* self, caf::actor report) {
               [=](caf::error& err) { self->send(report, troupe::describe(err)); });
     },
   };
+}
+
+/// This process's resident memory in bytes.
+uint64_t resident_bytes() {
+  std::ifstream in{"/proc/self/statm"};
+  uint64_t size = 0;
+  uint64_t resident = 0;
+  in >> size >> resident;
+  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
 /// The wire format of a frame header, as a hostile writer would forge it.
@@ -275,20 +285,24 @@ TEST_SUITE("ipc.node") {
     // Stop the reader's process: the ring fills and the sender has to wait.
     REQUIRE_FALSE(child.kill(SIGSTOP));
     REQUIRE(eventually([&] { return process_state(child.pid()) == 'T'; }));
-    constexpr int32_t n = 50000; // far more than 64 KiB of frames
+    // 20,000 messages of 2 KiB: 40 MiB if anything buffered them.
+    constexpr int32_t n = 20000;
+    auto rss_before = resident_bytes();
     std::atomic<bool> done{false};
     std::thread sender{[&] {
+      const std::string payload(2048, 'p');
       for (int32_t i = 0; i < n; ++i)
-        caf::anon_send(echo, i);
+        caf::anon_send(echo, payload);
       done = true;
     }};
     // The sender is held up while the reader sleeps: it has sent what fits in
-    // the ring (at most one frame per 40 bytes of it) and waits for the rest.
+    // the ring and waits for the rest, and nothing piles up in its process.
     auto before = sut->stats().frames_sent;
-    REQUIRE(eventually([&] { return sut->stats().frames_sent - before >= 300; }));
+    REQUIRE(eventually([&] { return sut->stats().frames_sent - before >= 20; }));
     CHECK_FALSE(done.load());
-    CHECK(sut->stats().frames_sent - before <= opts.ring_bytes / 40);
-    // ...and goes on when it wakes; every message arrives.
+    CHECK(sut->stats().frames_sent - before <= opts.ring_bytes / 2048 + 1);
+    CHECK(resident_bytes() < rss_before + (uint64_t{16} << 20));
+    // It goes on when the reader wakes; every message arrives.
     REQUIRE_FALSE(child.kill(SIGCONT));
     sender.join();
     CHECK(eventually([&] { return f.ask<int64_t>(echo, count_atom::value) == int64_t{n}; }));

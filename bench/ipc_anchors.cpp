@@ -564,8 +564,16 @@ double request_rtt_run(caf::scoped_actor& self, const caf::actor& server, int sa
   return median(std::move(rtts));
 }
 
-int caf_tcp_child() {
+/// The scheduler setting of troupe::ipc::configure, for the CAF anchors that
+/// are to be compared like for like.
+void apply_scheduler(caf::actor_system_config& cfg, bool latency_scheduler) {
+  if (latency_scheduler)
+    cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
+}
+
+int caf_tcp_child(bool latency_scheduler) {
   caf::actor_system_config cfg;
+  apply_scheduler(cfg, latency_scheduler);
   cfg.load<caf::io::middleman>();
   caf::actor_system sys{cfg};
   auto server = sys.spawn(int_echo);
@@ -788,7 +796,8 @@ double bip_mq_msgs_per_s(const anchor_options& opt) {
 
 double caf_tcp_rtt_us(const anchor_options& opt) {
   // Started before this process's actor system (and its threads) exists.
-  child_process child{self_exe, child_args("caf-tcp", "-"), {true, true, false}};
+  child_process child{
+    self_exe, child_args("caf-tcp", opt.latency_scheduler ? "tuned" : "-"), {true, true, false}};
   auto line = child.read_line(milliseconds{30'000});
   auto port = std::strtol(line.c_str(), nullptr, 10);
   if (port <= 0 || port > 65535)
@@ -796,6 +805,7 @@ double caf_tcp_rtt_us(const anchor_options& opt) {
   std::vector<double> runs;
   {
     caf::actor_system_config cfg;
+    apply_scheduler(cfg, opt.latency_scheduler);
     cfg.load<caf::io::middleman>();
     caf::actor_system sys{cfg};
     auto server = caf::io::remote_actor(sys, "127.0.0.1", static_cast<uint16_t>(port));
@@ -813,6 +823,7 @@ double caf_tcp_rtt_us(const anchor_options& opt) {
 
 double caf_local_rtt_us(const anchor_options& opt) {
   caf::actor_system_config cfg;
+  apply_scheduler(cfg, opt.latency_scheduler);
   caf::actor_system sys{cfg};
   auto server = sys.spawn(int_echo);
   std::vector<double> runs;
@@ -827,6 +838,7 @@ double caf_local_rtt_us(const anchor_options& opt) {
 
 double caf_local_msgs_per_s(const anchor_options& opt) {
   caf::actor_system_config cfg;
+  apply_scheduler(cfg, opt.latency_scheduler);
   caf::actor_system sys{cfg};
   const std::string payload(payload_size, 'x');
   std::vector<double> runs;
@@ -917,7 +929,7 @@ int run_anchor_child(int argc, char** argv) {
     if (kind == "mq-echo" || kind == "mq-sink")
       return mq_child(kind == "mq-echo", name, parent);
     if (kind == "caf-tcp")
-      return caf_tcp_child();
+      return caf_tcp_child(name == "tuned");
   } catch (const std::exception& e) {
     std::cerr << "anchor-child " << kind << ": " << e.what() << '\n';
     return 1;

@@ -21,6 +21,9 @@ struct anchor_options {
   int repeat = 5;         ///< runs per figure; the median run is returned
   int samples = 20'000;   ///< round trips per run of an RTT figure
   int messages = 100'000; ///< one-way 64-byte messages per run of a throughput figure
+  /// Run CAF's scheduler as troupe::ipc::configure does (idle workers sleep
+  /// until woken instead of polling every 50 us), for like-for-like ratios.
+  bool latency_scheduler = false;
 };
 
 /// Raw futex ping-pong on a 32-bit word in shared memory between two

@@ -8,7 +8,10 @@ namespace troupe::ipc {
 /// joins a group: everything `troupe::configure` does, plus CAF's middleman.
 /// CAF 0.17 gives a process its node id (which tells one node's actors from
 /// another's) only when the middleman is loaded; it also serves
-/// `node::publish_tcp` and `node::remote_tcp`. Call it once on the config
+/// `node::publish_tcp` and `node::remote_tcp`. It also tunes CAF's scheduler
+/// for latency: idle workers sleep until a message wakes them instead of
+/// first polling every 50 us for a while (`work-stealing.moderate-poll-attempts`
+/// = 0), which is what messages coming from another process wait on. Call it once on the config
 /// before the actor system is constructed, instead of (not as well as)
 /// `cfg.load<caf::io::middleman>()`.
 ///

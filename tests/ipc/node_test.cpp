@@ -1,6 +1,7 @@
 #include "support.hpp"
 #include "troupe/ipc/node.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -439,6 +440,22 @@ TEST_SUITE("ipc.node") {
                     + ")")
           != std::string::npos);
     CHECK(troupe::is(node::create(f.sys, "bad/name").error(), errc::invalid_argument));
+  }
+
+  TEST_CASE("a segment that others can read is not trusted") {
+    ipc_fixture f{"loose"};
+    // Someone made /dev/shm/troupe.<group> readable by everyone.
+    auto fd = ::open(shm_path(f.group).c_str(), O_CREAT | O_EXCL | O_RDWR, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(::fchmod(fd, 0644) == 0);
+    REQUIRE(::ftruncate(fd, 1 << 20) == 0);
+    ::close(fd);
+    auto joined = node::join(f.sys, f.group, std::string(32, '0'));
+    REQUIRE_FALSE(joined);
+    CHECK(troupe::is(joined.error(), errc::bad_segment));
+    CHECK(troupe::describe(joined.error()).find("mode 0644") != std::string::npos);
+    // Nor is it swept: create refuses instead of deleting what it cannot trust.
+    CHECK(troupe::is(node::create(f.sys, f.group).error(), errc::bad_segment));
   }
 
   TEST_CASE("a segment left by a group whose processes all died is swept and reused") {

@@ -63,8 +63,12 @@ peer::~peer() {
 
 // -- construction and membership ------------------------------------------------
 
+namespace {
+std::atomic<uint64_t> next_core_serial{1};
+} // namespace
+
 core::core(caf::actor_system& sys, std::unique_ptr<mapped_segment> seg, group_options opts)
-  : sys_(sys), seg_(std::move(seg)), opts_(opts), proxies_(sys, *this) {
+  : serial(next_core_serial++), sys_(sys), seg_(std::move(seg)), opts_(opts), proxies_(sys, *this) {
   // The group's limit is the creator's.
   opts_.max_message_bytes = seg_->view.header()->max_message_bytes;
   peers_.resize(seg_->view.geo.max_nodes);
@@ -192,6 +196,7 @@ void core::leave() {
     }
     futex_wake(&p->out.hdr->space_seq, INT_MAX);
     fail_pending(*p, reason);
+    p->senders.clear(); // the reader has stopped: nobody else touches it
     kill_proxies_of(p->nid, reason);
   }
   proxies_.clear();
@@ -335,6 +340,16 @@ void core::export_actor(const caf::strong_actor_ptr& x) {
     sys_.registry().put(x->id(), x);
 }
 
+void core::export_sender(const caf::strong_actor_ptr& x) {
+  thread_local uint64_t last_serial = 0;
+  thread_local caf::actor_id last_id = 0;
+  if (last_serial == serial && last_id == x->id())
+    return;
+  export_actor(x);
+  last_serial = serial;
+  last_id = x->id();
+}
+
 // -- sending -------------------------------------------------------------------------
 
 void core::bounce(const caf::strong_actor_ptr& sender, caf::message_id mid, const caf::error& err,
@@ -358,13 +373,20 @@ void core::send(const peer_ptr& p, caf::actor_id receiver, caf::mailbox_element_
   }
   thread_local std::vector<char> buf;
   buf.resize(sizeof(frame_header));
+  bool local_sender = sender && sender->node() == sys_.node();
   caf::error err;
   {
     caf::scoped_execution_unit ctx{&sys_};
     ctx.proxy_registry_ptr(&proxies_);
     caf::binary_serializer sink{&ctx, buf};
     auto msg = what->move_content_to_message();
-    err = sink(what->sender, what->stages, msg);
+    if (local_sender) {
+      // The common case: the header names the sender; no node id to write.
+      export_sender(sender);
+      err = sink(what->stages, msg);
+    } else {
+      err = sink(what->sender, what->stages, msg);
+    }
   }
   if (!err && buf.size() - sizeof(frame_header) > opts_.max_message_bytes)
     err = make_error(errc::message_too_large,
@@ -385,6 +407,7 @@ void core::send(const peer_ptr& p, caf::actor_id receiver, caf::mailbox_element_
     if (sink(none, no_stages, msg))
       return;
     err = caf::none;
+    local_sender = false;
   }
   if (err) {
     static std::atomic<uint64_t> reported{0};
@@ -397,6 +420,7 @@ void core::send(const peer_ptr& p, caf::actor_id receiver, caf::mailbox_element_
   auto h =
     make_header(frame_kind::message, static_cast<uint32_t>(buf.size() - sizeof(frame_header)),
                 receiver, mid.integer_value(), sender ? sender->id() : 0);
+  h.flags = local_sender ? flag_local_sender : 0;
   std::memcpy(buf.data(), &h, sizeof(h));
   std::pair<caf::actor_id, uint64_t> key{0, 0};
   bool tracked = false;
@@ -825,7 +849,15 @@ void core::handle_frame(peer& p, const frame_header& h, const unsigned char* pay
     caf::strong_actor_ptr sender;
     std::vector<caf::strong_actor_ptr> stages;
     caf::message msg;
-    if (auto err = src(sender, stages, msg)) {
+    caf::error err;
+    if ((h.flags & flag_local_sender) != 0) {
+      if (h.sender != 0)
+        sender = sender_proxy(p, static_cast<caf::actor_id>(h.sender));
+      err = src(stages, msg);
+    } else {
+      err = src(sender, stages, msg);
+    }
+    if (err) {
       reject(p, &h, "cannot read the message: " + describe(err));
       return;
     }
@@ -838,7 +870,7 @@ void core::handle_frame(peer& p, const frame_header& h, const unsigned char* pay
       std::lock_guard<std::mutex> guard{p.pending_mtx};
       p.pending.erase({static_cast<caf::actor_id>(h.receiver), h.mid});
     }
-    auto dest = sys_.registry().get(static_cast<caf::actor_id>(h.receiver));
+    auto dest = local_receiver(p, static_cast<caf::actor_id>(h.receiver));
     if (!dest) {
       if (mid.is_request() && sender)
         sender->enqueue(caf::make_mailbox_element(nullptr, mid.response_id(), {},
@@ -878,6 +910,7 @@ void core::handle_frame(peer& p, const frame_header& h, const unsigned char* pay
       reject(p, &h, "cannot read an exit reason: " + describe(err));
       return;
     }
+    p.senders.erase(static_cast<caf::actor_id>(h.receiver));
     proxies_.erase(p.nid, static_cast<caf::actor_id>(h.receiver), std::move(reason));
     return;
   }
@@ -950,6 +983,32 @@ void core::handle_frame(peer& p, const frame_header& h, const unsigned char* pay
   reject(p, &h, "a frame of unknown kind " + std::to_string(h.kind));
 }
 
+caf::strong_actor_ptr core::sender_proxy(peer& p, caf::actor_id aid) {
+  auto i = p.senders.find(aid);
+  if (i != p.senders.end()
+      && !static_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(i->second))->dead())
+    return i->second;
+  auto x = proxies_.get_or_put(p.nid, aid);
+  if (x) {
+    if (p.senders.size() >= 4096)
+      p.senders.clear();
+    p.senders[aid] = x;
+  }
+  return x;
+}
+
+caf::strong_actor_ptr core::local_receiver(peer& p, caf::actor_id aid) {
+  if (p.last_receiver == aid)
+    if (auto x = p.last_dest.lock())
+      return x;
+  auto x = sys_.registry().get(aid);
+  if (x) {
+    p.last_receiver = aid;
+    p.last_dest = caf::weak_actor_ptr{x.get()};
+  }
+  return x;
+}
+
 void core::fail_pending(peer& p, const caf::error& reason) {
   decltype(p.pending) pending;
   {
@@ -984,6 +1043,7 @@ void core::handle_losses() {
     // What the peer published before it went is delivered first.
     drain(*p, ctx);
     fail_pending(*p, p->lost_reason);
+    p->senders.clear(); // they hold the peer: break the cycle
     kill_proxies_of(p->nid, p->lost_reason);
     proxies_.erase(p->nid);
     {

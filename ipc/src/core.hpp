@@ -64,6 +64,12 @@ struct peer {
   std::mutex pending_mtx;
   std::unordered_map<std::pair<caf::actor_id, uint64_t>, caf::weak_actor_ptr, key_hash> pending;
 
+  /// Proxies of the peer's actors that sent here, and the last local
+  /// receiver (reader thread only): saves the registries' locks per frame.
+  std::unordered_map<caf::actor_id, caf::strong_actor_ptr> senders;
+  caf::actor_id last_receiver = 0;
+  caf::weak_actor_ptr last_dest;
+
   /// Reassembly of a frame sent in chunks (reader thread only).
   std::vector<char> assembly;
   uint64_t assembly_total = 0;
@@ -114,6 +120,9 @@ public:
 
   std::atomic<bool> stall_next_frame{false};
 
+  /// Tells cores apart even when one is allocated where another was.
+  const uint64_t serial;
+
   // -- used by proxies ------------------------------------------------------------
 
   /// Sends a message to actor `receiver` of `p`; answers the sender with an
@@ -126,6 +135,9 @@ public:
 
   /// Registers `x` in the actor registry so that frames can reach it by id.
   void export_actor(const caf::strong_actor_ptr& x);
+
+  /// `export_actor`, skipped when this thread just did it for `x`.
+  void export_sender(const caf::strong_actor_ptr& x);
 
 private:
   // -- peers ----------------------------------------------------------------------
@@ -165,6 +177,8 @@ private:
   void kill_proxies_of(const caf::node_id& nid, const caf::error& reason);
   bool any_input(const std::vector<peer_ptr>& peers);
   void fail_pending(peer& p, const caf::error& reason);
+  caf::strong_actor_ptr sender_proxy(peer& p, caf::actor_id aid);
+  caf::strong_actor_ptr local_receiver(peer& p, caf::actor_id aid);
 
   // -- liveness -------------------------------------------------------------------
   void watcher_loop();
@@ -208,6 +222,10 @@ public:
   bool add_backlink(caf::abstract_actor* x) override;
   bool remove_backlink(caf::abstract_actor* x) override;
   void kill_proxy(caf::execution_unit* host, caf::error reason) override;
+
+  bool dead() const noexcept {
+    return dead_.load(std::memory_order_acquire);
+  }
 
   /// Links without telling the other node (it asked for the link).
   void add_backlink_local(caf::abstract_actor* x);

@@ -145,6 +145,10 @@ enum class frame_kind : uint16_t {
   corrupt = 7,
 };
 
+/// Frame flag of a message: the sender is actor `sender` of the writer's node,
+/// and the payload holds only (stages, message).
+constexpr uint32_t flag_local_sender = 1;
+
 struct frame_header {
   uint32_t magic;
   uint16_t version;

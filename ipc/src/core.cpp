@@ -1154,7 +1154,9 @@ caf::error core::publish(const std::string& name, const caf::actor& x) {
     if (e->state.load(std::memory_order_acquire) != name_live || name != e->name)
       continue;
     auto* s = seg.slot(e->slot);
-    if (s->state.load() == slot_alive && s->epoch.load() == e->epoch) {
+    // A node that died a moment ago may not be swept yet: its pid tells.
+    if (s->state.load() == slot_alive && s->epoch.load() == e->epoch
+        && process_alive(s->pid.load(), s->start_ticks.load())) {
       if (e->slot == me_ && e->actor == x->id())
         return caf::none;
       return make_error(errc::name_taken, "'" + name + "' is already published in group '" + group()
@@ -1210,7 +1212,7 @@ caf::error core::unpublish(const std::string& name) {
   return make_error(errc::name_not_found, "this node has not published '" + name + "'");
 }
 
-caf::expected<caf::actor> core::lookup(const std::string& name, caf::timespan wait) {
+caf::expected<caf::actor> core::lookup(const std::string& name, caf::timespan wait, pid_t by) {
   if (auto err = check_actor_name(name))
     return err;
   auto& seg = seg_->view;
@@ -1225,6 +1227,8 @@ caf::expected<caf::actor> core::lookup(const std::string& name, caf::timespan wa
       auto slot = e->slot;
       auto epoch = e->epoch;
       auto aid = static_cast<caf::actor_id>(e->actor);
+      if (by != 0 && seg.slot(slot)->pid.load(std::memory_order_acquire) != by)
+        continue;
       if (slot == me_ && epoch == my_epoch_) {
         if (auto x = sys_.registry().get(aid))
           return caf::actor_cast<caf::actor>(std::move(x));
@@ -1239,7 +1243,9 @@ caf::expected<caf::actor> core::lookup(const std::string& name, caf::timespan wa
     auto now = steady::now();
     if (now >= deadline)
       return make_error(errc::name_not_found,
-                        "no live node published '" + name + "' in group '" + group() + "'");
+                        "no live node"
+                          + (by != 0 ? " (pid " + std::to_string(by) + ")" : std::string{})
+                          + " published '" + name + "' in group '" + group() + "'");
     auto pause = std::min<steady::duration>(deadline - now, std::chrono::milliseconds(50));
     futex_wait(&hdr->names_seq, seen, pause);
   }

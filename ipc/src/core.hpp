@@ -99,7 +99,7 @@ public:
 
   caf::error publish(const std::string& name, const caf::actor& x);
   caf::error unpublish(const std::string& name);
-  caf::expected<caf::actor> lookup(const std::string& name, caf::timespan wait);
+  caf::expected<caf::actor> lookup(const std::string& name, caf::timespan wait, pid_t by = 0);
   caf::expected<uint32_t> slot_of(const std::string& name);
   node_stats stats() const;
   caf::error write_raw(uint32_t peer_slot, const std::vector<unsigned char>& bytes);

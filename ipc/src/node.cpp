@@ -146,6 +146,12 @@ caf::expected<caf::actor> node::lookup(const std::string& name, caf::timespan wa
   return core_->lookup(name, wait);
 }
 
+caf::expected<caf::actor> node::lookup_in(pid_t pid, const std::string& name, caf::timespan wait) {
+  if (pid <= 0)
+    return make_error(errc::invalid_argument, "lookup_in needs a process id");
+  return core_->lookup(name, wait, pid);
+}
+
 caf::expected<child_process> node::spawn(const std::string& program,
                                          const std::vector<std::string>& args,
                                          std::vector<std::string> env) {

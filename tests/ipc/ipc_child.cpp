@@ -15,6 +15,8 @@
 
 #include <caf/all.hpp>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -40,6 +42,7 @@ caf::behavior echo(caf::event_based_actor* self, tipc::node* n) {
       return x;
     },
     [ints](count_atom) { return *ints; },
+    [](pid_atom) { return static_cast<int32_t>(::getpid()); },
     [](const point& p) {
       return point{p.y, p.x};
     },
@@ -96,8 +99,12 @@ int serve(const std::string& name) {
     std::cerr << "ipc_child: " << troupe::describe(err) << '\n';
     return 3;
   }
+  // Leave when told to, or when the echo actor is gone (as a supervised
+  // process does).
+  self->monitor(e);
   bool done = false;
-  self->receive_while([&] { return !done; })([&](leave_atom) { done = true; });
+  self->receive_while([&] { return !done; })([&](leave_atom) { done = true; },
+                                             [&](caf::down_msg&) { done = true; });
   self->send_exit(e, caf::exit_reason::user_shutdown);
   n->leave();
   return 0;

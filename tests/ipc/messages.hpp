@@ -23,6 +23,7 @@ using hold_atom = caf::atom_constant<caf::atom("hold")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
 using linkto_atom = caf::atom_constant<caf::atom("linkto")>;
 using count_atom = caf::atom_constant<caf::atom("count")>;
+using pid_atom = caf::atom_constant<caf::atom("pid")>;
 
 /// A user type that both sides register: it travels.
 struct point {

@@ -1,5 +1,7 @@
 #include "support.hpp"
 #include "troupe/ipc/node.hpp"
+#include "troupe/ipc/process_supervision.hpp"
+#include "troupe/supervisor.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -523,6 +525,76 @@ TEST_SUITE("ipc.tcp") {
     auto remote = sut->remote_tcp("127.0.0.1", *port);
     REQUIRE_MESSAGE(remote, troupe::describe(remote.error()));
     CHECK(f.ask<std::string>(*remote, std::string{"again"}) == std::string{"again"});
+  }
+
+} // TEST_SUITE
+
+TEST_SUITE("ipc.process_supervision") {
+
+  TEST_CASE("a supervised process killed with SIGKILL is restarted and its name follows") {
+    ipc_fixture f{"supproc"};
+    auto group = node::create(f.sys, f.group);
+    REQUIRE(group);
+    troupe::ipc::process_spec spec;
+    spec.name = "w";
+    spec.program = TROUPE_IPC_CHILD;
+    spec.args = {"serve", "w"};
+    spec.published_as = "w";
+    troupe::supervisor_flags flags;
+    flags.max_restarts = 3;
+    auto sut = troupe::supervisor::start(f.sys, flags, {troupe::ipc::process_child(*group, spec)});
+    REQUIRE_MESSAGE(sut, troupe::describe(sut.error()));
+    auto handle = sut->child("w");
+    REQUIRE(handle);
+    auto first = f.ask<int32_t>(*handle, pid_atom::value);
+    REQUIRE(first);
+    REQUIRE(::kill(*first, SIGKILL) == 0);
+    // The stable handle reaches the new process; so does the published name.
+    int32_t second = 0;
+    REQUIRE(eventually([&] {
+      auto pid = f.ask<int32_t>(*handle, pid_atom::value);
+      second = pid ? *pid : 0;
+      return pid && *pid != *first;
+    }));
+    auto by_name = f.find(*group, "w");
+    CHECK(f.ask<int32_t>(by_name, pid_atom::value) == second);
+    CHECK_FALSE(sut->stop(deadline));
+  }
+
+  TEST_CASE("a process that keeps dying makes its supervisor give up with restart_intensity") {
+    ipc_fixture f{"supgive"};
+    auto group = node::create(f.sys, f.group);
+    REQUIRE(group);
+    troupe::ipc::process_spec spec;
+    spec.name = "w";
+    spec.program = TROUPE_IPC_CHILD;
+    spec.args = {"serve", "w"};
+    spec.published_as = "w";
+    troupe::supervisor_flags flags;
+    flags.max_restarts = 1;
+    flags.period = std::chrono::seconds(30);
+    auto sut = troupe::supervisor::start(f.sys, flags, {troupe::ipc::process_child(*group, spec)});
+    REQUIRE(sut);
+    f.self->monitor(sut->handle());
+    auto handle = *sut->child("w");
+    for (int kill = 0; kill < 2; ++kill) {
+      int32_t pid = 0;
+      REQUIRE(eventually([&] {
+        auto p = f.ask<int32_t>(handle, pid_atom::value);
+        pid = p ? *p : 0;
+        return static_cast<bool>(p);
+      }));
+      REQUIRE(::kill(pid, SIGKILL) == 0);
+      if (kill == 0) // wait for the restart before the second crash
+        REQUIRE(eventually([&] {
+          auto p = f.ask<int32_t>(handle, pid_atom::value);
+          return p && *p != pid;
+        }));
+    }
+    caf::error reason;
+    f.self->receive([&](caf::down_msg& dm) { reason = dm.reason; },
+                    caf::after(deadline) >> [] { FAIL("the supervisor did not give up"); });
+    CHECK(troupe::is(reason, errc::restart_intensity));
   }
 
 } // TEST_SUITE

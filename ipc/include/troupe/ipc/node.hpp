@@ -137,6 +137,11 @@ public:
   /// the name to appear; fails with `errc::name_not_found` after that.
   caf::expected<caf::actor> lookup(const std::string& name, caf::timespan wait = caf::timespan{0});
 
+  /// `lookup`, but only the actor that process `pid` published as `name`
+  /// (say, the new incarnation of a restarted process, not the old one).
+  caf::expected<caf::actor> lookup_in(pid_t pid, const std::string& name,
+                                      caf::timespan wait = caf::timespan{0});
+
   /// `lookup` for a typed handle (no type check happens across processes).
   template <class Handle>
   caf::expected<Handle> lookup_as(const std::string& name, caf::timespan wait = caf::timespan{0}) {

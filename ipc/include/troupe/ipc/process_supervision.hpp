@@ -1,0 +1,51 @@
+#pragma once
+
+#include "troupe/ipc/node.hpp"
+#include "troupe/supervisor.hpp"
+
+#include <caf/timespan.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace troupe::ipc {
+
+/// What `process_child` starts: a process of this program (or another) that
+/// joins the group and publishes one actor.
+struct process_spec {
+  /// The child's name in its supervisor (names the stable handle).
+  std::string name;
+  /// Arguments for the process; it is started with `node::spawn_self`, or
+  /// `program` when that is set.
+  std::vector<std::string> args;
+  std::string program;
+  /// The name the process publishes its actor under once it is ready. Each
+  /// incarnation publishes it again; the supervisor's stable handle follows.
+  std::string published_as;
+  /// How long a start waits for the process to publish.
+  caf::timespan start_timeout = std::chrono::seconds(10);
+  restart_policy restart = restart_policy::permanent;
+  /// How long an orderly stop waits for the process's actor to exit.
+  caf::timespan shutdown_timeout = std::chrono::seconds(5);
+};
+
+/// A child spec for `troupe::supervisor` whose child is a process: every
+/// start spawns the process and waits until it published `published_as`;
+/// the supervised actor is that published actor, reached across processes.
+///
+/// So a process is supervised exactly like an actor, with the same
+/// strategies and restart intensity: kill -9 of the process is a crash (the
+/// actor's monitors see `errc::peer_lost`), the supervisor starts a new
+/// process, and the stable handle and the published name point to the new
+/// incarnation. A start that fails (the program cannot be started, or does
+/// not publish in time) counts as a failed start.
+///
+/// The spec owns its processes: the previous incarnation is reaped when the
+/// next one starts, and the last one is killed (if it still runs) and reaped
+/// when the spec is destroyed with its supervisor. The node must outlive the
+/// supervisor. The started process must join with `node::join_from_env`,
+/// publish its actor, and exit once that actor has terminated.
+child_spec process_child(node& group, process_spec spec);
+
+} // namespace troupe::ipc

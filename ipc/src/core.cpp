@@ -1042,10 +1042,12 @@ void core::handle_losses() {
   for (auto& p : lost) {
     // What the peer published before it went is delivered first.
     drain(*p, ctx);
-    fail_pending(*p, p->lost_reason);
+    // Monitors hear of the death before the pending requests fail, so a
+    // supervisor or pool knows a request failed because its worker died.
     p->senders.clear(); // they hold the peer: break the cycle
     kill_proxies_of(p->nid, p->lost_reason);
     proxies_.erase(p->nid);
+    fail_pending(*p, p->lost_reason);
     {
       std::lock_guard<std::mutex> bl{p->backlog_mtx};
       p->backlog.clear();

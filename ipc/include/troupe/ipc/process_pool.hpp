@@ -1,0 +1,190 @@
+#pragma once
+
+#include "troupe/error.hpp"
+#include "troupe/future.hpp"
+#include "troupe/ipc/node.hpp"
+#include "troupe/worker_pool.hpp"
+
+#include <caf/actor_system_config.hpp>
+#include <caf/expected.hpp>
+#include <caf/message.hpp>
+
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace troupe::ipc {
+
+namespace detail {
+
+using any_function = void (*)();
+using task_invoke_fn = caf::expected<caf::message> (*)(const caf::message&);
+
+/// Registers a task; returns true (for the static initializer of the macro).
+bool add_task(const char* name, any_function fn, task_invoke_fn invoke);
+
+/// The name a function was registered under, or nullptr.
+const std::string* task_name_of(any_function fn);
+
+/// The invoker of the task registered as `name`, or nullptr.
+task_invoke_fn task_named(const std::string& name);
+
+template <class R, class... Ps, size_t... Is>
+R call_with(R (*fn)(Ps...), const caf::message& args, std::index_sequence<Is...>) {
+  return fn(args.get_as<std::decay_t<Ps>>(Is)...);
+}
+
+template <class R, class... Ps>
+caf::expected<caf::message> invoke_with(R (*fn)(Ps...), const caf::message& args) {
+  if (!args.match_elements<std::decay_t<Ps>...>())
+    return make_error(errc::invalid_argument, "the arguments do not match the task's parameters");
+  try {
+    if constexpr (std::is_void_v<R>) {
+      call_with(fn, args, std::index_sequence_for<Ps...>{});
+      return caf::make_message(caf::unit);
+    } else {
+      return caf::make_message(call_with(fn, args, std::index_sequence_for<Ps...>{}));
+    }
+  } catch (const std::exception& ex) {
+    return make_error(errc::task_failed, ex.what());
+  } catch (...) {
+    return make_error(errc::task_failed, "non-standard exception");
+  }
+}
+
+template <auto Fn>
+caf::expected<caf::message> invoke_task(const caf::message& args) {
+  return invoke_with(Fn, args);
+}
+
+class process_pool_core;
+
+} // namespace detail
+
+/// Makes the free function `fn` a task that a `process_pool` can run in
+/// another process: the task travels as its name and its arguments (which
+/// must be types CAF can serialize, registered in every process). Use it at
+/// namespace scope, once per function, in the program that both parent and
+/// worker processes run.
+#define TROUPE_IPC_TASK(fn)                                                                        \
+  [[maybe_unused]] static const bool troupe_ipc_task_registered_##fn =                             \
+    ::troupe::ipc::detail::add_task(#fn,                                                           \
+                                    reinterpret_cast<::troupe::ipc::detail::any_function>(&fn),    \
+                                    &::troupe::ipc::detail::invoke_task<&fn>)
+
+/// Options of a process pool.
+struct process_pool_options {
+  /// Worker processes; 0 means the hardware's thread count (at least 1).
+  std::size_t workers = 0;
+  /// How often a task is run again after its worker process died.
+  std::size_t retries = 0;
+  /// More than `max_restarts` dead workers within `period` and the pool gives
+  /// up (`errc::restart_intensity`).
+  std::size_t max_restarts = 10;
+  caf::timespan period = std::chrono::seconds(5);
+  /// How long starting one worker process may take.
+  caf::timespan start_timeout = std::chrono::seconds(10);
+};
+
+/// `concurrent.futures.ProcessPoolExecutor` and `multiprocessing.Pool`: the
+/// interface of `troupe::executor` (`submit`, `map`, futures for
+/// `as_completed`), with each task run in one of N worker processes of the
+/// group. Switching from threads to processes is the line that makes the
+/// executor, given tasks registered with `TROUPE_IPC_TASK`.
+///
+/// The worker processes are this program again (`node::spawn_self`), so
+/// `main` starts with
+/// `if (process_pool::is_worker(argc, argv)) return process_pool::run_worker(argc, argv);`.
+/// They are supervised by a `troupe::worker_pool`: a worker process that dies
+/// (kill -9 included) is replaced, and the task it was running fails with
+/// `errc::worker_crashed` or is retried. A task's exception comes back as
+/// `errc::task_failed` with its message. Workers exit when the pool stops or
+/// when the parent process dies.
+///
+/// The node and the actor system must outlive the pool; its methods may be
+/// called from any thread.
+class process_pool {
+public:
+  [[nodiscard]] static caf::expected<process_pool> make(caf::actor_system& sys, node& group,
+                                                        process_pool_options options = {});
+
+  /// Whether this process was started as a worker of a process pool.
+  static bool is_worker(int argc, char** argv);
+
+  /// Runs a worker process until its pool stops or the parent dies; returns
+  /// the exit status. `prepare` may register message types on the config.
+  static int run_worker(int argc, char** argv,
+                        const std::function<void(caf::actor_system_config&)>& prepare = {});
+
+  process_pool(process_pool&&) noexcept;
+  process_pool& operator=(process_pool&&) noexcept;
+  process_pool(const process_pool&) = delete;
+  process_pool& operator=(const process_pool&) = delete;
+
+  /// Stops the pool and its worker processes.
+  ~process_pool();
+
+  /// Runs `fn(args...)` in a worker process; `fn` must be registered with
+  /// `TROUPE_IPC_TASK` (else the future holds `errc::invalid_argument`).
+  template <class R, class... Ps, class... Args>
+  [[nodiscard]] future<R> submit(R (*fn)(Ps...), Args&&... args) {
+    auto state = std::make_shared<troupe::detail::future_state<R>>();
+    auto* name = detail::task_name_of(reinterpret_cast<detail::any_function>(fn));
+    if (name == nullptr) {
+      state->set(
+        make_error(errc::invalid_argument, "the function is not registered with TROUPE_IPC_TASK"));
+      return future<R>{std::move(state)};
+    }
+    post(*name, caf::make_message(std::decay_t<Ps>(std::forward<Args>(args))...),
+         [state](caf::expected<caf::message> res) {
+           if (!res) {
+             state->set(std::move(res.error()));
+           } else if constexpr (std::is_void_v<R>) {
+             state->set(caf::expected<void>{});
+           } else if (res->template match_elements<R>()) {
+             state->set(res->template get_as<R>(0));
+           } else {
+             state->set(make_error(errc::task_failed, "the task's answer has the wrong type"));
+           }
+         });
+    return future<R>{std::move(state)};
+  }
+
+  /// Runs `fn(x)` for every `x` in `inputs`, spread over the workers, and
+  /// returns the outcomes in input order.
+  template <class R, class P, class Range>
+  [[nodiscard]] std::vector<caf::expected<R>> map(R (*fn)(P), const Range& inputs) {
+    std::vector<future<R>> futures;
+    for (const auto& x : inputs)
+      futures.push_back(submit(fn, x));
+    std::vector<caf::expected<R>> results;
+    results.reserve(futures.size());
+    for (auto& f : futures)
+      results.push_back(f.get());
+    return results;
+  }
+
+  /// The supervised pool of worker processes (for stats, or to send tasks
+  /// as `(task_atom, name, args)` requests from actors).
+  const worker_pool& workers() const;
+
+  /// Stops the pool: queued tasks fail with `errc::cancelled`, worker
+  /// processes exit and are reaped. Idempotent.
+  void shutdown();
+
+private:
+  explicit process_pool(std::shared_ptr<detail::process_pool_core> core);
+
+  void post(const std::string& name, caf::message args,
+            std::function<void(caf::expected<caf::message>)> done);
+
+  std::shared_ptr<detail::process_pool_core> core_;
+};
+
+} // namespace troupe::ipc

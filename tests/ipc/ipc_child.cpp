@@ -6,15 +6,27 @@
 //                                    `leave_atom`
 //   troupe-ipc-child create GROUP F  create GROUP, write its key to file F,
 //                                    then wait to be killed
+//   troupe-ipc-child shm-add NAME N  join the group named in the environment;
+//                                    N times: add 1 to shared_value<int64_t>
+//                                    NAME and to cell 0 of shared_array<int64_t>
+//                                    NAME-a (lock-free), and add 1 under the
+//                                    lock to shared_value<double> NAME-l
+//   troupe-ipc-child shm-hold NAME   join; take the lock of
+//                                    shared_value<double> NAME, set it to -1
+//                                    and stop itself (SIGSTOP) holding it
+//   troupe-ipc-child shm-create NAME join; create shared_value<int64_t> NAME
+//                                    holding 5 and stop itself (SIGSTOP)
 //
 // Exit status: 0 after a clean leave, 3 when joining or creating failed.
 
 #include "messages.hpp"
 #include "troupe/error.hpp"
 #include "troupe/ipc/node.hpp"
+#include "troupe/ipc/shared_memory.hpp"
 
 #include <caf/all.hpp>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -128,6 +140,69 @@ int create(const std::string& group, const std::string& key_file) {
   return 0;
 }
 
+/// Runs `fn(node&)` as a member of the group named in the environment.
+template <class F>
+int in_group(F fn) {
+  config cfg;
+  caf::actor_system sys{cfg};
+  auto n = tipc::node::join_from_env(sys);
+  if (!n) {
+    std::cerr << "ipc_child: cannot join: " << troupe::describe(n.error()) << '\n';
+    return 3;
+  }
+  return fn(*n);
+}
+
+int fail(const caf::error& err) {
+  std::cerr << "ipc_child: " << troupe::describe(err) << '\n';
+  return 3;
+}
+
+int shm_add(const std::string& name, int64_t count) {
+  return in_group([&](tipc::node& n) {
+    auto value = tipc::shared_value<int64_t>::open(n, name);
+    if (!value)
+      return fail(value.error());
+    auto array = tipc::shared_array<int64_t>::open(n, name + "-a");
+    if (!array)
+      return fail(array.error());
+    auto locked = tipc::shared_value<double>::open(n, name + "-l");
+    if (!locked)
+      return fail(locked.error());
+    for (int64_t i = 0; i < count; ++i) {
+      value->add(1);
+      if (auto res = array->add(0, 1); !res)
+        return fail(res.error());
+      if (auto res = locked->with_lock([](double& x) { x += 1; }); !res)
+        return fail(res.error());
+    }
+    return 0;
+  });
+}
+
+int shm_hold(const std::string& name) {
+  return in_group([&](tipc::node& n) {
+    auto value = tipc::shared_value<double>::open(n, name);
+    if (!value)
+      return fail(value.error());
+    auto res = value->with_lock([](double& x) {
+      x = -1;
+      ::raise(SIGSTOP); // the test kills us here, holding the lock
+    });
+    return res ? 0 : fail(res.error());
+  });
+}
+
+int shm_create(const std::string& name) {
+  return in_group([&](tipc::node& n) {
+    auto value = tipc::shared_value<int64_t>::create(n, name, 5);
+    if (!value)
+      return fail(value.error());
+    ::raise(SIGSTOP); // the test kills us here, so the name is left over
+    return 0;
+  });
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -136,6 +211,13 @@ int main(int argc, char** argv) {
     return serve(argv[2]);
   if (role == "create" && argc == 4)
     return create(argv[2], argv[3]);
-  std::cerr << "usage: troupe-ipc-child serve NAME | create GROUP KEYFILE\n";
+  if (role == "shm-add" && argc == 4)
+    return shm_add(argv[2], std::stoll(argv[3]));
+  if (role == "shm-hold" && argc == 3)
+    return shm_hold(argv[2]);
+  if (role == "shm-create" && argc == 3)
+    return shm_create(argv[2]);
+  std::cerr << "usage: troupe-ipc-child serve NAME | create GROUP KEYFILE | shm-add NAME N"
+               " | shm-hold NAME | shm-create NAME\n";
   return 2;
 }

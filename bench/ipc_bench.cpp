@@ -10,6 +10,7 @@
 #include "troupe/error.hpp"
 #include "troupe/ipc/configure.hpp"
 #include "troupe/ipc/node.hpp"
+#include "troupe/ipc/process_pool.hpp"
 
 #include <caf/all.hpp>
 
@@ -115,7 +116,35 @@ double msgs_per_s(caf::scoped_actor& self, const caf::actor& pong, int messages,
   return messages / std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
+/// A CPU-bound task for the process pool figure.
+int64_t burn(int64_t n) {
+  int64_t acc = 0;
+  for (int64_t i = 0; i < n; ++i)
+    acc += (i * i) % 7;
+  return acc;
+}
+
+/// Seconds for `tasks` burns through a process pool of `workers` processes.
+double pool_map_seconds(caf::actor_system& sys, troupe::ipc::node& group, size_t workers, int tasks,
+                        int64_t steps) {
+  troupe::ipc::process_pool_options options;
+  options.workers = workers;
+  auto pool = check(troupe::ipc::process_pool::make(sys, group, options), "process pool");
+  // Warm up: every worker process is started and has run a task.
+  for (auto& r : pool.map(burn, std::vector<int64_t>(workers, 1000)))
+    check(std::move(r), "warm-up");
+  std::vector<int64_t> inputs(static_cast<size_t>(tasks), steps);
+  auto start = clock_type::now();
+  for (auto& r : pool.map(burn, inputs))
+    check(std::move(r), "burn");
+  auto elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
+  pool.shutdown();
+  return elapsed;
+}
+
 } // namespace
+
+TROUPE_IPC_TASK(burn);
 
 int run_ipc_child(int argc, char** argv) {
   if (argc != 1) {
@@ -148,6 +177,8 @@ int run_ipc(const anchor_options& opt) {
   double ipc_rtt = 0;
   double ipc_msgs = 0;
   double lost_ms = 0;
+  double pool_one_s = 0;
+  double pool_two_s = 0;
   try {
     config cfg;
     caf::actor_system sys{cfg};
@@ -155,6 +186,7 @@ int run_ipc(const anchor_options& opt) {
     auto group = "bench-" + std::to_string(::getpid());
     troupe::ipc::group_options gopts;
     gopts.quiet = true;
+    gopts.max_nodes = 32; // victims and pool workers come and go
     auto n = check(troupe::ipc::node::create(sys, group, gopts), "create");
     {
       peer_process peer{n, "pong"};
@@ -190,6 +222,15 @@ int run_ipc(const anchor_options& opt) {
       peer.proc.wait(std::chrono::seconds(10));
     }
     lost_ms = median(losses);
+    // The same CPU-bound map on 1 and on 2 worker processes.
+    std::vector<double> one;
+    std::vector<double> two;
+    for (int r = 0; r < opt.repeat; ++r) {
+      one.push_back(pool_map_seconds(sys, n, 1, 8, opt.samples * 4000LL));
+      two.push_back(pool_map_seconds(sys, n, 2, 8, opt.samples * 4000LL));
+    }
+    pool_one_s = median(one);
+    pool_two_s = median(two);
   } catch (const std::exception& e) {
     std::cerr << "troupe-bench ipc: " << e.what() << '\n';
     return 1;
@@ -197,6 +238,8 @@ int run_ipc(const anchor_options& opt) {
   print("ipc_rtt_us", ipc_rtt, "us");
   print("ipc_msgs_per_s", ipc_msgs, "msgs/s");
   print("peer_lost_ms", lost_ms, "ms");
+  print("pool_map_1_process_s", pool_one_s, "s");
+  print("pool_map_2_processes_s", pool_two_s, "s");
   // The anchors, in the same run.
   int rc = 0;
   auto tuned = opt;
@@ -253,6 +296,7 @@ int run_ipc(const anchor_options& opt) {
   ratio("ipc_rtt_vs_caf_tcp", ipc_rtt, tcp);
   ratio("ipc_rtt_vs_caf_local", ipc_rtt, local);
   ratio("ipc_msgs_vs_py_queue", ipc_msgs, py_queue);
+  ratio("pool_map_speedup_2", pool_one_s, pool_two_s);
   return rc;
 }
 

@@ -13,6 +13,7 @@
 #include "troupe/bounded_queue.hpp"
 #include "troupe/configure.hpp"
 #include "troupe/guarded.hpp"
+#include "troupe/ipc/process_pool.hpp"
 #include "troupe/worker_pool.hpp"
 
 #include <caf/all.hpp>
@@ -427,6 +428,8 @@ int main(int argc, char** argv) {
   }
   if (suite == "flood" && argc == 3)
     return run_flood(argv[2]);
+  if (troupe::ipc::process_pool::is_worker(argc, argv))
+    return troupe::ipc::process_pool::run_worker(argc, argv);
   if (suite == "ipc-child")
     return troupe_bench::run_ipc_child(argc - 2, argv + 2);
   if (suite == "anchor-child")

@@ -134,9 +134,11 @@ void run_on(pool_actor* self, std::size_t i, task t) {
     },
     [self, finished](caf::error err) {
       if (auto entry = finished()) {
-        if (err == caf::sec::request_receiver_down || is(err, errc::worker_crashed)) {
-          // Bounced from a dead worker's mailbox, or what it was running
-          // when it died: a crash, not an answer.
+        if (err == caf::sec::request_receiver_down || is(err, errc::worker_crashed)
+            || is(err, errc::peer_lost)) {
+          // Bounced from a dead worker's mailbox, what it was running when
+          // it died, or a worker in a process that died: a crash, not an
+          // answer.
           crashed_task(self, std::move(*entry), err);
         } else {
           ++self->state.completed;

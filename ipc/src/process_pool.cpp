@@ -2,6 +2,7 @@
 
 #include "troupe/detail/relay.hpp"
 #include "troupe/ipc/configure.hpp"
+#include "troupe/ipc/process_supervision.hpp"
 
 #include <caf/all.hpp>
 
@@ -116,13 +117,8 @@ public:
     auto proc = group.spawn_self({worker_flag, name, worker_name});
     if (!proc)
       throw std::runtime_error(describe(proc.error()));
-    auto pid = proc->pid();
     processes.push_back(std::move(*proc));
-    auto actor = group.lookup_in(pid, worker_name, timeout);
-    if (!actor)
-      throw std::runtime_error("worker process " + std::to_string(pid)
-                               + " did not start: " + describe(actor.error()));
-    return *actor;
+    return await_published(group, processes.back(), worker_name, timeout);
   }
 
   caf::actor_system& sys;

@@ -22,6 +22,27 @@ struct process_holder {
 
 } // namespace
 
+caf::actor await_published(node& group, child_process& proc, const std::string& name,
+                           caf::timespan timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    // This process's actor, never a stale entry of the one before.
+    auto actor = group.lookup_in(proc.pid(), name, std::chrono::milliseconds(20));
+    if (actor)
+      return *actor;
+    auto status = proc.wait(caf::timespan{0});
+    if (status)
+      throw std::runtime_error("process " + std::to_string(proc.pid()) + " " + to_string(*status)
+                               + " before it published '" + name + "'");
+    if (std::chrono::steady_clock::now() >= deadline) {
+      proc.kill(9);
+      proc.wait(std::chrono::seconds(5));
+      throw std::runtime_error("process " + std::to_string(proc.pid()) + " did not publish '" + name
+                               + "' in time");
+    }
+  }
+}
+
 child_spec process_child(node& group, process_spec spec) {
   auto holder = std::make_shared<process_holder>();
   child_spec res;
@@ -40,15 +61,7 @@ child_spec process_child(node& group, process_spec spec) {
     if (!proc)
       throw std::runtime_error(describe(proc.error()));
     holder->current = std::move(*proc);
-    // This incarnation's actor, not a stale entry of the one before.
-    auto actor = n->lookup_in(holder->current.pid(), spec.published_as, spec.start_timeout);
-    if (!actor) {
-      holder->current.kill(9);
-      holder->current.wait(std::chrono::seconds(5));
-      throw std::runtime_error("process '" + spec.name + "' did not publish '" + spec.published_as
-                               + "': " + describe(actor.error()));
-    }
-    return *actor;
+    return await_published(*n, holder->current, spec.published_as, spec.start_timeout);
   };
   return res;
 }

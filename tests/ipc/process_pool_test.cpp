@@ -97,7 +97,7 @@ TEST_SUITE("ipc.process_pool") {
     REQUIRE(before);
     auto res = sut->submit(die, 0).get(deadline);
     REQUIRE_FALSE(res);
-    CHECK(troupe::is(res.error(), errc::worker_crashed));
+    CHECK_MESSAGE(troupe::is(res.error(), errc::worker_crashed), troupe::describe(res.error()));
     auto after = sut->submit(worker_pid, int32_t{0}).get(deadline);
     REQUIRE(after);
     CHECK(*after != *before);

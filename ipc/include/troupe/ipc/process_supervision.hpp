@@ -48,4 +48,11 @@ struct process_spec {
 /// publish its actor, and exit once that actor has terminated.
 child_spec process_child(node& group, process_spec spec);
 
+/// Waits until `proc` publishes `name` in `group` and returns that actor.
+/// Throws `std::runtime_error` (which a supervisor or pool counts as a
+/// failed start) when the process exits first or `timeout` passes (then it
+/// kills the process).
+caf::actor await_published(node& group, child_process& proc, const std::string& name,
+                           caf::timespan timeout);
+
 } // namespace troupe::ipc

@@ -85,6 +85,16 @@ std::string to_string(errc x) {
     return "spawn_failed";
   case errc::bad_frame:
     return "bad_frame";
+  case errc::key_error:
+    return "key_error";
+  case errc::index_error:
+    return "index_error";
+  case errc::value_error:
+    return "value_error";
+  case errc::type_error:
+    return "type_error";
+  case errc::empty:
+    return "empty";
   }
   return "errc(" + std::to_string(static_cast<int>(x)) + ")";
 }

@@ -73,6 +73,22 @@ enum class errc : uint8_t {
   spawn_failed,
   /// A frame read from shared memory was malformed and was rejected.
   bad_frame,
+  /// A key is not in a shared dict or namespace (Python's `KeyError`); the
+  /// context names the key.
+  key_error,
+  /// An index is outside a shared list, or the list is empty where an item
+  /// was needed (Python's `IndexError`).
+  index_error,
+  /// A value is not in a shared list (Python's `ValueError` from
+  /// `list.remove` and `list.index`).
+  value_error,
+  /// A value or message has another type than the call expects: a shared
+  /// namespace field read as the wrong type, or a shared container's owner
+  /// sent a message of element types it does not hold.
+  type_error,
+  /// A queue is empty and the call would not wait (or the wait ran out):
+  /// Python's `queue.Empty`.
+  empty,
 };
 
 /// Returns the name of `x`, e.g. `"timeout"`.

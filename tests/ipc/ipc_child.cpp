@@ -6,6 +6,14 @@
 //                                    `leave_atom`
 //   troupe-ipc-child create GROUP F  create GROUP, write its key to file F,
 //                                    then wait to be killed
+//   troupe-ipc-child host P          join, host shared containers P.dict,
+//                                    P.list, P.value, P.queue and P.ns
+//                                    (manager_test's types); leave when P.ctl
+//                                    gets `leave_atom`
+//   troupe-ipc-child hammer P N TAG  join; N times: append i to P.list, add 1
+//                                    to P.value, set P.dict[TAG + i]; exit
+//   troupe-ipc-child lease P         join; lease an item of P.queue, send it
+//                                    to P.report, never ack, wait to be killed
 //   troupe-ipc-child shm-add NAME N  join the group named in the environment;
 //                                    N times: add 1 to shared_value<int64_t>
 //                                    NAME and to cell 0 of shared_array<int64_t>
@@ -22,6 +30,12 @@
 #include "messages.hpp"
 #include "troupe/error.hpp"
 #include "troupe/ipc/node.hpp"
+#include "troupe/ipc/shared_dict.hpp"
+#include "troupe/ipc/shared_list.hpp"
+#include "troupe/ipc/shared_namespace.hpp"
+#include "troupe/ipc/shared_queue.hpp"
+#include "troupe/ipc/shared_types.hpp"
+#include "troupe/ipc/managed_value.hpp"
 #include "troupe/ipc/shared_memory.hpp"
 
 #include <caf/all.hpp>
@@ -203,6 +217,110 @@ int shm_create(const std::string& name) {
   });
 }
 
+/// The config of the roles that use shared containers (as manager_test's).
+struct manager_config : config {
+  manager_config() {
+    tipc::add_shared_types(*this);
+  }
+};
+
+using sdict = tipc::shared_dict<std::string, std::string>;
+using slist = tipc::shared_list<int32_t>;
+using svalue = tipc::managed_value<int64_t>;
+using squeue = tipc::shared_queue<int32_t>;
+
+constexpr auto patience = std::chrono::seconds(10);
+
+int host(const std::string& prefix) {
+  manager_config cfg;
+  caf::actor_system sys{cfg};
+  auto n = tipc::node::join_from_env(sys);
+  if (!n) {
+    std::cerr << "ipc_child: cannot join: " << troupe::describe(n.error()) << '\n';
+    return 3;
+  }
+  caf::scoped_actor self{sys};
+  std::vector<std::pair<std::string, caf::actor>> owners{
+    {prefix + ".dict", sdict::make(sys).handle()},
+    {prefix + ".list", slist::make(sys).handle()},
+    {prefix + ".value", svalue::make(sys).handle()},
+    {prefix + ".queue", squeue::make(sys).handle()},
+    {prefix + ".ns", tipc::shared_namespace::make(sys).handle()},
+    {prefix + ".ctl", caf::actor{self}},
+  };
+  for (auto& [name, owner] : owners)
+    if (auto err = n->publish(name, owner)) {
+      std::cerr << "ipc_child: " << troupe::describe(err) << '\n';
+      return 3;
+    }
+  self->receive([](leave_atom) {});
+  // Published owners are in the registry until they exit.
+  for (auto& [name, owner] : owners)
+    if (name != prefix + ".ctl")
+      self->send_exit(owner, caf::exit_reason::user_shutdown);
+  n->leave();
+  return 0;
+}
+
+int hammer(const std::string& prefix, int32_t count, const std::string& tag) {
+  manager_config cfg;
+  caf::actor_system sys{cfg};
+  auto n = tipc::node::join_from_env(sys);
+  if (!n) {
+    std::cerr << "ipc_child: cannot join: " << troupe::describe(n.error()) << '\n';
+    return 3;
+  }
+  auto d = n->lookup(prefix + ".dict", patience);
+  auto l = n->lookup(prefix + ".list", patience);
+  auto v = n->lookup(prefix + ".value", patience);
+  if (!d || !l || !v) {
+    std::cerr << "ipc_child: the containers are not published\n";
+    return 3;
+  }
+  auto dict = sdict{*d};
+  auto list = slist{*l};
+  auto value = svalue{*v};
+  for (int32_t i = 0; i < count; ++i) {
+    caf::error err = list.append(i);
+    if (auto sum = value.add(1); !err && !sum)
+      err = sum.error();
+    if (!err)
+      err = dict.set(tag + std::to_string(i), "x");
+    if (err) {
+      std::cerr << "ipc_child: " << troupe::describe(err) << '\n';
+      return 1;
+    }
+  }
+  n->leave();
+  return 0;
+}
+
+int lease(const std::string& prefix) {
+  manager_config cfg;
+  caf::actor_system sys{cfg};
+  auto n = tipc::node::join_from_env(sys);
+  if (!n) {
+    std::cerr << "ipc_child: cannot join: " << troupe::describe(n.error()) << '\n';
+    return 3;
+  }
+  auto q = n->lookup(prefix + ".queue", patience);
+  auto report = n->lookup(prefix + ".report", patience);
+  if (!q || !report) {
+    std::cerr << "ipc_child: the queue is not published\n";
+    return 3;
+  }
+  auto queue = squeue{*q};
+  auto item = queue.get_leased(patience);
+  if (!item) {
+    std::cerr << "ipc_child: " << troupe::describe(item.error()) << '\n';
+    return 1;
+  }
+  caf::scoped_actor self{sys};
+  self->send(*report, item->value);
+  self->receive([](leave_atom) {}); // never acks: the parent kills us
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -217,7 +335,14 @@ int main(int argc, char** argv) {
     return shm_hold(argv[2]);
   if (role == "shm-create" && argc == 3)
     return shm_create(argv[2]);
+  if (role == "host" && argc == 3)
+    return host(argv[2]);
+  if (role == "hammer" && argc == 5)
+    return hammer(argv[2], std::stoi(argv[3]), argv[4]);
+  if (role == "lease" && argc == 3)
+    return lease(argv[2]);
   std::cerr << "usage: troupe-ipc-child serve NAME | create GROUP KEYFILE | shm-add NAME N"
-               " | shm-hold NAME | shm-create NAME\n";
+               " | shm-hold NAME | shm-create NAME\n"
+               "       | host PREFIX | hammer PREFIX N TAG | lease PREFIX\n";
   return 2;
 }

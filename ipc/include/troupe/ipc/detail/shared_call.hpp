@@ -1,0 +1,103 @@
+#pragma once
+
+// What the shared containers' handles and owners have in common: the blocking
+// call, Python-style index arithmetic and the texts of their errors. Not for
+// users: the containers' headers include it.
+
+#include "troupe/error.hpp"
+#include "troupe/timeout.hpp"
+
+#include <caf/all.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace troupe::ipc::detail {
+
+/// Timer message an owner sends itself when a waiting call's time is up.
+using shared_expire_atom = caf::atom_constant<caf::atom("sh_expire")>;
+
+/// Sends `xs...` to `owner` from a fresh `caf::scoped_actor` and waits up to
+/// `timeout` for the answer, which goes to `on_reply`. Returns the error
+/// instead: troupe's own (`errc::key_error`...), `errc::timeout`,
+/// `errc::owner_down` (a local owner terminated) or `errc::peer_lost` (the
+/// owner's process died).
+template <class OnReply, class... Ts>
+caf::error shared_call(const caf::actor& owner, caf::timespan timeout, OnReply on_reply,
+                       Ts&&... xs) {
+  if (!owner)
+    return make_error(errc::invalid_argument, "empty shared container handle");
+  caf::scoped_actor self{owner->home_system()};
+  caf::error result;
+  self->request(owner, troupe::detail::to_duration(timeout), std::forward<Ts>(xs)...)
+    .receive(on_reply, [&](caf::error& err) {
+      result = troupe::detail::normalize_request_error(std::move(err));
+    });
+  return result;
+}
+
+/// `shared_call` for a call answered with one value of type `T`.
+template <class T, class... Ts>
+caf::expected<T> shared_ask(const caf::actor& owner, caf::timespan timeout, Ts&&... xs) {
+  std::optional<T> value;
+  auto err = shared_call(
+    owner, timeout, [&](T& x) { value = std::move(x); }, std::forward<Ts>(xs)...);
+  if (err)
+    return err;
+  return std::move(*value);
+}
+
+/// `shared_call` for a call answered with `caf::ok_atom`.
+template <class... Ts>
+caf::error shared_do(const caf::actor& owner, caf::timespan timeout, Ts&&... xs) {
+  return shared_call(
+    owner, timeout, [](caf::ok_atom) {}, std::forward<Ts>(xs)...);
+}
+
+/// Renders a key or value for an error message, Python-style: strings in
+/// single quotes, everything else as CAF prints it.
+template <class T>
+std::string repr(const T& x) {
+  if constexpr (std::is_convertible_v<const T&, std::string>)
+    return "'" + std::string{x} + "'";
+  else
+    return caf::deep_to_string(x);
+}
+
+/// The position of Python index `i` (negative counts from the end) in a
+/// sequence of `n` items, or nothing if it is outside.
+inline std::optional<size_t> python_index(int64_t i, size_t n) noexcept {
+  auto size = static_cast<int64_t>(n);
+  if (i < 0)
+    i += size;
+  if (i < 0 || i >= size)
+    return std::nullopt;
+  return static_cast<size_t>(i);
+}
+
+/// Clamps Python slice bound `i` to `[0, n]`, as `list[i:j]` and
+/// `list.insert(i, x)` do.
+inline size_t python_bound(int64_t i, size_t n) noexcept {
+  auto size = static_cast<int64_t>(n);
+  if (i < 0)
+    i = std::max<int64_t>(0, i + size);
+  return static_cast<size_t>(std::min(i, size));
+}
+
+/// Makes `self` answer a message it has no handler for with
+/// `errc::type_error` (usually a handle of other element types than the
+/// owner's), instead of CAF's `unexpected_message`.
+template <class Self>
+void answer_unexpected_with_type_error(Self* self, const char* what) {
+  self->set_default_handler(
+    [what](caf::scheduled_actor*, caf::message_view& x) -> caf::result<caf::message> {
+      return make_error(errc::type_error, std::string{what} + " cannot handle "
+                                            + caf::to_string(x.content())
+                                            + " (do both sides use the same element types?)");
+    });
+}
+
+} // namespace troupe::ipc::detail

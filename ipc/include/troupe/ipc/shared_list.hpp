@@ -1,0 +1,246 @@
+#pragma once
+
+#include "troupe/error.hpp"
+#include "troupe/ipc/detail/shared_call.hpp"
+#include "troupe/ipc/shared_atoms.hpp"
+#include "troupe/timeout.hpp"
+
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace troupe::ipc {
+
+namespace detail {
+
+template <class T>
+struct shared_list_state {
+  std::vector<T> data;
+  static constexpr const char* name = "troupe.shared_list";
+};
+
+inline caf::error list_index_error(const char* what, int64_t i, size_t n) {
+  return make_error(errc::index_error, std::string{what} + ": index " + std::to_string(i)
+                                         + " out of range for a list of " + std::to_string(n));
+}
+
+template <class T>
+caf::error not_in_list(const char* what, const T& x) {
+  return make_error(errc::value_error, std::string{what} + ": " + repr(x) + " is not in list");
+}
+
+/// The owner of a `shared_list<T>`.
+template <class T>
+caf::behavior shared_list_owner(caf::stateful_actor<shared_list_state<T>>* self,
+                                std::vector<T> init) {
+  answer_unexpected_with_type_error(self, "shared_list");
+  self->state.data = std::move(init);
+  return {
+    [self](append_atom, T& x) {
+      self->state.data.push_back(std::move(x));
+      return caf::ok_atom::value;
+    },
+    [self](extend_atom, std::vector<T>& xs) {
+      auto& d = self->state.data;
+      d.insert(d.end(), std::make_move_iterator(xs.begin()), std::make_move_iterator(xs.end()));
+      return caf::ok_atom::value;
+    },
+    [self](caf::get_atom, int64_t i) -> caf::result<T> {
+      auto& d = self->state.data;
+      auto pos = python_index(i, d.size());
+      if (!pos)
+        return list_index_error("get", i, d.size());
+      return d[*pos];
+    },
+    [self](set_atom, int64_t i, T& x) -> caf::result<caf::ok_atom> {
+      auto& d = self->state.data;
+      auto pos = python_index(i, d.size());
+      if (!pos)
+        return list_index_error("set", i, d.size());
+      d[*pos] = std::move(x);
+      return caf::ok_atom::value;
+    },
+    [self](insert_atom, int64_t i, T& x) {
+      auto& d = self->state.data;
+      d.insert(d.begin() + static_cast<std::ptrdiff_t>(python_bound(i, d.size())), std::move(x));
+      return caf::ok_atom::value;
+    },
+    [self](pop_atom, int64_t i) -> caf::result<T> {
+      auto& d = self->state.data;
+      if (d.empty())
+        return make_error(errc::index_error, "pop from empty list");
+      auto pos = python_index(i, d.size());
+      if (!pos)
+        return list_index_error("pop", i, d.size());
+      auto x = std::move(d[*pos]);
+      d.erase(d.begin() + static_cast<std::ptrdiff_t>(*pos));
+      return x;
+    },
+    [self](remove_atom, const T& x) -> caf::result<caf::ok_atom> {
+      auto& d = self->state.data;
+      auto i = std::find(d.begin(), d.end(), x);
+      if (i == d.end())
+        return not_in_list("remove", x);
+      d.erase(i);
+      return caf::ok_atom::value;
+    },
+    [self](index_atom, const T& x) -> caf::result<int64_t> {
+      auto& d = self->state.data;
+      auto i = std::find(d.begin(), d.end(), x);
+      if (i == d.end())
+        return not_in_list("index", x);
+      return static_cast<int64_t>(i - d.begin());
+    },
+    [self](len_atom) { return static_cast<int64_t>(self->state.data.size()); },
+    [self](slice_atom, int64_t first, int64_t last) {
+      auto& d = self->state.data;
+      auto b = python_bound(first, d.size());
+      auto e = python_bound(last, d.size());
+      if (e <= b)
+        return std::vector<T>{};
+      return std::vector<T>(d.begin() + static_cast<std::ptrdiff_t>(b),
+                            d.begin() + static_cast<std::ptrdiff_t>(e));
+    },
+    [self](snapshot_atom) { return self->state.data; },
+  };
+}
+
+} // namespace detail
+
+/// A list shared by the processes of a group (Python's `Manager().list()`):
+/// a `std::vector<T>` owned by one actor, reached through this handle from
+/// any thread of any process.
+///
+/// **Atomicity.** Every member function is one message to the owner and
+/// runs there as one step, in mailbox order: `pop`, `remove`, `insert` and
+/// `extend` are atomic, and no two calls interleave. Calls made from one
+/// thread keep their order. (A `get` followed by a `set` is two steps; make
+/// a compound change one call, or use a `managed_value`.)
+///
+/// **Indices** are Python's: negative ones count from the end; `insert` and
+/// `slice` clamp their bounds as `list.insert` and `list[i:j]` do.
+///
+/// **Processes.** `make` spawns the owner in the calling process; publish
+/// `handle()` with `node::publish`, and other processes build a
+/// `shared_list` from `node::lookup`. `T` and `std::vector<T>` must be CAF
+/// message types registered under the same names in every process
+/// (`add_shared_types` does it for the common ones). The owner lives
+/// until `stop()` (or, if it never was published nor reached from another
+/// process, until the last handle is gone).
+/// If the owner's process dies, calls fail with `errc::peer_lost`.
+///
+/// **Errors.** An index out of range, or a pop from an empty list, gives
+/// `errc::index_error` (`IndexError`); `remove`/`index` of a missing value
+/// give `errc::value_error` (`ValueError`); other element types than the
+/// owner's give `errc::type_error`; no answer within `timeout`,
+/// `errc::timeout`.
+///
+/// **Protocol**, for event-based actors: `(append_atom, T) -> ok_atom`,
+/// `(extend_atom, std::vector<T>) -> ok_atom`, `(get_atom, int64_t) -> T`,
+/// `(set_atom, int64_t, T) -> ok_atom`, `(insert_atom, int64_t, T) -> ok_atom`,
+/// `(pop_atom, int64_t) -> T`, `(remove_atom, T) -> ok_atom`,
+/// `(index_atom, T) -> int64_t`, `(len_atom) -> int64_t`,
+/// `(slice_atom, int64_t, int64_t) -> std::vector<T>`,
+/// `(snapshot_atom) -> std::vector<T>`.
+///
+/// The handle is a value: copies talk to the same owner, and any thread may
+/// use one concurrently.
+template <class T>
+class shared_list {
+public:
+  using value_type = T;
+
+  /// Spawns the owner of a list holding `init` in `sys` (this process).
+  static shared_list make(caf::actor_system& sys, std::vector<T> init = {}) {
+    return shared_list{caf::actor{sys.spawn(detail::shared_list_owner<T>, std::move(init))}};
+  }
+
+  /// An empty handle: every call fails with `errc::invalid_argument`.
+  shared_list() = default;
+
+  /// A handle to the owner `owner`, e.g. what `node::lookup` returned.
+  explicit shared_list(caf::actor owner) : owner_(std::move(owner)) {}
+
+  /// The owner, to publish or to talk to with the protocol.
+  [[nodiscard]] const caf::actor& handle() const noexcept {
+    return owner_;
+  }
+
+  /// Tells the owner to exit (from any thread or process); later calls fail
+  /// with `errc::owner_down` (or `errc::peer_lost`). An owner that was
+  /// published or reached from another process is kept by the actor
+  /// system's registry, as every actor exported through CAF's network
+  /// layer is, so it lives until it is stopped: stop it before the actor
+  /// system shuts down, which waits for it.
+  void stop() const {
+    if (owner_)
+      caf::anon_send_exit(owner_, caf::exit_reason::user_shutdown);
+  }
+
+  /// `l.append(x)`.
+  caf::error append(const T& x, caf::timespan timeout = forever) const {
+    return detail::shared_do(owner_, timeout, append_atom::value, x);
+  }
+
+  /// `l.extend(xs)`: appends all of `xs` in one step.
+  caf::error extend(const std::vector<T>& xs, caf::timespan timeout = forever) const {
+    return detail::shared_do(owner_, timeout, extend_atom::value, xs);
+  }
+
+  /// `l[i]`, or `errc::index_error`.
+  [[nodiscard]] caf::expected<T> get(int64_t i, caf::timespan timeout = forever) const {
+    return detail::shared_ask<T>(owner_, timeout, caf::get_atom::value, i);
+  }
+
+  /// `l[i] = x`, or `errc::index_error`.
+  caf::error set(int64_t i, const T& x, caf::timespan timeout = forever) const {
+    return detail::shared_do(owner_, timeout, set_atom::value, i, x);
+  }
+
+  /// `l.insert(i, x)`.
+  caf::error insert(int64_t i, const T& x, caf::timespan timeout = forever) const {
+    return detail::shared_do(owner_, timeout, insert_atom::value, i, x);
+  }
+
+  /// `l.pop(i)` (the last item by default): removes and returns it, or
+  /// `errc::index_error`.
+  [[nodiscard]] caf::expected<T> pop(int64_t i = -1, caf::timespan timeout = forever) const {
+    return detail::shared_ask<T>(owner_, timeout, pop_atom::value, i);
+  }
+
+  /// `l.remove(x)`: removes the first item equal to `x`, or
+  /// `errc::value_error`.
+  caf::error remove(const T& x, caf::timespan timeout = forever) const {
+    return detail::shared_do(owner_, timeout, remove_atom::value, x);
+  }
+
+  /// `l.index(x)`: the position of the first item equal to `x`, or
+  /// `errc::value_error`.
+  [[nodiscard]] caf::expected<int64_t> index(const T& x, caf::timespan timeout = forever) const {
+    return detail::shared_ask<int64_t>(owner_, timeout, index_atom::value, x);
+  }
+
+  /// `len(l)`.
+  [[nodiscard]] caf::expected<int64_t> len(caf::timespan timeout = forever) const {
+    return detail::shared_ask<int64_t>(owner_, timeout, len_atom::value);
+  }
+
+  /// `l[first:last]`: a copy of that part.
+  [[nodiscard]] caf::expected<std::vector<T>> slice(int64_t first, int64_t last,
+                                                    caf::timespan timeout = forever) const {
+    return detail::shared_ask<std::vector<T>>(owner_, timeout, slice_atom::value, first, last);
+  }
+
+  /// `list(l)`: a consistent copy of every item.
+  [[nodiscard]] caf::expected<std::vector<T>> snapshot(caf::timespan timeout = forever) const {
+    return detail::shared_ask<std::vector<T>>(owner_, timeout, snapshot_atom::value);
+  }
+
+private:
+  caf::actor owner_;
+};
+
+} // namespace troupe::ipc

@@ -1,0 +1,182 @@
+#pragma once
+
+#include "troupe/error.hpp"
+#include "troupe/ipc/detail/shared_call.hpp"
+#include "troupe/ipc/shared_atoms.hpp"
+#include "troupe/timeout.hpp"
+
+#include <caf/all.hpp>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace troupe::ipc {
+
+namespace detail {
+
+struct shared_namespace_state {
+  std::map<std::string, caf::message> fields;
+  static constexpr const char* name = "troupe.shared_namespace";
+};
+
+inline caf::error missing_field(const std::string& name) {
+  return make_error(errc::key_error, "namespace has no field '" + name + "'");
+}
+
+/// The owner of a `shared_namespace`.
+inline caf::behavior shared_namespace_owner(caf::stateful_actor<shared_namespace_state>* self) {
+  answer_unexpected_with_type_error(self, "shared_namespace");
+  return {
+    [self](caf::get_atom, const std::string& name) -> caf::result<caf::message> {
+      auto& fs = self->state.fields;
+      auto i = fs.find(name);
+      if (i == fs.end())
+        return missing_field(name);
+      return caf::make_message(caf::ok_atom::value, i->second);
+    },
+    [self](set_atom, std::string& name, caf::message& value) {
+      self->state.fields.insert_or_assign(std::move(name), std::move(value));
+      return caf::ok_atom::value;
+    },
+    [self](caf::delete_atom, const std::string& name) -> caf::result<caf::ok_atom> {
+      if (self->state.fields.erase(name) == 0)
+        return missing_field(name);
+      return caf::ok_atom::value;
+    },
+    [self](contains_atom, const std::string& name) { return self->state.fields.count(name) > 0; },
+    [self](keys_atom) {
+      std::vector<std::string> names;
+      for (auto& kv : self->state.fields)
+        names.push_back(kv.first);
+      return names;
+    },
+  };
+}
+
+} // namespace detail
+
+/// A namespace shared by the processes of a group (Python's
+/// `Manager().Namespace()`): named fields, each holding a value of any CAF
+/// message type, owned by one actor and reached through this handle from
+/// any thread of any process.
+///
+/// **Fields** are stored as a `caf::message` holding one value (or several:
+/// `set_message` takes any message). `get<T>(name)` returns the value if
+/// the field holds exactly one `T`, and `errc::type_error` (naming what it
+/// holds) otherwise; a field that does not exist gives `errc::key_error`
+/// (Python's `AttributeError`). The owner never looks inside a value, so
+/// fields of different types mix freely; every type used must be a CAF
+/// message type registered under the same name in every process that
+/// reads, writes or hosts the namespace.
+///
+/// **Atomicity.** Every call is one step on the owner, in mailbox order;
+/// there is no read-modify-write across calls (use a `managed_value` for a
+/// counter).
+///
+/// **Processes.** `make` spawns the owner in the calling process; publish
+/// `handle()` with `node::publish`, and other processes build a
+/// `shared_namespace` from `node::lookup`. The owner lives until `stop()` (or, if
+/// it never was published nor reached from another process, until the last
+/// handle is gone). If the owner's process dies, calls fail with `errc::peer_lost`.
+///
+/// **Protocol**, for event-based actors:
+/// `(set_atom, std::string, caf::message) -> ok_atom`,
+/// `(get_atom, std::string) -> (ok_atom, caf::message)`,
+/// `(delete_atom, std::string) -> ok_atom`,
+/// `(contains_atom, std::string) -> bool`,
+/// `(keys_atom) -> std::vector<std::string>` (sorted).
+///
+/// The handle is a value: copies talk to the same owner, and any thread may
+/// use one concurrently.
+class shared_namespace {
+public:
+  /// Spawns an empty namespace's owner in `sys` (this process).
+  static shared_namespace make(caf::actor_system& sys) {
+    return shared_namespace{caf::actor{sys.spawn(detail::shared_namespace_owner)}};
+  }
+
+  /// An empty handle: every call fails with `errc::invalid_argument`.
+  shared_namespace() = default;
+
+  /// A handle to the owner `owner`, e.g. what `node::lookup` returned.
+  explicit shared_namespace(caf::actor owner) : owner_(std::move(owner)) {}
+
+  /// The owner, to publish or to talk to with the protocol.
+  [[nodiscard]] const caf::actor& handle() const noexcept {
+    return owner_;
+  }
+
+  /// Tells the owner to exit (from any thread or process); later calls fail
+  /// with `errc::owner_down` (or `errc::peer_lost`). An owner that was
+  /// published or reached from another process is kept by the actor
+  /// system's registry, as every actor exported through CAF's network
+  /// layer is, so it lives until it is stopped: stop it before the actor
+  /// system shuts down, which waits for it.
+  void stop() const {
+    if (owner_)
+      caf::anon_send_exit(owner_, caf::exit_reason::user_shutdown);
+  }
+
+  /// `ns.name = x`: the field `name` now holds `x` (of any type).
+  template <class T>
+  caf::error set(const std::string& name, T x, caf::timespan timeout = forever) const {
+    return set_message(name, caf::make_message(std::move(x)), timeout);
+  }
+
+  /// Sets the field `name` to the message `value` as it is.
+  caf::error set_message(const std::string& name, caf::message value,
+                         caf::timespan timeout = forever) const {
+    return detail::shared_do(owner_, timeout, set_atom::value, name, std::move(value));
+  }
+
+  /// `ns.name`, as a `T`: `errc::key_error` if there is no such field,
+  /// `errc::type_error` if it holds something else.
+  template <class T>
+  [[nodiscard]] caf::expected<T> get(const std::string& name,
+                                     caf::timespan timeout = forever) const {
+    auto msg = get_message(name, timeout);
+    if (!msg)
+      return std::move(msg.error());
+    if (!msg->match_elements<T>())
+      return make_error(errc::type_error, "field '" + name + "' holds " + caf::to_string(*msg)
+                                            + ", not the type asked for");
+    return msg->get_as<T>(0);
+  }
+
+  /// The message the field `name` holds, or `errc::key_error`.
+  [[nodiscard]] caf::expected<caf::message> get_message(const std::string& name,
+                                                        caf::timespan timeout = forever) const {
+    std::optional<caf::message> res;
+    auto err = detail::shared_call(
+      owner_, timeout, [&](caf::ok_atom, caf::message& m) { res = std::move(m); },
+      caf::get_atom::value, name);
+    if (err)
+      return err;
+    return std::move(*res);
+  }
+
+  /// `del ns.name`, or `errc::key_error` if there is no such field.
+  caf::error erase(const std::string& name, caf::timespan timeout = forever) const {
+    return detail::shared_do(owner_, timeout, caf::delete_atom::value, name);
+  }
+
+  /// Whether the field `name` exists.
+  [[nodiscard]] caf::expected<bool> contains(const std::string& name,
+                                             caf::timespan timeout = forever) const {
+    return detail::shared_ask<bool>(owner_, timeout, contains_atom::value, name);
+  }
+
+  /// The names of all fields, sorted.
+  [[nodiscard]] caf::expected<std::vector<std::string>>
+  names(caf::timespan timeout = forever) const {
+    return detail::shared_ask<std::vector<std::string>>(owner_, timeout, keys_atom::value);
+  }
+
+private:
+  caf::actor owner_;
+};
+
+} // namespace troupe::ipc

@@ -1,0 +1,376 @@
+// Tests of the shared containers (shared_dict.hpp, shared_list.hpp,
+// managed_value.hpp, shared_queue.hpp, shared_namespace.hpp): each operation
+// on a local owner, then owners in another process, concurrent writers in
+// two processes, and a leased queue item that comes back when its consumer
+// process is killed.
+
+#include "support.hpp"
+#include "troupe/ipc/managed_value.hpp"
+#include "troupe/ipc/node.hpp"
+#include "troupe/ipc/shared_dict.hpp"
+#include "troupe/ipc/shared_list.hpp"
+#include "troupe/ipc/shared_namespace.hpp"
+#include "troupe/ipc/shared_queue.hpp"
+#include "troupe/ipc/shared_types.hpp"
+
+#include <signal.h>
+
+#include <future>
+#include <string>
+#include <utility>
+#include <vector>
+
+using namespace troupe::test::ipc;
+using std::chrono::milliseconds;
+using troupe::errc;
+using troupe::ipc::managed_value;
+using troupe::ipc::node;
+using troupe::ipc::shared_dict;
+using troupe::ipc::shared_list;
+using troupe::ipc::shared_namespace;
+using troupe::ipc::shared_queue;
+
+namespace {
+
+using sdict = shared_dict<std::string, std::string>;
+using slist = shared_list<int32_t>;
+using svalue = managed_value<int64_t>;
+using squeue = shared_queue<int32_t>;
+
+/// The tests' config (as the child's) with the shared containers' types.
+struct manager_config : config {
+  manager_config() {
+    troupe::ipc::add_shared_types(*this);
+  }
+};
+
+/// One process's actor system, with a unique group name and a shm guard.
+struct fixture {
+  std::string group;
+  shm_guard guard{group};
+  manager_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+
+  /// Owners the test published: stopped when the test ends, however it
+  /// ends, so that the actor system can shut down.
+  std::vector<caf::actor> published;
+
+  explicit fixture(const char* tag) : group(unique_group(tag)) {}
+
+  ~fixture() {
+    for (auto& x : published)
+      caf::anon_send_exit(x, caf::exit_reason::kill);
+  }
+
+  /// Publishes the owner of `x` as `name`.
+  template <class Handle>
+  void publish(node& n, const std::string& name, const Handle& x) {
+    published.push_back(x.handle());
+    REQUIRE_FALSE(n.publish(name, x.handle()));
+  }
+
+  node make_node() {
+    auto n = node::create(sys, group);
+    REQUIRE_MESSAGE(n, troupe::describe(n.error()));
+    return std::move(*n);
+  }
+
+  troupe::ipc::child_process start(node& n, const std::vector<std::string>& args) {
+    auto child = n.spawn(TROUPE_IPC_CHILD, args);
+    REQUIRE_MESSAGE(child, troupe::describe(child.error()));
+    return std::move(*child);
+  }
+
+  caf::actor find(node& n, const std::string& name) {
+    auto x = n.lookup(name, deadline);
+    REQUIRE_MESSAGE(x, troupe::describe(x.error()));
+    return *x;
+  }
+};
+
+void check_exits_cleanly(troupe::ipc::child_process& child) {
+  auto status = child.wait(deadline);
+  REQUIRE_MESSAGE(status, troupe::describe(status.error()));
+  CHECK(status->success());
+}
+
+} // namespace
+
+TEST_SUITE("ipc.manager") {
+
+  TEST_CASE("a shared dict answers every operation and raises key_error for a missing key") {
+    fixture f{"dict"};
+    auto sut = sdict::make(f.sys);
+    REQUIRE_FALSE(sut.set("a", "1"));
+    CHECK(sut.get("a") == std::string{"1"});
+    CHECK(sut.setdefault("a", "other") == std::string{"1"});
+    CHECK(sut.setdefault("b", "2") == std::string{"2"});
+    REQUIRE_FALSE(sut.update({{"c", "3"}, {"a", "10"}}));
+    CHECK(sut.len() == int64_t{3});
+    CHECK(sut.contains("c") == true);
+    CHECK(sut.contains("zz") == false);
+    CHECK(sut.keys() == std::vector<std::string>{"a", "b", "c"});
+    auto items = sut.items();
+    REQUIRE(items);
+    CHECK(*items
+          == std::vector<std::pair<std::string, std::string>>{{"a", "10"}, {"b", "2"}, {"c", "3"}});
+    CHECK(sut.pop("b") == std::string{"2"});
+    auto missing = sut.get("b");
+    REQUIRE_FALSE(missing);
+    CHECK(troupe::is(missing.error(), errc::key_error));
+    CHECK(troupe::describe(missing.error()) == "troupe.key_error: key 'b' is not in the dict");
+    CHECK(troupe::is(sut.pop("b").error(), errc::key_error));
+    REQUIRE_FALSE(sut.clear());
+    CHECK(sut.len() == int64_t{0});
+  }
+
+  TEST_CASE("a shared list answers every operation with Python's indices and errors") {
+    fixture f{"list"};
+    auto sut = slist::make(f.sys, {1, 2, 3});
+    REQUIRE_FALSE(sut.append(4));
+    REQUIRE_FALSE(sut.extend({5, 6}));
+    CHECK(sut.snapshot() == std::vector<int32_t>{1, 2, 3, 4, 5, 6});
+    CHECK(sut.get(0) == int32_t{1});
+    CHECK(sut.get(-1) == int32_t{6});
+    REQUIRE_FALSE(sut.set(1, 20));
+    REQUIRE_FALSE(sut.insert(0, 0));
+    REQUIRE_FALSE(sut.insert(100, 7)); // clamped, as list.insert does
+    CHECK(sut.snapshot() == std::vector<int32_t>{0, 1, 20, 3, 4, 5, 6, 7});
+    CHECK(sut.pop() == int32_t{7});
+    CHECK(sut.pop(0) == int32_t{0});
+    REQUIRE_FALSE(sut.remove(20));
+    CHECK(sut.index(4) == int64_t{2});
+    CHECK(sut.len() == int64_t{5});
+    CHECK(sut.slice(1, -1) == std::vector<int32_t>{3, 4, 5});
+    CHECK(sut.slice(-2, 100) == std::vector<int32_t>{5, 6});
+    CHECK(sut.slice(3, 1) == std::vector<int32_t>{});
+    auto out = sut.get(5);
+    REQUIRE_FALSE(out);
+    CHECK(troupe::is(out.error(), errc::index_error));
+    CHECK(troupe::describe(out.error())
+          == "troupe.index_error: get: index 5 out of range for a list of 5");
+    CHECK(troupe::is(sut.set(-6, 0), errc::index_error));
+    CHECK(troupe::is(sut.remove(42), errc::value_error));
+    CHECK(troupe::is(sut.index(42).error(), errc::value_error));
+    auto empty = slist::make(f.sys);
+    CHECK(troupe::describe(empty.pop().error()) == "troupe.index_error: pop from empty list");
+  }
+
+  TEST_CASE("a shared value gets, sets, compares-and-sets and adds") {
+    fixture f{"value"};
+    auto sut = svalue::make(f.sys, 5);
+    CHECK(sut.get() == int64_t{5});
+    CHECK(sut.add(3) == int64_t{8});
+    CHECK(sut.compare_and_set(7, 100) == false);
+    CHECK(sut.compare_and_set(8, 100) == true);
+    REQUIRE_FALSE(sut.set(-1));
+    CHECK(sut.get() == int64_t{-1});
+    auto text = managed_value<std::string>::make(f.sys, "a");
+    CHECK(text.compare_and_set("a", "b") == true);
+    CHECK(text.get() == std::string{"b"});
+  }
+
+  TEST_CASE("a handle of other element types than the owner's gets type_error") {
+    fixture f{"mismatch"};
+    auto owner = svalue::make(f.sys, 1);
+    auto sut = managed_value<std::string>{owner.handle()};
+    auto err = sut.set("x");
+    CHECK(troupe::is(err, errc::type_error));
+    CHECK(owner.get() == int64_t{1});
+  }
+
+  TEST_CASE("a call on an empty handle fails instead of hanging") {
+    sdict sut;
+    CHECK(troupe::is(sut.get("a").error(), errc::invalid_argument));
+    squeue q;
+    CHECK(troupe::is(q.get_leased().error(), errc::invalid_argument));
+  }
+
+  TEST_CASE("a shared namespace holds fields of any type and says what a field holds") {
+    fixture f{"ns"};
+    auto sut = shared_namespace::make(f.sys);
+    REQUIRE_FALSE(sut.set("x", int32_t{42}));
+    REQUIRE_FALSE(sut.set("name", std::string{"troupe"}));
+    CHECK(sut.get<int32_t>("x") == int32_t{42});
+    CHECK(sut.get<std::string>("name") == std::string{"troupe"});
+    auto wrong = sut.get<std::string>("x");
+    REQUIRE_FALSE(wrong);
+    CHECK(troupe::is(wrong.error(), errc::type_error));
+    CHECK(sut.contains("x") == true);
+    CHECK(sut.names() == std::vector<std::string>{"name", "x"});
+    REQUIRE_FALSE(sut.erase("x"));
+    CHECK(troupe::is(sut.get<int32_t>("x").error(), errc::key_error));
+    CHECK(troupe::is(sut.erase("x"), errc::key_error));
+    CHECK(sut.contains("x") == false);
+  }
+
+  TEST_CASE("a shared queue is FIFO and get waits for an item up to its timeout") {
+    fixture f{"queue"};
+    auto sut = squeue::make(f.sys);
+    REQUIRE_FALSE(sut.put(1));
+    REQUIRE_FALSE(sut.put(2));
+    CHECK(sut.len() == int64_t{2});
+    CHECK(sut.get() == int32_t{1});
+    CHECK(sut.get() == int32_t{2});
+    CHECK(troupe::is(sut.get(caf::timespan{0}).error(), errc::empty));
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(troupe::is(sut.get(milliseconds(50)).error(), errc::empty));
+    CHECK(std::chrono::steady_clock::now() - t0 >= milliseconds(50));
+    // A getter waiting forever gets the item put later by another thread.
+    auto waiter = std::async(std::launch::async, [&] { return sut.get(); });
+    CHECK(waiter.wait_for(milliseconds(20)) == std::future_status::timeout);
+    REQUIRE_FALSE(sut.put(3));
+    CHECK(waiter.get() == int32_t{3});
+    // The expired getter above did not swallow anything.
+    CHECK(sut.len() == int64_t{0});
+  }
+
+  TEST_CASE("a bounded shared queue makes put wait for room or fail with full") {
+    fixture f{"bounded"};
+    auto sut = squeue::make(f.sys, 1);
+    REQUIRE_FALSE(sut.put(1));
+    CHECK(troupe::is(sut.put(2, caf::timespan{0}), errc::full));
+    CHECK(troupe::is(sut.put(2, milliseconds(20)), errc::full));
+    auto putter = std::async(std::launch::async, [&] { return sut.put(3); });
+    CHECK(sut.get() == int32_t{1});
+    CHECK(putter.get() == caf::error{});
+    CHECK(sut.get() == int32_t{3});
+    CHECK(sut.len() == int64_t{0});
+  }
+
+  TEST_CASE("join waits until every item is done, by task_done or ack") {
+    fixture f{"join"};
+    auto sut = squeue::make(f.sys);
+    CHECK_FALSE(sut.join(caf::timespan{0}));
+    REQUIRE_FALSE(sut.put(1));
+    REQUIRE_FALSE(sut.put(2));
+    CHECK(troupe::is(sut.join(milliseconds(10)), errc::timeout));
+    auto joiner = std::async(std::launch::async, [&] { return sut.join(); });
+    REQUIRE(sut.get() == int32_t{1});
+    REQUIRE_FALSE(sut.task_done());
+    auto item = sut.get_leased();
+    REQUIRE(item);
+    CHECK(item->value == 2);
+    CHECK(troupe::is(sut.task_done(), errc::invalid_argument)); // only the lease is open
+    CHECK(joiner.wait_for(milliseconds(0)) != std::future_status::ready);
+    REQUIRE_FALSE(sut.ack(item->id));
+    CHECK(joiner.get() == caf::error{});
+    CHECK(troupe::is(sut.ack(item->id), errc::not_held));
+  }
+
+  TEST_CASE("a leased item goes back to the queue when its holder dies before acking") {
+    fixture f{"lease"};
+    auto sut = squeue::make(f.sys);
+    REQUIRE_FALSE(sut.put(7));
+    REQUIRE_FALSE(sut.put(8));
+    {
+      auto consumer = squeue{sut.handle()};
+      auto item = consumer.get_leased();
+      REQUIRE(item);
+      CHECK(item->value == 7);
+      CHECK(sut.leased_count() == int64_t{1});
+    } // the consumer's handle and its lease holder are gone, unacked
+    CHECK(eventually([&] { return sut.leased_count() == int64_t{0}; }));
+    CHECK(sut.get() == int32_t{7}); // redelivered first
+    CHECK(sut.get() == int32_t{8});
+  }
+
+  TEST_CASE("an event-based actor leases with the protocol and its death returns the item") {
+    fixture f{"lease-actor"};
+    auto sut = squeue::make(f.sys);
+    REQUIRE_FALSE(sut.put(5));
+    auto report = caf::actor{f.self};
+    auto q = sut.handle();
+    auto consumer = f.sys.spawn([report, q](caf::event_based_actor* self) -> caf::behavior {
+      self->request(q, caf::infinite, troupe::ipc::lease_atom::value, troupe::forever)
+        .then([=](uint64_t, int32_t x) { self->send(report, x); });
+      return {[](caf::ok_atom) {}};
+    });
+    f.self->receive([](int32_t x) { CHECK(x == 5); },
+                    caf::after(deadline) >> [] { FAIL("no leased item"); });
+    CHECK(sut.len() == int64_t{0});
+    f.self->send_exit(consumer, caf::exit_reason::kill);
+    CHECK(sut.get(deadline) == int32_t{5});
+  }
+
+  TEST_CASE("containers in another process answer and their errors come back") {
+    fixture f{"remote"};
+    auto n = f.make_node();
+    auto child = f.start(n, {"host", "m"});
+    auto d = sdict{f.find(n, "m.dict")};
+    auto l = slist{f.find(n, "m.list")};
+    auto v = svalue{f.find(n, "m.value")};
+    auto q = squeue{f.find(n, "m.queue")};
+    auto ns = shared_namespace{f.find(n, "m.ns")};
+    REQUIRE_FALSE(d.set("key", "value"));
+    CHECK(d.items() == std::vector<std::pair<std::string, std::string>>{{"key", "value"}});
+    CHECK(troupe::describe(d.get("nope").error())
+          == "troupe.key_error: key 'nope' is not in the dict");
+    REQUIRE_FALSE(l.extend({1, 2}));
+    CHECK(l.snapshot() == std::vector<int32_t>{1, 2});
+    CHECK(troupe::is(l.get(9).error(), errc::index_error));
+    CHECK(v.add(2) == int64_t{2});
+    REQUIRE_FALSE(q.put(11));
+    CHECK(q.get() == int32_t{11});
+    CHECK(troupe::is(q.get(milliseconds(10)).error(), errc::empty));
+    REQUIRE_FALSE(ns.set("pi", 3.25));
+    CHECK(ns.get<double>("pi") == 3.25);
+    CHECK(troupe::is(ns.get<double>("e").error(), errc::key_error));
+    f.self->send(f.find(n, "m.ctl"), leave_atom::value);
+    check_exits_cleanly(child);
+  }
+
+  TEST_CASE("writers in two processes at once lose no update") {
+    fixture f{"concurrent"};
+    auto n = f.make_node();
+    auto d = sdict::make(f.sys);
+    auto l = slist::make(f.sys);
+    auto v = svalue::make(f.sys);
+    f.publish(n, "m.dict", d);
+    f.publish(n, "m.list", l);
+    f.publish(n, "m.value", v);
+    constexpr int32_t count = 200;
+    auto a = f.start(n, {"hammer", "m", std::to_string(count), "a"});
+    auto b = f.start(n, {"hammer", "m", std::to_string(count), "b"});
+    // This process writes at the same time.
+    for (int32_t i = 0; i < count; ++i) {
+      REQUIRE_FALSE(l.append(i));
+      REQUIRE(v.add(1));
+      REQUIRE_FALSE(d.set("p" + std::to_string(i), "x"));
+    }
+    check_exits_cleanly(a);
+    check_exits_cleanly(b);
+    CHECK(l.len() == int64_t{3 * count});
+    CHECK(v.get() == int64_t{3 * count});
+    CHECK(d.len() == int64_t{3 * count});
+    // Every process's appends are there, each in its own order.
+    auto all = l.snapshot();
+    REQUIRE(all);
+    int64_t sum = 0;
+    for (auto x : *all)
+      sum += x;
+    CHECK(sum == int64_t{3} * count * (count - 1) / 2);
+  }
+
+  TEST_CASE("a leased item comes back when its consumer process is killed with SIGKILL") {
+    fixture f{"lease-kill"};
+    auto n = f.make_node();
+    auto q = squeue::make(f.sys);
+    REQUIRE_FALSE(q.put(42));
+    REQUIRE_FALSE(q.put(43));
+    f.publish(n, "m.queue", q);
+    REQUIRE_FALSE(n.publish("m.report", caf::actor{f.self}));
+    auto child = f.start(n, {"lease", "m"});
+    // The child reports the item it leased.
+    f.self->receive([](int32_t x) { CHECK(x == 42); },
+                    caf::after(deadline) >> [] { FAIL("the child leased nothing"); });
+    CHECK(q.leased_count() == int64_t{1});
+    CHECK(q.get() == int32_t{43});
+    REQUIRE_FALSE(child.kill(SIGKILL));
+    // No sleep: the owner sees the holder's peer_lost and puts the item back.
+    CHECK(q.get(deadline) == int32_t{42});
+    CHECK(q.leased_count() == int64_t{0});
+    (void)child.wait(deadline);
+  }
+}

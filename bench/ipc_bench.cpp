@@ -11,6 +11,7 @@
 #include "troupe/ipc/configure.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/ipc/process_pool.hpp"
+#include "troupe/ipc/shared_dict.hpp"
 
 #include <caf/all.hpp>
 
@@ -160,13 +161,17 @@ int run_ipc_child(int argc, char** argv) {
     return 3;
   }
   auto pong = sys.spawn(ponger);
+  auto dict = troupe::ipc::shared_dict<std::string, int64_t>::make(sys);
   caf::scoped_actor self{sys};
-  if (n->publish(name, pong) || n->publish(name + ".ctl", caf::actor{self})) {
+  if (n->publish(name, pong) || n->publish(name + ".ctl", caf::actor{self})
+      || n->publish(name + ".dict", dict.handle())) {
+    dict.stop();
     self->send_exit(pong, caf::exit_reason::kill);
     return 3;
   }
   self->receive([](leave_atom) {});
   self->send_exit(pong, caf::exit_reason::kill);
+  dict.stop();
   return 0;
 }
 
@@ -178,6 +183,7 @@ int run_ipc(const anchor_options& opt) {
   double ipc_msgs = 0;
   double lost_ms = 0;
   double pool_one_s = 0;
+  double dict_set_us = 0;
   double pool_two_s = 0;
   try {
     config cfg;
@@ -199,6 +205,22 @@ int run_ipc(const anchor_options& opt) {
       }
       ipc_rtt = median(rtts);
       ipc_msgs = median(rates);
+      // A shared dict in the child, set from here (the Manager().dict() case).
+      troupe::ipc::shared_dict<std::string, int64_t> dict{
+        check(n.lookup("pong.dict", std::chrono::seconds(10)), "lookup")};
+      std::vector<double> sets;
+      for (int r = 0; r < opt.repeat; ++r) {
+        std::vector<double> run;
+        for (int i = 0; i < opt.samples; ++i) {
+          auto start = clock_type::now();
+          if (auto err = dict.set("key", i))
+            throw std::runtime_error("dict set: " + troupe::describe(err));
+          run.push_back(
+            std::chrono::duration<double, std::micro>(clock_type::now() - start).count());
+        }
+        sets.push_back(median(run));
+      }
+      dict_set_us = median(sets);
       peer.stop(self);
     }
     // kill -9 to down_msg: a fresh child per run.
@@ -238,6 +260,7 @@ int run_ipc(const anchor_options& opt) {
   print("ipc_rtt_us", ipc_rtt, "us");
   print("ipc_msgs_per_s", ipc_msgs, "msgs/s");
   print("peer_lost_ms", lost_ms, "ms");
+  print("manager_dict_set_us", dict_set_us, "us");
   print("pool_map_1_process_s", pool_one_s, "s");
   print("pool_map_2_processes_s", pool_two_s, "s");
   // The anchors, in the same run.
@@ -296,6 +319,7 @@ int run_ipc(const anchor_options& opt) {
   ratio("ipc_rtt_vs_caf_tcp", ipc_rtt, tcp);
   ratio("ipc_rtt_vs_caf_local", ipc_rtt, local);
   ratio("ipc_msgs_vs_py_queue", ipc_msgs, py_queue);
+  ratio("manager_vs_py_manager", dict_set_us, py_rtt);
   ratio("pool_map_speedup_2", pool_one_s, pool_two_s);
   return rc;
 }

@@ -24,6 +24,15 @@
 //                                    and stop itself (SIGSTOP) holding it
 //   troupe-ipc-child shm-create NAME join; create shared_value<int64_t> NAME
 //                                    holding 5 and stop itself (SIGSTOP)
+//   troupe-ipc-child sync STEP...    join; run each STEP (`OP:NAME`) on the sync
+//                                    primitive published as NAME: lock
+//                                    (acquire, not told of a dead holder),
+//                                    lockdied (acquire, told), unlock, set,
+//                                    wait (event), bwait (barrier), bbroken
+//                                    (barrier wait that fails as broken),
+//                                    cwait (condition wait, notified); `stop`
+//                                    stops itself (SIGSTOP). Exits 10 + i if
+//                                    step i fails
 //
 // Exit status: 0 after a clean leave, 3 when joining or creating failed.
 
@@ -37,6 +46,7 @@
 #include "troupe/ipc/shared_types.hpp"
 #include "troupe/ipc/managed_value.hpp"
 #include "troupe/ipc/shared_memory.hpp"
+#include "troupe/ipc/sync.hpp"
 
 #include <caf/all.hpp>
 
@@ -321,6 +331,67 @@ int lease(const std::string& prefix) {
   return 0;
 }
 
+/// Runs the sync steps (see the role list at the top).
+int sync_steps(const std::vector<std::string>& steps) {
+  config cfg;
+  caf::actor_system sys{cfg};
+  auto n = tipc::node::join_from_env(sys);
+  if (!n)
+    return fail(n.error());
+  caf::scoped_actor self{sys};
+  for (size_t i = 0; i < steps.size(); ++i) {
+    auto step = steps[i];
+    auto colon = step.find(':');
+    auto op = step.substr(0, colon);
+    auto code = static_cast<int>(10 + i);
+    if (op == "stop") {
+      ::raise(SIGSTOP);
+      continue;
+    }
+    auto found = n->lookup(step.substr(colon + 1), std::chrono::seconds(10));
+    if (!found) {
+      fail(found.error());
+      return code;
+    }
+    caf::error err;
+    if (op == "lock" || op == "lockdied") {
+      auto res = tipc::permits{*found}.acquire(self, std::chrono::seconds(10));
+      if (!res)
+        err = res.error();
+      else if (res->previous_holder_died != (op == "lockdied"))
+        err = troupe::make_error(troupe::errc::invalid_argument, "wrong previous_holder_died");
+    } else if (op == "unlock") {
+      err = tipc::permits{*found}.release(self);
+    } else if (op == "set") {
+      err = tipc::event{*found}.set();
+    } else if (op == "wait") {
+      err = tipc::event{*found}.wait(std::chrono::seconds(10));
+    } else if (op == "bwait") {
+      auto res = tipc::barrier{*found}.wait(self, std::chrono::seconds(10));
+      if (!res)
+        err = res.error();
+    } else if (op == "bbroken") {
+      auto res = tipc::barrier{*found}.wait(self, std::chrono::seconds(10));
+      if (res || !tipc::is(res.error(), tipc::sync_errc::broken_barrier))
+        err = troupe::make_error(troupe::errc::invalid_argument, "the barrier is not broken");
+    } else if (op == "cwait") {
+      auto res = tipc::condition{*found}.wait(self, std::chrono::seconds(10));
+      if (!res)
+        err = res.error();
+      else if (!res->notified)
+        err = troupe::make_error(troupe::errc::timeout, "not notified");
+    } else {
+      err = troupe::make_error(troupe::errc::invalid_argument, "unknown step " + step);
+    }
+    if (err) {
+      fail(err);
+      return code;
+    }
+  }
+  n->leave();
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -335,6 +406,8 @@ int main(int argc, char** argv) {
     return shm_hold(argv[2]);
   if (role == "shm-create" && argc == 3)
     return shm_create(argv[2]);
+  if (role == "sync" && argc >= 3)
+    return sync_steps(std::vector<std::string>(argv + 2, argv + argc));
   if (role == "host" && argc == 3)
     return host(argv[2]);
   if (role == "hammer" && argc == 5)

@@ -95,6 +95,8 @@ std::string to_string(errc x) {
     return "type_error";
   case errc::empty:
     return "empty";
+  case errc::broken_barrier:
+    return "broken_barrier";
   }
   return "errc(" + std::to_string(static_cast<int>(x)) + ")";
 }

@@ -13,15 +13,6 @@
 
 namespace troupe::ipc {
 
-caf::error make_error(sync_errc x, std::string what) {
-  return caf::error{static_cast<uint8_t>(x), sync_error_category,
-                    caf::make_message(std::move(what))};
-}
-
-bool is(const caf::error& err, sync_errc x) noexcept {
-  return err.category() == sync_error_category && err.code() == static_cast<uint8_t>(x);
-}
-
 namespace {
 
 /// Private tag of the timer messages a primitive gets from its relay.
@@ -343,7 +334,7 @@ struct barrier_state : base_state {
 
   /// Fails every waiter with `broken_barrier`.
   void fail_all(const std::string& reason) {
-    auto err = make_error(sync_errc::broken_barrier, reason);
+    auto err = make_error(errc::broken_barrier, reason);
     for (auto& w : waiters)
       fail_waiter(w, err);
     waiters.clear();
@@ -375,7 +366,7 @@ caf::behavior barrier_impl(barrier_actor* self, std::size_t parties) {
   auto wait = [self](caf::timespan timeout) -> caf::result<std::size_t> {
     auto& st = self->state;
     if (st.broken)
-      return fail<std::size_t>(self, make_error(sync_errc::broken_barrier, st.why));
+      return fail<std::size_t>(self, make_error(errc::broken_barrier, st.why));
     if (!self->current_sender())
       return fail<std::size_t>(
         self, troupe::make_error(errc::invalid_argument, "a barrier wait needs a sender"));

@@ -38,14 +38,14 @@
 
 #include "messages.hpp"
 #include "troupe/error.hpp"
+#include "troupe/ipc/managed_value.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/ipc/shared_dict.hpp"
 #include "troupe/ipc/shared_list.hpp"
+#include "troupe/ipc/shared_memory.hpp"
 #include "troupe/ipc/shared_namespace.hpp"
 #include "troupe/ipc/shared_queue.hpp"
 #include "troupe/ipc/shared_types.hpp"
-#include "troupe/ipc/managed_value.hpp"
-#include "troupe/ipc/shared_memory.hpp"
 #include "troupe/ipc/sync.hpp"
 
 #include <caf/all.hpp>
@@ -372,7 +372,7 @@ int sync_steps(const std::vector<std::string>& steps) {
         err = res.error();
     } else if (op == "bbroken") {
       auto res = tipc::barrier{*found}.wait(self, std::chrono::seconds(10));
-      if (res || !tipc::is(res.error(), tipc::sync_errc::broken_barrier))
+      if (res || !troupe::is(res.error(), troupe::errc::broken_barrier))
         err = troupe::make_error(troupe::errc::invalid_argument, "the barrier is not broken");
     } else if (op == "cwait") {
       auto res = tipc::condition{*found}.wait(self, std::chrono::seconds(10));

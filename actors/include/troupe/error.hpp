@@ -89,6 +89,11 @@ enum class errc : uint8_t {
   /// A queue is empty and the call would not wait (or the wait ran out):
   /// Python's `queue.Empty`.
   empty,
+  /// A barrier is broken: a waiting party terminated (its process died: the
+  /// context says so), timed out, or the barrier was aborted or reset while
+  /// parties waited (Python's `BrokenBarrierError`). Every wait fails with
+  /// it until the barrier is reset.
+  broken_barrier,
 };
 
 /// Returns the name of `x`, e.g. `"timeout"`.

@@ -57,25 +57,6 @@ using reset_atom = caf::atom_constant<caf::atom("reset")>;
 /// Break a barrier on purpose: `(abort_atom)`.
 using abort_atom = caf::atom_constant<caf::atom("abort")>;
 
-/// The category of errors only the sync primitives raise (a barrier that is
-/// broken), as seen in `caf::error::category()`.
-constexpr caf::atom_value sync_error_category = caf::atom("tr_sync");
-
-/// Errors of the sync primitives that `troupe::errc` has no code for.
-enum class sync_errc : uint8_t {
-  /// A barrier is broken: a waiting party terminated (its process died: the
-  /// context says `peer_lost`), timed out, or the barrier was aborted or
-  /// reset while parties waited. Python's `BrokenBarrierError`. Every wait
-  /// fails with it until `reset`.
-  broken_barrier = 1,
-};
-
-/// Makes a `caf::error` of category `sync_error_category`.
-caf::error make_error(sync_errc x, std::string what);
-
-/// Returns whether `err` is the sync error `x`.
-bool is(const caf::error& err, sync_errc x) noexcept;
-
 /// What a successful acquire reports.
 struct acquired {
   /// True if a holder of this lock (or of a permit, for semaphores)
@@ -297,7 +278,7 @@ private:
 ///
 /// If a waiting party terminates or its process dies, if a wait times out,
 /// or on `abort`, the barrier breaks: every waiter, and every later `wait`
-/// until `reset`, fails with `sync_errc::broken_barrier` (the party that
+/// until `reset`, fails with `errc::broken_barrier` (the party that
 /// timed out gets `errc::timeout`).
 ///
 /// Protocol: `(wait_atom)` or `(wait_atom, caf::timespan)` answered with the
@@ -323,7 +304,7 @@ public:
   [[nodiscard]] caf::error abort() const;
 
   /// Makes a broken barrier usable again; parties waiting now fail with
-  /// `sync_errc::broken_barrier`.
+  /// `errc::broken_barrier`.
   [[nodiscard]] caf::error reset() const;
 
   /// Returns how many parties wait now (blocks for the answer).

@@ -874,31 +874,47 @@ std::optional<double> py_queue_msgs_per_s(const anchor_options& opt) {
 
 // -- suite and child mode --------------------------------------------------
 
+std::optional<double> measure_figure(const char* name, const char* unit,
+                                     double (*figure)(const anchor_options&),
+                                     const anchor_options& opt, int& rc) {
+  try {
+    auto value = figure(opt);
+    print(name, value, unit);
+    return value;
+  } catch (const std::exception& e) {
+    std::cerr << name << " failed: " << e.what() << '\n';
+    std::cout << name << " n/a" << std::endl;
+    rc = 1;
+    return std::nullopt;
+  }
+}
+
+std::optional<double> measure_python_figure(const char* name, const char* unit,
+                                            std::optional<double> (*figure)(const anchor_options&),
+                                            const anchor_options& opt) {
+  std::optional<double> value;
+  try {
+    value = figure(opt);
+    if (!value)
+      std::cerr << name << ": python3 is not on PATH\n";
+  } catch (const std::exception& e) {
+    std::cerr << name << ": python3 failed: " << e.what() << '\n';
+  }
+  if (value)
+    print(name, *value, unit);
+  else
+    std::cout << name << " n/a" << std::endl;
+  return value;
+}
+
 int run_anchors(const anchor_options& opt) {
   int rc = 0;
   auto measure = [&](const char* name, const char* unit, double (*figure)(const anchor_options&)) {
-    try {
-      print(name, figure(opt), unit);
-    } catch (const std::exception& e) {
-      std::cerr << name << " failed: " << e.what() << '\n';
-      rc = 1;
-    }
+    measure_figure(name, unit, figure, opt, rc);
   };
-  // A python figure is unavailable (never guessed) without a working python3.
   auto measure_py = [&](const char* name, const char* unit,
                         std::optional<double> (*figure)(const anchor_options&)) {
-    std::optional<double> value;
-    try {
-      value = figure(opt);
-      if (!value)
-        std::cerr << name << ": python3 is not on PATH\n";
-    } catch (const std::exception& e) {
-      std::cerr << name << ": python3 failed: " << e.what() << '\n';
-    }
-    if (value)
-      print(name, *value, unit);
-    else
-      std::cout << name << " n/a" << std::endl;
+    measure_python_figure(name, unit, figure, opt);
   };
   measure("futex_rtt_us", "us", futex_rtt_us);
   measure("bip_mq_rtt_us", "us", bip_mq_rtt_us);

@@ -58,6 +58,18 @@ std::optional<double> py_manager_rtt_us(const anchor_options& opt);
 /// python3 processes. Empty when python3 is not on PATH.
 std::optional<double> py_queue_msgs_per_s(const anchor_options& opt);
 
+/// Measures one figure with `opt` and prints `<name> <value> <unit>`; when it
+/// fails, prints `<name> n/a`, the reason on stderr, and sets `rc` to 1.
+std::optional<double> measure_figure(const char* name, const char* unit,
+                                     double (*figure)(const anchor_options&),
+                                     const anchor_options& opt, int& rc);
+
+/// The same for a python3 figure, which is `n/a` (never guessed, never a
+/// failure) when python3 is missing or fails.
+std::optional<double> measure_python_figure(const char* name, const char* unit,
+                                            std::optional<double> (*figure)(const anchor_options&),
+                                            const anchor_options& opt);
+
 /// The suite `troupe-bench anchors`: prints every figure as
 /// `<name> <value> <unit>`, or `<name> n/a` when it is unavailable. Returns the
 /// exit code: 1 when a figure (other than an unavailable python one) failed.

@@ -268,33 +268,12 @@ int run_ipc(const anchor_options& opt) {
   auto tuned = opt;
   tuned.latency_scheduler = true;
   auto measure = [&](const char* name, const char* unit, double (*figure)(const anchor_options&),
-                     const anchor_options& with) -> std::optional<double> {
-    try {
-      auto value = figure(with);
-      print(name, value, unit);
-      return value;
-    } catch (const std::exception& e) {
-      std::cerr << name << " failed: " << e.what() << '\n';
-      std::cout << name << " n/a" << std::endl;
-      rc = 1;
-      return std::nullopt;
-    }
+                     const anchor_options& with) {
+    return measure_figure(name, unit, figure, with, rc);
   };
   auto measure_py = [&](const char* name, const char* unit,
                         std::optional<double> (*figure)(const anchor_options&)) {
-    std::optional<double> value;
-    try {
-      value = figure(opt);
-      if (!value)
-        std::cerr << name << ": python3 is not on PATH\n";
-    } catch (const std::exception& e) {
-      std::cerr << name << ": python3 failed: " << e.what() << '\n';
-    }
-    if (value)
-      print(name, *value, unit);
-    else
-      std::cout << name << " n/a" << std::endl;
-    return value;
+    return measure_python_figure(name, unit, figure, opt);
   };
   measure("futex_rtt_us", "us", futex_rtt_us, opt);
   measure("bip_mq_rtt_us", "us", bip_mq_rtt_us, opt);

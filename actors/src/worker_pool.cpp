@@ -6,6 +6,7 @@
 #include <caf/default_attachable.hpp>
 
 #include <algorithm>
+#include <array>
 #include <deque>
 #include <iostream>
 #include <mutex>
@@ -55,18 +56,36 @@ struct worker_slot {
 
 /// Messages to send once the pool's lock is released (sending may bounce
 /// back into the pool at once, on the same thread).
-struct outbox {
-  std::vector<std::pair<caf::strong_actor_ptr, element_ptr>> items;
-
+/// Room for two without allocating: an answer and the next task.
+class outbox {
+public:
   void add(caf::strong_actor_ptr to, element_ptr x) {
-    items.emplace_back(std::move(to), std::move(x));
+    if (size_ < near_.size())
+      near_[size_++] = {std::move(to), std::move(x)};
+    else
+      far_.emplace_back(std::move(to), std::move(x));
   }
 
   void send(caf::execution_unit* eu) {
-    for (auto& [to, x] : items)
-      to->enqueue(std::move(x), eu);
-    items.clear();
+    for (std::size_t i = 0; i < size_; ++i)
+      deliver(near_[i], eu);
+    size_ = 0;
+    for (auto& item : far_)
+      deliver(item, eu);
+    far_.clear();
   }
+
+private:
+  using item = std::pair<caf::strong_actor_ptr, element_ptr>;
+
+  static void deliver(item& x, caf::execution_unit* eu) {
+    auto to = std::move(x.first);
+    to->enqueue(std::move(x.second), eu);
+  }
+
+  std::array<item, 2> near_;
+  std::size_t size_ = 0;
+  std::vector<item> far_;
 };
 
 /// Passes `x` (an answer) on to the client of `t`, as a response promise of

@@ -12,7 +12,6 @@
 #include <mutex>
 #include <optional>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -38,16 +37,20 @@ struct task {
   std::size_t attempts = 0;
 };
 
-/// A task handed to the worker in `slot` (the worker with id `worker`).
+/// A task handed to a worker, under the id the pool asked it with.
 struct running_task {
-  std::size_t slot;
-  caf::actor_id worker;
+  uint64_t id;
+  /// Answered before tasks handed over earlier: dropped once they are.
+  bool done;
   task t;
 };
 
 struct worker_slot {
   caf::actor actor;
   caf::actor_id id = 0;
+  /// The tasks handed to `actor` (and no other), by ascending id; `running`
+  /// of them are not done.
+  std::deque<running_task> tasks;
   std::size_t running = 0;
   /// The worker is going down (it bounced a task); no new tasks until it is
   /// replaced.
@@ -133,8 +136,10 @@ bool terminating(const caf::actor& worker) {
 class pool_core final : public caf::monitorable_actor {
 public:
   pool_core(caf::actor_config& cfg, worker_pool::factory_type factory, pool_options options)
-    : caf::monitorable_actor(cfg), factory_(std::move(factory)), options_(options) {
-    workers_.resize(options_.workers);
+    : caf::monitorable_actor(cfg), factory_(std::move(factory)), options_(options),
+      workers_(options.workers) { // sized once: slots never move
+    while ((std::size_t{1} << slot_bits_) < workers_.size())
+      ++slot_bits_;
     register_at_system();
   }
 
@@ -164,16 +169,18 @@ public:
       on_answer(std::move(x), eu);
       return;
     }
+    // The type token first: one call instead of a match per kind.
     auto& content = x->content();
-    if (content.match_elements<caf::down_msg>())
+    auto token = content.type_token();
+    if (token == down_token && content.match_elements<caf::down_msg>())
       on_down(content.get_as<caf::down_msg>(0), eu);
-    else if (content.match_elements<caf::exit_msg>())
+    else if (token == exit_token && content.match_elements<caf::exit_msg>())
       on_exit(content.get_as<caf::exit_msg>(0).reason, eu);
-    else if (content.match_elements<stats_atom>())
+    else if (token == atom_token && content.match_elements<stats_atom>())
       on_stats(std::move(x), eu);
-    else if (content.match_elements<cancel_atom>())
+    else if (token == atom_token && content.match_elements<cancel_atom>())
       on_cancel(eu);
-    else if (content.match_elements<caf::error>())
+    else if (token == error_token && content.match_elements<caf::error>())
       // An error sent as a message (not an answer): not a task.
       std::cerr << "[troupe] worker pool: an error message was sent to the pool and dropped: "
                 << describe(content.get_as<caf::error>(0)) << '\n';
@@ -189,6 +196,11 @@ public:
   }
 
 private:
+  static constexpr uint32_t down_token = caf::make_type_token<caf::down_msg>();
+  static constexpr uint32_t exit_token = caf::make_type_token<caf::exit_msg>();
+  static constexpr uint32_t atom_token = caf::make_type_token<caf::atom_value>();
+  static constexpr uint32_t error_token = caf::make_type_token<caf::error>();
+
   // -- tasks and answers ------------------------------------------------------
 
   void on_task(element_ptr x, caf::execution_unit* eu) {
@@ -218,33 +230,57 @@ private:
   }
 
   void on_answer(element_ptr x, caf::execution_unit* eu) {
-    auto key = x->mid.request_id().integer_value();
+    auto id = x->mid.request_id().integer_value();
+    auto i = static_cast<std::size_t>(id & ((uint64_t{1} << slot_bits_) - 1));
     outbox out;
     std::unique_lock<std::mutex> guard{mtx_};
-    auto entry = running_.find(key);
-    if (entry == running_.end())
+    if (i >= workers_.size())
+      return; // the pool stopped
+    auto t = take(i, id);
+    if (!t)
       return; // already failed: the pool stopped, or the worker crashed
-    auto r = std::move(entry->second);
-    running_.erase(entry);
-    auto& slot = workers_[r.slot];
-    bool same_worker = slot.id == r.worker;
-    if (same_worker && slot.running > 0)
-      --slot.running;
     auto& content = x->content();
-    if (content.match_elements<caf::error>()
+    if (content.type_token() == error_token && content.match_elements<caf::error>()
         && content.get_as<caf::error>(0) == caf::sec::request_receiver_down) {
       // CAF bounced the task from a terminating worker's mailbox: a crash,
       // not an answer (its down message comes later).
-      if (same_worker && x->sender == nullptr && terminating(slot.actor))
+      auto& slot = workers_[i];
+      if (x->sender == nullptr && terminating(slot.actor))
         slot.dying = true;
-      crashed(std::move(r.t), content.get_as<caf::error>(0), out);
+      crashed(std::move(*t), content.get_as<caf::error>(0), out);
     } else {
       ++completed_;
-      answer(r.t, std::move(x), out);
+      answer(*t, std::move(x), out);
     }
     dispatch(out);
     guard.unlock();
     out.send(eu);
+  }
+
+  /// Removes the task with `id` from the worker in `i` (the only one it was
+  /// handed to); none if it is no longer there.
+  std::optional<task> take(std::size_t i, uint64_t id) {
+    auto& slot = workers_[i];
+    auto& q = slot.tasks;
+    // Workers mostly answer in order: the oldest task first.
+    auto pos = q.begin();
+    if (pos == q.end() || pos->id != id) {
+      pos = std::lower_bound(q.begin(), q.end(), id,
+                             [](const running_task& x, uint64_t y) { return x.id < y; });
+      if (pos == q.end() || pos->id != id || pos->done)
+        return std::nullopt;
+    }
+    std::optional<task> result{std::move(pos->t)};
+    --slot.running;
+    --running_count_;
+    if (pos == q.begin()) {
+      q.pop_front();
+      while (!q.empty() && q.front().done)
+        q.pop_front();
+    } else {
+      pos->done = true;
+    }
+    return result;
   }
 
   /// Picks a worker for the next task, if one may take it now.
@@ -270,13 +306,15 @@ private:
       x = caf::make_mailbox_element(nullptr, caf::message_id{}, {}, t.content);
     else if (t.attempts < options_.retries)
       t.content = x->copy_content_to_message(); // to run it again after a crash
-    auto id = ++last_id_;
+    // The id names the slot, so that an answer finds its task at once.
+    auto id = (++last_seq_ << slot_bits_) | i;
     x->sender = caf::strong_actor_ptr{ctrl()};
     x->mid = caf::make_message_id(id);
     x->stages.clear();
     ++t.attempts;
+    slot.tasks.push_back(running_task{id, false, std::move(t)});
     ++slot.running;
-    running_.emplace(id, running_task{i, slot.id, std::move(t)});
+    ++running_count_;
     return {caf::actor_cast<caf::strong_actor_ptr>(slot.actor), std::move(x)};
   }
 
@@ -329,6 +367,7 @@ private:
     auto& slot = workers_[i];
     slot.id = worker.id();
     slot.actor = std::move(worker);
+    slot.tasks.clear();
     slot.running = 0;
     slot.dying = false;
   }
@@ -348,14 +387,13 @@ private:
     // The tasks it did not answer (the one it was running; CAF bounced
     // those in its mailbox already): CAF 0.17 sends nothing for a request
     // dropped unanswered, so the pool answers them.
-    for (auto entry = running_.begin(); entry != running_.end();) {
-      if (entry->second.worker == w->id) {
-        crashed(std::move(entry->second.t), msg.reason, out);
-        entry = running_.erase(entry);
-      } else {
-        ++entry;
-      }
-    }
+    auto lost = std::move(w->tasks);
+    w->tasks.clear();
+    running_count_ -= w->running;
+    w->running = 0;
+    for (auto& r : lost)
+      if (!r.done)
+        crashed(std::move(r.t), msg.reason, out);
     auto now = std::chrono::steady_clock::now();
     crashes_.push_back(now);
     while (!crashes_.empty() && now - crashes_.front() > options_.period)
@@ -396,7 +434,7 @@ private:
     std::unique_lock<std::mutex> guard{mtx_};
     auto reply = closing_ ? caf::make_message(caf::make_error(caf::sec::request_receiver_down))
                           : caf::make_message(uint64_t{workers_.size()}, uint64_t{queue_.size()},
-                                              uint64_t{running_.size()}, completed_, crashed_);
+                                              uint64_t{running_count_}, completed_, crashed_);
     guard.unlock();
     task t;
     t.sender = std::move(x->sender);
@@ -433,16 +471,17 @@ private:
     closing_ = true;
     auto waiting = std::move(queue_);
     queue_.clear();
-    auto running = std::move(running_);
-    running_.clear();
     auto workers = std::move(workers_);
     workers_.clear();
+    running_count_ = 0;
     guard.unlock();
     outbox out;
     for (auto& t : waiting)
       fail(t, task_error, out);
-    for (auto& [id, r] : running)
-      fail(r.t, task_error, out);
+    for (auto& w : workers)
+      for (auto& r : w.tasks)
+        if (!r.done)
+          fail(r.t, task_error, out);
     out.send(eu);
     for (auto& w : workers)
       if (w.actor)
@@ -458,10 +497,11 @@ private:
   std::mutex mtx_;
   std::vector<worker_slot> workers_;
   std::deque<task> queue_;
-  /// Tasks handed to a worker, by the id the pool asked the worker under.
-  std::unordered_map<uint64_t, running_task> running_;
   std::deque<std::chrono::steady_clock::time_point> crashes_;
-  uint64_t last_id_ = 0;
+  /// Ids are (sequence number << slot_bits_) | slot.
+  unsigned slot_bits_ = 0;
+  uint64_t last_seq_ = 0;
+  std::size_t running_count_ = 0;
   std::size_t next_ = 0;
   uint64_t completed_ = 0;
   uint64_t crashed_ = 0;

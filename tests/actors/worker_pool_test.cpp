@@ -235,6 +235,47 @@ TEST_SUITE("actors.worker_pool") {
     CHECK(eventually([&] { return sut->stats()->crashed == 2; }));
   }
 
+  TEST_CASE_FIXTURE(fixture, "answers that come out of order find their tasks") {
+    using hold_atom = caf::atom_constant<caf::atom("hold")>;
+    using release_atom = caf::atom_constant<caf::atom("release")>;
+    // Holds the promises of `hold` tasks until `release`; answers ints at once.
+    auto factory = [](caf::actor_system& sys) {
+      return sys.spawn([](caf::event_based_actor* self) -> caf::behavior {
+        auto held = std::make_shared<std::vector<caf::response_promise>>();
+        return {
+          [self, held](hold_atom) -> caf::result<int> {
+            held->push_back(self->make_response_promise());
+            return caf::delegated<int>{};
+          },
+          [held](release_atom) {
+            for (auto& rp : *held)
+              rp.deliver(-1);
+            held->clear();
+            return 0;
+          },
+          [](int x) { return 2 * x; },
+        };
+      });
+    };
+    auto sut = worker_pool::make(sys, factory, options(1, dispatch_policy::round_robin));
+    REQUIRE(sut);
+    auto first = self->request(sut->handle(), troupe::test::deadline, hold_atom::value);
+    auto second = self->request(sut->handle(), troupe::test::deadline, hold_atom::value);
+    for (int i = 1; i <= 3; ++i)
+      self->request(sut->handle(), troupe::test::deadline, i)
+        .receive([&](int x) { CHECK(x == 2 * i); },
+                 [](caf::error& err) { FAIL(troupe::describe(err)); });
+    CHECK(sut->stats()->running == 2);
+    self->request(sut->handle(), troupe::test::deadline, release_atom::value)
+      .receive([](int x) { CHECK(x == 0); }, [](caf::error& err) { FAIL(troupe::describe(err)); });
+    for (auto* held : {&first, &second})
+      held->receive([](int x) { CHECK(x == -1); },
+                    [](caf::error& err) { FAIL(troupe::describe(err)); });
+    auto st = sut->stats();
+    CHECK(st->running == 0);
+    CHECK(st->completed == 6);
+  }
+
   TEST_CASE_FIXTURE(fixture, "answers reach clients that delegate or compose") {
     auto sut = worker_pool::make(sys, doubling_worker(), options(2));
     REQUIRE(sut);

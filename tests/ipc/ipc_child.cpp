@@ -7,11 +7,12 @@
 //   troupe-ipc-child create GROUP F  create GROUP, write its key to file F,
 //                                    then wait to be killed
 //   troupe-ipc-child host P          join, host shared containers P.dict,
-//                                    P.list, P.value, P.queue and P.ns
+//                                    P.list, P.value, P.array, P.queue and P.ns
 //                                    (manager_test's types); leave when P.ctl
 //                                    gets `leave_atom`
 //   troupe-ipc-child hammer P N TAG  join; N times: append i to P.list, add 1
-//                                    to P.value, set P.dict[TAG + i]; exit
+//                                    to P.value and to P.array[0], set
+//                                    P.dict[TAG + i]; exit
 //   troupe-ipc-child lease P         join; lease an item of P.queue, send it
 //                                    to P.report, never ack, wait to be killed
 //   troupe-ipc-child shm-add NAME N  join the group named in the environment;
@@ -38,6 +39,7 @@
 
 #include "messages.hpp"
 #include "troupe/error.hpp"
+#include "troupe/ipc/managed_array.hpp"
 #include "troupe/ipc/managed_value.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/ipc/shared_dict.hpp"
@@ -237,6 +239,7 @@ struct manager_config : config {
 using sdict = tipc::shared_dict<std::string, std::string>;
 using slist = tipc::shared_list<int32_t>;
 using svalue = tipc::managed_value<int64_t>;
+using sarray = tipc::managed_array<int64_t>;
 using squeue = tipc::shared_queue<int32_t>;
 
 constexpr auto patience = std::chrono::seconds(10);
@@ -254,6 +257,7 @@ int host(const std::string& prefix) {
     {prefix + ".dict", sdict::make(sys).handle()},
     {prefix + ".list", slist::make(sys).handle()},
     {prefix + ".value", svalue::make(sys).handle()},
+    {prefix + ".array", sarray::make(sys, 3).handle()},
     {prefix + ".queue", squeue::make(sys).handle()},
     {prefix + ".ns", tipc::shared_namespace::make(sys).handle()},
     {prefix + ".ctl", caf::actor{self}},
@@ -283,17 +287,21 @@ int hammer(const std::string& prefix, int32_t count, const std::string& tag) {
   auto d = n->lookup(prefix + ".dict", patience);
   auto l = n->lookup(prefix + ".list", patience);
   auto v = n->lookup(prefix + ".value", patience);
-  if (!d || !l || !v) {
+  auto a = n->lookup(prefix + ".array", patience);
+  if (!d || !l || !v || !a) {
     std::cerr << "ipc_child: the containers are not published\n";
     return 3;
   }
   auto dict = sdict{*d};
   auto list = slist{*l};
   auto value = svalue{*v};
+  auto array = sarray{*a};
   for (int32_t i = 0; i < count; ++i) {
     caf::error err = list.append(i);
     if (auto sum = value.add(1); !err && !sum)
       err = sum.error();
+    if (auto cell = array.add(0, 1); !err && !cell)
+      err = cell.error();
     if (!err)
       err = dict.set(tag + std::to_string(i), "x");
     if (err) {

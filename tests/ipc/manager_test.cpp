@@ -1,10 +1,11 @@
 // Tests of the shared containers (shared_dict.hpp, shared_list.hpp,
-// managed_value.hpp, shared_queue.hpp, shared_namespace.hpp): each operation
+// managed_value.hpp, managed_array.hpp, shared_queue.hpp, shared_namespace.hpp): each operation
 // on a local owner, then owners in another process, concurrent writers in
 // two processes, and a leased queue item that comes back when its consumer
 // process is killed.
 
 #include "support.hpp"
+#include "troupe/ipc/managed_array.hpp"
 #include "troupe/ipc/managed_value.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/ipc/shared_dict.hpp"
@@ -23,6 +24,7 @@
 using namespace troupe::test::ipc;
 using std::chrono::milliseconds;
 using troupe::errc;
+using troupe::ipc::managed_array;
 using troupe::ipc::managed_value;
 using troupe::ipc::node;
 using troupe::ipc::shared_dict;
@@ -35,6 +37,7 @@ namespace {
 using sdict = shared_dict<std::string, std::string>;
 using slist = shared_list<int32_t>;
 using svalue = managed_value<int64_t>;
+using sarray = managed_array<int64_t>;
 using squeue = shared_queue<int32_t>;
 
 /// The tests' config (as the child's) with the shared containers' types.
@@ -171,6 +174,52 @@ TEST_SUITE("ipc.manager") {
     CHECK(text.get() == std::string{"b"});
   }
 
+  TEST_CASE("a managed array answers every operation with Python's indices and errors") {
+    fixture f{"array"};
+    auto zeros = sarray::make(f.sys, 3);
+    CHECK(zeros.snapshot() == std::vector<int64_t>{0, 0, 0});
+    auto filled = sarray::make(f.sys, 2, 7);
+    CHECK(filled.snapshot() == std::vector<int64_t>{7, 7});
+    CHECK(sarray::make(f.sys, 0).len() == int64_t{0});
+    auto sut = sarray::make(f.sys, std::vector<int64_t>{1, 2, 3, 4, 5});
+    CHECK(sut.len() == int64_t{5});
+    CHECK(sut.get(0) == int64_t{1});
+    CHECK(sut.get(-1) == int64_t{5});
+    CHECK(sut.get(-5) == int64_t{1});
+    REQUIRE_FALSE(sut.set(1, 20));
+    REQUIRE_FALSE(sut.set(-1, 50));
+    CHECK(sut.add(0, 9) == int64_t{10});
+    CHECK(sut.add(-2, -4) == int64_t{0});
+    CHECK(sut.snapshot() == std::vector<int64_t>{10, 20, 3, 0, 50});
+    CHECK(sut.slice(1, -1) == std::vector<int64_t>{20, 3, 0});
+    CHECK(sut.slice(-2, 100) == std::vector<int64_t>{0, 50});
+    CHECK(sut.slice(3, 1) == std::vector<int64_t>{});
+    auto out = sut.get(5);
+    REQUIRE_FALSE(out);
+    CHECK(troupe::is(out.error(), errc::index_error));
+    CHECK(troupe::describe(out.error())
+          == "troupe.index_error: get: index 5 out of range for an array of 5");
+    CHECK(troupe::is(sut.get(-6).error(), errc::index_error));
+    CHECK(troupe::is(sut.set(5, 0), errc::index_error));
+    CHECK(troupe::describe(sut.add(-6, 1).error())
+          == "troupe.index_error: add: index -6 out of range for an array of 5");
+    // The failed calls changed nothing, and the length is fixed.
+    CHECK(sut.snapshot() == std::vector<int64_t>{10, 20, 3, 0, 50});
+    auto doubles = managed_array<double>::make(f.sys, {0.5, 1.5});
+    CHECK(doubles.add(1, 0.25) == 1.75);
+    auto texts = managed_array<std::string>::make(f.sys, 2, "x");
+    REQUIRE_FALSE(texts.set(0, "y"));
+    CHECK(texts.snapshot() == std::vector<std::string>{"y", "x"});
+    // A handle of another element type than the owner's.
+    auto wrong = managed_array<double>{sut.handle()};
+    CHECK(troupe::is(wrong.set(0, 1.5), errc::type_error));
+    CHECK(troupe::is(wrong.add(0, 1.5).error(), errc::type_error));
+    CHECK(sut.get(0) == int64_t{10});
+    sut.stop();
+    CHECK(
+      eventually([&] { return troupe::is(sut.len(milliseconds(100)).error(), errc::owner_down); }));
+  }
+
   TEST_CASE("a handle of other element types than the owner's gets type_error") {
     fixture f{"mismatch"};
     auto owner = svalue::make(f.sys, 1);
@@ -303,6 +352,7 @@ TEST_SUITE("ipc.manager") {
     auto v = svalue{f.find(n, "m.value")};
     auto q = squeue{f.find(n, "m.queue")};
     auto ns = shared_namespace{f.find(n, "m.ns")};
+    auto arr = sarray{f.find(n, "m.array")};
     REQUIRE_FALSE(d.set("key", "value"));
     CHECK(d.items() == std::vector<std::pair<std::string, std::string>>{{"key", "value"}});
     CHECK(troupe::describe(d.get("nope").error())
@@ -311,6 +361,10 @@ TEST_SUITE("ipc.manager") {
     CHECK(l.snapshot() == std::vector<int32_t>{1, 2});
     CHECK(troupe::is(l.get(9).error(), errc::index_error));
     CHECK(v.add(2) == int64_t{2});
+    CHECK(arr.add(-1, 4) == int64_t{4});
+    CHECK(arr.snapshot() == std::vector<int64_t>{0, 0, 4});
+    CHECK(troupe::describe(arr.get(3).error())
+          == "troupe.index_error: get: index 3 out of range for an array of 3");
     REQUIRE_FALSE(q.put(11));
     CHECK(q.get() == int32_t{11});
     CHECK(troupe::is(q.get(milliseconds(10)).error(), errc::empty));
@@ -327,9 +381,11 @@ TEST_SUITE("ipc.manager") {
     auto d = sdict::make(f.sys);
     auto l = slist::make(f.sys);
     auto v = svalue::make(f.sys);
+    auto arr = sarray::make(f.sys, 2);
     f.publish(n, "m.dict", d);
     f.publish(n, "m.list", l);
     f.publish(n, "m.value", v);
+    f.publish(n, "m.array", arr);
     constexpr int32_t count = 200;
     auto a = f.start(n, {"hammer", "m", std::to_string(count), "a"});
     auto b = f.start(n, {"hammer", "m", std::to_string(count), "b"});
@@ -337,6 +393,7 @@ TEST_SUITE("ipc.manager") {
     for (int32_t i = 0; i < count; ++i) {
       REQUIRE_FALSE(l.append(i));
       REQUIRE(v.add(1));
+      REQUIRE(arr.add(0, 1));
       REQUIRE_FALSE(d.set("p" + std::to_string(i), "x"));
     }
     check_exits_cleanly(a);
@@ -344,6 +401,7 @@ TEST_SUITE("ipc.manager") {
     CHECK(l.len() == int64_t{3 * count});
     CHECK(v.get() == int64_t{3 * count});
     CHECK(d.len() == int64_t{3 * count});
+    CHECK(arr.snapshot() == std::vector<int64_t>{3 * count, 0});
     // Every process's appends are there, each in its own order.
     auto all = l.snapshot();
     REQUIRE(all);

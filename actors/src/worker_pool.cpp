@@ -1,17 +1,19 @@
 #include "troupe/worker_pool.hpp"
 
-#include "troupe/detail/relay.hpp"
 #include "troupe/error.hpp"
 
 #include <caf/all.hpp>
+#include <caf/default_attachable.hpp>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <deque>
 #include <iostream>
-#include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
-#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace troupe {
@@ -22,261 +24,524 @@ namespace {
 using stats_atom = caf::atom_constant<caf::atom("tr_pstats")>;
 using cancel_atom = caf::atom_constant<caf::atom("tr_pcancel")>;
 
+using element_ptr = caf::mailbox_element_ptr;
+
+/// A task and whom to answer. While it waits in the pool, `element` is the
+/// message it came in (its content is the task); while a worker has it,
+/// `element` is empty and `content` keeps a copy if it may run again.
 struct task {
-  caf::response_promise promise; // invalid for asynchronous tasks
+  caf::strong_actor_ptr sender;
+  caf::message_id mid; // as the client sent it: a request, or not
+  caf::mailbox_element::forwarding_stack stages;
+  element_ptr element;
   caf::message content;
   std::size_t attempts = 0;
 };
 
-/// A task handed to the worker in `slot`, as it was then (`worker`).
+/// A task handed to a worker, under the id the pool asked it with.
 struct running_task {
-  std::size_t slot;
-  caf::actor_addr worker;
+  uint64_t id;
+  /// Answered before tasks handed over earlier: dropped once they are.
+  bool done;
   task t;
 };
 
 struct worker_slot {
   caf::actor actor;
+  caf::actor_id id = 0;
+  /// The tasks handed to `actor` (and no other), by ascending id; `running`
+  /// of them are not done.
+  std::deque<running_task> tasks;
   std::size_t running = 0;
+  /// The worker is going down (it bounced a task); no new tasks until it is
+  /// replaced.
+  bool dying = false;
 };
 
-struct pool_state {
-  worker_pool::factory_type factory;
-  pool_options options;
-  std::vector<worker_slot> workers;
-  std::deque<task> queue;
-  /// Tasks handed to a worker, by the id of the request to the worker.
-  std::unordered_map<caf::message_id, running_task> running;
-  std::deque<std::chrono::steady_clock::time_point> crashes;
-  std::size_t next = 0;
-  uint64_t completed = 0;
-  uint64_t crashed = 0;
-  bool closing = false;
-  /// Shared with the cleanup that stops the workers when the pool ends.
-  std::shared_ptr<std::vector<caf::actor>> live = std::make_shared<std::vector<caf::actor>>();
-  static constexpr const char* name = "troupe.worker_pool";
-
-  pool_state() = default;
-  pool_state(const pool_state&) = delete;
-  pool_state& operator=(const pool_state&) = delete;
-
-  ~pool_state() {
-    // Whatever is still held ends here with an answer, never silence.
-    auto err = make_error(errc::cancelled, "the worker pool stopped");
-    for (auto& t : queue)
-      if (t.promise.pending())
-        t.promise.deliver(err);
-    for (auto& [id, entry] : running)
-      if (entry.t.promise.pending())
-        entry.t.promise.deliver(err);
+/// Messages to send once the pool's lock is released (sending may bounce
+/// back into the pool at once, on the same thread).
+/// Room for two without allocating: an answer and the next task.
+class outbox {
+public:
+  void add(caf::strong_actor_ptr to, element_ptr x) {
+    if (size_ < near_.size())
+      near_[size_++] = {std::move(to), std::move(x)};
+    else
+      far_.emplace_back(std::move(to), std::move(x));
   }
+
+  void send(caf::execution_unit* eu) {
+    for (std::size_t i = 0; i < size_; ++i)
+      deliver(near_[i], eu);
+    size_ = 0;
+    for (auto& item : far_)
+      deliver(item, eu);
+    far_.clear();
+  }
+
+private:
+  using item = std::pair<caf::strong_actor_ptr, element_ptr>;
+
+  static void deliver(item& x, caf::execution_unit* eu) {
+    auto to = std::move(x.first);
+    to->enqueue(std::move(x.second), eu);
+  }
+
+  std::array<item, 2> near_;
+  std::size_t size_ = 0;
+  std::vector<item> far_;
 };
 
-using pool_actor = caf::stateful_actor<pool_state>;
+/// The pool's lock. Its critical sections are short and never wait for
+/// anything, and it is taken by the client's and the workers' threads for
+/// every task: spinning briefly (then yielding) costs less than a
+/// `std::mutex` that puts a contending thread to sleep in the kernel.
+class spinlock {
+public:
+  void lock() noexcept {
+    for (unsigned spins = 0; flag_.exchange(true, std::memory_order_acquire);) {
+      while (flag_.load(std::memory_order_relaxed)) {
+        if (++spins < 64)
+          relax();
+        else
+          std::this_thread::yield();
+      }
+    }
+  }
 
-void dispatch(pool_actor* self);
+  void unlock() noexcept {
+    flag_.store(false, std::memory_order_release);
+  }
 
-void fail(task& t, const caf::error& err) {
-  if (t.promise.pending() && !t.promise.async())
-    t.promise.deliver(err);
-}
+private:
+  static void relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
 
-/// A task whose worker crashed: dispatched again if retries allow.
-void crashed_task(pool_actor* self, task t, const caf::error& reason) {
-  auto& st = self->state;
-  if (t.attempts <= st.options.retries && !st.closing) {
-    st.queue.push_front(std::move(t));
+  std::atomic<bool> flag_{false};
+};
+
+/// Passes `x` (an answer) on to the client of `t`, as a response promise of
+/// the pool would; answers to tasks that were no requests are dropped.
+void answer(task& t, element_ptr x, outbox& out) {
+  if (!t.mid.is_request())
     return;
+  if (!t.stages.empty()) {
+    auto next = std::move(t.stages.back());
+    t.stages.pop_back();
+    x->sender = std::move(t.sender);
+    x->mid = t.mid;
+    x->stages = std::move(t.stages);
+    out.add(std::move(next), std::move(x));
+  } else if (t.sender) {
+    x->mid = t.mid.response_id();
+    x->stages.clear();
+    out.add(std::move(t.sender), std::move(x));
   }
-  fail(t, make_error(errc::worker_crashed,
-                     "the worker running the task crashed (" + describe(reason) + ")"));
 }
 
-void start_worker(pool_actor* self, std::size_t i) {
-  auto& st = self->state;
-  caf::actor worker = st.factory(self->home_system());
-  if (!worker)
-    throw std::runtime_error("the worker factory returned no actor");
-  self->monitor(worker);
-  st.live->push_back(worker);
-  st.workers[i].actor = std::move(worker);
-  st.workers[i].running = 0;
+void fail(task& t, const caf::error& err, outbox& out) {
+  if (t.mid.is_request())
+    answer(t, caf::make_mailbox_element(nullptr, caf::message_id{}, {}, err), out);
 }
 
-void run_on(pool_actor* self, std::size_t i, task t) {
-  auto& st = self->state;
-  ++t.attempts;
-  ++st.workers[i].running;
-  auto id = std::make_shared<caf::message_id>();
-  auto finished = [self, id]() -> std::optional<task> {
-    auto& st = self->state;
-    auto entry = st.running.find(*id);
-    if (entry == st.running.end())
-      return std::nullopt; // already handled as a crash
-    auto result = std::move(entry->second);
-    st.running.erase(entry);
-    // Only the worker that ran it is less busy now, not its replacement.
-    auto& slot = st.workers[result.slot];
-    if (slot.actor.address() == result.worker && slot.running > 0)
-      --slot.running;
-    return std::move(result.t);
-  };
-  auto content = t.content;
-  *id = detail::relay_request(
-    self, st.workers[i].actor, std::move(content),
-    [self, finished](caf::message answer) {
-      if (auto entry = finished()) {
-        ++self->state.completed;
-        if (entry->promise.pending() && !entry->promise.async())
-          entry->promise.deliver(std::move(answer));
-        dispatch(self);
+/// Whether the worker's mailbox is closed: it is terminating.
+bool terminating(const caf::actor& worker) {
+  auto* ptr = caf::actor_cast<caf::abstract_actor*>(worker);
+  if (auto* scheduled = dynamic_cast<caf::scheduled_actor*>(ptr))
+    return scheduled->mailbox().closed();
+  if (auto* blocking = dynamic_cast<caf::blocking_actor*>(ptr))
+    return blocking->mailbox().closed();
+  return false;
+}
+
+/// The pool: an actor without a mailbox of its own. Whoever sends it a
+/// message runs its `enqueue`, which hands a task straight to a worker's
+/// mailbox, and a worker's answer goes straight on to the client (as with
+/// `caf::actor_pool`). Unlike CAF's pool, it asks the workers itself, under
+/// ids of its own, and keeps every task a worker has not answered, so that
+/// a worker's crash fails or retries its tasks instead of losing them.
+///
+/// All state is under `mtx_`; nothing is sent (and no factory called)
+/// while it is held.
+class pool_core final : public caf::monitorable_actor {
+public:
+  pool_core(caf::actor_config& cfg, worker_pool::factory_type factory, pool_options options)
+    : caf::monitorable_actor(cfg), factory_(std::move(factory)), options_(options),
+      workers_(options.workers) { // sized once: slots never move
+    while ((std::size_t{1} << slot_bits_) < workers_.size())
+      ++slot_bits_;
+    register_at_system();
+  }
+
+  const char* name() const override {
+    return "troupe.worker_pool";
+  }
+
+  /// Spawns the workers; on failure, the pool ends with the returned error.
+  caf::error start() {
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      auto worker = spawn_worker();
+      if (!worker) {
+        give_up(worker.error(), worker.error(), nullptr);
+        return std::move(worker.error());
       }
-    },
-    [self, finished](caf::error err) {
-      if (auto entry = finished()) {
-        if (err == caf::sec::request_receiver_down || is(err, errc::worker_crashed)
-            || is(err, errc::peer_lost)) {
-          // Bounced from a dead worker's mailbox, what it was running when
-          // it died, or a worker in a process that died: a crash, not an
-          // answer.
-          crashed_task(self, std::move(*entry), err);
-        } else {
-          ++self->state.completed;
-          fail(*entry, err);
-        }
-        dispatch(self);
+      {
+        std::lock_guard<spinlock> guard{mtx_};
+        install(i, *worker);
       }
-    });
-  st.running.emplace(*id, running_task{i, st.workers[i].actor.address(), std::move(t)});
-}
+      watch(*worker);
+    }
+    return caf::none;
+  }
 
-void dispatch(pool_actor* self) {
-  auto& st = self->state;
-  auto n = st.workers.size();
-  while (!st.queue.empty()) {
-    std::optional<std::size_t> target;
-    if (st.options.dispatch == dispatch_policy::round_robin) {
-      target = st.next;
-      st.next = (st.next + 1) % n;
+  void enqueue(element_ptr x, caf::execution_unit* eu) override {
+    if (x->mid.is_response()) {
+      on_answer(std::move(x), eu);
+      return;
+    }
+    // The type token first: one call instead of a match per kind.
+    auto& content = x->content();
+    auto token = content.type_token();
+    if (token == down_token && content.match_elements<caf::down_msg>())
+      on_down(content.get_as<caf::down_msg>(0), eu);
+    else if (token == exit_token && content.match_elements<caf::exit_msg>())
+      on_exit(content.get_as<caf::exit_msg>(0).reason, eu);
+    else if (token == atom_token && content.match_elements<stats_atom>())
+      on_stats(std::move(x), eu);
+    else if (token == atom_token && content.match_elements<cancel_atom>())
+      on_cancel(eu);
+    else if (token == error_token && content.match_elements<caf::error>())
+      // An error sent as a message (not an answer): not a task.
+      std::cerr << "[troupe] worker pool: an error message was sent to the pool and dropped: "
+                << describe(content.get_as<caf::error>(0)) << '\n';
+    else
+      on_task(std::move(x), eu);
+  }
+
+  void on_destroy() override {
+    // The last handle is gone: nobody can send tasks any more.
+    give_up(make_error(errc::cancelled, "the worker pool stopped"), caf::exit_reason::unreachable,
+            nullptr);
+    caf::monitorable_actor::on_destroy();
+  }
+
+private:
+  static constexpr uint32_t down_token = caf::make_type_token<caf::down_msg>();
+  static constexpr uint32_t exit_token = caf::make_type_token<caf::exit_msg>();
+  static constexpr uint32_t atom_token = caf::make_type_token<caf::atom_value>();
+  static constexpr uint32_t error_token = caf::make_type_token<caf::error>();
+
+  // -- tasks and answers ------------------------------------------------------
+
+  void on_task(element_ptr x, caf::execution_unit* eu) {
+    task t;
+    t.sender = std::move(x->sender);
+    t.mid = x->mid;
+    t.stages = std::move(x->stages);
+    t.element = std::move(x);
+    std::unique_lock<spinlock> guard{mtx_};
+    if (closing_) {
+      guard.unlock();
+      // As for any actor that is gone.
+      outbox out;
+      fail(t, caf::sec::request_receiver_down, out);
+      out.send(eu);
+      return;
+    }
+    if (queue_.empty()) {
+      if (auto i = pick()) {
+        auto [to, y] = launch(*i, std::move(t));
+        guard.unlock();
+        to->enqueue(std::move(y), eu);
+        return;
+      }
+    }
+    queue_.push_back(std::move(t));
+  }
+
+  void on_answer(element_ptr x, caf::execution_unit* eu) {
+    auto id = x->mid.request_id().integer_value();
+    auto i = static_cast<std::size_t>(id & ((uint64_t{1} << slot_bits_) - 1));
+    outbox out;
+    std::unique_lock<spinlock> guard{mtx_};
+    if (i >= workers_.size())
+      return; // the pool stopped
+    auto t = take(i, id);
+    if (!t)
+      return; // already failed: the pool stopped, or the worker crashed
+    auto& content = x->content();
+    if (content.type_token() == error_token && content.match_elements<caf::error>()
+        && (content.get_as<caf::error>(0) == caf::sec::request_receiver_down
+            || is(content.get_as<caf::error>(0), errc::peer_lost))) {
+      // CAF bounced the task from a terminating worker's mailbox, or the
+      // worker's process died (troupe::ipc): a crash, not an answer (its down
+      // message comes later or came just before).
+      auto& slot = workers_[i];
+      if (x->sender == nullptr && terminating(slot.actor))
+        slot.dying = true;
+      crashed(std::move(*t), content.get_as<caf::error>(0), out);
     } else {
-      for (std::size_t k = 0; k < n && !target; ++k) {
-        auto i = (st.next + k) % n;
-        if (st.workers[i].running == 0)
-          target = i;
+      ++completed_;
+      answer(*t, std::move(x), out);
+    }
+    dispatch(out);
+    guard.unlock();
+    out.send(eu);
+  }
+
+  /// Removes the task with `id` from the worker in `i` (the only one it was
+  /// handed to); none if it is no longer there.
+  std::optional<task> take(std::size_t i, uint64_t id) {
+    auto& slot = workers_[i];
+    auto& q = slot.tasks;
+    // Workers mostly answer in order: the oldest task first.
+    auto pos = q.begin();
+    if (pos == q.end() || pos->id != id) {
+      pos = std::lower_bound(q.begin(), q.end(), id,
+                             [](const running_task& x, uint64_t y) { return x.id < y; });
+      if (pos == q.end() || pos->id != id || pos->done)
+        return std::nullopt;
+    }
+    std::optional<task> result{std::move(pos->t)};
+    --slot.running;
+    --running_count_;
+    if (pos == q.begin()) {
+      q.pop_front();
+      while (!q.empty() && q.front().done)
+        q.pop_front();
+    } else {
+      pos->done = true;
+    }
+    return result;
+  }
+
+  /// Picks a worker for the next task, if one may take it now.
+  std::optional<std::size_t> pick() {
+    auto n = workers_.size();
+    for (std::size_t k = 0; k < n; ++k) {
+      auto i = next_ + k < n ? next_ + k : next_ + k - n;
+      auto& slot = workers_[i];
+      if (slot.actor && !slot.dying
+          && (options_.dispatch == dispatch_policy::round_robin || slot.running == 0)) {
+        next_ = i + 1 < n ? i + 1 : 0;
+        return i;
       }
-      if (!target)
-        return; // everyone is busy: the task waits for an idle worker
-      st.next = (*target + 1) % n;
     }
-    auto t = std::move(st.queue.front());
-    st.queue.pop_front();
-    run_on(self, *target, std::move(t));
+    return std::nullopt;
   }
-}
 
-/// Fails every task the pool holds with `task_error` and exits with
-/// `reason` (the tasks' error if none is given).
-void give_up(pool_actor* self, caf::error task_error, caf::error reason = {}) {
-  auto& st = self->state;
-  st.closing = true;
-  for (auto& t : st.queue)
-    fail(t, task_error);
-  st.queue.clear();
-  for (auto& [id, entry] : st.running)
-    fail(entry.t, task_error);
-  st.running.clear();
-  self->quit(reason ? std::move(reason) : std::move(task_error));
-}
-
-caf::behavior pool_impl(pool_actor* self, worker_pool::factory_type factory, pool_options options) {
-  auto& st = self->state;
-  st.factory = std::move(factory);
-  st.options = options;
-  st.workers.resize(options.workers);
-  self->attach_functor([live = st.live](const caf::error& reason) {
-    caf::error why = reason ? reason : caf::error{caf::exit_reason::user_shutdown};
-    for (auto& worker : *live)
-      worker->enqueue(nullptr, caf::make_message_id(),
-                      caf::make_message(caf::exit_msg{caf::actor_addr{}, why}), nullptr);
-  });
-  try {
-    for (std::size_t i = 0; i < st.workers.size(); ++i)
-      start_worker(self, i);
-  } catch (const std::exception& ex) {
-    give_up(self, make_error(errc::start_failed, std::string{"worker pool: "} + ex.what()));
-    return {};
+  /// Hands `t` to the worker in `slot`; returns what to send to whom.
+  std::pair<caf::strong_actor_ptr, element_ptr> launch(std::size_t i, task t) {
+    auto& slot = workers_[i];
+    auto x = std::move(t.element);
+    if (!x)
+      x = caf::make_mailbox_element(nullptr, caf::message_id{}, {}, t.content);
+    else if (t.attempts < options_.retries)
+      t.content = x->copy_content_to_message(); // to run it again after a crash
+    // The id names the slot, so that an answer finds its task at once.
+    auto id = (++last_seq_ << slot_bits_) | i;
+    x->sender = caf::strong_actor_ptr{ctrl()};
+    x->mid = caf::make_message_id(id);
+    x->stages.clear();
+    ++t.attempts;
+    slot.tasks.push_back(running_task{id, false, std::move(t)});
+    ++slot.running;
+    ++running_count_;
+    return {caf::actor_cast<caf::strong_actor_ptr>(slot.actor), std::move(x)};
   }
-  self->set_down_handler([self](caf::down_msg& msg) {
-    auto& st = self->state;
-    auto w = std::find_if(st.workers.begin(), st.workers.end(),
-                          [&](const worker_slot& x) { return x.actor.address() == msg.source; });
-    if (w == st.workers.end())
-      return;
-    auto i = static_cast<std::size_t>(w - st.workers.begin());
-    auto& live = *st.live;
-    live.erase(std::remove(live.begin(), live.end(), w->actor), live.end());
-    ++st.crashed;
-    // Its tasks that got no answer (the one it was running; CAF bounces
-    // those still in its mailbox): answer them ourselves, as an error to our
-    // own response handler, which then releases the handler. CAF 0.17 sends
-    // nothing for a promise dropped unanswered.
-    auto lost = make_error(errc::worker_crashed, describe(msg.reason));
-    for (auto& [id, entry] : st.running)
-      if (entry.worker == msg.source)
-        self->enqueue(nullptr, id, caf::make_message(lost), self->context());
-    auto now = std::chrono::steady_clock::now();
-    st.crashes.push_back(now);
-    while (!st.crashes.empty() && now - st.crashes.front() > st.options.period)
-      st.crashes.pop_front();
-    if (st.crashes.size() > st.options.max_restarts) {
-      give_up(self, make_error(errc::restart_intensity,
-                               "worker pool: more than " + std::to_string(st.options.max_restarts)
-                                 + " workers crashed within the period (last: "
-                                 + describe(msg.reason) + ")"));
+
+  void dispatch(outbox& out) {
+    while (!queue_.empty()) {
+      auto i = pick();
+      if (!i)
+        return; // every worker is busy (balancing) or being replaced
+      auto t = std::move(queue_.front());
+      queue_.pop_front();
+      auto [to, x] = launch(*i, std::move(t));
+      out.add(std::move(to), std::move(x));
+    }
+  }
+
+  /// A task whose worker crashed: dispatched again if retries allow.
+  void crashed(task t, const caf::error& reason, outbox& out) {
+    if (t.attempts <= options_.retries && !closing_) {
+      queue_.push_front(std::move(t));
       return;
     }
+    fail(t,
+         make_error(errc::worker_crashed,
+                    "the worker running the task crashed (" + describe(reason) + ")"),
+         out);
+  }
+
+  // -- workers ------------------------------------------------------------------
+
+  /// Calls the factory (one call at a time, without the pool's lock).
+  caf::expected<caf::actor> spawn_worker() {
+    std::lock_guard<std::mutex> guard{factory_mtx_};
     try {
-      start_worker(self, i);
+      auto worker = factory_(home_system());
+      if (!worker)
+        return make_error(errc::start_failed, "worker pool: the worker factory returned no actor");
+      return worker;
     } catch (const std::exception& ex) {
-      give_up(self, make_error(errc::start_failed, std::string{"worker pool: "} + ex.what()));
+      return make_error(errc::start_failed, std::string{"worker pool: "} + ex.what());
+    }
+  }
+
+  /// Monitors a worker once it is installed (not holding the lock: if the
+  /// worker is gone already, its down message comes at once).
+  void watch(const caf::actor& worker) {
+    worker->attach(caf::default_attachable::make_monitor(worker.address(), address()));
+  }
+
+  void install(std::size_t i, caf::actor worker) {
+    auto& slot = workers_[i];
+    slot.id = worker.id();
+    slot.actor = std::move(worker);
+    slot.tasks.clear();
+    slot.running = 0;
+    slot.dying = false;
+  }
+
+  void on_down(const caf::down_msg& msg, caf::execution_unit* eu) {
+    outbox out;
+    std::unique_lock<spinlock> guard{mtx_};
+    if (closing_)
+      return;
+    auto w = std::find_if(workers_.begin(), workers_.end(),
+                          [&](const worker_slot& x) { return x.id == msg.source.id(); });
+    if (w == workers_.end())
+      return;
+    auto i = static_cast<std::size_t>(w - workers_.begin());
+    w->dying = true;
+    ++crashed_;
+    // The tasks it did not answer (the one it was running; CAF bounced
+    // those in its mailbox already): CAF 0.17 sends nothing for a request
+    // dropped unanswered, so the pool answers them.
+    auto lost = std::move(w->tasks);
+    w->tasks.clear();
+    running_count_ -= w->running;
+    w->running = 0;
+    for (auto& r : lost)
+      if (!r.done)
+        crashed(std::move(r.t), msg.reason, out);
+    auto now = std::chrono::steady_clock::now();
+    crashes_.push_back(now);
+    while (!crashes_.empty() && now - crashes_.front() > options_.period)
+      crashes_.pop_front();
+    bool too_many = crashes_.size() > options_.max_restarts;
+    dispatch(out); // retries may go to the other workers
+    guard.unlock();
+    out.send(eu);
+    if (too_many) {
+      auto err =
+        make_error(errc::restart_intensity,
+                   "worker pool: more than " + std::to_string(options_.max_restarts)
+                     + " workers crashed within the period (last: " + describe(msg.reason) + ")");
+      give_up(err, err, eu);
       return;
     }
-    dispatch(self);
-  });
-  self->set_exit_handler([self](caf::exit_msg& msg) {
-    auto reason = msg.reason ? msg.reason : caf::error{caf::exit_reason::user_shutdown};
-    give_up(self, make_error(errc::cancelled, "the worker pool stopped"), std::move(reason));
-  });
-  self->set_error_handler([self](caf::error& err) {
-    // An error sent as a message (not an answer): not a task, and not a
-    // reason to die as CAF's default would.
-    std::cerr << "[troupe] worker pool: an error message was sent to the pool and dropped: "
-              << describe(err) << '\n';
-  });
-  self->set_default_handler(
-    [self](caf::scheduled_actor*, caf::message_view& x) -> caf::result<caf::message> {
-      task t;
-      if (self->current_message_id().is_request())
-        t.promise = self->make_response_promise();
-      t.content = x.move_content_to_message();
-      self->state.queue.push_back(std::move(t));
-      dispatch(self);
-      return caf::message{};
-    });
-  return {
-    [self](stats_atom) {
-      auto& st = self->state;
-      return caf::make_message(uint64_t{st.workers.size()}, uint64_t{st.queue.size()},
-                               uint64_t{st.running.size()}, st.completed, st.crashed);
-    },
-    [self](cancel_atom) {
-      auto& st = self->state;
-      for (auto& t : st.queue)
-        fail(t, make_error(errc::cancelled, "cancelled while waiting in the pool"));
-      st.queue.clear();
-    },
-  };
-}
+    auto worker = spawn_worker();
+    if (!worker) {
+      give_up(worker.error(), worker.error(), eu);
+      return;
+    }
+    guard.lock();
+    if (closing_) {
+      guard.unlock();
+      caf::anon_send_exit(*worker, caf::exit_reason::user_shutdown);
+      return;
+    }
+    install(i, *worker);
+    dispatch(out);
+    guard.unlock();
+    out.send(eu);
+    watch(*worker);
+  }
+
+  // -- control ----------------------------------------------------------------
+
+  void on_stats(element_ptr x, caf::execution_unit* eu) {
+    std::unique_lock<spinlock> guard{mtx_};
+    auto reply = closing_ ? caf::make_message(caf::make_error(caf::sec::request_receiver_down))
+                          : caf::make_message(uint64_t{workers_.size()}, uint64_t{queue_.size()},
+                                              uint64_t{running_count_}, completed_, crashed_);
+    guard.unlock();
+    task t;
+    t.sender = std::move(x->sender);
+    t.mid = x->mid;
+    t.stages = std::move(x->stages);
+    outbox out;
+    answer(t, caf::make_mailbox_element(nullptr, caf::message_id{}, {}, std::move(reply)), out);
+    out.send(eu);
+  }
+
+  void on_cancel(caf::execution_unit* eu) {
+    std::unique_lock<spinlock> guard{mtx_};
+    auto waiting = std::move(queue_);
+    queue_.clear();
+    guard.unlock();
+    outbox out;
+    auto err = make_error(errc::cancelled, "cancelled while waiting in the pool");
+    for (auto& t : waiting)
+      fail(t, err, out);
+    out.send(eu);
+  }
+
+  void on_exit(const caf::error& reason, caf::execution_unit* eu) {
+    give_up(make_error(errc::cancelled, "the worker pool stopped"),
+            reason ? reason : caf::error{caf::exit_reason::user_shutdown}, eu);
+  }
+
+  /// Fails every task the pool holds with `task_error`, stops the workers
+  /// and ends the pool with `reason`.
+  void give_up(const caf::error& task_error, caf::error reason, caf::execution_unit* eu) {
+    std::unique_lock<spinlock> guard{mtx_};
+    if (closing_)
+      return;
+    closing_ = true;
+    auto waiting = std::move(queue_);
+    queue_.clear();
+    auto workers = std::move(workers_);
+    workers_.clear();
+    running_count_ = 0;
+    guard.unlock();
+    outbox out;
+    for (auto& t : waiting)
+      fail(t, task_error, out);
+    for (auto& w : workers)
+      for (auto& r : w.tasks)
+        if (!r.done)
+          fail(r.t, task_error, out);
+    out.send(eu);
+    for (auto& w : workers)
+      if (w.actor)
+        w.actor->enqueue(nullptr, caf::make_message_id(),
+                         caf::make_message(caf::exit_msg{caf::actor_addr{}, reason}), eu);
+    cleanup(std::move(reason), eu);
+    unregister_from_system();
+  }
+
+  worker_pool::factory_type factory_;
+  pool_options options_;
+  std::mutex factory_mtx_;
+  spinlock mtx_;
+  std::vector<worker_slot> workers_;
+  std::deque<task> queue_;
+  std::deque<std::chrono::steady_clock::time_point> crashes_;
+  /// Ids are (sequence number << slot_bits_) | slot.
+  unsigned slot_bits_ = 0;
+  uint64_t last_seq_ = 0;
+  std::size_t running_count_ = 0;
+  std::size_t next_ = 0;
+  uint64_t completed_ = 0;
+  uint64_t crashed_ = 0;
+  bool closing_ = false;
+};
 
 } // namespace
 
@@ -292,19 +557,11 @@ caf::expected<worker_pool> worker_pool::make(caf::actor_system& sys, factory_typ
     options.workers = default_pool_size();
   if (options.period <= caf::timespan::zero())
     return make_error(errc::invalid_argument, "the restart period must be positive");
-  caf::scoped_actor self{sys};
-  auto impl = sys.spawn(pool_impl, std::move(factory), options);
-  self->monitor(impl);
-  caf::error err;
-  self->request(impl, caf::infinite, stats_atom::value)
-    .receive([](uint64_t, uint64_t, uint64_t, uint64_t, uint64_t) {},
-             [&](caf::error& x) { err = std::move(x); });
-  if (err) {
-    // A failed start ends the pool: its exit reason says why.
-    self->receive([&](caf::down_msg& msg) { err = std::move(msg.reason); });
+  caf::actor_config cfg{sys.dummy_execution_unit()};
+  auto impl = caf::make_actor<pool_core, caf::actor>(sys.next_actor_id(), sys.node(), &sys, cfg,
+                                                     std::move(factory), options);
+  if (auto err = static_cast<pool_core*>(caf::actor_cast<caf::abstract_actor*>(impl))->start())
     return err;
-  }
-  self->demonitor(impl);
   return worker_pool{std::move(impl)};
 }
 

@@ -5,7 +5,9 @@
 #include <atomic>
 #include <future>
 #include <memory>
+#include <optional>
 #include <stdexcept>
+#include <vector>
 
 using troupe::dispatch_policy;
 using troupe::errc;
@@ -21,7 +23,8 @@ using slow_atom = caf::atom_constant<caf::atom("slow")>;
 
 /// Workers double ints, crash on `crash` (a void handler would still answer
 /// before quitting, so the crash declines to answer), and on `slow` block their thread
-/// until `gate` opens (they are detached, so that blocks nobody else).
+/// until `gate` opens (they are detached, so that blocks nobody else); on
+/// `slow, crash` they wait for the gate and then crash.
 worker_pool::factory_type doubling_worker(std::shared_future<void> gate = {}) {
   return [gate](caf::actor_system& sys) {
     return sys.spawn<caf::detached>([gate](caf::event_based_actor* self) -> caf::behavior {
@@ -34,6 +37,11 @@ worker_pool::factory_type doubling_worker(std::shared_future<void> gate = {}) {
         [gate](slow_atom) {
           gate.wait();
           return -1;
+        },
+        [self, gate](slow_atom, crash_atom) -> caf::result<int> {
+          gate.wait();
+          self->quit(caf::sec::runtime_error);
+          return caf::delegated<int>{};
         },
       };
     });
@@ -179,6 +187,137 @@ TEST_SUITE("actors.worker_pool") {
     slow.receive([](int) { FAIL("the running task's answer outlived the pool"); },
                  [](caf::error& err) { CHECK(troupe::is(err, errc::cancelled)); });
     open.set_value();
+  }
+
+  TEST_CASE_FIXTURE(fixture, "round robin: tasks queued behind a crash fail with worker_crashed") {
+    std::promise<void> open;
+    auto sut = worker_pool::make(sys, doubling_worker(open.get_future().share()),
+                                 options(2, dispatch_policy::round_robin));
+    REQUIRE(sut);
+    auto crash = self->request(sut->handle(), troupe::test::deadline, slow_atom::value,
+                               crash_atom::value); // worker 0
+    std::vector<decltype(self->request(sut->handle(), troupe::test::deadline, 0))> tasks;
+    for (int i = 1; i <= 6; ++i) // alternately worker 1 and worker 0
+      tasks.push_back(self->request(sut->handle(), troupe::test::deadline, i));
+    open.set_value();
+    crash.receive([](int) { FAIL("a crash was answered"); },
+                  [](caf::error& err) { CHECK(troupe::is(err, errc::worker_crashed)); });
+    for (int i = 1; i <= 6; ++i)
+      tasks[i - 1].receive([&](int x) { CHECK((i % 2 == 1 && x == 2 * i)); },
+                           [&](caf::error& err) {
+                             CHECK(i % 2 == 0); // queued behind the crash
+                             CHECK(troupe::is(err, errc::worker_crashed));
+                           });
+    CHECK(eventually([&] { return sut->stats()->crashed == 1; }));
+    self->request(sut->handle(), troupe::test::deadline, 7)
+      .receive([](int x) { CHECK(x == 14); }, [](caf::error& err) { FAIL(troupe::describe(err)); });
+  }
+
+  TEST_CASE_FIXTURE(fixture,
+                    "round robin: tasks queued behind a crash run again if retries allow") {
+    std::promise<void> open;
+    auto opts = options(2, dispatch_policy::round_robin);
+    opts.retries = 1;
+    auto sut = worker_pool::make(sys, doubling_worker(open.get_future().share()), opts);
+    REQUIRE(sut);
+    auto crash =
+      self->request(sut->handle(), troupe::test::deadline, slow_atom::value, crash_atom::value);
+    std::vector<decltype(self->request(sut->handle(), troupe::test::deadline, 0))> tasks;
+    for (int i = 1; i <= 6; ++i)
+      tasks.push_back(self->request(sut->handle(), troupe::test::deadline, i));
+    open.set_value();
+    // The crashing task crashes its second worker as well, and then fails.
+    crash.receive([](int) { FAIL("a crash was answered"); },
+                  [](caf::error& err) { CHECK(troupe::is(err, errc::worker_crashed)); });
+    for (int i = 1; i <= 6; ++i)
+      tasks[i - 1].receive([&](int x) { CHECK(x == 2 * i); },
+                           [](caf::error& err) { FAIL(troupe::describe(err)); });
+    CHECK(eventually([&] { return sut->stats()->crashed == 2; }));
+  }
+
+  TEST_CASE_FIXTURE(fixture, "answers that come out of order find their tasks") {
+    using hold_atom = caf::atom_constant<caf::atom("hold")>;
+    using release_atom = caf::atom_constant<caf::atom("release")>;
+    // Holds the promises of `hold` tasks until `release`; answers ints at once.
+    auto factory = [](caf::actor_system& sys) {
+      return sys.spawn([](caf::event_based_actor* self) -> caf::behavior {
+        auto held = std::make_shared<std::vector<caf::response_promise>>();
+        return {
+          [self, held](hold_atom) -> caf::result<int> {
+            held->push_back(self->make_response_promise());
+            return caf::delegated<int>{};
+          },
+          [held](release_atom) {
+            for (auto& rp : *held)
+              rp.deliver(-1);
+            held->clear();
+            return 0;
+          },
+          [](int x) { return 2 * x; },
+        };
+      });
+    };
+    auto sut = worker_pool::make(sys, factory, options(1, dispatch_policy::round_robin));
+    REQUIRE(sut);
+    auto first = self->request(sut->handle(), troupe::test::deadline, hold_atom::value);
+    auto second = self->request(sut->handle(), troupe::test::deadline, hold_atom::value);
+    for (int i = 1; i <= 3; ++i)
+      self->request(sut->handle(), troupe::test::deadline, i)
+        .receive([&](int x) { CHECK(x == 2 * i); },
+                 [](caf::error& err) { FAIL(troupe::describe(err)); });
+    CHECK(sut->stats()->running == 2);
+    self->request(sut->handle(), troupe::test::deadline, release_atom::value)
+      .receive([](int x) { CHECK(x == 0); }, [](caf::error& err) { FAIL(troupe::describe(err)); });
+    for (auto* held : {&first, &second})
+      held->receive([](int x) { CHECK(x == -1); },
+                    [](caf::error& err) { FAIL(troupe::describe(err)); });
+    auto st = sut->stats();
+    CHECK(st->running == 0);
+    CHECK(st->completed == 6);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "answers reach clients that delegate or compose") {
+    auto sut = worker_pool::make(sys, doubling_worker(), options(2));
+    REQUIRE(sut);
+    auto pool = sut->handle();
+    auto front = sys.spawn([pool](caf::event_based_actor* self) -> caf::behavior {
+      return {[self, pool](int x) { return self->delegate(pool, x); }};
+    });
+    self->request(front, troupe::test::deadline, 4)
+      .receive([](int x) { CHECK(x == 8); }, [](caf::error& err) { FAIL(troupe::describe(err)); });
+    // Composed, the pool answers the next stage, which answers the client.
+    auto increment = sys.spawn([]() -> caf::behavior { return {[](int x) { return x + 1; }}; });
+    self->request(increment * pool, troupe::test::deadline, 5)
+      .receive([](int x) { CHECK(x == 11); }, [](caf::error& err) { FAIL(troupe::describe(err)); });
+    troupe::test::kill_and_wait(self, front);
+    troupe::test::kill_and_wait(self, increment);
+  }
+
+  TEST_CASE_FIXTURE(fixture,
+                    "a stopped pool refuses tasks, and its last handle stops the workers") {
+    auto workers = std::make_shared<std::vector<caf::actor>>();
+    auto factory = [workers, inner = doubling_worker()](caf::actor_system& s) {
+      auto worker = inner(s);
+      workers->push_back(worker);
+      return worker;
+    };
+    auto sut = worker_pool::make(sys, factory, options(2));
+    REQUIRE(sut);
+    auto copy = *sut;
+    CHECK_FALSE(copy.stop(troupe::test::deadline));
+    self->request(sut->handle(), troupe::test::deadline, 1)
+      .receive([](int) { FAIL("a stopped pool ran a task"); }, [](caf::error&) {});
+    CHECK_FALSE(sut->stats());
+    auto made = worker_pool::make(sys, factory, options(2));
+    REQUIRE(made);
+    std::optional<worker_pool> other{std::move(*made)};
+    REQUIRE(workers->size() == 4);
+    other.reset(); // the last handle of the second pool
+    for (auto& w : *workers) {
+      self->monitor(w);
+      self->receive([](const caf::down_msg&) {}, caf::after(troupe::test::deadline) >>
+                                                   [] { FAIL("a worker outlived its pool"); });
+    }
   }
 
   TEST_CASE_FIXTURE(fixture, "a pool without a working factory is refused") {

@@ -57,18 +57,26 @@ std::size_t default_pool_size() noexcept;
 /// `handle()` as a request; the pool hands it to a worker and passes the
 /// worker's answer (or error) back to you.
 ///
+/// Like `caf::actor_pool`, the pool has no mailbox of its own: sending it a
+/// task puts the task into a worker's mailbox (or the pool's queue) at once,
+/// in the sender's thread, and a worker's answer goes on to you in the
+/// worker's thread. The pool keeps each task until its answer came, which
+/// is what lets it fail or retry the tasks of a crashed worker.
+///
 /// - A worker that crashes is replaced. The task it was running, and those
 ///   queued in its mailbox, fail with `errc::worker_crashed`, or are
 ///   dispatched again if `retries` allows: never lost silently.
 /// - Tasks sent asynchronously (not as requests) are run all the same;
 ///   their answers are dropped.
-/// - When the pool stops (`stop`, an exit message, or giving up), tasks still
-///   waiting fail with `errc::cancelled` (or `errc::restart_intensity`), and
-///   its workers are stopped with it.
+/// - When the pool stops (`stop`, an exit message, its last handle going
+///   away, or giving up), every task it holds, waiting or running, fails
+///   with `errc::cancelled` (or `errc::restart_intensity`), and its workers
+///   are stopped with it.
 ///
-/// Workers come from `factory`, called on the pool's thread. Workers that
-/// block (CPU-bound or sleeping tasks) should be spawned `caf::detached`, so
-/// they do not hold CAF's scheduler threads.
+/// Workers come from `factory`, called by `make` and, to replace a crashed
+/// worker, in the thread that reports the crash; never twice at once.
+/// Workers that block (CPU-bound or sleeping tasks) should be spawned
+/// `caf::detached`, so they do not hold CAF's scheduler threads.
 class worker_pool {
 public:
   using factory_type = std::function<caf::actor(caf::actor_system&)>;

@@ -28,6 +28,11 @@ tour=(
   "rate_limit|Rate limiting: 5 in flight, 10 per 100 ms"
   "process|multiprocessing.Process: a sum computed by an actor in a child process"
   "ping_pong|Two processes: request/response round trips over shared memory"
+  "pool_map|Pool.map: squares computed by worker processes"
+  "process_pool|ProcessPoolExecutor: CPU-bound sums in worker processes"
+  "shared_value|Value and Array: four processes add to shared memory, nothing lost"
+  "manager|Manager: a shared list and dict used from a child process"
+  "supervised_processes|Supervised processes: a worker killed with SIGKILL, restarted, work done"
 )
 for entry in "${tour[@]}"; do
   name=${entry%%|*}

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "troupe/detail/weak_timer.hpp"
 #include "troupe/error.hpp"
 #include "troupe/timeout.hpp"
 
@@ -106,11 +107,7 @@ public:
   /// `forever`, the owner receives `(expire_atom, id)` from its relay when it
   /// runs out and should then call `expire`.
   ///
-  /// The timer does not keep the owner alive: CAF's `delayed_send` holds a
-  /// strong reference for the whole timeout (and `delayed_anon_send` still
-  /// carries the sender in 0.17), so an actor system would wait for every
-  /// stale timer at shutdown. The timer goes to a hidden relay that holds a
-  /// weak reference and forwards it if the owner still lives.
+  /// The timer does not keep the owner alive (see `weak_timer`).
   template <class Self>
   uint64_t push(Self* self, caf::timespan timeout, caf::message payload = {}) {
     auto id = next_id_++;
@@ -137,7 +134,7 @@ public:
 
   /// Whether `sender` is this queue's timer relay (only it may expire).
   [[nodiscard]] bool from_relay(const caf::strong_actor_ptr& sender) const {
-    return relay_ && sender == caf::actor_cast<caf::strong_actor_ptr>(relay_);
+    return timer_.from_relay(sender);
   }
 
   /// Takes the oldest request, if any.
@@ -200,26 +197,10 @@ public:
 private:
   template <class Self>
   void schedule(Self* self, caf::timespan delay, uint64_t id) {
-    if (!relay_)
-      relay_ = self->home_system().template spawn<caf::hidden>(
-        timer_relay, caf::actor_cast<caf::weak_actor_ptr>(self));
-    auto& clock = self->home_system().clock();
-    clock.schedule_message(
-      clock.now() + delay, caf::actor_cast<caf::strong_actor_ptr>(relay_),
-      caf::make_mailbox_element(nullptr, caf::make_message_id(), {}, expire_atom::value, id));
+    timer_.schedule(self, delay, id);
   }
 
-  /// Forwards `(expire_atom, id)` to `owner` if it is still alive.
-  static caf::behavior timer_relay(caf::event_based_actor* self, caf::weak_actor_ptr owner) {
-    return {
-      [self, owner](expire_atom, uint64_t id) {
-        if (auto strong = owner.lock())
-          self->send(caf::actor_cast<caf::actor>(strong), expire_atom::value, id);
-      },
-    };
-  }
-
-  caf::actor relay_;
+  weak_timer<expire_atom> timer_;
   std::deque<waiter> queue_;
   watch_list watch_;
   uint64_t next_id_ = 1;

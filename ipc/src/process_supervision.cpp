@@ -13,8 +13,8 @@ namespace troupe::ipc {
 
 namespace {
 
-/// The processes of one child spec: the current incarnation, and the
-/// previous ones until they are reaped.
+/// The process of one child spec's current incarnation; the next start
+/// reaps it, and so does the holder's destructor.
 struct process_holder {
   std::mutex mtx;
   child_process current;

@@ -1,5 +1,6 @@
 #include "troupe/ipc/sync.hpp"
 
+#include "troupe/detail/weak_timer.hpp"
 #include "troupe/error.hpp"
 #include "troupe/event.hpp"
 
@@ -48,21 +49,10 @@ caf::result<Ts...> fail(Self* self, caf::error err) {
   return caf::delegated<Ts...>{};
 }
 
-/// Forwards `(expire_atom, id)` to `owner` if it still lives: a timer that
-/// does not keep the owner alive.
-caf::behavior timer_relay(caf::event_based_actor* self, caf::weak_actor_ptr owner) {
-  return {
-    [self, owner](expire_atom, uint64_t id) {
-      if (auto strong = owner.lock())
-        self->send(caf::actor_cast<caf::actor>(strong), expire_atom::value, id);
-    },
-  };
-}
-
 /// What every primitive's state has: monitors and timers.
 struct base_state {
   std::unordered_set<caf::actor_addr> monitored;
-  caf::actor relay;
+  troupe::detail::weak_timer<expire_atom> timer;
   uint64_t next_id = 1;
 
   /// Monitors `who` once (a monitor of a proxy of another process's actor
@@ -75,20 +65,11 @@ struct base_state {
 
   template <class Self>
   void schedule(Self* self, caf::timespan delay, uint64_t id) {
-    if (troupe::detail::is_forever(delay))
-      return;
-    if (!relay)
-      relay = self->home_system().template spawn<caf::hidden>(
-        timer_relay, caf::actor_cast<caf::weak_actor_ptr>(self));
-    auto& clock = self->home_system().clock();
-    clock.schedule_message(
-      clock.now() + std::max(delay, caf::timespan::zero()),
-      caf::actor_cast<caf::strong_actor_ptr>(relay),
-      caf::make_mailbox_element(nullptr, caf::make_message_id(), {}, expire_atom::value, id));
+    timer.schedule(self, delay, id);
   }
 
   [[nodiscard]] bool from_relay(const caf::strong_actor_ptr& sender) const {
-    return relay && sender == caf::actor_cast<caf::strong_actor_ptr>(relay);
+    return timer.from_relay(sender);
   }
 
   /// Takes the request being handled into a waiter.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "troupe/detail/weak_timer.hpp"
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
 #include "troupe/ipc/shared_atoms.hpp"
@@ -116,7 +117,7 @@ public:
       [this](len_atom, lease_atom) { return static_cast<int64_t>(leases_.size()); },
       [this](shared_expire_atom, uint64_t id) {
         // Only this owner's timer relay expires a wait.
-        if (relay_ && current_sender() == caf::actor_cast<caf::strong_actor_ptr>(relay_))
+        if (timer_.from_relay(current_sender()))
           expire(id);
       },
     };
@@ -202,26 +203,16 @@ private:
   }
 
   void expire_after(uint64_t id, caf::timespan timeout) {
-    if (troupe::detail::is_forever(timeout))
-      return;
-    // Not delayed_send: a pending delayed message would keep this owner (and
-    // the actor system's shutdown) waiting until it fires.
-    if (!relay_)
-      relay_ = home_system().template spawn<caf::hidden>(
-        shared_timer_relay, caf::actor_cast<caf::weak_actor_ptr>(this));
-    auto& clock = home_system().clock();
-    clock.schedule_message(clock.now() + timeout, caf::actor_cast<caf::strong_actor_ptr>(relay_),
-                           caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
-                                                     shared_expire_atom::value, id));
+    // Not delayed_send: it would keep this owner (and the actor system's
+    // shutdown) waiting until the timer fires.
+    timer_.schedule(this, timeout, id);
   }
 
   void on_exit() override {
-    if (relay_)
-      caf::anon_send_exit(relay_, caf::exit_reason::kill);
-    relay_ = nullptr;
+    timer_.stop();
   }
 
-  caf::actor relay_;
+  troupe::detail::weak_timer<shared_expire_atom> timer_;
 
   void expire(uint64_t id) {
     for (auto i = getters_.begin(); i != getters_.end(); ++i)

@@ -20,19 +20,6 @@ namespace troupe::ipc::detail {
 /// Timer message an owner sends itself when a waiting call's time is up.
 using shared_expire_atom = caf::atom_constant<caf::atom("sh_expire")>;
 
-/// Forwards an owner's timer messages if the owner still lives. The actor
-/// clock holds the relay, not the owner, so a pending timeout neither keeps
-/// an owner alive nor holds up the actor system's shutdown (the relay is
-/// hidden).
-inline caf::behavior shared_timer_relay(caf::event_based_actor* self, caf::weak_actor_ptr owner) {
-  return {
-    [self, owner](shared_expire_atom, uint64_t id) {
-      if (auto strong = owner.lock())
-        self->send(caf::actor_cast<caf::actor>(strong), shared_expire_atom::value, id);
-    },
-  };
-}
-
 /// Sends `xs...` to `owner` from a fresh `caf::scoped_actor` and waits up to
 /// `timeout` for the answer, which goes to `on_reply`. Returns the error
 /// instead: troupe's own (`errc::key_error`...), `errc::timeout`,

@@ -164,6 +164,15 @@ caf::error core::start() {
 void core::leave() {
   if (left_.exchange(true))
     return;
+  {
+    // Pooled callers end first, while their peers can still hear of it.
+    std::vector<std::unique_ptr<caf::scoped_actor>> idle;
+    {
+      std::lock_guard<std::mutex> guard{callers_->mtx};
+      callers_->closed = true;
+      idle.swap(callers_->idle);
+    }
+  }
   if (my_slot_ == nullptr)
     return; // never started
   sweep_names_of(me_, my_epoch_);

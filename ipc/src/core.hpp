@@ -12,6 +12,7 @@
 #include <caf/mailbox_element.hpp>
 #include <caf/node_id.hpp>
 #include <caf/proxy_registry.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/scoped_execution_unit.hpp>
 
 #include <atomic>
@@ -24,6 +25,15 @@
 #include <vector>
 
 namespace troupe::ipc::detail {
+
+/// Idle `scoped_actor`s for blocking calls to other nodes' actors, kept by
+/// the node so that they end before the actor system does.
+struct caller_pool {
+  static constexpr size_t max_idle = 16;
+  std::mutex mtx;
+  bool closed = false;
+  std::vector<std::unique_ptr<caf::scoped_actor>> idle;
+};
 
 /// This node's view of another node of the group: one incarnation, (slot,
 /// epoch). Shared by the proxies of its actors; outlives its loss so that
@@ -118,6 +128,12 @@ public:
     return opts_;
   }
 
+  /// The idle callers of blocking calls to this group's actors (see
+  /// `detail::caller`); emptied and closed when the node leaves.
+  const std::shared_ptr<caller_pool>& callers() const noexcept {
+    return callers_;
+  }
+
   std::atomic<bool> stall_next_frame{false};
 
   /// Tells cores apart even when one is allocated where another was.
@@ -204,6 +220,8 @@ private:
   std::mutex names_mtx_;
   std::vector<std::string> my_names_;
 
+  std::shared_ptr<caller_pool> callers_ = std::make_shared<caller_pool>();
+
   std::atomic<bool> stop_{false};
   std::atomic<bool> left_{false};
   std::thread reader_;
@@ -225,6 +243,10 @@ public:
 
   bool dead() const noexcept {
     return dead_.load(std::memory_order_acquire);
+  }
+
+  core& owner() const noexcept {
+    return *core_;
   }
 
   /// Links without telling the other node (it asked for the link).

@@ -6,6 +6,7 @@
 #include "troupe/detail/relay.hpp"
 #include "troupe/error.hpp"
 #include "troupe/ipc/configure.hpp"
+#include "troupe/ipc/detail/shared_call.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -227,3 +228,30 @@ caf::expected<uint32_t> node::test_slot_of(const std::string& name) {
 }
 
 } // namespace troupe::ipc
+
+namespace troupe::ipc::detail {
+
+caller::caller(const caf::actor& dest, bool reusable) : reusable_(reusable) {
+  auto* px = dynamic_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(dest));
+  if (px != nullptr && reusable) {
+    pool_ = px->owner().callers();
+    std::lock_guard<std::mutex> guard{pool_->mtx};
+    if (!pool_->idle.empty()) {
+      self_ = std::move(pool_->idle.back());
+      pool_->idle.pop_back();
+    }
+  }
+  if (!self_)
+    // Hidden: an idle caller must not keep `await_all_actors_done` waiting.
+    self_ = std::make_unique<caf::scoped_actor>(dest->home_system(), pool_ != nullptr);
+}
+
+caller::~caller() {
+  if (!pool_ || !reusable_)
+    return;
+  std::lock_guard<std::mutex> guard{pool_->mtx};
+  if (!pool_->closed && pool_->idle.size() < caller_pool::max_idle)
+    pool_->idle.push_back(std::move(self_));
+}
+
+} // namespace troupe::ipc::detail

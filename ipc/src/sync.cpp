@@ -3,6 +3,7 @@
 #include "troupe/detail/weak_timer.hpp"
 #include "troupe/error.hpp"
 #include "troupe/event.hpp"
+#include "troupe/ipc/detail/shared_call.hpp"
 
 #include <caf/all.hpp>
 
@@ -414,13 +415,13 @@ caf::error ask_with(caf::scoped_actor& self, const caf::actor& dest, OnAnswer on
   return result;
 }
 
-/// As `ask_with`, from a temporary `scoped_actor`.
+/// As `ask_with`, from a borrowed caller (no timeout: always answered).
 template <class OnAnswer, class... Ts>
 caf::error ask(const caf::actor& dest, OnAnswer on_answer, const Ts&... xs) {
   if (!dest)
     return empty_handle();
-  caf::scoped_actor self{dest->home_system()};
-  return ask_with(self, dest, on_answer, xs...);
+  detail::caller self{dest, true};
+  return ask_with(*self, dest, on_answer, xs...);
 }
 
 template <class T, class... Ts>

@@ -10,6 +10,7 @@
 #include <caf/all.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -20,20 +21,59 @@ namespace troupe::ipc::detail {
 /// Timer message an owner sends itself when a waiting call's time is up.
 using shared_expire_atom = caf::atom_constant<caf::atom("sh_expire")>;
 
-/// Sends `xs...` to `owner` from a fresh `caf::scoped_actor` and waits up to
-/// `timeout` for the answer, which goes to `on_reply`. Returns the error
-/// instead: troupe's own (`errc::key_error`...), `errc::timeout`,
-/// `errc::owner_down` (a local owner terminated) or `errc::peer_lost` (the
-/// owner's process died).
+struct caller_pool;
+
+/// The `caf::scoped_actor` one blocking call is made from. For an owner in
+/// another process of the group, callers are borrowed from a pool of the
+/// local node and given back after an answered call: the owner's process
+/// then knows the caller already, which saves a proxy and its lifetime
+/// bookkeeping on both sides per call (most of a call's cost). A caller
+/// whose call was not answered, or that waited with a finite timeout (CAF
+/// then leaves a timer message behind), is not given back. For a local
+/// owner a fresh `scoped_actor` is as cheap as a borrowed one.
+class caller {
+public:
+  /// A caller for a call to `dest`; `reusable` is false for a call with a
+  /// finite timeout.
+  caller(const caf::actor& dest, bool reusable);
+  ~caller();
+
+  caller(const caller&) = delete;
+  caller& operator=(const caller&) = delete;
+
+  caf::scoped_actor& operator*() noexcept {
+    return *self_;
+  }
+
+  /// The call was not answered: a late answer may still come, so the actor
+  /// is not reused.
+  void spoil() noexcept {
+    reusable_ = false;
+  }
+
+private:
+  std::shared_ptr<caller_pool> pool_;
+  std::unique_ptr<caf::scoped_actor> self_;
+  bool reusable_;
+};
+
+/// Sends `xs...` to `owner` from a `caller` and waits up to `timeout` for
+/// the answer, which goes to `on_reply`. Returns the error instead:
+/// troupe's own (`errc::key_error`...), `errc::timeout`, `errc::owner_down`
+/// (a local owner terminated) or `errc::peer_lost` (the owner's process
+/// died).
 template <class OnReply, class... Ts>
 caf::error shared_call(const caf::actor& owner, caf::timespan timeout, OnReply on_reply,
                        Ts&&... xs) {
   if (!owner)
     return make_error(errc::invalid_argument, "empty shared container handle");
-  caf::scoped_actor self{owner->home_system()};
+  caller self{owner, troupe::detail::is_forever(timeout)};
   caf::error result;
-  self->request(owner, troupe::detail::to_duration(timeout), std::forward<Ts>(xs)...)
+  (*self)
+    ->request(owner, troupe::detail::to_duration(timeout), std::forward<Ts>(xs)...)
     .receive(on_reply, [&](caf::error& err) {
+      if (err == caf::sec::request_timeout)
+        self.spoil();
       result = troupe::detail::normalize_request_error(std::move(err));
     });
   return result;

@@ -145,8 +145,6 @@ double pool_map_seconds(caf::actor_system& sys, troupe::ipc::node& group, size_t
 
 } // namespace
 
-TROUPE_IPC_TASK(burn);
-
 int run_ipc_child(int argc, char** argv) {
   if (argc != 1) {
     std::cerr << "usage: troupe-bench ipc-child NAME\n";

@@ -2,22 +2,18 @@
 //
 // The chapter squares 0..9 with `Pool(4).map(square, range(10))`. Here a
 // troupe::ipc::process_pool starts worker processes (this program again,
-// with posix_spawn) in a group of its own; `square` travels to them by name,
-// registered with TROUPE_IPC_TASK, and the results come back in input order.
+// with posix_spawn) in a group of its own; `square` travels to them as its
+// place in the program's code, and the results come back in input order.
 // Going from threads to processes is one line: `troupe::executor::make(sys)`
-// becomes `troupe::ipc::process_pool::make(sys, group)`.
+// becomes `troupe::ipc::process_pool::make(sys)`.
 
 #include "troupe/error.hpp"
 #include "troupe/ipc/configure.hpp"
-#include "troupe/ipc/node.hpp"
 #include "troupe/ipc/process_pool.hpp"
 
 #include <caf/all.hpp>
 
-#include <unistd.h>
-
 #include <iostream>
-#include <string>
 #include <vector>
 
 namespace {
@@ -28,8 +24,6 @@ int square(int x) {
 
 } // namespace
 
-TROUPE_IPC_TASK(square);
-
 int main(int argc, char** argv) {
   // A worker process runs tasks until its pool stops (or this parent dies).
   if (troupe::ipc::process_pool::is_worker(argc, argv))
@@ -39,15 +33,10 @@ int main(int argc, char** argv) {
   troupe::ipc::configure(cfg);
   caf::actor_system sys{cfg};
 
-  // 1. A group for this run, and a pool of two worker processes in it.
-  auto group = troupe::ipc::node::create(sys, "pool_map-" + std::to_string(::getpid()));
-  if (!group) {
-    std::cerr << troupe::describe(group.error()) << '\n';
-    return 1;
-  }
+  // 1. A pool of two worker processes, in a shared-memory group of its own.
   troupe::ipc::process_pool_options options;
   options.workers = 2;
-  auto pool = troupe::ipc::process_pool::make(sys, *group, options);
+  auto pool = troupe::ipc::process_pool::make(sys, options);
   if (!pool) {
     std::cerr << troupe::describe(pool.error()) << '\n';
     return 1;

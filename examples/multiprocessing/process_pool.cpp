@@ -10,11 +10,8 @@
 
 #include "troupe/error.hpp"
 #include "troupe/ipc/configure.hpp"
-#include "troupe/ipc/node.hpp"
 
 #include <caf/all.hpp>
-
-#include <unistd.h>
 
 #include <cstdint>
 #include <iostream>
@@ -32,8 +29,6 @@ int64_t sum_of_squares(int64_t n) {
 
 } // namespace
 
-TROUPE_IPC_TASK(sum_of_squares);
-
 int main(int argc, char** argv) {
   if (troupe::ipc::process_pool::is_worker(argc, argv))
     return troupe::ipc::process_pool::run_worker(argc, argv);
@@ -41,13 +36,10 @@ int main(int argc, char** argv) {
   caf::actor_system_config cfg;
   troupe::ipc::configure(cfg);
   caf::actor_system sys{cfg};
-  auto group = troupe::ipc::node::create(sys, "process_pool-" + std::to_string(::getpid()));
-  if (!group) {
-    std::cerr << troupe::describe(group.error()) << '\n';
-    return 1;
-  }
-  // Workers: one per hardware thread (the default).
-  auto pool = troupe::ipc::process_pool::make(sys, *group);
+  // Workers: one per hardware thread (the default), in a group of the pool's
+  // own. With troupe::executor::make(sys) instead, the same sums run on
+  // threads.
+  auto pool = troupe::ipc::process_pool::make(sys);
   if (!pool) {
     std::cerr << troupe::describe(pool.error()) << '\n';
     return 1;

@@ -6,6 +6,8 @@
 
 #include <caf/all.hpp>
 
+#include <elf.h>
+#include <link.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,19 +18,17 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 
 namespace troupe::ipc {
 
 namespace {
-
-using task_atom = caf::atom_constant<caf::atom("task")>;
 
 constexpr const char* worker_flag = "--troupe-pool-worker";
 
 struct task_table {
   std::mutex mtx;
   std::map<std::string, detail::task_invoke_fn> by_name;
-  std::map<detail::any_function, std::string> by_function;
 };
 
 task_table& tasks() {
@@ -36,14 +36,157 @@ task_table& tasks() {
   return instance;
 }
 
-/// A worker: runs tasks by name, one at a time, on a thread of its own.
+// -- code references ------------------------------------------------------
+//
+// A task submitted as a function pointer travels as "@" + the function's
+// place + "|" + its invoker's place, each "<module>|<build id>|<offset>".
+// A worker is this program again (`node::spawn_self` runs /proc/self/exe),
+// so it finds both at the same offsets in the same modules. It checks the
+// module's build id and that the address lies in the module's code before
+// calling anything. (Trust: like every frame of the group, a task comes from
+// a process that knows the group's key and runs as the same user.)
+
+constexpr char ref_mark = '@';
+constexpr char ref_sep = '|';
+
+/// The GNU build id of a loaded module, in hex, or "-" without one.
+std::string build_id_of(const dl_phdr_info* info) {
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const auto& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_NOTE)
+      continue;
+    auto* p = reinterpret_cast<const unsigned char*>(info->dlpi_addr + ph.p_vaddr);
+    auto* end = p + ph.p_memsz;
+    while (p + sizeof(ElfW(Nhdr)) <= end) {
+      ElfW(Nhdr) nh;
+      std::memcpy(&nh, p, sizeof(nh));
+      auto name_len = (nh.n_namesz + 3u) & ~3u;
+      auto desc_len = (nh.n_descsz + 3u) & ~3u;
+      auto* desc = p + sizeof(nh) + name_len;
+      if (desc + nh.n_descsz > end)
+        break;
+      if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4
+          && std::memcmp(p + sizeof(nh), "GNU", 4) == 0) {
+        static constexpr char digits[] = "0123456789abcdef";
+        std::string hex;
+        for (uint32_t j = 0; j < nh.n_descsz; ++j) {
+          hex += digits[desc[j] >> 4];
+          hex += digits[desc[j] & 15];
+        }
+        return hex;
+      }
+      p = desc + desc_len;
+    }
+  }
+  return "-";
+}
+
+/// Whether `offset` lies in an executable segment of `info`'s module.
+bool in_code(const dl_phdr_info* info, uintptr_t offset) {
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const auto& ph = info->dlpi_phdr[i];
+    if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) != 0 && offset >= ph.p_vaddr
+        && offset < ph.p_vaddr + ph.p_memsz)
+      return true;
+  }
+  return false;
+}
+
+/// Where `addr` lies: "<module>|<build id>|<offset>", or "" outside code.
+std::string place_of(const void* addr) {
+  struct search {
+    uintptr_t addr;
+    std::string place;
+  } s{reinterpret_cast<uintptr_t>(addr), std::string{}};
+  dl_iterate_phdr(
+    [](dl_phdr_info* info, size_t, void* data) {
+      auto* s = static_cast<search*>(data);
+      if (s->addr < info->dlpi_addr || !in_code(info, s->addr - info->dlpi_addr))
+        return 0;
+      auto offset = s->addr - info->dlpi_addr;
+      s->place = std::string{info->dlpi_name} + ref_sep + build_id_of(info) + ref_sep
+                 + std::to_string(offset);
+      return 1;
+    },
+    &s);
+  return s.place;
+}
+
+/// The address a place names in this process, or an error saying why not.
+caf::expected<uintptr_t> resolve_place(const std::string& module, const std::string& id,
+                                       uintptr_t offset) {
+  struct search {
+    const std::string& module;
+    const std::string& id;
+    uintptr_t offset;
+    std::optional<uintptr_t> addr;
+    std::string why = "no module '";
+  } s{module, id, offset, std::nullopt};
+  dl_iterate_phdr(
+    [](dl_phdr_info* info, size_t, void* data) {
+      auto* s = static_cast<search*>(data);
+      if (s->module != info->dlpi_name)
+        return 0;
+      if (build_id_of(info) != s->id)
+        s->why = "another build of '";
+      else if (!in_code(info, s->offset))
+        s->why = "no code at that offset in '";
+      else
+        s->addr = info->dlpi_addr + s->offset;
+      return 1;
+    },
+    &s);
+  if (s.addr)
+    return *s.addr;
+  return make_error(errc::invalid_argument,
+                    "cannot find the task: " + s.why + module + "' in this process");
+}
+
+/// The function and invoker a reference names (see `task_reference`).
+caf::expected<std::pair<detail::any_function, detail::erased_invoke_fn>>
+resolve_reference(const std::string& ref) {
+  std::vector<std::string> parts;
+  size_t pos = 1;
+  for (;;) {
+    auto next = ref.find(ref_sep, pos);
+    parts.push_back(ref.substr(pos, next == std::string::npos ? next : next - pos));
+    if (next == std::string::npos)
+      break;
+    pos = next + 1;
+  }
+  auto bad = make_error(errc::invalid_argument, "a malformed task reference");
+  if (parts.size() != 6)
+    return bad;
+  uintptr_t addrs[2];
+  for (int i = 0; i < 2; ++i) {
+    auto& text = parts[3 * i + 2];
+    if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
+      return bad;
+    auto where = resolve_place(parts[3 * i], parts[3 * i + 1], std::stoull(text));
+    if (!where)
+      return std::move(where.error());
+    addrs[i] = *where;
+  }
+  return std::make_pair(reinterpret_cast<detail::any_function>(addrs[0]),
+                        reinterpret_cast<detail::erased_invoke_fn>(addrs[1]));
+}
+
+/// A worker: runs tasks, one at a time, on a thread of its own.
 caf::behavior task_runner(caf::event_based_actor*) {
   return {
     [](task_atom, const std::string& name, const caf::message& args) -> caf::result<caf::message> {
-      auto invoke = detail::task_named(name);
-      if (invoke == nullptr)
-        return make_error(errc::invalid_argument, "no task named '" + name + "' in this program");
-      auto res = invoke(args);
+      caf::expected<caf::message> res{caf::message{}};
+      if (!name.empty() && name.front() == ref_mark) {
+        auto fn = resolve_reference(name);
+        if (!fn)
+          return std::move(fn.error());
+        res = fn->second(fn->first, args);
+      } else {
+        auto invoke = detail::task_named(name);
+        if (invoke == nullptr)
+          return make_error(errc::invalid_argument, "no task named '" + name + "' in this program");
+        res = invoke(args);
+      }
       if (!res)
         return std::move(res.error());
       return std::move(*res);
@@ -57,19 +200,19 @@ std::atomic<uint64_t> next_pool_serial{1};
 
 namespace detail {
 
-bool add_task(const char* name, any_function fn, task_invoke_fn invoke) {
+bool add_task(const char* name, any_function, task_invoke_fn invoke) {
   auto& t = tasks();
   std::lock_guard<std::mutex> guard{t.mtx};
   t.by_name[name] = invoke;
-  t.by_function[fn] = name;
   return true;
 }
 
-const std::string* task_name_of(any_function fn) {
-  auto& t = tasks();
-  std::lock_guard<std::mutex> guard{t.mtx};
-  auto i = t.by_function.find(fn);
-  return i == t.by_function.end() ? nullptr : &i->second;
+std::string task_reference(any_function fn, erased_invoke_fn invoke) {
+  auto fn_place = place_of(reinterpret_cast<const void*>(fn));
+  auto invoke_place = place_of(reinterpret_cast<const void*>(invoke));
+  if (fn_place.empty() || invoke_place.empty())
+    return {};
+  return ref_mark + fn_place + ref_sep + invoke_place;
 }
 
 task_invoke_fn task_named(const std::string& name) {
@@ -101,6 +244,8 @@ public:
       if (p.running() && !p.wait(std::chrono::seconds(5)))
         p.kill(9);
     processes.clear();
+    // A group of the pool's own ends with it (the last node out removes it).
+    own_group.reset();
   }
 
   /// Starts one worker process and returns its actor.
@@ -123,6 +268,7 @@ public:
 
   caf::actor_system& sys;
   node& group;
+  std::unique_ptr<node> own_group; // when the pool made `group` itself
   std::string name;
   std::optional<worker_pool> pool;
   std::mutex mtx;
@@ -158,6 +304,26 @@ caf::expected<process_pool> process_pool::make(caf::actor_system& sys, node& gro
     return err;
   }
   return process_pool{std::move(core)};
+}
+
+caf::expected<process_pool> process_pool::make(caf::actor_system& sys,
+                                               process_pool_options options) {
+  group_options gopts;
+  auto workers =
+    options.workers != 0 ? options.workers : std::max(1u, std::thread::hardware_concurrency());
+  // Room for the workers, the parent and as many replacements starting while
+  // dead workers' slots are swept.
+  gopts.max_nodes = static_cast<uint32_t>(std::clamp<std::size_t>(2 * workers + 2, 8, 64));
+  auto group = node::create(
+    sys, "pool-" + std::to_string(::getpid()) + "-" + std::to_string(next_pool_serial.load()),
+    gopts);
+  if (!group)
+    return std::move(group.error());
+  auto own = std::make_unique<node>(std::move(*group));
+  auto pool = make(sys, *own, options);
+  if (pool)
+    pool->core_->own_group = std::move(own);
+  return pool;
 }
 
 bool process_pool::is_worker(int argc, char** argv) {

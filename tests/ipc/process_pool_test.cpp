@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <stdexcept>
 
 using troupe::errc;
@@ -32,16 +33,22 @@ int die(int) {
   return 0;
 }
 
-int not_registered(int x) {
-  return x;
+int64_t twice(int64_t x) {
+  return 2 * x;
 }
 
 } // namespace
 
-TROUPE_IPC_TASK(cube);
-TROUPE_IPC_TASK(worker_pid);
-TROUPE_IPC_TASK(refuse);
-TROUPE_IPC_TASK(die);
+// Only for the named-task protocol: submit and map need no registration.
+TROUPE_IPC_TASK(twice);
+
+/// Whether a segment whose name starts with `prefix` is in /dev/shm.
+bool segment_with_prefix(const std::string& prefix) {
+  for (auto& entry : std::filesystem::directory_iterator{"/dev/shm"})
+    if (entry.path().filename().string().rfind(prefix, 0) == 0)
+      return true;
+  return false;
+}
 
 TEST_SUITE("ipc.process_pool") {
 
@@ -81,8 +88,63 @@ TEST_SUITE("ipc.process_pool") {
     REQUIRE_FALSE(res);
     CHECK(troupe::is(res.error(), errc::task_failed));
     CHECK(troupe::describe(res.error()).find("refused 5") != std::string::npos);
-    auto unknown = sut->submit(not_registered, 1).get(deadline);
-    CHECK(troupe::is(unknown.error(), errc::invalid_argument));
+  }
+
+  TEST_CASE("switching the executor from threads to processes is one line") {
+    ipc_fixture f{"ppline"};
+    auto prefix = "troupe.pool-" + std::to_string(::getpid()) + "-";
+    std::vector<int> inputs{4, -1, 9};
+    std::vector<caf::expected<int>> by_threads;
+    std::vector<caf::expected<int>> by_processes;
+    {
+      auto pool = troupe::executor::make(f.sys);
+      REQUIRE(pool);
+      by_threads = pool->map(cube, inputs);
+    }
+    {
+      auto pool = troupe::ipc::process_pool::make(f.sys); // the one line
+      REQUIRE_MESSAGE(pool, troupe::describe(pool.error()));
+      by_processes = pool->map(cube, inputs);
+      // A captureless lambda is code of this program too.
+      auto negated = pool
+                       ->submit(
+                         +[](int x) { return -x; }, 5)
+                       .get(deadline);
+      REQUIRE(negated);
+      CHECK(*negated == -5);
+      CHECK(segment_with_prefix(prefix));
+    }
+    REQUIRE(by_processes.size() == inputs.size());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      REQUIRE(by_processes[i]);
+      CHECK(*by_processes[i] == *by_threads[i]);
+    }
+    // The pool's own group went with it.
+    CHECK_FALSE(segment_with_prefix(prefix));
+  }
+
+  TEST_CASE("actors run registered tasks by name, and bad task references are refused") {
+    ipc_fixture f{"ppname"};
+    auto group = node::create(f.sys, f.group);
+    REQUIRE(group);
+    troupe::ipc::process_pool_options options;
+    options.workers = 1;
+    auto sut = process_pool::make(f.sys, *group, options);
+    REQUIRE(sut);
+    auto ask = [&](const std::string& name) {
+      caf::expected<int64_t> res{int64_t{0}};
+      f.self
+        ->request(sut->workers().handle(), deadline, troupe::ipc::task_atom::value, name,
+                  caf::make_message(int64_t{21}))
+        .receive([&](int64_t x) { res = x; }, [&](caf::error& err) { res = std::move(err); });
+      return res;
+    };
+    CHECK(ask("twice") == 42);
+    for (auto name : {"no-such-task", "@", "@x|y|1|x|y|2", "@|-|12|", "@|0123|16|x|y|9"}) {
+      auto res = ask(name);
+      REQUIRE_FALSE_MESSAGE(res, name);
+      CHECK_MESSAGE(troupe::is(res.error(), errc::invalid_argument), troupe::describe(res.error()));
+    }
   }
 
   TEST_CASE("a worker process that dies fails its task and is replaced") {

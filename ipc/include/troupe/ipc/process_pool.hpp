@@ -21,6 +21,11 @@
 
 namespace troupe::ipc {
 
+/// The request a process pool's workers serve: `(task_atom, name, args)`
+/// runs the task registered as `name` (see `TROUPE_IPC_TASK`) with the
+/// elements of the message `args`, and answers with its result.
+using task_atom = caf::atom_constant<caf::atom("task")>;
+
 namespace detail {
 
 using any_function = void (*)();
@@ -28,9 +33,6 @@ using task_invoke_fn = caf::expected<caf::message> (*)(const caf::message&);
 
 /// Registers a task; returns true (for the static initializer of the macro).
 bool add_task(const char* name, any_function fn, task_invoke_fn invoke);
-
-/// The name a function was registered under, or nullptr.
-const std::string* task_name_of(any_function fn);
 
 /// The invoker of the task registered as `name`, or nullptr.
 task_invoke_fn task_named(const std::string& name);
@@ -63,13 +65,27 @@ caf::expected<caf::message> invoke_task(const caf::message& args) {
   return invoke_with(Fn, args);
 }
 
+/// `invoke_with` for a function that travels as an address.
+template <class R, class... Ps>
+caf::expected<caf::message> invoke_erased(any_function fn, const caf::message& args) {
+  return invoke_with(reinterpret_cast<R (*)(Ps...)>(fn), args);
+}
+
+using erased_invoke_fn = caf::expected<caf::message> (*)(any_function, const caf::message&);
+
+/// How another process of this program finds `fn` and its invoker: for
+/// each, the module (the executable or a shared library) that holds it, the
+/// module's build id and the offset in it. Empty if `fn` is not in the code
+/// of a loaded module.
+std::string task_reference(any_function fn, erased_invoke_fn invoke);
+
 class process_pool_core;
 
 } // namespace detail
 
-/// Makes the free function `fn` a task that a `process_pool` can run in
-/// another process: the task travels as its name and its arguments (which
-/// must be types CAF can serialize, registered in every process). Use it at
+/// Gives the free function `fn` a name under which actors can run it on a
+/// process pool's workers with a `(task_atom, name, args)` request to
+/// `process_pool::workers().handle()`. `submit` and `map` do not need it. Use it at
 /// namespace scope, once per function, in the program that both parent and
 /// worker processes run.
 #define TROUPE_IPC_TASK(fn)                                                                        \
@@ -94,12 +110,17 @@ struct process_pool_options {
 
 /// `concurrent.futures.ProcessPoolExecutor` and `multiprocessing.Pool`: the
 /// interface of `troupe::executor` (`submit`, `map`, futures for
-/// `as_completed`), with each task run in one of N worker processes of the
-/// group. Switching from threads to processes is the line that makes the
-/// executor, given tasks registered with `TROUPE_IPC_TASK`.
+/// `as_completed`), with each task run in one of N worker processes.
+/// Switching from threads to processes is one line:
+/// `auto pool = troupe::executor::make(sys);` becomes
+/// `auto pool = troupe::ipc::process_pool::make(sys);` (with
+/// `troupe::ipc::configure(cfg)` on the actor system's config). Tasks are
+/// plain functions of the program, as Python's pools need functions they can
+/// pickle; a lambda with captures stays on the thread executor.
 ///
 /// The worker processes are this program again (`node::spawn_self`), so
-/// `main` starts with
+/// `main` starts with the line that Python's `if __name__ == "__main__":`
+/// guard stands for:
 /// `if (process_pool::is_worker(argc, argv)) return process_pool::run_worker(argc, argv);`.
 /// They are supervised by a `troupe::worker_pool`: a worker process that dies
 /// (kill -9 included) is replaced, and the task it was running fails with
@@ -107,11 +128,18 @@ struct process_pool_options {
 /// `errc::task_failed` with its message. Workers exit when the pool stops or
 /// when the parent process dies.
 ///
-/// The node and the actor system must outlive the pool; its methods may be
-/// called from any thread.
+/// The node (if one is given) and the actor system must outlive the pool;
+/// its methods may be called from any thread.
 class process_pool {
 public:
+  /// Starts the worker processes in `group`, which must outlive the pool.
   [[nodiscard]] static caf::expected<process_pool> make(caf::actor_system& sys, node& group,
+                                                        process_pool_options options = {});
+
+  /// Starts the worker processes in a group of the pool's own, created here
+  /// and removed when the pool shuts down. This is the one line that moves
+  /// `troupe::executor::make(sys)` from threads to processes.
+  [[nodiscard]] static caf::expected<process_pool> make(caf::actor_system& sys,
                                                         process_pool_options options = {});
 
   /// Whether this process was started as a worker of a process pool.
@@ -130,18 +158,21 @@ public:
   /// Stops the pool and its worker processes.
   ~process_pool();
 
-  /// Runs `fn(args...)` in a worker process; `fn` must be registered with
-  /// `TROUPE_IPC_TASK` (else the future holds `errc::invalid_argument`).
+  /// Runs `fn(args...)` in a worker process. `fn` is a plain function of
+  /// this program (not a lambda with captures or a functor: like Python's
+  /// pickling, only what a worker process can find by itself travels); its
+  /// parameters and result must be types CAF can serialize.
   template <class R, class... Ps, class... Args>
   [[nodiscard]] future<R> submit(R (*fn)(Ps...), Args&&... args) {
     auto state = std::make_shared<troupe::detail::future_state<R>>();
-    auto* name = detail::task_name_of(reinterpret_cast<detail::any_function>(fn));
-    if (name == nullptr) {
+    auto ref = detail::task_reference(reinterpret_cast<detail::any_function>(fn),
+                                      &detail::invoke_erased<R, Ps...>);
+    if (ref.empty()) {
       state->set(
-        make_error(errc::invalid_argument, "the function is not registered with TROUPE_IPC_TASK"));
+        make_error(errc::invalid_argument, "the task is not a function in this program's code"));
       return future<R>{std::move(state)};
     }
-    post(*name, caf::make_message(std::decay_t<Ps>(std::forward<Args>(args))...),
+    post(ref, caf::make_message(std::decay_t<Ps>(std::forward<Args>(args))...),
          [state](caf::expected<caf::message> res) {
            if (!res) {
              state->set(std::move(res.error()));

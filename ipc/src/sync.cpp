@@ -437,6 +437,17 @@ caf::expected<T> ask_value(const caf::actor& dest, const Ts&... xs) {
 
 // -- permits ----------------------------------------------------------------
 
+void permit_guard::reset() noexcept {
+  if (self_ == nullptr)
+    return;
+  try {
+    if (auto err = release())
+      std::cerr << "[troupe] permit_guard: giving back a permit failed: " << describe(err) << '\n';
+  } catch (...) {
+    std::cerr << "[troupe] permit_guard: giving back a permit threw\n";
+  }
+}
+
 caf::expected<acquired> permits::acquire(caf::scoped_actor& self, caf::timespan timeout) const {
   acquired result;
   if (auto err = ask_with(

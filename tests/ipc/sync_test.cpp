@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,48 @@ TEST_SUITE("ipc.sync") {
     REQUIRE_FALSE(sut.release(f.self));
     f.expect_success(child);
     CHECK(sut.locked() == false);
+  }
+
+  TEST_CASE("a permit_guard gives its lock back when its scope ends, by exception too") {
+    sync_fixture f{"sync-guard"};
+    auto n = f.make_node();
+    auto sut = f.host(n, "L", tipc::lock::make(f.sys));
+    caf::expected<tipc::permit_guard> held = tipc::permit_guard::acquire(sut, f.self);
+    REQUIRE(held);
+    CHECK(held->holds());
+    CHECK_FALSE(held->previous_holder_died());
+    auto child = f.run(n, {"lock:L", "unlock:L"});
+    REQUIRE(eventually([&] { return equals(sut.waiting(), 1); }));
+    held = caf::error{}; // the guard's scope ends
+    f.expect_success(child);
+    CHECK(sut.locked() == false);
+    try {
+      auto g = tipc::permit_guard::acquire(sut, f.self);
+      REQUIRE(g);
+      CHECK(sut.locked() == true);
+      throw std::runtime_error("the body failed");
+    } catch (const std::runtime_error&) {
+    }
+    CHECK(sut.locked() == false);
+  }
+
+  TEST_CASE("a permit_guard released early holds nothing, and its error comes back") {
+    sync_fixture f{"sync-guard-early"};
+    auto n = f.make_node();
+    auto sut = f.host(n, "S", *tipc::bounded_semaphore::make(f.sys, 2));
+    auto held = tipc::permit_guard::acquire(sut, f.self);
+    REQUIRE(held);
+    CHECK(sut.available() == std::size_t{1});
+    CHECK_FALSE(held->release());
+    CHECK_FALSE(held->holds());
+    CHECK(sut.available() == std::size_t{2});
+    CHECK_FALSE(held->release()); // nothing held, nothing to give back
+    // A guard whose primitive is gone reports it when released.
+    auto g = tipc::permit_guard::acquire(sut, f.self);
+    REQUIRE(g);
+    caf::anon_send_exit(sut.handle(), caf::exit_reason::kill);
+    REQUIRE(eventually([&] { return !sut.available(); }));
+    CHECK(troupe::is(g->release(), errc::owner_down));
   }
 
   TEST_CASE("a lock holder killed by SIGKILL releases it and the next waiter is told") {

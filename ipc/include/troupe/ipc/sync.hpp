@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 /// Synchronisation primitives for a group of processes: the equivalents of
 /// `multiprocessing.Manager().Lock()`, `RLock()`, `Semaphore()`,
@@ -129,6 +130,81 @@ public:
 
 protected:
   caf::actor impl_;
+};
+
+/// Holds one permit of a `lock`, `rlock`, `semaphore`, `bounded_semaphore`
+/// or `condition` for a `scoped_actor`, and gives it back when it goes out
+/// of scope, on an exception too: Python's `with lock:`.
+///
+/// ```
+/// auto held = troupe::ipc::permit_guard::acquire(lk, self, 1s);
+/// if (!held) return held.error();       // timeout, owner gone...
+/// if (held->previous_holder_died()) ... // repair what the lock protects
+/// ```
+///
+/// `release()` gives the permit back early and returns what went wrong.
+/// The destructor cannot return an error: if that release fails (the
+/// primitive or its process is gone, so nobody else can get the permit
+/// either), it says so on stderr. The `scoped_actor` must outlive the guard.
+class permit_guard {
+public:
+  /// Blocks until `self` holds a permit of `primitive` or `timeout` passed.
+  [[nodiscard]] static caf::expected<permit_guard>
+  acquire(const permits& primitive, caf::scoped_actor& self, caf::timespan timeout = forever) {
+    auto res = primitive.acquire(self, timeout);
+    if (!res)
+      return std::move(res.error());
+    return permit_guard{primitive, self, *res};
+  }
+
+  permit_guard(permit_guard&& other) noexcept
+    : primitive_(std::move(other.primitive_)), self_(std::exchange(other.self_, nullptr)),
+      info_(other.info_) {}
+
+  permit_guard& operator=(permit_guard&& other) noexcept {
+    if (this != &other) {
+      reset();
+      primitive_ = std::move(other.primitive_);
+      self_ = std::exchange(other.self_, nullptr);
+      info_ = other.info_;
+    }
+    return *this;
+  }
+
+  permit_guard(const permit_guard&) = delete;
+  permit_guard& operator=(const permit_guard&) = delete;
+
+  ~permit_guard() {
+    reset();
+  }
+
+  /// Whether the permit came back from a holder that died (see `acquired`).
+  [[nodiscard]] bool previous_holder_died() const noexcept {
+    return info_.previous_holder_died;
+  }
+
+  /// Whether the guard still holds its permit.
+  [[nodiscard]] bool holds() const noexcept {
+    return self_ != nullptr;
+  }
+
+  /// Gives the permit back now; the guard then holds nothing.
+  caf::error release() {
+    if (self_ == nullptr)
+      return caf::none;
+    auto* self = std::exchange(self_, nullptr);
+    return primitive_.release(*self);
+  }
+
+private:
+  permit_guard(const permits& primitive, caf::scoped_actor& self, acquired info)
+    : primitive_(primitive), self_(&self), info_(info) {}
+
+  void reset() noexcept;
+
+  permits primitive_;
+  caf::scoped_actor* self_ = nullptr;
+  acquired info_;
 };
 
 /// A mutual-exclusion lock held by one actor at a time (Python's `Lock`,

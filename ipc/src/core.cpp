@@ -219,8 +219,10 @@ void core::leave() {
         && process_alive(s->pid.load(), s->start_ticks.load()))
       anyone = true;
   }
-  if (!anyone)
+  if (!anyone) {
     remove_segment(seg_->shm_name);
+    sweep_dead_blocks(group());
+  }
 }
 
 // -- peers -------------------------------------------------------------------------

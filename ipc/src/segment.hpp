@@ -56,6 +56,10 @@ open_segment(const std::string& group, const group_key& key, caf::timespan join_
 /// Removes the segment's name (the memory lives until the last unmap).
 void remove_segment(const std::string& shm_name);
 
+/// Removes the shared values and arrays of `group` whose creators are dead
+/// (shared_memory.cpp); the group's last node out calls it.
+void sweep_dead_blocks(const std::string& group);
+
 /// Start time of process `pid` in clock ticks since boot, 0 if it does not
 /// exist or is a zombie.
 uint64_t process_start_ticks(pid_t pid);

@@ -7,6 +7,7 @@
 #include <boost/interprocess/shared_memory_object.hpp>
 
 #include <cxxabi.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -382,6 +384,30 @@ caf::error shm_block::remove() {
     remove_segment(impl_->shm_name);
   }
   return caf::none;
+}
+
+void sweep_dead_blocks(const std::string& group) {
+  auto prefix = shm_name_of(group) + ".v.";
+  std::error_code ec;
+  for (auto& entry : std::filesystem::directory_iterator{"/dev/shm", ec}) {
+    auto file = entry.path().filename().string();
+    if (file.rfind(prefix, 0) != 0)
+      continue;
+    // Read-only: a block that is being made, or is not ours, stays.
+    int fd = ::open(entry.path().c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+      continue;
+    struct stat st {};
+    block_header hdr{};
+    bool dead = ::fstat(fd, &st) == 0 && st.st_uid == ::geteuid()
+                && static_cast<size_t>(st.st_size) >= sizeof(block_header)
+                && ::pread(fd, &hdr, sizeof(hdr), 0) == static_cast<ssize_t>(sizeof(hdr))
+                && hdr.magic == block_magic
+                && !process_alive(hdr.creator_pid, hdr.creator_start_ticks);
+    ::close(fd);
+    if (dead)
+      remove_segment(file);
+  }
 }
 
 caf::error out_of_range(const std::string& name, uint64_t index, uint64_t size) {

@@ -335,4 +335,21 @@ TEST_SUITE("ipc.shared_memory") {
     CHECK(troupe::is(shared_value<int64_t>::remove(f.n, "left"), errc::name_not_found));
   }
 
+  TEST_CASE("the group's last node out sweeps values left by a creator that was killed") {
+    shm_fixture f{"sv-lastout"};
+    auto creator = f.child({"shm-create", "left"});
+    REQUIRE(eventually([&] { return process_state(creator.pid()) == 'T'; }));
+    auto mine = shared_value<int64_t>::create(f.n, "mine", 1);
+    REQUIRE(mine);
+    REQUIRE_FALSE(creator.kill(SIGKILL));
+    REQUIRE(creator.wait(deadline));
+    CHECK(exists(value_path(f.group, "left")));
+    f.n.leave();
+    CHECK_FALSE(exists(value_path(f.group, "left")));
+    // A value whose creator lives on stays until that creator lets it go.
+    CHECK(exists(value_path(f.group, "mine")));
+    mine = caf::error{};
+    CHECK_FALSE(exists(value_path(f.group, "mine")));
+  }
+
 } // TEST_SUITE

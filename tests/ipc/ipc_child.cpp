@@ -10,9 +10,10 @@
 //                                    P.list, P.value, P.array, P.queue and P.ns
 //                                    (manager_test's types); leave when P.ctl
 //                                    gets `leave_atom`
-//   troupe-ipc-child hammer P N TAG  join; N times: append i to P.list, add 1
-//                                    to P.value and to P.array[0], set
-//                                    P.dict[TAG + i]; exit
+//   troupe-ipc-child mixed P N TAG C join; run N rounds of every operation of
+//                                    the containers P.* as process TAG, owner
+//                                    of array cell C (manager_workload.hpp);
+//                                    exit
 //   troupe-ipc-child lease P         join; lease an item of P.queue, send it
 //                                    to P.report, never ack, wait to be killed
 //   troupe-ipc-child shm-add NAME N  join the group named in the environment;
@@ -37,6 +38,7 @@
 //
 // Exit status: 0 after a clean leave, 3 when joining or creating failed.
 
+#include "manager_workload.hpp"
 #include "messages.hpp"
 #include "troupe/error.hpp"
 #include "troupe/ipc/managed_array.hpp"
@@ -229,19 +231,6 @@ int shm_create(const std::string& name) {
   });
 }
 
-/// The config of the roles that use shared containers (as manager_test's).
-struct manager_config : config {
-  manager_config() {
-    tipc::add_shared_types(*this);
-  }
-};
-
-using sdict = tipc::shared_dict<std::string, std::string>;
-using slist = tipc::shared_list<int32_t>;
-using svalue = tipc::managed_value<int64_t>;
-using sarray = tipc::managed_array<int64_t>;
-using squeue = tipc::shared_queue<int32_t>;
-
 constexpr auto patience = std::chrono::seconds(10);
 
 int host(const std::string& prefix) {
@@ -276,7 +265,7 @@ int host(const std::string& prefix) {
   return 0;
 }
 
-int hammer(const std::string& prefix, int32_t count, const std::string& tag) {
+int mixed(const std::string& prefix, int32_t rounds, const std::string& tag, int64_t cell) {
   manager_config cfg;
   caf::actor_system sys{cfg};
   auto n = tipc::node::join_from_env(sys);
@@ -284,30 +273,20 @@ int hammer(const std::string& prefix, int32_t count, const std::string& tag) {
     std::cerr << "ipc_child: cannot join: " << troupe::describe(n.error()) << '\n';
     return 3;
   }
-  auto d = n->lookup(prefix + ".dict", patience);
-  auto l = n->lookup(prefix + ".list", patience);
-  auto v = n->lookup(prefix + ".value", patience);
-  auto a = n->lookup(prefix + ".array", patience);
-  if (!d || !l || !v || !a) {
-    std::cerr << "ipc_child: the containers are not published\n";
-    return 3;
-  }
-  auto dict = sdict{*d};
-  auto list = slist{*l};
-  auto value = svalue{*v};
-  auto array = sarray{*a};
-  for (int32_t i = 0; i < count; ++i) {
-    caf::error err = list.append(i);
-    if (auto sum = value.add(1); !err && !sum)
-      err = sum.error();
-    if (auto cell = array.add(0, 1); !err && !cell)
-      err = cell.error();
-    if (!err)
-      err = dict.set(tag + std::to_string(i), "x");
-    if (err) {
-      std::cerr << "ipc_child: " << troupe::describe(err) << '\n';
-      return 1;
+  std::vector<caf::actor> owners;
+  for (auto what : {".dict", ".list", ".value", ".array", ".queue", ".ns"}) {
+    auto owner = n->lookup(prefix + what, patience);
+    if (!owner) {
+      std::cerr << "ipc_child: " << troupe::describe(owner.error()) << '\n';
+      return 3;
     }
+    owners.push_back(std::move(*owner));
+  }
+  mixed_containers c{sdict{owners[0]},  slist{owners[1]},  svalue{owners[2]},
+                     sarray{owners[3]}, squeue{owners[4]}, tipc::shared_namespace{owners[5]}};
+  if (auto err = run_mixed(c, rounds, tag, cell)) {
+    std::cerr << "ipc_child: " << troupe::describe(err) << '\n';
+    return 1;
   }
   n->leave();
   return 0;
@@ -418,12 +397,12 @@ int main(int argc, char** argv) {
     return sync_steps(std::vector<std::string>(argv + 2, argv + argc));
   if (role == "host" && argc == 3)
     return host(argv[2]);
-  if (role == "hammer" && argc == 5)
-    return hammer(argv[2], std::stoi(argv[3]), argv[4]);
+  if (role == "mixed" && argc == 6)
+    return mixed(argv[2], std::stoi(argv[3]), argv[4], std::stoi(argv[5]));
   if (role == "lease" && argc == 3)
     return lease(argv[2]);
   std::cerr << "usage: troupe-ipc-child serve NAME | create GROUP KEYFILE | shm-add NAME N"
                " | shm-hold NAME | shm-create NAME\n"
-               "       | host PREFIX | hammer PREFIX N TAG | lease PREFIX\n";
+               "       | host PREFIX | mixed PREFIX N TAG CELL | lease PREFIX\n";
   return 2;
 }

@@ -4,6 +4,7 @@
 // two processes, and a leased queue item that comes back when its consumer
 // process is killed.
 
+#include "manager_workload.hpp"
 #include "support.hpp"
 #include "troupe/ipc/managed_array.hpp"
 #include "troupe/ipc/managed_value.hpp"
@@ -33,19 +34,6 @@ using troupe::ipc::shared_namespace;
 using troupe::ipc::shared_queue;
 
 namespace {
-
-using sdict = shared_dict<std::string, std::string>;
-using slist = shared_list<int32_t>;
-using svalue = managed_value<int64_t>;
-using sarray = managed_array<int64_t>;
-using squeue = shared_queue<int32_t>;
-
-/// The tests' config (as the child's) with the shared containers' types.
-struct manager_config : config {
-  manager_config() {
-    troupe::ipc::add_shared_types(*this);
-  }
-};
 
 /// One process's actor system, with a unique group name and a shm guard.
 struct fixture {
@@ -375,40 +363,53 @@ TEST_SUITE("ipc.manager") {
     check_exits_cleanly(child);
   }
 
-  TEST_CASE("writers in two processes at once lose no update") {
+  TEST_CASE("every container operation, from three processes at once, loses and tears nothing") {
     fixture f{"concurrent"};
     auto n = f.make_node();
-    auto d = sdict::make(f.sys);
-    auto l = slist::make(f.sys);
-    auto v = svalue::make(f.sys);
-    auto arr = sarray::make(f.sys, 2);
-    f.publish(n, "m.dict", d);
-    f.publish(n, "m.list", l);
-    f.publish(n, "m.value", v);
-    f.publish(n, "m.array", arr);
-    constexpr int32_t count = 200;
-    auto a = f.start(n, {"hammer", "m", std::to_string(count), "a"});
-    auto b = f.start(n, {"hammer", "m", std::to_string(count), "b"});
-    // This process writes at the same time.
-    for (int32_t i = 0; i < count; ++i) {
-      REQUIRE_FALSE(l.append(i));
-      REQUIRE(v.add(1));
-      REQUIRE(arr.add(0, 1));
-      REQUIRE_FALSE(d.set("p" + std::to_string(i), "x"));
-    }
+    mixed_containers c{sdict::make(f.sys),  slist::make(f.sys),
+                       svalue::make(f.sys), sarray::make(f.sys, mixed_array_cells),
+                       squeue::make(f.sys), shared_namespace::make(f.sys)};
+    f.publish(n, "m.dict", c.dict);
+    f.publish(n, "m.list", c.list);
+    f.publish(n, "m.value", c.value);
+    f.publish(n, "m.array", c.array);
+    f.publish(n, "m.queue", c.queue);
+    f.publish(n, "m.ns", c.ns);
+    constexpr int32_t rounds = 100;
+    auto a = f.start(n, {"mixed", "m", std::to_string(rounds), "a", "2"});
+    auto b = f.start(n, {"mixed", "m", std::to_string(rounds), "b", "3"});
+    // This process runs the same mix at the same time.
+    auto mine = run_mixed(c, rounds, "p", 1);
+    CHECK_MESSAGE(!mine, troupe::describe(mine));
     check_exits_cleanly(a);
     check_exits_cleanly(b);
-    CHECK(l.len() == int64_t{3 * count});
-    CHECK(v.get() == int64_t{3 * count});
-    CHECK(d.len() == int64_t{3 * count});
-    CHECK(arr.snapshot() == std::vector<int64_t>{3 * count, 0});
-    // Every process's appends are there, each in its own order.
-    auto all = l.snapshot();
+    constexpr int64_t procs = 3;
+    // dict: "shared", and per process "<tag>sd" and one "<tag>u<i>" per round.
+    CHECK(c.dict.len() == procs * (rounds + 1) + 1);
+    for (auto tag : {"p", "a", "b"}) {
+      CHECK(c.dict.get(std::string{tag} + "sd") == std::string{tag});
+      CHECK(c.dict.contains(std::string{tag} + "u" + std::to_string(rounds - 1)) == true);
+      CHECK(c.ns.get<int32_t>(std::string{tag} + "f") == rounds - 1);
+      CHECK(c.ns.contains(std::string{tag} + "tmp") == false);
+    }
+    // list: 0..rounds-1 three times per process, no -1 left.
+    auto all = c.list.snapshot();
     REQUIRE(all);
+    CHECK(all->size() == static_cast<size_t>(3 * procs * rounds));
     int64_t sum = 0;
-    for (auto x : *all)
+    for (auto x : *all) {
+      CHECK(x >= 0);
       sum += x;
-    CHECK(sum == int64_t{3} * count * (count - 1) / 2);
+    }
+    CHECK(sum == 3 * procs * rounds * (rounds - 1) / 2);
+    CHECK(c.value.get() == 2 * procs * rounds);
+    CHECK(c.array.snapshot()
+          == std::vector<int64_t>{procs * rounds, rounds - 1, rounds - 1, rounds - 1});
+    CHECK(c.queue.len() == int64_t{0});
+    CHECK(c.queue.leased_count() == int64_t{0});
+    CHECK_FALSE(c.queue.join(deadline));
+    REQUIRE_FALSE(c.dict.clear());
+    CHECK(c.dict.len() == int64_t{0});
   }
 
   TEST_CASE("a leased item comes back when its consumer process is killed with SIGKILL") {

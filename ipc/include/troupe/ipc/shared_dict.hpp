@@ -124,7 +124,7 @@ caf::behavior shared_dict_owner(caf::stateful_actor<shared_dict_state<K, V>>* se
 /// `(clear_atom) -> ok_atom`. Keys come in sorted order.
 ///
 /// The handle is a value: copies talk to the same owner, and any thread may
-/// use one concurrently (each blocking call uses its own `scoped_actor`).
+/// use one concurrently (each blocking call uses a caller actor of its own, see `detail::caller`).
 template <class K, class V>
 class shared_dict {
 public:

@@ -13,6 +13,7 @@
 #include <climits>
 #include <cstring>
 #include <iostream>
+#include <unordered_set>
 
 namespace troupe::ipc::detail {
 
@@ -22,6 +23,15 @@ using steady = std::chrono::steady_clock;
 
 /// Set on a node's reader thread, which must never wait for ring space.
 thread_local bool on_reader_thread = false;
+
+/// The actors that a reader thread runs itself (see `serve_on_readers`).
+std::mutex inline_mtx;
+std::unordered_set<const caf::abstract_actor*> inline_actors;
+
+bool runs_inline(const caf::abstract_actor* x) {
+  std::lock_guard<std::mutex> guard{inline_mtx};
+  return inline_actors.count(x) != 0;
+}
 
 steady::time_point deadline_after(caf::timespan timeout) {
   if (troupe::detail::is_forever(timeout))
@@ -55,6 +65,48 @@ std::string describe_peer(const peer& p) {
 }
 
 } // namespace
+
+void serve_on_readers(const caf::actor& owner) {
+  auto* ptr = caf::actor_cast<caf::abstract_actor*>(owner);
+  if (ptr == nullptr)
+    return;
+  {
+    std::lock_guard<std::mutex> guard{inline_mtx};
+    inline_actors.insert(ptr);
+  }
+  // Runs at once if the actor is already gone.
+  ptr->attach_functor([ptr] {
+    std::lock_guard<std::mutex> guard{inline_mtx};
+    inline_actors.erase(ptr);
+  });
+}
+
+void reader_unit::exec_later(caf::resumable* ptr) {
+  auto* actor = dynamic_cast<caf::abstract_actor*>(ptr);
+  if (actor != nullptr && runs_inline(actor))
+    ready_.push_back(ptr);
+  else
+    scoped_execution_unit::exec_later(ptr);
+}
+
+void reader_unit::run_ready() {
+  // An actor run here may make others ready: they join the list.
+  for (size_t i = 0; i < ready_.size(); ++i) {
+    auto* job = ready_[i];
+    switch (job->resume(this, max_throughput)) {
+    case caf::resumable::resume_later:
+      // More messages than one turn: a worker of the scheduler goes on.
+      scoped_execution_unit::exec_later(job);
+      break;
+    case caf::resumable::done:
+    case caf::resumable::awaiting_message:
+    case caf::resumable::shutdown_execution_unit:
+      caf::intrusive_ptr_release(job);
+      break;
+    }
+  }
+  ready_.clear();
+}
 
 peer::~peer() {
   if (pidfd >= 0)
@@ -689,7 +741,7 @@ bool core::any_input(const std::vector<peer_ptr>& peers) {
 
 void core::reader_loop() {
   on_reader_thread = true;
-  caf::scoped_execution_unit ctx{&sys_};
+  reader_unit ctx{&sys_};
   ctx.proxy_registry_ptr(&proxies_);
   std::vector<peer_ptr> peers;
   uint64_t seen_version = ~uint64_t{0};
@@ -702,6 +754,7 @@ void core::reader_loop() {
     bool any = false;
     for (auto& p : peers)
       any |= drain(*p, ctx);
+    ctx.run_ready();
     bool backlog = false;
     for (auto& p : peers) {
       if (!p->has_backlog.load(std::memory_order_acquire))
@@ -740,7 +793,7 @@ void core::reader_loop() {
   }
 }
 
-bool core::drain(peer& p, caf::scoped_execution_unit& ctx) {
+bool core::drain(peer& p, reader_unit& ctx) {
   auto* hdr = p.in.hdr;
   auto cap = p.in.capacity;
   auto* data = p.in.data;
@@ -852,7 +905,7 @@ void core::reject(peer& p, const frame_header* h, const std::string& why) {
 }
 
 void core::handle_frame(peer& p, const frame_header& h, const unsigned char* payload,
-                        caf::scoped_execution_unit& ctx) {
+                        reader_unit& ctx) {
   auto* bytes = reinterpret_cast<const char*>(payload);
   switch (static_cast<frame_kind>(h.kind)) {
   case frame_kind::message: {
@@ -1048,11 +1101,12 @@ void core::handle_losses() {
   }
   if (lost.empty())
     return;
-  caf::scoped_execution_unit ctx{&sys_};
+  reader_unit ctx{&sys_};
   ctx.proxy_registry_ptr(&proxies_);
   for (auto& p : lost) {
     // What the peer published before it went is delivered first.
     drain(*p, ctx);
+    ctx.run_ready();
     // Monitors hear of the death before the pending requests fail, so a
     // supervisor or pool knows a request failed because its worker died.
     p->senders.clear(); // they hold the peer: break the cycle

@@ -471,7 +471,7 @@ caf::expected<std::size_t> permits::waiting() const {
 }
 
 lock lock::make(caf::actor_system& sys) {
-  return lock{sys.spawn(permit_impl, kind::lock, std::size_t{1})};
+  return lock{detail::served_on_readers(sys.spawn(permit_impl, kind::lock, std::size_t{1}))};
 }
 
 caf::expected<bool> lock::locked() const {
@@ -482,24 +482,26 @@ caf::expected<bool> lock::locked() const {
 }
 
 rlock rlock::make(caf::actor_system& sys) {
-  return rlock{sys.spawn(permit_impl, kind::rlock, std::size_t{1})};
+  return rlock{detail::served_on_readers(sys.spawn(permit_impl, kind::rlock, std::size_t{1}))};
 }
 
 semaphore semaphore::make(caf::actor_system& sys, std::size_t initial) {
-  return semaphore{sys.spawn(permit_impl, kind::semaphore, initial)};
+  return semaphore{detail::served_on_readers(sys.spawn(permit_impl, kind::semaphore, initial))};
 }
 
 caf::expected<bounded_semaphore> bounded_semaphore::make(caf::actor_system& sys,
                                                          std::size_t permits) {
   if (permits == 0)
     return troupe::make_error(errc::invalid_argument, "a bounded semaphore needs a permit");
-  return bounded_semaphore{sys.spawn(permit_impl, kind::bounded, permits)};
+  return bounded_semaphore{
+    detail::served_on_readers(sys.spawn(permit_impl, kind::bounded, permits))};
 }
 
 // -- condition --------------------------------------------------------------
 
 condition condition::make(caf::actor_system& sys, bool reentrant) {
-  return condition{sys.spawn(permit_impl, reentrant ? kind::rlock : kind::lock, std::size_t{1})};
+  return condition{detail::served_on_readers(
+    sys.spawn(permit_impl, reentrant ? kind::rlock : kind::lock, std::size_t{1}))};
 }
 
 caf::expected<waited> condition::wait(caf::scoped_actor& self, caf::timespan timeout) const {
@@ -532,7 +534,7 @@ caf::expected<std::size_t> condition::sleeping() const {
 
 event event::make(caf::actor_system& sys) {
   // The actor is layer 1's event, as it is.
-  return event{troupe::event{sys}.handle()};
+  return event{detail::served_on_readers(troupe::event{sys}.handle())};
 }
 
 caf::error event::set() const {
@@ -559,7 +561,7 @@ caf::error event::wait(caf::timespan timeout) const {
 caf::expected<barrier> barrier::make(caf::actor_system& sys, std::size_t parties) {
   if (parties == 0)
     return troupe::make_error(errc::invalid_argument, "a barrier needs a party");
-  return barrier{sys.spawn(barrier_impl, parties)};
+  return barrier{detail::served_on_readers(sys.spawn(barrier_impl, parties))};
 }
 
 caf::expected<std::size_t> barrier::wait(caf::scoped_actor& self, caf::timespan timeout) const {

@@ -139,7 +139,8 @@ public:
   /// Spawns, in `sys` (this process), the owner of an array holding
   /// `values` (`Array('q', values)`); its length is `values.size()`.
   static managed_array make(caf::actor_system& sys, std::vector<T> values) {
-    return managed_array{caf::actor{sys.spawn(detail::managed_array_owner<T>, std::move(values))}};
+    return managed_array{detail::served_on_readers(
+      caf::actor{sys.spawn(detail::managed_array_owner<T>, std::move(values))})};
   }
 
   /// An empty handle: every call fails with `errc::invalid_argument`.

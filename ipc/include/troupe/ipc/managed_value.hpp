@@ -84,7 +84,8 @@ public:
 
   /// Spawns the owner of a value holding `init` in `sys` (this process).
   static managed_value make(caf::actor_system& sys, T init = T{}) {
-    return managed_value{caf::actor{sys.spawn(detail::managed_value_owner<T>, std::move(init))}};
+    return managed_value{detail::served_on_readers(
+      caf::actor{sys.spawn(detail::managed_value_owner<T>, std::move(init))})};
   }
 
   /// An empty handle: every call fails with `errc::invalid_argument`.

@@ -133,7 +133,8 @@ public:
 
   /// Spawns an empty dict's owner in `sys` (this process).
   static shared_dict make(caf::actor_system& sys) {
-    return shared_dict{caf::actor{sys.spawn(detail::shared_dict_owner<K, V>)}};
+    return shared_dict{
+      detail::served_on_readers(caf::actor{sys.spawn(detail::shared_dict_owner<K, V>)})};
   }
 
   /// An empty handle: every call fails with `errc::invalid_argument`.

@@ -155,7 +155,8 @@ public:
 
   /// Spawns the owner of a list holding `init` in `sys` (this process).
   static shared_list make(caf::actor_system& sys, std::vector<T> init = {}) {
-    return shared_list{caf::actor{sys.spawn(detail::shared_list_owner<T>, std::move(init))}};
+    return shared_list{detail::served_on_readers(
+      caf::actor{sys.spawn(detail::shared_list_owner<T>, std::move(init))})};
   }
 
   /// An empty handle: every call fails with `errc::invalid_argument`.

@@ -95,7 +95,8 @@ class shared_namespace {
 public:
   /// Spawns an empty namespace's owner in `sys` (this process).
   static shared_namespace make(caf::actor_system& sys) {
-    return shared_namespace{caf::actor{sys.spawn(detail::shared_namespace_owner)}};
+    return shared_namespace{
+      detail::served_on_readers(caf::actor{sys.spawn(detail::shared_namespace_owner)})};
   }
 
   /// An empty handle: every call fails with `errc::invalid_argument`.

@@ -413,7 +413,8 @@ public:
   /// Spawns the owner of an empty queue in `sys` (this process), holding at
   /// most `maxsize` items (0: unbounded).
   static shared_queue make(caf::actor_system& sys, int64_t maxsize = 0) {
-    return shared_queue{caf::actor{sys.spawn<detail::shared_queue_owner<T>>(maxsize)}};
+    return shared_queue{
+      detail::served_on_readers(caf::actor{sys.spawn<detail::shared_queue_owner<T>>(maxsize)})};
   }
 
   /// An empty handle: every call fails with `errc::invalid_argument`.

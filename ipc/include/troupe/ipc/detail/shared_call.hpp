@@ -23,6 +23,18 @@ using shared_expire_atom = caf::atom_constant<caf::atom("sh_expire")>;
 
 struct caller_pool;
 
+/// Lets the reader threads of this process's nodes run `owner` themselves
+/// when a message from another process makes it ready, instead of waking a
+/// scheduler worker. Only for actors whose handlers are short and never
+/// block: the owners of shared containers and sync primitives.
+void serve_on_readers(const caf::actor& owner);
+
+/// `serve_on_readers(owner)`, returning `owner`.
+inline caf::actor served_on_readers(caf::actor owner) {
+  serve_on_readers(owner);
+  return owner;
+}
+
 /// The `caf::scoped_actor` one blocking call is made from. For an owner in
 /// another process of the group, callers are borrowed from a pool of the
 /// local node and given back after an answered call: the owner's process

@@ -14,6 +14,8 @@
 //                                    the containers P.* as process TAG, owner
 //                                    of array cell C (manager_workload.hpp);
 //                                    exit
+//   troupe-ipc-child contend P N     join; run N rounds of sync_workload.hpp on
+//                                    the primitives P.*; exit
 //   troupe-ipc-child lease P         join; lease an item of P.queue, send it
 //                                    to P.report, never ack, wait to be killed
 //   troupe-ipc-child shm-add NAME N  join the group named in the environment;
@@ -40,6 +42,7 @@
 
 #include "manager_workload.hpp"
 #include "messages.hpp"
+#include "sync_workload.hpp"
 #include "troupe/error.hpp"
 #include "troupe/ipc/managed_array.hpp"
 #include "troupe/ipc/managed_value.hpp"
@@ -292,6 +295,34 @@ int mixed(const std::string& prefix, int32_t rounds, const std::string& tag, int
   return 0;
 }
 
+int contend(const std::string& prefix, int32_t rounds) {
+  manager_config cfg;
+  caf::actor_system sys{cfg};
+  auto n = tipc::node::join_from_env(sys);
+  if (!n)
+    return fail(n.error());
+  std::vector<caf::actor> found;
+  for (auto what : {".lock", ".rlock", ".bsem", ".cond", ".barrier", ".event", ".counters"}) {
+    auto x = n->lookup(prefix + what, patience);
+    if (!x)
+      return fail(x.error());
+    found.push_back(std::move(*x));
+  }
+  contended_primitives c{
+    tipc::lock{found[0]},      tipc::rlock{found[1]},   tipc::bounded_semaphore{found[2]},
+    tipc::condition{found[3]}, tipc::barrier{found[4]}, tipc::event{found[5]},
+    sarray{found[6]}};
+  caf::error err;
+  {
+    caf::scoped_actor self{sys};
+    err = run_contended(c, self, rounds, true);
+  }
+  if (err)
+    return fail(err);
+  n->leave();
+  return 0;
+}
+
 int lease(const std::string& prefix) {
   manager_config cfg;
   caf::actor_system sys{cfg};
@@ -397,12 +428,14 @@ int main(int argc, char** argv) {
     return sync_steps(std::vector<std::string>(argv + 2, argv + argc));
   if (role == "host" && argc == 3)
     return host(argv[2]);
+  if (role == "contend" && argc == 4)
+    return contend(argv[2], std::stoi(argv[3]));
   if (role == "mixed" && argc == 6)
     return mixed(argv[2], std::stoi(argv[3]), argv[4], std::stoi(argv[5]));
   if (role == "lease" && argc == 3)
     return lease(argv[2]);
   std::cerr << "usage: troupe-ipc-child serve NAME | create GROUP KEYFILE | shm-add NAME N"
                " | shm-hold NAME | shm-create NAME\n"
-               "       | host PREFIX | mixed PREFIX N TAG CELL | lease PREFIX\n";
+               "       | host PREFIX | mixed PREFIX N TAG CELL | contend PREFIX N | lease PREFIX\n";
   return 2;
 }

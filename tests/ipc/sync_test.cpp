@@ -1,4 +1,5 @@
 #include "support.hpp"
+#include "sync_workload.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/ipc/sync.hpp"
 
@@ -343,5 +344,33 @@ TEST_SUITE("ipc.sync") {
     CHECK(troupe::is(sut.wait(f.self, milliseconds(20)).error(), errc::timeout));
     auto child = f.run(n, {"bbroken:B"});
     f.expect_success(child);
+  }
+
+  TEST_CASE("every primitive, used by three processes at once, keeps them apart") {
+    sync_fixture f{"sync-contend"};
+    auto n = f.make_node();
+    contended_primitives c{f.host(n, "c.lock", tipc::lock::make(f.sys)),
+                           f.host(n, "c.rlock", tipc::rlock::make(f.sys)),
+                           f.host(n, "c.bsem", *tipc::bounded_semaphore::make(f.sys, 1)),
+                           f.host(n, "c.cond", tipc::condition::make(f.sys)),
+                           f.host(n, "c.barrier", *tipc::barrier::make(f.sys, 3)),
+                           f.host(n, "c.event", tipc::event::make(f.sys)),
+                           f.host(n, "c.counters", sarray::make(f.sys, contended_counters))};
+    constexpr int32_t rounds = 40;
+    std::vector<child_process> children;
+    for (int i = 0; i < 2; ++i) {
+      auto child = n.spawn(TROUPE_IPC_CHILD, {"contend", "c", std::to_string(rounds)});
+      REQUIRE_MESSAGE(child, troupe::describe(child.error()));
+      children.push_back(std::move(*child));
+    }
+    auto mine = run_contended(c, f.self, rounds, false);
+    CHECK_MESSAGE(!mine, troupe::describe(mine));
+    // Every round met at the barrier; now wake both children with the event.
+    REQUIRE_FALSE(c.event.set());
+    for (auto& child : children)
+      f.expect_success(child);
+    CHECK(c.counters.snapshot() == std::vector<int64_t>(contended_counters, 3 * rounds));
+    CHECK(c.lock.locked() == false);
+    CHECK(c.bsem.available() == std::size_t{1});
   }
 }

@@ -1,5 +1,6 @@
 #include "troupe/ipc/shared_memory.hpp"
 
+#include "block_layout.hpp"
 #include "segment.hpp"
 
 #include <boost/interprocess/exceptions.hpp>
@@ -27,33 +28,8 @@ namespace troupe::ipc::detail {
 
 namespace {
 
-constexpr uint64_t block_magic = 0x3176537075727424ull; // "$trupSv1"
-constexpr uint32_t block_version = 1;
 constexpr size_t name_max = 64;
-constexpr size_t type_name_bytes = 64;
 constexpr auto ready_timeout = std::chrono::seconds(5);
-
-/// The start of every block. Written once by the creator before `ready`;
-/// only `mutex` changes afterwards.
-struct block_header {
-  uint64_t magic;
-  uint32_t version;
-  uint32_t kind;
-  uint64_t elem_size;
-  uint64_t elem_align;
-  uint64_t type_tag;
-  uint64_t count;
-  uint64_t data_offset;
-  uint64_t total_bytes;
-  int32_t creator_pid;
-  uint32_t reserved;
-  uint64_t creator_start_ticks;
-  char type_name[type_name_bytes];
-  std::atomic<uint32_t> ready;
-  pthread_mutex_t mutex;
-};
-
-static_assert(std::atomic<uint32_t>::is_always_lock_free);
 
 uint64_t round_up(uint64_t x, uint64_t to) {
   return (x + to - 1) / to * to;
@@ -90,7 +66,7 @@ caf::error check_name(const std::string& name) {
 }
 
 std::string shm_name_for(const node& n, const std::string& name) {
-  return shm_name_of(n.group()) + ".v." + name;
+  return shm_name_of(n.group()) + block_infix + name;
 }
 
 std::string errno_text(const char* what, int err) {

@@ -263,15 +263,7 @@ void core::leave() {
   proxies_.clear();
   // The last node out removes the segment.
   auto& seg = seg_->view;
-  bool anyone = false;
-  for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
-    auto* s = seg.slot(i);
-    auto st = s->state.load(std::memory_order_acquire);
-    if ((st == slot_alive || st == slot_claiming)
-        && process_alive(s->pid.load(), s->start_ticks.load()))
-      anyone = true;
-  }
-  if (!anyone) {
+  if (live_pid(seg) == 0) {
     remove_segment(seg_->shm_name);
     sweep_dead_blocks(group());
   }

@@ -42,20 +42,6 @@ bool is_power_of_two(uint64_t x) {
   return x != 0 && (x & (x - 1)) == 0;
 }
 
-/// Reads the pid of a live node of the segment, or 0 if none is alive.
-int32_t live_pid(const segment_view& seg) {
-  for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
-    auto* s = seg.slot(i);
-    auto st = s->state.load(std::memory_order_acquire);
-    if (st != slot_alive && st != slot_claiming)
-      continue;
-    auto pid = s->pid.load(std::memory_order_acquire);
-    if (pid > 0 && process_alive(pid, s->start_ticks.load(std::memory_order_acquire)))
-      return pid;
-  }
-  return 0;
-}
-
 /// Maps an existing segment and checks what can be checked without the key.
 caf::expected<std::unique_ptr<boost_segment>> map_existing(const std::string& group,
                                                            caf::timespan ready_timeout) {
@@ -271,6 +257,23 @@ open_segment(const std::string& group, const group_key& key, caf::timespan join_
   if (diff != 0)
     return make_error(errc::bad_key, "wrong key for group '" + group + "'");
   return std::unique_ptr<mapped_segment>{std::move(*res)};
+}
+
+bool slot_process_alive(const node_slot& s) {
+  auto st = s.state.load(std::memory_order_acquire);
+  if (st != slot_alive && st != slot_claiming)
+    return false;
+  auto pid = s.pid.load(std::memory_order_acquire);
+  return pid > 0 && process_alive(pid, s.start_ticks.load(std::memory_order_acquire));
+}
+
+int32_t live_pid(const segment_view& seg) {
+  for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
+    auto* s = seg.slot(i);
+    if (slot_process_alive(*s))
+      return s->pid.load(std::memory_order_acquire);
+  }
+  return 0;
 }
 
 void remove_segment(const std::string& shm_name) {

@@ -60,6 +60,15 @@ void remove_segment(const std::string& shm_name);
 /// (shared_memory.cpp); the group's last node out calls it.
 void sweep_dead_blocks(const std::string& group);
 
+/// Whether the slot holds a node (alive or claiming) whose process still
+/// runs: the liveness rule of a group, shared by the sweep in
+/// `create_segment`, the last-one-out check and `troupe clean`.
+bool slot_process_alive(const node_slot& s);
+
+/// The pid of a live node of the segment (see `slot_process_alive`), or 0 if
+/// none is alive: a segment with no live node is swept by `create_segment`.
+int32_t live_pid(const segment_view& seg);
+
 /// Start time of process `pid` in clock ticks since boot, 0 if it does not
 /// exist or is a zombie.
 uint64_t process_start_ticks(pid_t pid);

@@ -1,13 +1,14 @@
 #include "troupe/ipc/shared_memory.hpp"
 
+#include "block_layout.hpp"
 #include "segment.hpp"
+#include "troupe/ipc/inspect.hpp"
 
 #include <boost/interprocess/exceptions.hpp>
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 
 #include <cxxabi.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -29,33 +30,8 @@ namespace troupe::ipc::detail {
 
 namespace {
 
-constexpr uint64_t block_magic = 0x3176537075727424ull; // "$trupSv1"
-constexpr uint32_t block_version = 1;
 constexpr size_t name_max = 64;
-constexpr size_t type_name_bytes = 64;
 constexpr auto ready_timeout = std::chrono::seconds(5);
-
-/// The start of every block. Written once by the creator before `ready`;
-/// only `mutex` changes afterwards.
-struct block_header {
-  uint64_t magic;
-  uint32_t version;
-  uint32_t kind;
-  uint64_t elem_size;
-  uint64_t elem_align;
-  uint64_t type_tag;
-  uint64_t count;
-  uint64_t data_offset;
-  uint64_t total_bytes;
-  int32_t creator_pid;
-  uint32_t reserved;
-  uint64_t creator_start_ticks;
-  char type_name[type_name_bytes];
-  std::atomic<uint32_t> ready;
-  pthread_mutex_t mutex;
-};
-
-static_assert(std::atomic<uint32_t>::is_always_lock_free);
 
 uint64_t round_up(uint64_t x, uint64_t to) {
   return (x + to - 1) / to * to;
@@ -92,7 +68,7 @@ caf::error check_name(const std::string& name) {
 }
 
 std::string shm_name_for(const node& n, const std::string& name) {
-  return shm_name_of(n.group()) + ".v." + name;
+  return shm_name_of(n.group()) + block_infix + name;
 }
 
 std::string errno_text(const char* what, int err) {
@@ -391,22 +367,9 @@ void sweep_dead_blocks(const std::string& group) {
   std::error_code ec;
   for (auto& entry : std::filesystem::directory_iterator{"/dev/shm", ec}) {
     auto file = entry.path().filename().string();
-    if (file.rfind(prefix, 0) != 0)
-      continue;
-    // Read-only: a block that is being made, or is not ours, stays.
-    int fd = ::open(entry.path().c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-      continue;
-    struct stat st {};
-    block_header hdr{};
-    bool dead = ::fstat(fd, &st) == 0 && st.st_uid == ::geteuid()
-                && static_cast<size_t>(st.st_size) >= sizeof(block_header)
-                && ::pread(fd, &hdr, sizeof(hdr), 0) == static_cast<ssize_t>(sizeof(hdr))
-                && hdr.magic == block_magic
-                && !process_alive(hdr.creator_pid, hdr.creator_start_ticks);
-    ::close(fd);
-    if (dead)
-      remove_segment(file);
+    // One still in use (its creator lives) is kept: remove_dead_block says so.
+    if (file.rfind(prefix, 0) == 0)
+      static_cast<void>(troupe::ipc::remove_dead_block(file));
   }
 }
 

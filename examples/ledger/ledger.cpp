@@ -50,7 +50,6 @@
 #include <sstream>
 #include <string>
 #include <tuple>
-#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -62,10 +61,13 @@ using clock_type = std::chrono::steady_clock;
 // Options
 // ---------------------------------------------------------------------------
 
+/// Transfer ids are 0 to `max_transfers` - 1.
+constexpr int64_t max_transfers = 10'000'000;
+
 struct options {
   std::string role = "bank";
   int32_t workers = 4;
-  int64_t transfers = 20'000;
+  int64_t transfers = 300'000;
   double duration = 20;
   int64_t chaos_interval_ms = 500;
   int32_t accounts = 10;
@@ -83,7 +85,7 @@ a final check proves every acknowledged transfer was applied exactly once.
 
 options:
   --workers N           worker processes (default 4)
-  --transfers N         transfers to make, ids 0..N-1 (default 20000)
+  --transfers N         transfers to make, ids 0..N-1 (default 300000)
   --duration SECONDS    stop early after this long (default 20)
   --chaos-interval MS   kill a random worker with SIGKILL every MS
                         milliseconds; 0 turns chaos off (default 500)
@@ -158,7 +160,7 @@ std::variant<options, bad_option, bool> parse_options(int argc, char** argv) {
       if (!(err = number(1, 32)))
         o.workers = static_cast<int32_t>(n);
     } else if (arg == "--transfers") {
-      if (!(err = number(1, 10'000'000)))
+      if (!(err = number(1, max_transfers)))
         o.transfers = n;
     } else if (arg == "--chaos-interval") {
       if (!(err = number(0, 3'600'000)))
@@ -314,9 +316,9 @@ transfer make_transfer(int64_t id, int32_t accounts) {
 
 struct ledger_state {
   std::vector<int64_t> balances;
-  // The outcome given to each id (true: applied), so that a resent id gets
-  // the same answer and changes nothing.
-  std::unordered_map<int64_t, bool> outcomes;
+  // The outcome given to each id (0: none yet, 1: applied, 2: rejected),
+  // so that a resent id gets the same answer and changes nothing.
+  std::vector<int8_t> outcomes;
   ledger_report journal;
   static inline const char* name = "ledger";
 };
@@ -330,20 +332,24 @@ caf::behavior ledger_actor(caf::stateful_actor<ledger_state>* self, int32_t acco
            int64_t amount) -> caf::result<applied_atom, bool> {
       auto& st = self->state;
       auto n = static_cast<int32_t>(st.balances.size());
+      if (id < 0 || id >= max_transfers || from < 0 || from >= n || to < 0 || to >= n || from == to
+          || amount <= 0)
+        return make_error(ledger_errc::bad_transfer, "transfer " + std::to_string(id));
+      if (static_cast<size_t>(id) >= st.outcomes.size())
+        st.outcomes.resize(std::max(static_cast<size_t>(id) + 1, 2 * st.outcomes.size()), 0);
+      auto& seen = st.outcomes[static_cast<size_t>(id)];
       // 1. Seen before: the same answer as the first time, nothing changes.
-      if (auto i = st.outcomes.find(id); i != st.outcomes.end()) {
+      if (seen != 0) {
         ++st.journal.duplicates;
-        if (i->second)
+        if (seen == 1)
           return {applied_atom::value, true};
         return make_error(ledger_errc::insufficient_funds,
                           "transfer " + std::to_string(id) + " was rejected before");
       }
-      if (from < 0 || from >= n || to < 0 || to >= n || from == to || amount <= 0)
-        return make_error(ledger_errc::bad_transfer, "transfer " + std::to_string(id));
       // 2. Would overdraw: rejected, and remembered as rejected.
       auto& src = st.balances[static_cast<size_t>(from)];
       if (src < amount) {
-        st.outcomes.emplace(id, false);
+        seen = 2;
         st.journal.rejected.push_back(id);
         return make_error(ledger_errc::insufficient_funds, "account " + std::to_string(from)
                                                              + " holds " + std::to_string(src)
@@ -353,7 +359,7 @@ caf::behavior ledger_actor(caf::stateful_actor<ledger_state>* self, int32_t acco
       // 3. Applied: both balances and the journal change in one step.
       src -= amount;
       st.balances[static_cast<size_t>(to)] += amount;
-      st.outcomes.emplace(id, true);
+      seen = 1;
       st.journal.journal_id.push_back(id);
       st.journal.journal_from.push_back(from);
       st.journal.journal_to.push_back(to);
@@ -746,8 +752,12 @@ int run_bank(const options& o) {
   };
   // 1. The group; the ledger in this process (or a remote one), published
   //    by name, and the tally the workers report to.
+  // A killed node's slot rests for `slot_grace` (1 s) before a new process
+  // may take it: room for the workers and a second of chaos.
+  troupe::ipc::group_options gopts;
+  gopts.max_nodes = 64;
   auto group_name = "ledger-" + std::to_string(::getpid());
-  auto group = troupe::ipc::node::create(sys, group_name);
+  auto group = troupe::ipc::node::create(sys, group_name, gopts);
   if (!group)
     return fail("cannot create the group", group.error());
   caf::actor ledger;

@@ -1,13 +1,34 @@
 #!/usr/bin/env bash
 # The README's demo command: builds troupe (installing what is missing) and
-# runs a tour of the examples, each a chapter pattern rebuilt with actors.
+# runs `ledger`, a multi-process bank whose worker processes are killed with
+# SIGKILL while they work, ending with its exactly-once check; the exit
+# status is ledger's.
+#
+#   tools/demo.sh           the ledger demo
+#   tools/demo.sh --tour    first a tour of the other examples (each a chapter
+#                           pattern rebuilt with actors), then the ledger demo
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${TROUPE_BUILD_DIR:-$root/build}
+tour=0
+case "${1:-}" in
+  "") ;;
+  --tour) tour=1 ;;
+  *) echo "usage: tools/demo.sh [--tour]" >&2; exit 2 ;;
+esac
 "$root/tools/bootstrap.sh"
 
-tour=(
+ledger() {
+  printf '\n== ledger: a bank in 5 processes; workers killed with SIGKILL, transfers applied exactly once\n'
+  printf '$ ledger --workers 4 --transfers 300000 --chaos-interval 500\n'
+  exec "$build/bin/ledger" --workers 4 --transfers 300000 --chaos-interval 500
+}
+if ((!tour)); then
+  ledger
+fi
+
+examples=(
   "counter|Race condition: two producers, one counter actor, no lost update"
   "bank_balance|Lock: deposits and withdrawals on an account actor"
   "guarded_state|Lock and RLock: guarded<T>, nested updates, exceptions"
@@ -34,9 +55,10 @@ tour=(
   "manager|Manager: a shared list and dict used from a child process"
   "supervised_processes|Supervised processes: a worker killed with SIGKILL, restarted, work done"
 )
-for entry in "${tour[@]}"; do
+for entry in "${examples[@]}"; do
   name=${entry%%|*}
   printf '\n== %s: %s\n' "$name" "${entry#*|}"
   "$build/bin/$name"
 done
-printf '\nAll %d examples ran. Source: examples/\n' "${#tour[@]}"
+printf '\nAll %d examples ran. Source: examples/\n' "${#examples[@]}"
+ledger

@@ -306,6 +306,10 @@ caf::error start_child(supervisor_actor* self, std::size_t i) {
 
 void finish_shutdown(supervisor_actor* self) {
   auto& st = self->state;
+  // What the children's factories hold (a child process, say) ends here,
+  // before anyone sees the supervisor go, not whenever CAF frees its state.
+  for (auto& slot : st.children)
+    slot.spec.start = nullptr;
   for (auto& slot : st.children)
     self->send(slot.handle, gone_atom::value);
   self->quit(st.exit_reason);

@@ -4,6 +4,7 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -14,10 +15,18 @@ namespace troupe::ipc {
 namespace {
 
 /// The process of one child spec's current incarnation; the next start
-/// reaps it, and so does the holder's destructor.
+/// reaps it, and so does the holder's destructor (when the supervisor
+/// ends): after an orderly stop its actor is gone and the process is on its
+/// way out, so it gets `grace` to leave the group cleanly before SIGKILL.
 struct process_holder {
   std::mutex mtx;
   child_process current;
+  caf::timespan grace;
+
+  ~process_holder() {
+    if (current.running() && !current.wait(grace))
+      current.kill(9); // and child_process's destructor reaps it
+  }
 };
 
 } // namespace
@@ -45,6 +54,7 @@ caf::actor await_published(node& group, child_process& proc, const std::string& 
 
 child_spec process_child(node& group, process_spec spec) {
   auto holder = std::make_shared<process_holder>();
+  holder->grace = std::min<caf::timespan>(spec.shutdown_timeout, std::chrono::seconds(5));
   child_spec res;
   res.name = spec.name;
   res.restart = spec.restart;

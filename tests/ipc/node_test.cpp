@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 using namespace troupe::test::ipc;
@@ -559,6 +560,36 @@ TEST_SUITE("ipc.process_supervision") {
     auto by_name = f.find(*group, "w");
     CHECK(f.ask<int32_t>(by_name, pid_atom::value) == second);
     CHECK_FALSE(sut->stop(deadline));
+  }
+
+  TEST_CASE("once a supervisor of processes has stopped, they have exited and left the group") {
+    ipc_fixture f{"supstop"};
+    auto group = node::create(f.sys, f.group);
+    REQUIRE(group);
+    std::vector<troupe::child_spec> children;
+    for (auto name : {"a", "b"}) {
+      troupe::ipc::process_spec spec;
+      spec.name = name;
+      spec.program = TROUPE_IPC_CHILD;
+      spec.args = {"serve", name};
+      spec.published_as = name;
+      children.push_back(troupe::ipc::process_child(*group, spec));
+    }
+    auto sut = troupe::supervisor::start(f.sys, {}, children);
+    REQUIRE_MESSAGE(sut, troupe::describe(sut.error()));
+    children.clear(); // the supervisor holds the only copies
+    std::vector<int32_t> pids;
+    for (auto name : {"a", "b"}) {
+      auto pid = f.ask<int32_t>(*sut->child(name), pid_atom::value);
+      REQUIRE(pid);
+      pids.push_back(*pid);
+    }
+    REQUIRE_FALSE(sut->stop(deadline));
+    // Exited and reaped, not merely their actors gone.
+    for (auto pid : pids)
+      CHECK_MESSAGE(::kill(pid, 0) == -1, "process " << pid << " still exists");
+    group->leave(); // the last one out
+    CHECK_FALSE(std::filesystem::exists("/dev/shm/troupe." + f.group));
   }
 
   TEST_CASE("a process that keeps dying makes its supervisor give up with restart_intensity") {

@@ -26,7 +26,9 @@ struct process_spec {
   /// How long a start waits for the process to publish.
   caf::timespan start_timeout = std::chrono::seconds(10);
   restart_policy restart = restart_policy::permanent;
-  /// How long an orderly stop waits for the process's actor to exit.
+  /// How long an orderly stop waits for the process's actor to exit, and
+  /// then (up to 5 s) for the process to leave the group, before SIGKILL.
+  /// When the supervisor has stopped, every child process has exited.
   caf::timespan shutdown_timeout = std::chrono::seconds(5);
 };
 

@@ -21,8 +21,8 @@ esac
 
 ledger() {
   printf '\n== ledger: a bank in 5 processes; workers killed with SIGKILL, transfers applied exactly once\n'
-  printf '$ ledger --workers 4 --transfers 300000 --chaos-interval 500\n'
-  exec "$build/bin/ledger" --workers 4 --transfers 300000 --chaos-interval 500
+  printf '$ ledger --role bank --workers 4 --transfers 300000 --chaos-interval 500\n'
+  exec "$build/bin/ledger" --role bank --workers 4 --transfers 300000 --chaos-interval 500
 }
 if ((!tour)); then
   ledger

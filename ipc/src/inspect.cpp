@@ -482,22 +482,36 @@ caf::expected<group_info> inspect_group(const std::string& group) {
   return inspect_group_impl(group, nullptr);
 }
 
-caf::error remove_dead_group(const std::string& group) {
+namespace {
+
+/// Unlinks `shm_name` if `inspect` shows it dead twice, the second time on
+/// what the name holds just before the unlink (the same object, still
+/// dead); else fails with `busy` saying why, `what` naming it.
+template <class Inspect>
+caf::error remove_if_dead(const std::string& shm_name, const std::string& what, errc busy,
+                          Inspect inspect) {
   std::unique_ptr<ro_mapping> first;
-  auto info = inspect_group_impl(group, &first);
+  auto info = inspect(&first);
   if (!info)
     return std::move(info.error());
   if (info->live)
-    return make_error(errc::group_running, "group '" + group + "' is running: " + info->liveness);
-  // Look again at what the name holds now: the same object, still dead.
+    return make_error(busy, what + " is in use: " + info->liveness);
   std::unique_ptr<ro_mapping> second;
-  auto again = inspect_group_impl(group, &second);
+  auto again = inspect(&second);
   if (!again)
     return std::move(again.error());
   if (!same_object(*first, *second) || again->live)
-    return make_error(errc::group_running,
-                      "group '" + group + "' was created again meanwhile: " + again->liveness);
-  return unlink_shm(info->shm_name);
+    return make_error(busy, what + " was made again meanwhile: " + again->liveness);
+  return unlink_shm(shm_name);
+}
+
+} // namespace
+
+caf::error remove_dead_group(const std::string& group) {
+  auto shm_name = shm_name_of(group);
+  return remove_if_dead(
+    shm_name, "group '" + group + "'", errc::group_running,
+    [&](std::unique_ptr<ro_mapping>* mapping) { return inspect_group_impl(group, mapping); });
 }
 
 caf::error remove_dead_block(const std::string& shm_name) {
@@ -505,20 +519,9 @@ caf::error remove_dead_block(const std::string& shm_name) {
       || shm_name.find('/') != std::string::npos)
     return make_error(errc::invalid_argument,
                       "'" + shm_name + "' is not the name of a shared value's block");
-  std::unique_ptr<ro_mapping> first;
-  auto info = inspect_block(shm_name, &first);
-  if (!info)
-    return std::move(info.error());
-  if (info->live)
-    return make_error(errc::name_taken, "/dev/shm/" + shm_name + " is in use: " + info->liveness);
-  std::unique_ptr<ro_mapping> second;
-  auto again = inspect_block(shm_name, &second);
-  if (!again)
-    return std::move(again.error());
-  if (!same_object(*first, *second) || again->live)
-    return make_error(errc::name_taken,
-                      "/dev/shm/" + shm_name + " was made again meanwhile: " + again->liveness);
-  return unlink_shm(shm_name);
+  return remove_if_dead(
+    shm_name, "/dev/shm/" + shm_name, errc::name_taken,
+    [&](std::unique_ptr<ro_mapping>* mapping) { return inspect_block(shm_name, mapping); });
 }
 
 } // namespace troupe::ipc

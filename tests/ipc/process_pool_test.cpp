@@ -50,20 +50,39 @@ bool segment_with_prefix(const std::string& prefix) {
   return false;
 }
 
+/// A group with this process as its first node, and a pool of `workers`
+/// worker processes in it.
+struct pool_fixture : ipc_fixture {
+  node n;
+  process_pool sut;
+
+  pool_fixture(const char* tag, std::size_t workers)
+    : ipc_fixture(tag), n(make_node()), sut(make_pool(workers)) {}
+
+  node make_node() {
+    auto res = node::create(sys, group);
+    REQUIRE_MESSAGE(res, troupe::describe(res.error()));
+    return std::move(*res);
+  }
+
+  process_pool make_pool(std::size_t workers) {
+    troupe::ipc::process_pool_options options;
+    options.workers = workers;
+    auto res = process_pool::make(sys, n, options);
+    REQUIRE_MESSAGE(res, troupe::describe(res.error()));
+    return std::move(*res);
+  }
+};
+
 TEST_SUITE("ipc.process_pool") {
 
   TEST_CASE("a process pool gives the same results as the thread executor") {
-    ipc_fixture f{"ppmap"};
-    auto group = node::create(f.sys, f.group);
-    REQUIRE(group);
-    troupe::ipc::process_pool_options options;
-    options.workers = 2;
-    auto sut = process_pool::make(f.sys, *group, options);
-    REQUIRE_MESSAGE(sut, troupe::describe(sut.error()));
+    pool_fixture f{"ppmap", 2};
+    auto& sut = f.sut;
     auto threads = troupe::executor::make(f.sys);
     REQUIRE(threads);
     std::vector<int> inputs{-3, 0, 1, 2, 7, 11};
-    auto by_processes = sut->map(cube, inputs);
+    auto by_processes = sut.map(cube, inputs);
     auto by_threads = threads->map(cube, inputs);
     REQUIRE(by_processes.size() == by_threads.size());
     for (size_t i = 0; i < inputs.size(); ++i) {
@@ -71,20 +90,15 @@ TEST_SUITE("ipc.process_pool") {
       CHECK(*by_processes[i] == *by_threads[i]);
     }
     // The work really ran in other processes.
-    auto pid = sut->submit(worker_pid, int32_t{0}).get(deadline);
+    auto pid = sut.submit(worker_pid, int32_t{0}).get(deadline);
     REQUIRE(pid);
     CHECK(*pid != ::getpid());
   }
 
   TEST_CASE("a task's exception comes back as task_failed with its message") {
-    ipc_fixture f{"ppthrow"};
-    auto group = node::create(f.sys, f.group);
-    REQUIRE(group);
-    troupe::ipc::process_pool_options options;
-    options.workers = 1;
-    auto sut = process_pool::make(f.sys, *group, options);
-    REQUIRE(sut);
-    auto res = sut->submit(refuse, 5).get(deadline);
+    pool_fixture f{"ppthrow", 1};
+    auto& sut = f.sut;
+    auto res = sut.submit(refuse, 5).get(deadline);
     REQUIRE_FALSE(res);
     CHECK(troupe::is(res.error(), errc::task_failed));
     CHECK(troupe::describe(res.error()).find("refused 5") != std::string::npos);
@@ -124,17 +138,12 @@ TEST_SUITE("ipc.process_pool") {
   }
 
   TEST_CASE("actors run registered tasks by name, and bad task references are refused") {
-    ipc_fixture f{"ppname"};
-    auto group = node::create(f.sys, f.group);
-    REQUIRE(group);
-    troupe::ipc::process_pool_options options;
-    options.workers = 1;
-    auto sut = process_pool::make(f.sys, *group, options);
-    REQUIRE(sut);
+    pool_fixture f{"ppname", 1};
+    auto& sut = f.sut;
     auto ask = [&](const std::string& name) {
       caf::expected<int64_t> res{int64_t{0}};
       f.self
-        ->request(sut->workers().handle(), deadline, troupe::ipc::task_atom::value, name,
+        ->request(sut.workers().handle(), deadline, troupe::ipc::task_atom::value, name,
                   caf::make_message(int64_t{21}))
         .receive([&](int64_t x) { res = x; }, [&](caf::error& err) { res = std::move(err); });
       return res;
@@ -148,22 +157,17 @@ TEST_SUITE("ipc.process_pool") {
   }
 
   TEST_CASE("a worker process that dies fails its task and is replaced") {
-    ipc_fixture f{"ppdie"};
-    auto group = node::create(f.sys, f.group);
-    REQUIRE(group);
-    troupe::ipc::process_pool_options options;
-    options.workers = 1;
-    auto sut = process_pool::make(f.sys, *group, options);
-    REQUIRE(sut);
-    auto before = sut->submit(worker_pid, int32_t{0}).get(deadline);
+    pool_fixture f{"ppdie", 1};
+    auto& sut = f.sut;
+    auto before = sut.submit(worker_pid, int32_t{0}).get(deadline);
     REQUIRE(before);
-    auto res = sut->submit(die, 0).get(deadline);
+    auto res = sut.submit(die, 0).get(deadline);
     REQUIRE_FALSE(res);
     CHECK_MESSAGE(troupe::is(res.error(), errc::worker_crashed), troupe::describe(res.error()));
-    auto after = sut->submit(worker_pid, int32_t{0}).get(deadline);
+    auto after = sut.submit(worker_pid, int32_t{0}).get(deadline);
     REQUIRE(after);
     CHECK(*after != *before);
-    CHECK(sut->submit(cube, 3).get(deadline) == 27);
+    CHECK(sut.submit(cube, 3).get(deadline) == 27);
   }
 
 } // TEST_SUITE

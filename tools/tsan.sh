@@ -38,11 +38,11 @@ status=0
 shopt -s nullglob
 reports=("$logs"/*)
 if ((${#reports[@]})); then
-  for r in "${reports[@]}"; do
-    echo "==== $r"
-    cat "$r"
-  done
-  echo "tsan: ${#reports[@]} process(es) with ThreadSanitizer reports, see above" >&2
+  # Thousands of lines when it goes wrong: a count per kind and place here,
+  # the reports themselves in the logs.
+  cat "${reports[@]}" | grep -h '^SUMMARY: ThreadSanitizer' | sort | uniq -c | sort -rn | head -n 40
+  echo "tsan: $(cat "${reports[@]}" | grep -c '^WARNING: ThreadSanitizer') report(s) from" \
+       "${#reports[@]} process(es), in $logs" >&2
   status=1
 fi
 exit "$status"

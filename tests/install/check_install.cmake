@@ -3,7 +3,7 @@
 # configures, builds and runs tests/install/consumer against that prefix.
 #
 #   cmake -DTROUPE_BUILD_DIR=... -DCONSUMER_SOURCE_DIR=... -DWORK_DIR=...
-#         -DGENERATOR=... [-DSANITIZERS=address,...] -P check_install.cmake
+#         -DGENERATOR=... [-DSANITIZER_FLAGS=-fsanitize=address;...] -P check_install.cmake
 
 file(REMOVE_RECURSE "${WORK_DIR}")
 set(prefix "${WORK_DIR}/prefix")
@@ -25,11 +25,9 @@ foreach(f include/troupe/guarded.hpp lib/cmake/troupe/troupeConfig.cmake
   endif()
 endforeach()
 
-# A sanitized troupe needs the sanitizer runtime in the consumer too.
-set(flags "")
-if(SANITIZERS)
-  set(flags "-fsanitize=${SANITIZERS}")
-endif()
+# A sanitized troupe needs the sanitizer runtime in the consumer too, and the
+# same checks (SANITIZER_FLAGS is troupe's TROUPE_SANITIZER_FLAGS list).
+list(JOIN SANITIZER_FLAGS " " flags)
 run(${CMAKE_COMMAND} -S "${CONSUMER_SOURCE_DIR}" -B "${WORK_DIR}/consumer" -G "${GENERATOR}"
     "-DCMAKE_PREFIX_PATH=${prefix}" -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS=${flags}")
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/consumer")

@@ -1,7 +1,14 @@
 #pragma once
 
+/// @file
+/// `troupe::configure`: prepares an actor system configuration for troupe.
+
 #include <caf/actor_system_config.hpp>
 
+/// troupe's actor layer (`troupe::actors`): the classic concurrency patterns (locks, events,
+/// semaphores, pools, futures, queues) rebuilt as CAF actors behind small C++ handles. Link
+/// `troupe::actors`; every type here works within one process (an actor system), and every actor
+/// behind a handle can be sent to, requested, monitored and linked like any CAF actor.
 namespace troupe {
 
 /// Prepares an actor system configuration for troupe: registers troupe's

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// What `troupe ls` and `troupe clean` see: troupe's shared-memory objects on this host, read
+/// without joining their groups.
+
 // Looking at the groups of this host from outside: what `troupe ls` prints
 // and what `troupe clean` removes. Read-only: nothing here joins a group or
 // writes to a segment.

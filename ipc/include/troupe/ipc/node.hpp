@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::node`: a process's membership in a group of processes that share a segment, and
+/// the group's settings.
+
 #include "troupe/ipc/process.hpp"
 #include "troupe/timeout.hpp"
 

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::child_process` and `spawn_process`: child processes started with `posix_spawn`,
+/// killed and reaped by their handle.
+
 #include "troupe/timeout.hpp"
 
 #include <caf/error.hpp>

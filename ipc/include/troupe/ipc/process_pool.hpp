@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::process_pool`: worker processes that run plain functions of the program (Python's
+/// `Pool` and `ProcessPoolExecutor`).
+
 #include "troupe/error.hpp"
 #include "troupe/future.hpp"
 #include "troupe/ipc/node.hpp"

@@ -1,5 +1,8 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::process_child`: a process as a child of a `troupe::supervisor`.
+
 #include "troupe/ipc/node.hpp"
 #include "troupe/supervisor.hpp"
 

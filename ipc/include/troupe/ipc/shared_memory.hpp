@@ -1,8 +1,10 @@
 #pragma once
 
-// sharedctypes for troupe: a value or an array of a trivially copyable type
-// whose data live in shared memory, with a lock that survives the death of
-// its holder and a lock-free fast path for integers.
+/// @file
+/// `troupe::ipc::shared_value<T>` and `shared_array<T>`, sharedctypes for troupe: a value or an
+/// array of a trivially copyable type whose data live in shared memory, with a lock that survives
+/// the death of its holder and a lock-free fast path for integers (Python's
+/// `multiprocessing.Value` and `Array`).
 
 #include "troupe/error.hpp"
 #include "troupe/ipc/node.hpp"

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::shared_namespace`: named fields of a few types, owned by one actor and reachable
+/// from every process of a group (Python's `Manager().Namespace()`).
+
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
 #include "troupe/ipc/shared_atoms.hpp"

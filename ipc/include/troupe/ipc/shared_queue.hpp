@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::shared_queue<T>`: a bounded queue owned by one actor, with leases and
+/// `task_done`/`join`, for every process of a group (Python's `Manager().Queue()`).
+
 #include "troupe/detail/weak_timer.hpp"
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"

@@ -14,6 +14,7 @@
 #include <string>
 #include <utility>
 
+/// @file
 /// Synchronisation primitives for a group of processes: the equivalents of
 /// `multiprocessing.Manager().Lock()`, `RLock()`, `Semaphore()`,
 /// `BoundedSemaphore()`, `Event()`, `Condition()` and `Barrier()`.
@@ -44,6 +45,7 @@
 /// each type documents, with `request(handle, caf::infinite, ...)` and the
 /// timeout inside the message: with a CAF request timeout the primitive does
 /// not know the requester gave up and may grant it a lock it never uses.
+
 namespace troupe::ipc {
 
 /// Wake one or more condition waiters: `(notify_atom, size_t n)`.

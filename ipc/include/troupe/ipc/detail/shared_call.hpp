@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// Internal (for templates; not part of the API): blocking calls on the owner actor of a shared
+/// container or primitive, and helpers of the owners.
+
 // What the shared containers' handles and owners have in common: the blocking
 // call, Python-style index arithmetic and the texts of their errors. Not for
 // users: the containers' headers include it.

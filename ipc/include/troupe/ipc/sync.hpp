@@ -41,6 +41,11 @@
 /// the process hosting it is gone, `errc::would_deadlock` for acquiring a
 /// (non-reentrant) `lock` the caller already holds.
 ///
+/// No shared memory of their own: a primitive's state lives in its actor's
+/// process, and calls from other processes travel as messages through the
+/// group's segment, which the group's nodes create and remove (see `node`).
+/// If the hosting process dies, calls fail with `errc::peer_lost`.
+///
 /// Event-based actors use the `..._then` helpers or the message protocol that
 /// each type documents, with `request(handle, caf::infinite, ...)` and the
 /// timeout inside the message: with a CAF request timeout the primitive does
@@ -131,6 +136,7 @@ public:
   }
 
 protected:
+  /// The primitive's actor, for the derived handles.
   caf::actor impl_;
 };
 
@@ -159,10 +165,13 @@ public:
     return permit_guard{primitive, self, *res};
   }
 
+  /// Takes over `other`'s permit; `other` then holds none.
   permit_guard(permit_guard&& other) noexcept
     : primitive_(std::move(other.primitive_)), self_(std::exchange(other.self_, nullptr)),
       info_(other.info_) {}
 
+  /// Gives back the permit this guard holds (a failure is reported on
+  /// stderr), then takes over `other`'s.
   permit_guard& operator=(permit_guard&& other) noexcept {
     if (this != &other) {
       reset();

@@ -25,7 +25,7 @@ enum class full_policy {
 
 /// Counters of a bounded queue.
 struct queue_stats {
-  std::size_t size = 0; ///< items in the queue
+  std::size_t size = 0;       ///< items in the queue
   std::size_t capacity = 0;   ///< the most items it holds at once
   std::size_t high_water = 0; ///< the most items it ever held
   std::size_t putters = 0;    ///< puts waiting for room

@@ -1,8 +1,8 @@
 #pragma once
 
 /// @file
-/// `troupe::ipc::shared_namespace`: named fields of a few types, owned by one actor and reachable
-/// from every process of a group (Python's `Manager().Namespace()`).
+/// `troupe::ipc::shared_namespace`: named fields of any CAF message type, owned by one actor and
+/// reachable from every process of a group (Python's `Manager().Namespace()`).
 
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"

@@ -84,6 +84,9 @@ struct acquired {
 /// with `caf::ok_atom`; `(caf::get_atom)` with the free permits as `size_t`;
 /// `(caf::get_atom, wait_atom)` with the number of queued acquirers as
 /// `size_t`.
+///
+/// The handle is cheap to copy and may be used from any thread of any
+/// process of the group; the permits belong to actors, not to threads.
 class permits {
 public:
   /// An empty handle; every call fails with `errc::owner_down`.
@@ -154,6 +157,8 @@ protected:
 /// The destructor cannot return an error: if that release fails (the
 /// primitive or its process is gone, so nobody else can get the permit
 /// either), it says so on stderr. The `scoped_actor` must outlive the guard.
+/// A guard belongs to the thread of its `scoped_actor`; the permit belongs
+/// to that actor, so it comes back too if the actor or its process dies.
 class permit_guard {
 public:
   /// Blocks until `self` holds a permit of `primitive` or `timeout` passed.

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs what troupe needs from Debian (only what is missing, so it is quick
 # when everything is there), then configures and builds troupe in build/.
+# Doxygen is among them (about 20 s of apt) so that the test suite always
+# runs docs.builds_without_warnings; the API reference itself is built only
+# on request (tools/docs.sh).
 #
 #   tools/bootstrap.sh [extra cmake arguments...]
 #
@@ -9,7 +12,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${TROUPE_BUILD_DIR:-$root/build}
-packages=(g++ cmake ninja-build libcaf-dev libboost-dev doctest-dev)
+packages=(g++ cmake ninja-build libcaf-dev libboost-dev doctest-dev doxygen)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -2,12 +2,14 @@
 
 #include <caf/atom.hpp>
 
+/// @file
 /// Message tags of troupe's actor protocols.
 ///
 /// troupe reuses CAF's predefined atoms where one fits (`caf::get_atom`,
 /// `caf::update_atom`, `caf::ok_atom`, `caf::timeout_atom`) and adds the ones
 /// below. An actor that talks to a troupe primitive directly, instead of
 /// through its C++ handle, uses these.
+
 namespace troupe {
 
 /// Wait for an event: `(wait_atom)` or `(wait_atom, caf::timespan)`.

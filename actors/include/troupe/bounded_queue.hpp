@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::bounded_queue<T>`: a queue actor with a capacity, for backpressure between actors
+/// (Python's `asyncio.Queue`).
+
 #include "troupe/atoms.hpp"
 #include "troupe/error.hpp"
 #include "troupe/timeout.hpp"
@@ -21,12 +25,12 @@ enum class full_policy {
 
 /// Counters of a bounded queue.
 struct queue_stats {
-  std::size_t size = 0; ///< items in the queue
-  std::size_t capacity = 0;
+  std::size_t size = 0;       ///< items in the queue
+  std::size_t capacity = 0;   ///< the most items it holds at once
   std::size_t high_water = 0; ///< the most items it ever held
   std::size_t putters = 0;    ///< puts waiting for room
   std::size_t getters = 0;    ///< gets waiting for an item
-  bool closed = false;
+  bool closed = false;        ///< whether `close` was called
 };
 
 namespace detail {

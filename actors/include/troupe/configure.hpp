@@ -1,7 +1,15 @@
 #pragma once
 
+/// @file
+/// `troupe::configure`: prepares an actor system configuration for troupe.
+
 #include <caf/actor_system_config.hpp>
 
+/// troupe's actor layer (`troupe::actors`): the classic concurrency patterns (locks, events,
+/// semaphores, pools, futures, queues) rebuilt as CAF actors behind small C++ handles. Link
+/// `troupe::actors`. Each object here lives in one process (one actor system; `troupe::ipc` reaches
+/// across processes), and every actor behind a handle can be sent to, requested, monitored and
+/// linked like any CAF actor.
 namespace troupe {
 
 /// Prepares an actor system configuration for troupe: registers troupe's

@@ -1,5 +1,8 @@
 #pragma once
 
+/// @file
+/// `troupe::spawn_daemon`: background actors that do not keep the program alive.
+
 #include <caf/actor_system.hpp>
 #include <caf/spawn_options.hpp>
 

@@ -1,5 +1,8 @@
 #pragma once
 
+/// @file
+/// troupe's error codes (`troupe::errc`) and the helpers that make, test and print them.
+
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
 

@@ -1,5 +1,8 @@
 #pragma once
 
+/// @file
+/// `troupe::event`: a flag that waiters block on until it is set (Python's `threading.Event`).
+
 #include "troupe/atoms.hpp"
 #include "troupe/timeout.hpp"
 

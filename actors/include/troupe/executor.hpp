@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::executor`: runs functions on a pool of worker actors and hands back `troupe::future`s
+/// (Python's `ThreadPoolExecutor`).
+
 #include "troupe/error.hpp"
 #include "troupe/future.hpp"
 
@@ -46,11 +50,15 @@ private:
   std::atomic<bool> claimed_{false};
 };
 
+/// A task as it travels to a worker (a pointer: it never leaves the process).
 using task_ptr = std::shared_ptr<task_base>;
 
+/// A task that runs `fn` and stores its value, or its exception as
+/// `errc::task_failed`, in a future's state.
 template <class R>
 class task final : public task_base {
 public:
+  /// A task that runs `fn` for the future of `state`.
   task(std::function<R()> fn, std::shared_ptr<future_state<R>> state)
     : fn_(std::move(fn)), state_(std::move(state)) {}
 
@@ -81,6 +89,7 @@ private:
 } // namespace detail
 } // namespace troupe
 
+// Tasks travel only within their process, as pointers, never serialized.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(troupe::detail::task_ptr)
 
 namespace troupe {
@@ -125,7 +134,9 @@ public:
   [[nodiscard]] static caf::expected<executor> make(caf::actor_system& sys,
                                                     executor_options options = {});
 
+  /// Moves the executor; the moved-from object is empty.
   executor(executor&&) noexcept;
+  /// Shuts down this executor (as the destructor does), then takes over `other`'s.
   executor& operator=(executor&&) noexcept;
   executor(const executor&) = delete;
   executor& operator=(const executor&) = delete;

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::future<T>`, the result of a submitted task, and `troupe::as_completed`, futures in
+/// completion order.
+
 #include "troupe/error.hpp"
 #include "troupe/timeout.hpp"
 
@@ -53,6 +57,7 @@ public:
     return *outcome_;
   }
 
+  /// Whether the outcome is set.
   [[nodiscard]] bool ready() const {
     std::lock_guard<std::mutex> guard{mtx_};
     return outcome_.has_value();
@@ -102,6 +107,7 @@ public:
   /// An invalid future (`valid()` is false).
   future() = default;
 
+  /// A future of `state` (made by `executor` and `process_pool`).
   explicit future(std::shared_ptr<detail::future_state<T>> state) : state_(std::move(state)) {}
 
   /// Waits up to `timeout` and returns a copy of the outcome;
@@ -145,6 +151,7 @@ private:
 template <class T>
 class as_completed {
 public:
+  /// Watches `futures`; an invalid one counts as completed at once.
   explicit as_completed(std::vector<future<T>> futures)
     : futures_(std::move(futures)), queue_(std::make_shared<queue>()) {
     for (std::size_t i = 0; i < futures_.size(); ++i) {
@@ -176,29 +183,36 @@ public:
   /// Input iterator over the futures in completion order.
   class iterator {
   public:
-    using iterator_category = std::input_iterator_tag;
-    using value_type = future<T>;
-    using difference_type = std::ptrdiff_t;
-    using pointer = const future<T>*;
-    using reference = const future<T>&;
+    using iterator_category = std::input_iterator_tag; ///< Single pass.
+    using value_type = future<T>;                      ///< A completed future.
+    using difference_type = std::ptrdiff_t;            ///< Unused; iterators need one.
+    using pointer = const future<T>*;                  ///< What `operator->` returns.
+    using reference = const future<T>&;                ///< What `operator*` returns.
 
+    /// The end iterator.
     iterator() = default;
+    /// Waits for the first future of `parent` to complete.
     explicit iterator(as_completed* parent) : parent_(parent) {
       advance();
     }
+    /// The current future (completed).
     reference operator*() const {
       return *current_;
     }
+    /// The current future (completed).
     pointer operator->() const {
       return &*current_;
     }
+    /// Waits for the next future to complete (blocks).
     iterator& operator++() {
       advance();
       return *this;
     }
+    /// Whether both are the end, or iterate the same `as_completed`.
     bool operator==(const iterator& other) const {
       return parent_ == other.parent_;
     }
+    /// The opposite of `==`.
     bool operator!=(const iterator& other) const {
       return !(*this == other);
     }
@@ -217,9 +231,11 @@ public:
     std::optional<future<T>> current_;
   };
 
+  /// Starts the iteration: waits for the first future to complete.
   iterator begin() {
     return iterator{this};
   }
+  /// The end of the iteration.
   iterator end() {
     return iterator{};
   }

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::gather`: several requests at once, their answers in argument order (Python's
+/// `asyncio.gather`).
+
 #include "troupe/error.hpp"
 #include "troupe/timeout.hpp"
 
@@ -15,7 +19,9 @@ namespace troupe {
 
 /// One request of a `gather`: a receiver and the message it gets.
 struct call {
+  /// The actor that gets the request.
   caf::actor to;
+  /// The request's content.
   caf::message msg;
 };
 

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::generator<T>`: a producer actor pulled with credit, iterated like a range (Python's
+/// async iterators).
+
 #include "troupe/error.hpp"
 #include "troupe/timeout.hpp"
 
@@ -33,6 +37,8 @@ namespace troupe {
 template <class T>
 class generator {
 public:
+  /// Makes the next value; `std::nullopt` ends the stream. Runs in the
+  /// generator's actor (a thread of its own), one call at a time.
   using producer = std::function<std::optional<T>()>;
 
   /// Spawns the producer actor; `credit` of 0 is treated as 1.
@@ -65,6 +71,7 @@ public:
       });
   }
 
+  /// Moves the generator; the moved-from object must not be used.
   generator(generator&&) noexcept = default;
   generator& operator=(generator&&) = delete;
 
@@ -112,26 +119,33 @@ public:
   /// Input iterator: blocks for each value; ends at the end of the stream.
   class iterator {
   public:
-    using iterator_category = std::input_iterator_tag;
-    using value_type = T;
-    using difference_type = std::ptrdiff_t;
-    using pointer = const T*;
-    using reference = const T&;
+    using iterator_category = std::input_iterator_tag; ///< Single pass.
+    using value_type = T;                              ///< A value of the stream.
+    using difference_type = std::ptrdiff_t;            ///< Unused; iterators need one.
+    using pointer = const T*;                          ///< A pointer to the current value.
+    using reference = const T&;                        ///< What `operator*` returns.
 
+    /// The end iterator.
     iterator() = default;
+    /// Pulls the first value of `parent` (blocks).
     explicit iterator(generator* parent) : parent_(parent) {
       advance();
     }
+    /// The current value.
     reference operator*() const {
       return *current_;
     }
+    /// Pulls the next value (blocks); at the end of the stream this becomes
+    /// the end iterator.
     iterator& operator++() {
       advance();
       return *this;
     }
+    /// Whether both are the end, or iterate the same generator.
     bool operator==(const iterator& other) const {
       return parent_ == other.parent_;
     }
+    /// The opposite of `==`.
     bool operator!=(const iterator& other) const {
       return !(*this == other);
     }
@@ -147,9 +161,11 @@ public:
     std::optional<T> current_;
   };
 
+  /// Starts the iteration: pulls the first value (blocks).
   iterator begin() {
     return iterator{this};
   }
+  /// The end of the stream.
   iterator end() {
     return iterator{};
   }

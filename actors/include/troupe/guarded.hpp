@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::guarded<T>`: state owned by one actor and changed atomically through it (Python's
+/// `Lock` and `RLock` around shared data).
+
 #include "troupe/error.hpp"
 #include "troupe/timeout.hpp"
 
@@ -25,9 +29,13 @@ using owner_chain = std::vector<const caf::abstract_actor*>;
 /// The state an owner is applying an operation to on this thread. Frames form
 /// a stack through `prev`, one per (possibly nested) operation.
 struct guarded_frame {
+  /// The owner whose operation runs.
   const caf::abstract_actor* owner;
+  /// The state it works on (a copy while a copying operation runs).
   void* state;
+  /// The chain of the caller that is waiting for this operation.
   const owner_chain* inherited;
+  /// The frame this one is nested in, or null.
   guarded_frame* prev;
 };
 
@@ -53,6 +61,7 @@ owner_chain current_owner_chain();
 /// function never outlives what it captured from the caller.
 class guarded_op_base {
 public:
+  /// The clock of deadlines.
   using clock_type = std::chrono::steady_clock;
 
   virtual ~guarded_op_base() = default;
@@ -69,6 +78,7 @@ public:
     callers_ = std::move(chain);
   }
 
+  /// Who is waiting up the chain.
   [[nodiscard]] const owner_chain& callers() const noexcept {
     return callers_;
   }
@@ -98,6 +108,8 @@ private:
   caf::error outcome_;
 };
 
+/// An operation as it travels to the owner (a pointer: it never leaves the
+/// process).
 using guarded_op_ptr = std::shared_ptr<guarded_op_base>;
 
 /// Runs `op` on `state` as operation of `owner`, with a frame pushed for the
@@ -112,10 +124,12 @@ caf::actor spawn_guarded_owner(caf::actor_system& sys, std::shared_ptr<void> sta
 template <class R>
 class op_result {
 public:
+  /// Calls `fn(xs...)` and keeps what it returns.
   template <class F, class... Ts>
   void run(F& fn, Ts&... xs) {
     value_.emplace(fn(xs...));
   }
+  /// Hands the kept value out (once; precondition: `run` returned).
   caf::expected<R> take() {
     return std::move(*value_);
   }
@@ -124,13 +138,16 @@ private:
   std::optional<R> value_;
 };
 
+/// The result slot of an operation that returns nothing.
 template <>
 class op_result<void> {
 public:
+  /// Calls `fn(xs...)`.
   template <class F, class... Ts>
   void run(F& fn, Ts&... xs) {
     fn(xs...);
   }
+  /// Nothing to hand out.
   caf::expected<void> take() {
     return {};
   }
@@ -141,10 +158,13 @@ public:
 template <class T, class F, bool Copy>
 class guarded_op final : public guarded_op_base {
 public:
+  /// What `fn` returns.
   using result_type = std::decay_t<std::invoke_result_t<F&, T&>>;
 
+  /// An operation that will run `fn`.
   explicit guarded_op(F fn) : fn_(std::move(fn)) {}
 
+  /// Runs `fn` on the frame's state (on a copy with `Copy`).
   void apply(guarded_frame& frame) override {
     auto& state = *static_cast<T*>(frame.state);
     if constexpr (Copy) {
@@ -165,6 +185,7 @@ public:
     }
   }
 
+  /// Hands out what `fn` returned (once, after `apply`).
   caf::expected<result_type> take() {
     return result_.take();
   }
@@ -176,6 +197,7 @@ private:
 
 } // namespace troupe::detail
 
+// Operations travel only within their process, as pointers, never serialized.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(troupe::detail::guarded_op_ptr)
 
 namespace troupe {

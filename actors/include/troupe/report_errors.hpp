@@ -1,5 +1,8 @@
 #pragma once
 
+/// @file
+/// `troupe::report_unhandled_errors`: makes the errors that end an actor unhandled visible.
+
 #include "troupe/error.hpp"
 
 #include <caf/all.hpp>

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::scoped_resource<T>`: a resource released on scope exit, on error, and when its owning
+/// actor dies (Python's async context managers).
+
 #include "troupe/error.hpp"
 
 #include <caf/all.hpp>
@@ -32,6 +36,7 @@ namespace troupe {
 template <class T>
 class scoped_resource {
 public:
+  /// Releases the resource (closes the connection, ...); called once.
   using release_fn = std::function<void(T&)>;
 
   /// Acquires the resource for `owner`; an `acquire` that throws yields
@@ -57,7 +62,10 @@ public:
     return scoped_resource{std::move(st)};
   }
 
+  /// Moves the resource; the moved-from object holds nothing.
   scoped_resource(scoped_resource&&) noexcept = default;
+  /// Releases the resource this object holds (a throwing `release` is
+  /// reported on stderr), then takes over `other`'s.
   scoped_resource& operator=(scoped_resource&& other) noexcept {
     if (this != &other) {
       if (st_)
@@ -79,6 +87,7 @@ public:
     return *st_->resource;
   }
 
+  /// Member access to the resource. Precondition: `held()`.
   T* operator->() {
     return &get();
   }

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::semaphore`: permits as leases that come back when their holder dies, and an optional
+/// rate limit (Python's `threading.Semaphore`).
+
 #include "troupe/atoms.hpp"
 #include "troupe/timeout.hpp"
 
@@ -53,7 +57,9 @@ public:
   class lease {
   public:
     lease() = default;
+    /// Takes over `other`'s permit; `other` then holds none.
     lease(lease&& other) noexcept;
+    /// Releases the permit this lease holds, then takes over `other`'s.
     lease& operator=(lease&& other) noexcept;
     lease(const lease&) = delete;
     lease& operator=(const lease&) = delete;

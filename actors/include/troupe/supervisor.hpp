@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::supervisor`: restarts the actors (or processes) it supervises, with Erlang/OTP's
+/// strategies and restart intensity.
+
 #include "troupe/timeout.hpp"
 
 #include <caf/actor.hpp>
@@ -44,6 +48,7 @@ struct child_spec {
   /// at start and at every restart; must return a valid actor (an invalid
   /// one, or an exception, counts as a failed start).
   std::function<caf::actor(caf::actor_system&)> start;
+  /// When the child is restarted.
   restart_policy restart = restart_policy::permanent;
   /// How long an orderly stop waits for the child to exit after
   /// `exit_reason::user_shutdown` before it kills the child.
@@ -55,18 +60,24 @@ struct child_spec {
 /// spread by up to `jitter` (0.1 = ±10%). A child that stayed up for longer
 /// than the supervisor's `period` starts again from `min`.
 struct restart_backoff {
+  /// The delay before the first restart.
   caf::timespan min = std::chrono::milliseconds(10);
+  /// The longest delay.
   caf::timespan max = std::chrono::seconds(5);
+  /// How far each delay is spread, as a fraction (0 to 1).
   double jitter = 0.0;
 };
 
 /// How a supervisor behaves as a whole.
 struct supervisor_flags {
+  /// Which children are restarted when one must be.
   restart_strategy strategy = restart_strategy::one_for_one;
   /// Restart intensity: more than `max_restarts` restarts within `period`
   /// and the supervisor stops all its children and exits with
   /// `errc::restart_intensity`, which its own supervisor or monitor sees.
   std::size_t max_restarts = 3;
+  /// The window of the restart intensity (and how long a child must stay up
+  /// for its backoff to start again from `restart_backoff::min`).
   caf::timespan period = std::chrono::seconds(5);
   /// No backoff: restart at once.
   std::optional<restart_backoff> backoff;

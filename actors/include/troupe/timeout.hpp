@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::forever`, the timeout of every troupe call that waits, and the helpers that turn it
+/// into CAF's.
+
 #include <caf/duration.hpp>
 #include <caf/error.hpp>
 #include <caf/timespan.hpp>

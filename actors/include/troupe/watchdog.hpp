@@ -1,5 +1,8 @@
 #pragma once
 
+/// @file
+/// `troupe::watchdog`: reports actors whose message handlers block a thread too long.
+
 #include "troupe/timeout.hpp"
 
 #include <caf/actor.hpp>
@@ -17,6 +20,7 @@ struct stall_report {
   /// The actor's name (`State::name` of a stateful actor, else CAF's
   /// default) and id.
   std::string name;
+  /// The actor's id.
   caf::actor_id id = 0;
   /// How long the actor had not reached its mailbox when reported.
   caf::timespan blocked_for{0};

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::worker_pool`: supervised worker actors behind one handle, with balancing or round-robin
+/// dispatch.
+
 #include "troupe/timeout.hpp"
 
 #include <caf/actor.hpp>
@@ -28,6 +32,7 @@ enum class dispatch_policy {
 struct pool_options {
   /// Number of workers; 0 means the hardware's thread count (at least 1).
   std::size_t workers = 0;
+  /// How tasks go to workers.
   dispatch_policy dispatch = dispatch_policy::balancing;
   /// How often a task is dispatched again after the worker running it
   /// crashed; 0 fails it at once with `errc::worker_crashed`.
@@ -36,12 +41,13 @@ struct pool_options {
   /// `period` and the pool gives up: it fails every task it holds and exits
   /// with `errc::restart_intensity`.
   std::size_t max_restarts = 10;
+  /// The window of the replacement intensity.
   caf::timespan period = std::chrono::seconds(5);
 };
 
 /// Counters of a worker pool.
 struct pool_stats {
-  std::size_t workers = 0;
+  std::size_t workers = 0; ///< workers the pool has now
   std::size_t queued = 0;  ///< tasks waiting in the pool
   std::size_t running = 0; ///< tasks handed to a worker, not answered yet
   uint64_t completed = 0;  ///< answers (values or errors) passed back
@@ -79,6 +85,8 @@ std::size_t default_pool_size() noexcept;
 /// `caf::detached`, so they do not hold CAF's scheduler threads.
 class worker_pool {
 public:
+  /// Spawns one worker: an actor that answers tasks (see the class comment
+  /// for when and on which thread it is called).
   using factory_type = std::function<caf::actor(caf::actor_system&)>;
 
   /// Spawns the pool and its workers. `errc::invalid_argument` for an empty

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// Internal (for templates; not part of the API): `relay_request`, a request whose answer is passed
+/// on whatever its types.
+
 #include <caf/all.hpp>
 
 #include <utility>

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// Internal (for templates; not part of the API): `weak_timer`, timers that keep neither their
+/// actor nor its actor system alive.
+
 #include "troupe/timeout.hpp"
 
 #include <caf/actor.hpp>

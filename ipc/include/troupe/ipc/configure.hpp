@@ -1,7 +1,15 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::configure`: prepares an actor system configuration for a process of a group.
+
 #include <caf/actor_system_config.hpp>
 
+/// troupe's process layer (`troupe::ipc`): groups of processes on one host that share a
+/// shared-memory segment (`node`), so that their actors reach each other as if they were local;
+/// process pools and supervised processes; shared containers, values and synchronisation
+/// primitives for every process of a group; CAF's middleman for other hosts. Link `troupe::ipc`
+/// (it brings `troupe::actors`).
 namespace troupe::ipc {
 
 /// Prepares an actor system configuration for a process that creates or

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// What `troupe ls` and `troupe clean` see: troupe's shared-memory objects on this host, read
+/// without joining their groups.
+
 // Looking at the groups of this host from outside: what `troupe ls` prints
 // and what `troupe clean` removes. Read-only: nothing here joins a group or
 // writes to a segment.
@@ -35,12 +39,15 @@ struct slot_info {
   uint64_t started_unix_ms = 0;
   /// When the node joined, wall-clock milliseconds since the epoch.
   uint64_t joined_unix_ms = 0;
-  /// Frames this node wrote, read, and rejected as malformed.
+  /// Frames this node wrote.
   uint64_t frames_sent = 0;
+  /// Frames this node read.
   uint64_t frames_received = 0;
+  /// Frames this node rejected as malformed.
   uint64_t frames_rejected = 0;
-  /// The futex word the node's reader parks on, and whether it is parked.
+  /// The futex word the node's reader parks on.
   uint32_t doorbell = 0;
+  /// Whether the node's reader is parked (waits for a doorbell).
   bool parked = false;
   /// The process's command line (arguments joined by spaces) while it runs,
   /// from /proc/PID/cmdline; empty otherwise.
@@ -49,9 +56,11 @@ struct slot_info {
 
 /// One name of a group's name table.
 struct name_info {
+  /// The published name.
   std::string name;
-  /// The slot and epoch of the node that published it.
+  /// The slot of the node that published it.
   uint32_t slot = 0;
+  /// The epoch of that slot when the node published it.
   uint32_t epoch = 0;
   /// The actor's id on that node.
   uint64_t actor = 0;
@@ -62,30 +71,43 @@ struct name_info {
 
 /// How full the one-way ring from slot `writer` to slot `reader` is.
 struct ring_info {
+  /// The slot of the node that writes into the ring.
   uint32_t writer = 0;
+  /// The slot of the node that reads it.
   uint32_t reader = 0;
   /// Bytes written and not read yet.
   uint64_t used = 0;
+  /// The ring's size in bytes (the group's `ring_bytes`).
   uint64_t capacity = 0;
 };
 
 /// A group's segment, `/dev/shm/troupe.<group>`, read without joining.
 struct group_info {
+  /// The group's name.
   std::string group;
   /// The object's name under /dev/shm, e.g. `troupe.jobs`.
   std::string shm_name;
+  /// The uid that owns the object.
   uid_t owner = 0;
   /// Permission bits of the object (0600 for troupe's own).
   uint32_t mode = 0;
+  /// The object's size in bytes.
   uint64_t size_bytes = 0;
   /// False while the creator is still setting the header up (or died doing
   /// so); nothing below `creator_pid` is then filled in.
   bool ready = false;
+  /// The pid of the process that created the group.
   int32_t creator_pid = 0;
+  /// When the group was created, wall-clock milliseconds since the epoch.
   uint64_t created_unix_ms = 0;
+  /// The group's geometry and limits, as its creator set them (see
+  /// `group_options`): node slots,
   uint32_t max_nodes = 0;
+  /// bytes of each one-way ring,
   uint64_t ring_bytes = 0;
+  /// names that can be published at once,
   uint32_t max_names = 0;
+  /// and the largest message a node sends.
   uint64_t max_message_bytes = 0;
   /// Bumped whenever a name is published or removed.
   uint32_t names_seq = 0;
@@ -107,6 +129,7 @@ struct group_info {
 /// A shared value or array (`shared_value`, `shared_array`),
 /// `/dev/shm/troupe.<group>.v.<name>`, read without opening it for use.
 struct block_info {
+  /// The object's name under /dev/shm.
   std::string shm_name;
   /// The groups it may belong to: every split of the name at `.v.` (group
   /// names may themselves hold `.v.`).
@@ -117,10 +140,15 @@ struct block_info {
   std::string kind;
   /// The element type's name as the creator wrote it, demangled.
   std::string type_name;
+  /// The size of one element in bytes.
   uint64_t elem_size = 0;
+  /// The number of elements (1 for a value).
   uint64_t count = 0;
+  /// The object's size in bytes, header included.
   uint64_t size_bytes = 0;
+  /// False while the creator is still filling it in (or died doing so).
   bool ready = false;
+  /// The pid of the process that created it (and removes it).
   int32_t creator_pid = 0;
   /// Whether the creator (pid and start time) still runs.
   bool creator_alive = false;
@@ -133,6 +161,7 @@ struct block_info {
 /// An object under /dev/shm named `troupe.*` that cannot be read as a group
 /// or a block: another user's, a wrong magic or version, a torn geometry.
 struct unreadable_info {
+  /// The object's name under /dev/shm.
   std::string shm_name;
   /// What is wrong, e.g. `permission denied (owner uid 1000, mode 0600)`.
   std::string reason;
@@ -140,8 +169,11 @@ struct unreadable_info {
 
 /// Everything troupe has in /dev/shm.
 struct host_info {
+  /// The groups' segments.
   std::vector<group_info> groups;
+  /// The shared values and arrays.
   std::vector<block_info> blocks;
+  /// The `troupe.*` objects that could not be read.
   std::vector<unreadable_info> unreadable;
 };
 

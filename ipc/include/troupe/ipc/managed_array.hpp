@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::managed_array<T>`: a fixed-size array owned by one actor and reachable from every
+/// process of a group (Python's `Manager().Array`).
+
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
 #include "troupe/ipc/shared_atoms.hpp"
@@ -17,12 +21,16 @@ namespace troupe::ipc {
 
 namespace detail {
 
+/// The state of a `managed_array<T>`'s owner actor.
 template <class T>
 struct managed_array_state {
+  /// The cells.
   std::vector<T> data;
+  /// The owner's actor name.
   static constexpr const char* name = "troupe.managed_array";
 };
 
+/// `errc::index_error` for index `i` of an array of `n` cells, in `what`.
 inline caf::error array_index_error(const char* what, int64_t i, size_t n) {
   return make_error(errc::index_error, std::string{what} + ": index " + std::to_string(i)
                                          + " out of range for an array of " + std::to_string(n));
@@ -121,11 +129,17 @@ caf::behavior managed_array_owner(caf::stateful_actor<managed_array_state<T>>* s
 /// `(snapshot_atom) -> std::vector<T>`, and for arithmetic `T` (not
 /// `bool`) `(add_atom, int64_t, T delta) -> T` (the cell's new value).
 ///
+/// **Shared memory.** None of its own: the cells live in the owner's
+/// process, and calls from other processes travel as messages through
+/// the group's segment, which the group's nodes create and remove (see
+/// `node`).
+///
 /// The handle is a value: copies talk to the same owner, and any thread may
 /// use one concurrently.
 template <class T>
 class managed_array {
 public:
+  /// The element type.
   using value_type = T;
 
   /// Spawns, in `sys` (this process), the owner of an array of `size`

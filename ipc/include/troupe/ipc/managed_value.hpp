@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::managed_value<T>`: a value owned by one actor and reachable from every process of
+/// a group (Python's `Manager().Value`).
+
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
 #include "troupe/ipc/shared_atoms.hpp"
@@ -14,9 +18,12 @@ namespace troupe::ipc {
 
 namespace detail {
 
+/// The state of a `managed_value<T>`'s owner actor.
 template <class T>
 struct managed_value_state {
+  /// The value.
   T value;
+  /// The owner's actor name.
   static constexpr const char* name = "troupe.managed_value";
 };
 
@@ -53,7 +60,8 @@ caf::behavior managed_value_owner(caf::stateful_actor<managed_value_state<T>>* s
 /// `Manager().Value(...)`, without the lock: every operation is atomic on
 /// its own), owned by one actor and reached through this handle from any
 /// thread of any process. Unlike `shared_value` (shared_memory.hpp, the
-/// `sharedctypes` kind, whose data live in the segment), its value may be
+/// `sharedctypes` kind, whose data live in a shared-memory object of their
+/// own), its value may be
 /// of any CAF message type, and every access is a message to the owner.
 ///
 /// **Atomicity.** Every member function is one message to the owner and
@@ -75,11 +83,17 @@ caf::behavior managed_value_owner(caf::stateful_actor<managed_value_state<T>>* s
 /// and for arithmetic `T` (not `bool`) `(add_atom, T delta) -> T` (the new
 /// value). Other types than the owner's give `errc::type_error`.
 ///
+/// **Shared memory.** None of its own: the value lives in the owner's
+/// process, and calls from other processes travel as messages through
+/// the group's segment, which the group's nodes create and remove (see
+/// `node`).
+///
 /// The handle is a value: copies talk to the same owner, and any thread may
 /// use one concurrently.
 template <class T>
 class managed_value {
 public:
+  /// The value's type.
   using value_type = T;
 
   /// Spawns the owner of a value holding `init` in `sys` (this process).

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::node`: a process's membership in a group of processes that share a segment, and
+/// the group's settings.
+
 #include "troupe/ipc/process.hpp"
 #include "troupe/timeout.hpp"
 
@@ -67,8 +71,11 @@ struct group_options {
 
 /// Counters of this node, as kept in the segment (so `troupe ls` sees them).
 struct node_stats {
+  /// Frames this node wrote into rings to other nodes.
   uint64_t frames_sent = 0;
+  /// Frames this node's reader took from rings.
   uint64_t frames_received = 0;
+  /// Frames this node's reader rejected as malformed.
   uint64_t frames_rejected = 0;
 };
 
@@ -114,7 +121,10 @@ public:
   /// names a group).
   static bool in_spawned_child();
 
+  /// Takes over `other`'s membership; `other` is then empty.
   node(node&&) noexcept;
+  /// Leaves this node's group (see `leave`), then takes over `other`'s
+  /// membership.
   node& operator=(node&&) noexcept;
   node(const node&) = delete;
   node& operator=(const node&) = delete;
@@ -125,6 +135,7 @@ public:
   /// already published that name.
   caf::error publish(const std::string& name, const caf::actor& x);
 
+  /// `publish` for a typed actor handle.
   template <class Handle>
   caf::error publish(const std::string& name, const Handle& x) {
     return publish(name, caf::actor_cast<caf::actor>(x));

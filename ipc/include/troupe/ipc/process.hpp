@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::child_process` and `spawn_process`: child processes started with `posix_spawn`,
+/// killed and reaped by their handle.
+
 #include "troupe/timeout.hpp"
 
 #include <caf/error.hpp>
@@ -18,7 +22,9 @@ struct exit_status {
   /// Whether it returned from `main` or called `exit` (then `code` is the
   /// status); otherwise a signal ended it (then `signal` is its number).
   bool exited = false;
+  /// The exit status, if `exited`.
   int code = 0;
+  /// The number of the signal that ended it, if not `exited`.
   int signal = 0;
 
   /// Whether it exited with status 0.
@@ -39,9 +45,14 @@ std::string to_string(const exit_status& x);
 /// owns a handle.
 class child_process {
 public:
+  /// An empty handle (no process).
   child_process() = default;
+  /// Takes ownership of `pid`, a child of this process not reaped yet.
   explicit child_process(pid_t pid) noexcept : pid_(pid) {}
+  /// Takes over `other`'s process; `other` is then empty.
   child_process(child_process&& other) noexcept;
+  /// Kills (SIGKILL) and reaps this handle's process if it still runs,
+  /// then takes over `other`'s.
   child_process& operator=(child_process&& other) noexcept;
   child_process(const child_process&) = delete;
   child_process& operator=(const child_process&) = delete;

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::process_pool`: worker processes that run plain functions of the program (Python's
+/// `Pool` and `ProcessPoolExecutor`).
+
 #include "troupe/error.hpp"
 #include "troupe/future.hpp"
 #include "troupe/ipc/node.hpp"
@@ -28,7 +32,10 @@ using task_atom = caf::atom_constant<caf::atom("task")>;
 
 namespace detail {
 
+/// Any function, its type erased (cast back before the call).
 using any_function = void (*)();
+/// Calls a registered task with the elements of a message; answers its
+/// result as a message, or the error.
 using task_invoke_fn = caf::expected<caf::message> (*)(const caf::message&);
 
 /// Registers a task; returns true (for the static initializer of the macro).
@@ -37,11 +44,15 @@ bool add_task(const char* name, any_function fn, task_invoke_fn invoke);
 /// The invoker of the task registered as `name`, or nullptr.
 task_invoke_fn task_named(const std::string& name);
 
+/// Calls `fn` with the elements of `args` (their types checked already).
 template <class R, class... Ps, size_t... Is>
 R call_with(R (*fn)(Ps...), const caf::message& args, std::index_sequence<Is...>) {
   return fn(args.get_as<std::decay_t<Ps>>(Is)...);
 }
 
+/// Calls `fn` with the elements of `args`: `errc::invalid_argument` if
+/// they do not match its parameters, `errc::task_failed` if it throws, else
+/// its result as a message (`caf::unit` for `void`).
 template <class R, class... Ps>
 caf::expected<caf::message> invoke_with(R (*fn)(Ps...), const caf::message& args) {
   if (!args.match_elements<std::decay_t<Ps>...>())
@@ -60,6 +71,7 @@ caf::expected<caf::message> invoke_with(R (*fn)(Ps...), const caf::message& args
   }
 }
 
+/// The `task_invoke_fn` of the function `Fn`.
 template <auto Fn>
 caf::expected<caf::message> invoke_task(const caf::message& args) {
   return invoke_with(Fn, args);
@@ -71,6 +83,7 @@ caf::expected<caf::message> invoke_erased(any_function fn, const caf::message& a
   return invoke_with(reinterpret_cast<R (*)(Ps...)>(fn), args);
 }
 
+/// An `invoke_erased` instance: calls an `any_function` with a message.
 using erased_invoke_fn = caf::expected<caf::message> (*)(any_function, const caf::message&);
 
 /// How another process of this program finds `fn` and its invoker: for
@@ -79,6 +92,8 @@ using erased_invoke_fn = caf::expected<caf::message> (*)(any_function, const caf
 /// of a loaded module.
 std::string task_reference(any_function fn, erased_invoke_fn invoke);
 
+/// The pool's state: the supervised workers and the processes behind them
+/// (defined in the ipc sources).
 class process_pool_core;
 
 } // namespace detail
@@ -103,6 +118,7 @@ struct process_pool_options {
   /// More than `max_restarts` dead workers within `period` and the pool gives
   /// up (`errc::restart_intensity`).
   std::size_t max_restarts = 10;
+  /// The window of that intensity.
   caf::timespan period = std::chrono::seconds(5);
   /// How long starting one worker process may take.
   caf::timespan start_timeout = std::chrono::seconds(10);
@@ -150,7 +166,10 @@ public:
   static int run_worker(int argc, char** argv,
                         const std::function<void(caf::actor_system_config&)>& prepare = {});
 
+  /// Takes over `other`'s pool; `other` is then empty.
   process_pool(process_pool&&) noexcept;
+  /// Shuts this pool down (as the destructor does), then takes over
+  /// `other`'s.
   process_pool& operator=(process_pool&&) noexcept;
   process_pool(const process_pool&) = delete;
   process_pool& operator=(const process_pool&) = delete;

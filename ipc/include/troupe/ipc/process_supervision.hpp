@@ -1,5 +1,8 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::process_child`: a process as a child of a `troupe::supervisor`.
+
 #include "troupe/ipc/node.hpp"
 #include "troupe/supervisor.hpp"
 
@@ -19,12 +22,15 @@ struct process_spec {
   /// Arguments for the process; it is started with `node::spawn_self`, or
   /// `program` when that is set.
   std::vector<std::string> args;
+  /// The program to start with `node::spawn`; empty for this very program
+  /// (`node::spawn_self`).
   std::string program;
   /// The name the process publishes its actor under once it is ready. Each
   /// incarnation publishes it again; the supervisor's stable handle follows.
   std::string published_as;
   /// How long a start waits for the process to publish.
   caf::timespan start_timeout = std::chrono::seconds(10);
+  /// When the process is restarted (a kill -9 is a crash).
   restart_policy restart = restart_policy::permanent;
   /// How long an orderly stop waits for the process's actor to exit, and
   /// then (up to 5 s) for the process to leave the group, before SIGKILL.

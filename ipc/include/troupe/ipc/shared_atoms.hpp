@@ -4,6 +4,7 @@
 
 #include <caf/atom.hpp>
 
+/// @file
 /// Message tags of the shared containers' protocols (`shared_dict`,
 /// `shared_list`, `managed_value`, `shared_queue`, `shared_namespace`).
 ///
@@ -16,6 +17,7 @@
 /// `caf::update_atom`, `caf::join_atom`, `caf::ok_atom` and troupe's
 /// `troupe::set_atom` and `troupe::clear_atom`. Errors come back as the
 /// request's error: `troupe::errc` values with a message as context.
+
 namespace troupe::ipc {
 
 using troupe::clear_atom;

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::shared_dict<K, V>`: a dict owned by one actor and reachable from every process of
+/// a group (Python's `Manager().dict()`).
+
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
 #include "troupe/ipc/shared_atoms.hpp"
@@ -17,12 +21,16 @@ namespace troupe::ipc {
 
 namespace detail {
 
+/// The state of a `shared_dict<K, V>`'s owner actor.
 template <class K, class V>
 struct shared_dict_state {
+  /// The items, by key.
   std::map<K, V> data;
+  /// The owner's actor name.
   static constexpr const char* name = "troupe.shared_dict";
 };
 
+/// `errc::key_error` for the key `k`.
 template <class K>
 caf::error missing_key(const K& k) {
   return make_error(errc::key_error, "key " + repr(k) + " is not in the dict");
@@ -123,12 +131,19 @@ caf::behavior shared_dict_owner(caf::stateful_actor<shared_dict_state<K, V>>* se
 /// `(len_atom) -> int64_t`, `(contains_atom, K) -> bool`,
 /// `(clear_atom) -> ok_atom`. Keys come in sorted order.
 ///
+/// **Shared memory.** None of its own: the items live in the owner's
+/// process, and calls from other processes travel as messages through
+/// the group's segment, which the group's nodes create and remove (see
+/// `node`).
+///
 /// The handle is a value: copies talk to the same owner, and any thread may
 /// use one concurrently (each blocking call uses a caller actor of its own, see `detail::caller`).
 template <class K, class V>
 class shared_dict {
 public:
+  /// The key type.
   using key_type = K;
+  /// The value type.
   using mapped_type = V;
 
   /// Spawns an empty dict's owner in `sys` (this process).

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::shared_list<T>`: a list owned by one actor and reachable from every process of a
+/// group (Python's `Manager().list()`).
+
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
 #include "troupe/ipc/shared_atoms.hpp"
@@ -16,17 +20,22 @@ namespace troupe::ipc {
 
 namespace detail {
 
+/// The state of a `shared_list<T>`'s owner actor.
 template <class T>
 struct shared_list_state {
+  /// The items.
   std::vector<T> data;
+  /// The owner's actor name.
   static constexpr const char* name = "troupe.shared_list";
 };
 
+/// `errc::index_error` for index `i` of a list of `n` items, in `what`.
 inline caf::error list_index_error(const char* what, int64_t i, size_t n) {
   return make_error(errc::index_error, std::string{what} + ": index " + std::to_string(i)
                                          + " out of range for a list of " + std::to_string(n));
 }
 
+/// `errc::value_error` for a value `x` that is not in the list, in `what`.
 template <class T>
 caf::error not_in_list(const char* what, const T& x) {
   return make_error(errc::value_error, std::string{what} + ": " + repr(x) + " is not in list");
@@ -146,11 +155,17 @@ caf::behavior shared_list_owner(caf::stateful_actor<shared_list_state<T>>* self,
 /// `(slice_atom, int64_t, int64_t) -> std::vector<T>`,
 /// `(snapshot_atom) -> std::vector<T>`.
 ///
+/// **Shared memory.** None of its own: the items live in the owner's
+/// process, and calls from other processes travel as messages through
+/// the group's segment, which the group's nodes create and remove (see
+/// `node`).
+///
 /// The handle is a value: copies talk to the same owner, and any thread may
 /// use one concurrently.
 template <class T>
 class shared_list {
 public:
+  /// The element type.
   using value_type = T;
 
   /// Spawns the owner of a list holding `init` in `sys` (this process).

@@ -1,8 +1,10 @@
 #pragma once
 
-// sharedctypes for troupe: a value or an array of a trivially copyable type
-// whose data live in shared memory, with a lock that survives the death of
-// its holder and a lock-free fast path for integers.
+/// @file
+/// `troupe::ipc::shared_value<T>` and `shared_array<T>`, sharedctypes for troupe: a value or an
+/// array of a trivially copyable type whose data live in shared memory, with a lock that survives
+/// the death of its holder and a lock-free fast path for integers (Python's
+/// `multiprocessing.Value` and `Array`).
 
 #include "troupe/error.hpp"
 #include "troupe/ipc/node.hpp"
@@ -31,7 +33,9 @@ namespace detail {
 
 /// What a block holds, as checked by `open`.
 struct shm_type {
+  /// `sizeof` the type.
   uint64_t size;
+  /// `alignof` the type.
   uint64_t align;
   /// A hash of the type's (mangled) name, so that an `int64_t` is not opened
   /// as a `uint64_t` or a struct of the same size.
@@ -58,13 +62,17 @@ constexpr bool has_fast_path_v =
   std::is_integral_v<T> && !std::is_same_v<T, bool> && std::atomic<T>::is_always_lock_free
   && sizeof(std::atomic<T>) == sizeof(T) && alignof(std::atomic<T>) == alignof(T);
 
+/// What a block of `T` holds.
 template <class T>
 shm_type shm_type_of() {
   return {sizeof(T), alignof(T), fnv1a(typeid(T).name()), typeid(T).name()};
 }
 
 /// The kind of block, so that a value is not opened as an array.
-enum class shm_kind : uint32_t { value = 1, array = 2 };
+enum class shm_kind : uint32_t {
+  value = 1, ///< a `shared_value`
+  array = 2, ///< a `shared_array`
+};
 
 /// One shared-memory object `/dev/shm/troupe.<group>.v.<name>`: a header (magic,
 /// type, creator, a robust process-shared mutex) followed by `count` elements.
@@ -72,8 +80,12 @@ enum class shm_kind : uint32_t { value = 1, array = 2 };
 /// creator's block removes the name when destroyed (see `shared_value`).
 class shm_block {
 public:
+  /// No block.
   shm_block() noexcept;
+  /// Takes over `other`'s mapping (and its duty to remove the name).
   shm_block(shm_block&&) noexcept;
+  /// Removes the name if this block created it (as the destructor does),
+  /// then takes over `other`'s.
   shm_block& operator=(shm_block&&) noexcept;
   shm_block(const shm_block&) = delete;
   shm_block& operator=(const shm_block&) = delete;
@@ -93,9 +105,13 @@ public:
   /// Removes the name of `troupe.<group>.v.<name>`, whoever created it.
   static caf::error remove(const node& n, const std::string& name);
 
+  /// The first element, in this process's mapping.
   void* data() const noexcept;
+  /// The number of elements.
   uint64_t count() const noexcept;
+  /// Whether this block created the object (and so removes its name).
   bool creator() const noexcept;
+  /// The value's name (without the group).
   const std::string& name() const noexcept;
 
   /// Takes the robust lock, waiting at most `timeout`. Returns whether the
@@ -103,6 +119,7 @@ public:
   /// Fails with `errc::timeout`, or `errc::would_deadlock` if this thread
   /// holds it already.
   caf::expected<bool> lock(caf::timespan timeout) const;
+  /// Releases the robust lock (held by this thread).
   void unlock() const noexcept;
 
   /// Removes the name now (the creator's destructor does it too).
@@ -118,6 +135,7 @@ private:
 /// Unlocks a `shm_block` when it goes out of scope.
 class shm_unlock {
 public:
+  /// Unlocks `b` at the end of the scope; `b` must be locked.
   explicit shm_unlock(const shm_block& b) noexcept : block_(b) {}
   shm_unlock(const shm_unlock&) = delete;
   shm_unlock& operator=(const shm_unlock&) = delete;
@@ -129,6 +147,7 @@ private:
   const shm_block& block_;
 };
 
+/// `errc::invalid_argument` for `index` of the array `name` of `size` elements.
 caf::error out_of_range(const std::string& name, uint64_t index, uint64_t size);
 
 } // namespace detail

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::shared_namespace`: named fields of any CAF message type, owned by one actor and
+/// reachable from every process of a group (Python's `Manager().Namespace()`).
+
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
 #include "troupe/ipc/shared_atoms.hpp"
@@ -17,11 +21,15 @@ namespace troupe::ipc {
 
 namespace detail {
 
+/// The state of a `shared_namespace`'s owner actor.
 struct shared_namespace_state {
+  /// The fields, by name, each value as a one-element message.
   std::map<std::string, caf::message> fields;
+  /// The owner's actor name.
   static constexpr const char* name = "troupe.shared_namespace";
 };
 
+/// `errc::key_error` for the field `name`.
 inline caf::error missing_field(const std::string& name) {
   return make_error(errc::key_error, "namespace has no field '" + name + "'");
 }
@@ -88,6 +96,11 @@ inline caf::behavior shared_namespace_owner(caf::stateful_actor<shared_namespace
 /// `(delete_atom, std::string) -> ok_atom`,
 /// `(contains_atom, std::string) -> bool`,
 /// `(keys_atom) -> std::vector<std::string>` (sorted).
+///
+/// **Shared memory.** None of its own: the fields live in the owner's
+/// process, and calls from other processes travel as messages through
+/// the group's segment, which the group's nodes create and remove (see
+/// `node`).
 ///
 /// The handle is a value: copies talk to the same owner, and any thread may
 /// use one concurrently.

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::shared_queue<T>`: a bounded queue owned by one actor, with leases and
+/// `task_done`/`join`, for every process of a group (Python's `Manager().Queue()`).
+
 #include "troupe/detail/weak_timer.hpp"
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
@@ -36,13 +40,16 @@ namespace detail {
 template <class T>
 class shared_queue_owner : public caf::event_based_actor {
 public:
+  /// An empty queue of at most `maxsize` items (0: unbounded).
   shared_queue_owner(caf::actor_config& cfg, int64_t maxsize)
     : caf::event_based_actor(cfg), maxsize_(maxsize) {}
 
+  /// The owner's actor name.
   const char* name() const override {
     return "troupe.shared_queue";
   }
 
+  /// The queue's protocol (see `shared_queue`).
   caf::behavior make_behavior() override {
     answer_unexpected_with_type_error(this, "shared_queue");
     set_down_handler([this](caf::down_msg& dm) { on_down(dm.source); });
@@ -336,12 +343,14 @@ private:
 /// handle (or a copy) exists; its death returns their items.
 class lease_holder {
 public:
+  /// Keeps `x` until destroyed, then stops it.
   explicit lease_holder(caf::actor x) : actor_(std::move(x)) {}
   lease_holder(const lease_holder&) = delete;
   lease_holder& operator=(const lease_holder&) = delete;
   ~lease_holder() {
     caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
   }
+  /// The actor that holds the leases.
   const caf::actor& actor() const noexcept {
     return actor_;
   }
@@ -350,6 +359,7 @@ private:
   caf::actor actor_;
 };
 
+/// The behaviour of a lease holder: it only has to live.
 inline caf::behavior lease_holder_actor() {
   return {[](caf::ok_atom) {}};
 }
@@ -404,10 +414,16 @@ inline caf::behavior lease_holder_actor() {
 /// ok_atom`, `(len_atom) -> int64_t` (items waiting),
 /// `(len_atom, lease_atom) -> int64_t` (items leased and not acked).
 ///
+/// **Shared memory.** None of its own: the items live in the owner's
+/// process, and calls from other processes travel as messages through
+/// the group's segment, which the group's nodes create and remove (see
+/// `node`).
+///
 /// The handle may be used by any number of threads at once.
 template <class T>
 class shared_queue {
 public:
+  /// The item type.
   using value_type = T;
 
   /// Spawns the owner of an empty queue in `sys` (this process), holding at

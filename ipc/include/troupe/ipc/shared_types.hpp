@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// `troupe::ipc::add_shared_types`: registers the message types of shared containers of common
+/// element types.
+
 #include <caf/actor_system_config.hpp>
 
 #include <cstdint>

@@ -14,6 +14,7 @@
 #include <string>
 #include <utility>
 
+/// @file
 /// Synchronisation primitives for a group of processes: the equivalents of
 /// `multiprocessing.Manager().Lock()`, `RLock()`, `Semaphore()`,
 /// `BoundedSemaphore()`, `Event()`, `Condition()` and `Barrier()`.
@@ -40,10 +41,16 @@
 /// the process hosting it is gone, `errc::would_deadlock` for acquiring a
 /// (non-reentrant) `lock` the caller already holds.
 ///
+/// No shared memory of their own: a primitive's state lives in its actor's
+/// process, and calls from other processes travel as messages through the
+/// group's segment, which the group's nodes create and remove (see `node`).
+/// If the hosting process dies, calls fail with `errc::peer_lost`.
+///
 /// Event-based actors use the `..._then` helpers or the message protocol that
 /// each type documents, with `request(handle, caf::infinite, ...)` and the
 /// timeout inside the message: with a CAF request timeout the primitive does
 /// not know the requester gave up and may grant it a lock it never uses.
+
 namespace troupe::ipc {
 
 /// Wake one or more condition waiters: `(notify_atom, size_t n)`.
@@ -77,6 +84,9 @@ struct acquired {
 /// with `caf::ok_atom`; `(caf::get_atom)` with the free permits as `size_t`;
 /// `(caf::get_atom, wait_atom)` with the number of queued acquirers as
 /// `size_t`.
+///
+/// The handle is cheap to copy and may be used from any thread of any
+/// process of the group; the permits belong to actors, not to threads.
 class permits {
 public:
   /// An empty handle; every call fails with `errc::owner_down`.
@@ -129,6 +139,7 @@ public:
   }
 
 protected:
+  /// The primitive's actor, for the derived handles.
   caf::actor impl_;
 };
 
@@ -146,6 +157,8 @@ protected:
 /// The destructor cannot return an error: if that release fails (the
 /// primitive or its process is gone, so nobody else can get the permit
 /// either), it says so on stderr. The `scoped_actor` must outlive the guard.
+/// A guard belongs to the thread of its `scoped_actor`; the permit belongs
+/// to that actor, so it comes back too if the actor or its process dies.
 class permit_guard {
 public:
   /// Blocks until `self` holds a permit of `primitive` or `timeout` passed.
@@ -157,10 +170,13 @@ public:
     return permit_guard{primitive, self, *res};
   }
 
+  /// Takes over `other`'s permit; `other` then holds none.
   permit_guard(permit_guard&& other) noexcept
     : primitive_(std::move(other.primitive_)), self_(std::exchange(other.self_, nullptr)),
       info_(other.info_) {}
 
+  /// Gives back the permit this guard holds (a failure is reported on
+  /// stderr), then takes over `other`'s.
   permit_guard& operator=(permit_guard&& other) noexcept {
     if (this != &other) {
       reset();

@@ -1,5 +1,9 @@
 #pragma once
 
+/// @file
+/// Internal (for templates; not part of the API): blocking calls on the owner actor of a shared
+/// container or primitive, and helpers of the owners.
+
 // What the shared containers' handles and owners have in common: the blocking
 // call, Python-style index arithmetic and the texts of their errors. Not for
 // users: the containers' headers include it.
@@ -21,6 +25,7 @@ namespace troupe::ipc::detail {
 /// Timer message an owner sends itself when a waiting call's time is up.
 using shared_expire_atom = caf::atom_constant<caf::atom("sh_expire")>;
 
+/// The callers a node lends to blocking calls (defined in the ipc sources).
 struct caller_pool;
 
 /// Lets the reader threads of this process's nodes run `owner` themselves
@@ -53,6 +58,7 @@ public:
   caller(const caller&) = delete;
   caller& operator=(const caller&) = delete;
 
+  /// The actor to make the call from.
   caf::scoped_actor& operator*() noexcept {
     return *self_;
   }

@@ -87,6 +87,23 @@ std::string core::key() const {
 }
 
 caf::error core::start() {
+  if (auto err = claim_slot())
+    return err;
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  refresh_peers();
+  reader_ = std::thread{[this] { reader_loop(); }};
+  watcher_ = std::thread{[this] { watcher_loop(); }};
+  return caf::none;
+}
+
+caf::error core::start_without_threads() {
+  if (auto err = claim_slot())
+    return err;
+  refresh_peers();
+  return caf::none;
+}
+
+caf::error core::claim_slot() {
   auto& seg = seg_->view;
   auto now = mono_ms();
   auto grace = static_cast<uint64_t>(
@@ -154,10 +171,6 @@ caf::error core::start() {
     }
   }
   my_slot_->state.store(slot_alive, std::memory_order_release);
-  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  refresh_peers();
-  reader_ = std::thread{[this] { reader_loop(); }};
-  watcher_ = std::thread{[this] { watcher_loop(); }};
   return caf::none;
 }
 
@@ -663,6 +676,89 @@ caf::error core::write_raw(uint32_t peer_slot, const std::vector<unsigned char>&
   hdr->tail.store(tail + rec, std::memory_order_release);
   ring_doorbell(*p);
   return caf::none;
+}
+
+// -- test hooks: the reader driven by hand ---------------------------------------------
+
+node_stats core::test_feed(uint32_t peer_slot, const unsigned char* bytes, size_t n, uint64_t at) {
+  auto p = peer_at(peer_slot);
+  if (!p)
+    return node_stats{};
+  test_forget(*p);
+  auto* hdr = p->in.hdr;
+  auto cap = p->in.capacity;
+  n = std::min<uint64_t>(n, cap);
+  auto rec = align8(n);
+  // Records start on 8-byte boundaries, as every writer puts them.
+  auto head = at & (cap - 1) & ~uint64_t{7};
+  for (size_t i = 0; i < rec; ++i)
+    p->in.data[(head + i) & (cap - 1)] = i < n ? bytes[i] : 0;
+  hdr->head.store(head, std::memory_order_relaxed);
+  hdr->tail.store(head + rec, std::memory_order_release);
+  auto before = stats();
+  {
+    // Exactly what the reader thread does with a ring that has input.
+    auto was_reader = on_reader_thread;
+    on_reader_thread = true;
+    caf::scoped_execution_unit ctx{&sys_};
+    ctx.proxy_registry_ptr(&proxies_);
+    drain(*p, ctx);
+    on_reader_thread = was_reader;
+  }
+  auto after = stats();
+  test_forget(*p);
+  return node_stats{after.frames_sent - before.frames_sent,
+                    after.frames_received - before.frames_received,
+                    after.frames_rejected - before.frames_rejected};
+}
+
+void core::test_forget(peer& p) {
+  p.senders.clear();
+  p.last_receiver = 0;
+  p.last_dest.reset();
+  p.assembly.clear();
+  p.assembly.shrink_to_fit();
+  p.assembly_total = 0;
+  auto reason = make_error(errc::peer_lost, "the test forgot " + describe_peer(p));
+  kill_proxies_of(p.nid, reason);
+  proxies_.clear();
+  fail_pending(p, reason);
+  test_take_output(p.slot, nullptr);
+}
+
+std::vector<unsigned char> core::test_take_output(uint32_t peer_slot, uint64_t* at) {
+  std::vector<unsigned char> res;
+  auto p = peer_at(peer_slot);
+  if (!p)
+    return res;
+  std::lock_guard<std::mutex> guard{p->write_mtx};
+  {
+    std::lock_guard<std::mutex> bl{p->backlog_mtx};
+    p->backlog.clear();
+    p->has_backlog.store(false, std::memory_order_release);
+  }
+  auto* hdr = p->out.hdr;
+  auto cap = p->out.capacity;
+  auto head = hdr->head.load(std::memory_order_acquire);
+  auto tail = hdr->tail.load(std::memory_order_acquire);
+  for (auto i = head; i != tail; ++i)
+    res.push_back(p->out.data[i & (cap - 1)]);
+  if (at != nullptr)
+    *at = head & (cap - 1);
+  // Read as the peer would: the space is the writer's again.
+  hdr->head.store(tail, std::memory_order_release);
+  return res;
+}
+
+caf::strong_actor_ptr core::test_proxy(uint32_t peer_slot, caf::actor_id aid) {
+  auto p = peer_at(peer_slot);
+  return p ? proxies_.get_or_put(p->nid, aid) : nullptr;
+}
+
+void core::test_send_control(uint32_t peer_slot, frame_kind kind, uint64_t receiver,
+                             uint64_t sender, const caf::error* reason) {
+  if (auto p = peer_at(peer_slot))
+    send_control(p, kind, receiver, sender, reason);
 }
 
 // -- reading -------------------------------------------------------------------------

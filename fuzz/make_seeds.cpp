@@ -3,7 +3,7 @@
 // (see decoder_harness::feed_input). Checks that the node reads each back
 // without a rejection.
 //
-// Usage: troupe-frame-seeds DIR
+// Usage: troupe-frame-seeds DIR (made if missing)
 
 #include "ipc/messages.hpp"
 #include "troupe/error.hpp"
@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -36,6 +37,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string dir = argv[1];
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
   config cfg{true};
   caf::actor_system sys{cfg};
   int failures = 0;

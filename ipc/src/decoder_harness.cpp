@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -167,9 +168,12 @@ std::vector<unsigned char> decoder_harness::take_output(uint64_t* at) {
 std::vector<unsigned char> decoder_harness::take_output_as_input() {
   uint64_t at = 0;
   auto bytes = take_output(&at);
-  std::vector<unsigned char> res{static_cast<unsigned char>((at / 8) & 0xFF),
-                                 static_cast<unsigned char>((at / 8) >> 8)};
-  res.insert(res.end(), bytes.begin(), bytes.end());
+  // Two bytes of offset in front (built by hand: g++ 12 misjudges a vector
+  // insert after a two-element start with -Warray-bounds).
+  std::vector<unsigned char> res(bytes.size() + 2);
+  res[0] = static_cast<unsigned char>((at / 8) & 0xFF);
+  res[1] = static_cast<unsigned char>((at / 8) >> 8);
+  std::copy(bytes.begin(), bytes.end(), res.begin() + 2);
   return res;
 }
 

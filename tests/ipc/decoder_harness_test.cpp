@@ -1,4 +1,5 @@
 #include "messages.hpp"
+#include "troupe/error.hpp"
 #include "troupe/ipc/decoder_harness.hpp"
 
 #include <caf/all.hpp>
@@ -143,6 +144,40 @@ TEST_SUITE("ipc.decoder_harness") {
       CHECK(st.frames_rejected == 1);
     }
     CHECK(f.sut.stats().frames_rejected == bad.size());
+  }
+
+  // Fuzzer finding: the receiver's mailbox files a message by the category
+  // bits of its id; CAF 0.17 took the content of a message filed as a stream
+  // message for a downstream_msg unchecked, and the receiving actor's thread
+  // crashed (SEGV in downstream_messages::id_of) on an empty message.
+  TEST_CASE("a message whose id claims a stream category it does not carry is rejected") {
+    harness_fixture f;
+    caf::scoped_actor self{f.sys};
+    auto sink = caf::actor_cast<caf::actor>(
+      f.sys.registry().get(static_cast<caf::actor_id>(decoder_harness::receiver_id)));
+    REQUIRE(sink);
+    for (auto category : {caf::message_id::upstream_message_category,
+                          caf::message_id::downstream_message_category}) {
+      for (auto& msg : {caf::message{}, caf::make_message(int32_t{1})}) {
+        CAPTURE(category);
+        CAPTURE(msg.size());
+        auto dest = f.sut.peer_actor(decoder_harness::receiver_id);
+        f.sut.take_output();
+        auto mid = caf::make_message_id().with_category(category);
+        dest->enqueue(caf::make_mailbox_element(nullptr, mid, {}, msg), nullptr);
+        auto frame = f.sut.take_output();
+        REQUIRE_FALSE(frame.empty());
+        auto st = f.sut.feed(frame);
+        CHECK(st.frames_received == 1);
+        CHECK(st.frames_rejected == 1);
+      }
+    }
+    // The receiver still serves.
+    int32_t answer = 0;
+    self->request(sink, std::chrono::seconds(10), int32_t{5})
+      .receive([&](int32_t x) { answer = x; },
+               [&](caf::error& err) { FAIL(troupe::describe(err)); });
+    CHECK(answer == 5);
   }
 
   TEST_CASE("an input longer than the ring is cut off and nothing is read past it") {

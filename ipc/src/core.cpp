@@ -1014,6 +1014,13 @@ void core::handle_frame(peer& p, const frame_header& h, const unsigned char* pay
       send_control(pp, frame_kind::kill, aid, 0, &reason);
       return;
     }
+    // Once per actor and peer: the kill frame names the actor, not the
+    // proxy, so one functor serves every proxy the peer makes of it. (Seen
+    // while fuzzing: each announce attached one more functor, so a peer that
+    // kept announcing grew the actor's attachables without bound, and the
+    // actor's end sent one kill frame per announce.)
+    if (!p.announced.insert(aid).second)
+      return;
     std::weak_ptr<core> weak_self = shared_from_this();
     std::weak_ptr<peer> weak_peer = pp;
     target->get()->attach_functor([weak_self, weak_peer, aid](const caf::error& reason) {
@@ -1043,13 +1050,15 @@ void core::handle_frame(peer& p, const frame_header& h, const unsigned char* pay
       return; // a dead local actor: the announce path tells the peer
     auto* px = static_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(remote));
     auto* la = caf::actor_cast<caf::abstract_actor*>(local);
-    if (static_cast<frame_kind>(h.kind) == frame_kind::link) {
-      la->add_backlink(px);
-      px->add_backlink_local(la);
-    } else {
-      la->remove_backlink(px);
-      px->remove_backlink_local(la);
-    }
+    // As CAF's BASP does it: the proxy links itself, holding both actors'
+    // locks. (CAF's add_backlink and remove_backlink take no lock: called
+    // from here on a local actor, they raced with the actor's own thread
+    // and corrupted its attachables, found by fuzzing.) The local actor's
+    // backlink is a plain one: no frame goes back to the peer.
+    if (static_cast<frame_kind>(h.kind) == frame_kind::link)
+      px->add_link(la);
+    else
+      px->remove_link(la);
     return;
   }
   case frame_kind::corrupt: {
@@ -1439,14 +1448,6 @@ bool shm_proxy::remove_backlink(caf::abstract_actor* x) {
     return false;
   core_->send_control(peer_, frame_kind::unlink, id(), x->id());
   return true;
-}
-
-void shm_proxy::add_backlink_local(caf::abstract_actor* x) {
-  monitorable_actor::add_backlink(x);
-}
-
-void shm_proxy::remove_backlink_local(caf::abstract_actor* x) {
-  monitorable_actor::remove_backlink(x);
 }
 
 void shm_proxy::kill_proxy(caf::execution_unit* host, caf::error reason) {

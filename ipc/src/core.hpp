@@ -21,6 +21,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace troupe::ipc::detail {
@@ -69,6 +70,11 @@ struct peer {
   std::unordered_map<caf::actor_id, caf::strong_actor_ptr> senders;
   caf::actor_id last_receiver = 0;
   caf::weak_actor_ptr last_dest;
+
+  /// Local actors this peer asked to hear about (announce frames) that have
+  /// a functor attached for it already (reader thread only): a repeated
+  /// announce attaches nothing more.
+  std::unordered_set<caf::actor_id> announced;
 
   /// Reassembly of a frame sent in chunks (reader thread only).
   std::vector<char> assembly;
@@ -259,10 +265,6 @@ public:
   bool dead() const noexcept {
     return dead_.load(std::memory_order_acquire);
   }
-
-  /// Links without telling the other node (it asked for the link).
-  void add_backlink_local(caf::abstract_actor* x);
-  void remove_backlink_local(caf::abstract_actor* x);
 
   const char* name() const override {
     return "troupe.ipc.proxy";

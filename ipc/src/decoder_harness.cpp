@@ -92,6 +92,38 @@ struct decoder_harness::impl {
   caf::actor_system& sys;
   std::shared_ptr<detail::core> core;
   caf::actor sink;
+  caf::scoped_actor self;
+
+  impl(caf::actor_system& sys, std::shared_ptr<detail::core> core)
+    : sys(sys), core(std::move(core)), self(sys) {
+    spawn_sink();
+  }
+
+  void spawn_sink() {
+    sink = sys.spawn(troupe::ipc::sink);
+    // Under its own id too, as every actor a frame can name is (exported):
+    // CAF then never attaches to it while serializing it.
+    sys.registry().put(sink.id(), caf::actor_cast<caf::strong_actor_ptr>(sink));
+    sys.registry().erase(static_cast<caf::actor_id>(receiver_id));
+    sys.registry().put(static_cast<caf::actor_id>(receiver_id),
+                       caf::actor_cast<caf::strong_actor_ptr>(sink));
+  }
+
+  /// Waits until the sink has handled what the last input sent it (a
+  /// request of normal priority comes after every earlier message of normal
+  /// or high priority), so that an input's effects happen within its own
+  /// run. A sink that an input killed is replaced.
+  void settle() {
+    bool alive = false;
+    self->request(sink, std::chrono::seconds(5), int32_t{0})
+      .receive([&](int32_t) { alive = true; }, [&](caf::error&) {});
+    if (!alive)
+      spawn_sink();
+    else if (sys.registry().get(static_cast<caf::actor_id>(receiver_id))
+             != caf::actor_cast<caf::strong_actor_ptr>(sink))
+      sys.registry().put(static_cast<caf::actor_id>(receiver_id),
+                         caf::actor_cast<caf::strong_actor_ptr>(sink));
+  }
 };
 
 decoder_harness::decoder_harness(caf::actor_system& sys, uint64_t max_message_bytes) {
@@ -127,10 +159,7 @@ decoder_harness::decoder_harness(caf::actor_system& sys, uint64_t max_message_by
     throw std::runtime_error{"decoder_harness: " + describe(err)};
   if (core->slot() != own_slot)
     throw std::runtime_error{"decoder_harness: the node took the wrong slot"};
-  auto snk = sys.spawn(sink);
-  sys.registry().put(static_cast<caf::actor_id>(receiver_id),
-                     caf::actor_cast<caf::strong_actor_ptr>(snk));
-  impl_.reset(new impl{sys, std::move(core), std::move(snk)});
+  impl_ = std::make_unique<impl>(sys, std::move(core));
 }
 
 decoder_harness::~decoder_harness() {
@@ -140,7 +169,9 @@ decoder_harness::~decoder_harness() {
 }
 
 node_stats decoder_harness::feed(const unsigned char* bytes, size_t size, uint64_t at) {
-  return impl_->core->test_feed(peer_slot, bytes, size, at);
+  auto res = impl_->core->test_feed(peer_slot, bytes, size, at);
+  impl_->settle();
+  return res;
 }
 
 node_stats decoder_harness::feed_input(const unsigned char* data, size_t size) {

@@ -60,6 +60,27 @@ frame_header make_header(frame_kind kind, uint32_t length, uint64_t receiver, ui
   return h;
 }
 
+/// Why a message id and its content do not go together, or null. The
+/// receiver's mailbox files a message by the category bits of its id, and
+/// CAF 0.17 then takes the content of an upstream or downstream message for an
+/// `upstream_msg` or `downstream_msg` unchecked: a forged id crashes the
+/// receiving actor's thread (found by fuzzing).
+const char* stream_mismatch(caf::message_id mid, const caf::message& msg) {
+  switch (mid.category()) {
+  case caf::message_id::upstream_message_category:
+    if (msg.size() != 1 || !msg.match_element<caf::upstream_msg>(0))
+      return "a stream message id (upstream) on a message that is no upstream_msg";
+    break;
+  case caf::message_id::downstream_message_category:
+    if (msg.size() != 1 || !msg.match_element<caf::downstream_msg>(0))
+      return "a stream message id (downstream) on a message that is no downstream_msg";
+    break;
+  default:
+    break;
+  }
+  return nullptr;
+}
+
 std::string describe_peer(const peer& p) {
   return "node in slot " + std::to_string(p.slot) + " (pid " + std::to_string(p.pid) + ")";
 }
@@ -139,6 +160,23 @@ std::string core::key() const {
 }
 
 caf::error core::start() {
+  if (auto err = claim_slot())
+    return err;
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  refresh_peers();
+  reader_ = std::thread{[this] { reader_loop(); }};
+  watcher_ = std::thread{[this] { watcher_loop(); }};
+  return caf::none;
+}
+
+caf::error core::start_without_threads() {
+  if (auto err = claim_slot())
+    return err;
+  refresh_peers();
+  return caf::none;
+}
+
+caf::error core::claim_slot() {
   auto& seg = seg_->view;
   auto now = mono_ms();
   auto grace = static_cast<uint64_t>(
@@ -206,10 +244,6 @@ caf::error core::start() {
     }
   }
   my_slot_->state.store(slot_alive, std::memory_order_release);
-  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  refresh_peers();
-  reader_ = std::thread{[this] { reader_loop(); }};
-  watcher_ = std::thread{[this] { watcher_loop(); }};
   return caf::none;
 }
 
@@ -720,6 +754,90 @@ caf::error core::write_raw(uint32_t peer_slot, const std::vector<unsigned char>&
   return caf::none;
 }
 
+// -- test hooks: the reader driven by hand ---------------------------------------------
+
+node_stats core::test_feed(uint32_t peer_slot, const unsigned char* bytes, size_t n, uint64_t at) {
+  auto p = peer_at(peer_slot);
+  if (!p)
+    return node_stats{};
+  test_forget(*p);
+  auto* hdr = p->in.hdr;
+  auto cap = p->in.capacity;
+  n = std::min<uint64_t>(n, cap);
+  auto rec = align8(n);
+  // Records start on 8-byte boundaries, as every writer puts them.
+  auto head = at & (cap - 1) & ~uint64_t{7};
+  for (size_t i = 0; i < rec; ++i)
+    p->in.data[(head + i) & (cap - 1)] = i < n ? bytes[i] : 0;
+  hdr->head.store(head, std::memory_order_relaxed);
+  hdr->tail.store(head + rec, std::memory_order_release);
+  auto before = stats();
+  {
+    // Exactly what the reader thread does with a ring that has input.
+    auto was_reader = on_reader_thread;
+    on_reader_thread = true;
+    reader_unit ctx{&sys_};
+    ctx.proxy_registry_ptr(&proxies_);
+    drain(*p, ctx);
+    ctx.run_ready();
+    on_reader_thread = was_reader;
+  }
+  auto after = stats();
+  test_forget(*p);
+  return node_stats{after.frames_sent - before.frames_sent,
+                    after.frames_received - before.frames_received,
+                    after.frames_rejected - before.frames_rejected};
+}
+
+void core::test_forget(peer& p) {
+  p.senders.clear();
+  p.last_receiver = 0;
+  p.last_dest.reset();
+  p.assembly.clear();
+  p.assembly.shrink_to_fit();
+  p.assembly_total = 0;
+  auto reason = make_error(errc::peer_lost, "the test forgot " + describe_peer(p));
+  kill_proxies_of(p.nid, reason);
+  proxies_.clear();
+  fail_pending(p, reason);
+  test_take_output(p.slot, nullptr);
+}
+
+std::vector<unsigned char> core::test_take_output(uint32_t peer_slot, uint64_t* at) {
+  std::vector<unsigned char> res;
+  auto p = peer_at(peer_slot);
+  if (!p)
+    return res;
+  std::lock_guard<std::mutex> guard{p->write_mtx};
+  {
+    std::lock_guard<std::mutex> bl{p->backlog_mtx};
+    p->backlog.clear();
+    p->has_backlog.store(false, std::memory_order_release);
+  }
+  auto* hdr = p->out.hdr;
+  auto cap = p->out.capacity;
+  auto head = hdr->head.load(std::memory_order_acquire);
+  auto tail = hdr->tail.load(std::memory_order_acquire);
+  for (auto i = head; i != tail; ++i)
+    res.push_back(p->out.data[i & (cap - 1)]);
+  if (at != nullptr)
+    *at = head & (cap - 1);
+  // Read as the peer would: the space is the writer's again.
+  hdr->head.store(tail, std::memory_order_release);
+  return res;
+}
+
+caf::strong_actor_ptr core::test_proxy(uint32_t peer_slot, caf::actor_id aid) {
+  auto p = peer_at(peer_slot);
+  return p ? proxies_.get_or_put(p->nid, aid) : nullptr;
+}
+
+void core::test_send_control(uint32_t peer_slot, frame_kind kind, uint64_t receiver,
+                             uint64_t sender, const caf::error* reason) {
+  if (auto p = peer_at(peer_slot))
+    send_control(p, kind, receiver, sender, reason);
+}
+
 // -- reading -------------------------------------------------------------------------
 
 bool core::any_input(const std::vector<peer_ptr>& peers) {
@@ -922,6 +1040,10 @@ void core::handle_frame(peer& p, const frame_header& h, const unsigned char* pay
       return;
     }
     auto mid = caf::make_message_id(h.mid);
+    if (auto why = stream_mismatch(mid, msg)) {
+      reject(p, &h, why);
+      return;
+    }
     if (mid.is_response()) {
       std::lock_guard<std::mutex> guard{p.pending_mtx};
       p.pending.erase({static_cast<caf::actor_id>(h.receiver), h.mid});
@@ -949,6 +1071,13 @@ void core::handle_frame(peer& p, const frame_header& h, const unsigned char* pay
       send_control(pp, frame_kind::kill, aid, 0, &reason);
       return;
     }
+    // Once per actor and peer: the kill frame names the actor, not the
+    // proxy, so one functor serves every proxy the peer makes of it. (Seen
+    // while fuzzing: each announce attached one more functor, so a peer that
+    // kept announcing grew the actor's attachables without bound, and the
+    // actor's end sent one kill frame per announce.)
+    if (!p.announced.insert(aid).second)
+      return;
     std::weak_ptr<core> weak_self = shared_from_this();
     std::weak_ptr<peer> weak_peer = pp;
     target->get()->attach_functor([weak_self, weak_peer, aid](const caf::error& reason) {
@@ -978,13 +1107,15 @@ void core::handle_frame(peer& p, const frame_header& h, const unsigned char* pay
       return; // a dead local actor: the announce path tells the peer
     auto* px = static_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(remote));
     auto* la = caf::actor_cast<caf::abstract_actor*>(local);
-    if (static_cast<frame_kind>(h.kind) == frame_kind::link) {
-      la->add_backlink(px);
-      px->add_backlink_local(la);
-    } else {
-      la->remove_backlink(px);
-      px->remove_backlink_local(la);
-    }
+    // As CAF's BASP does it: the proxy links itself, holding both actors'
+    // locks. (CAF's add_backlink and remove_backlink take no lock: called
+    // from here on a local actor, they raced with the actor's own thread
+    // and corrupted its attachables, found by fuzzing.) The local actor's
+    // backlink is a plain one: no frame goes back to the peer.
+    if (static_cast<frame_kind>(h.kind) == frame_kind::link)
+      px->add_link(la);
+    else
+      px->remove_link(la);
     return;
   }
   case frame_kind::corrupt: {
@@ -1375,14 +1506,6 @@ bool shm_proxy::remove_backlink(caf::abstract_actor* x) {
     return false;
   core_->send_control(peer_, frame_kind::unlink, id(), x->id());
   return true;
-}
-
-void shm_proxy::add_backlink_local(caf::abstract_actor* x) {
-  monitorable_actor::add_backlink(x);
-}
-
-void shm_proxy::remove_backlink_local(caf::abstract_actor* x) {
-  monitorable_actor::remove_backlink(x);
 }
 
 void shm_proxy::kill_proxy(caf::execution_unit* host, caf::error reason) {

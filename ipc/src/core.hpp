@@ -22,6 +22,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace troupe::ipc::detail {
@@ -79,6 +80,11 @@ struct peer {
   std::unordered_map<caf::actor_id, caf::strong_actor_ptr> senders;
   caf::actor_id last_receiver = 0;
   caf::weak_actor_ptr last_dest;
+
+  /// Local actors this peer asked to hear about (announce frames) that have
+  /// a functor attached for it already (reader thread only): a repeated
+  /// announce attaches nothing more.
+  std::unordered_set<caf::actor_id> announced;
 
   /// Reassembly of a frame sent in chunks (reader thread only).
   std::vector<char> assembly;
@@ -158,6 +164,35 @@ public:
 
   std::atomic<bool> stall_next_frame{false};
 
+  // -- test hooks (decoder_harness): the reader driven by hand --------------------
+
+  /// `start`, but without the reader and watcher threads: frames are read
+  /// only when `test_feed` says so.
+  caf::error start_without_threads();
+
+  /// Puts `n` bytes (at most a ring's worth) into the ring from the peer in
+  /// `peer_slot`, from ring offset `at` on (wrapping), and reads them with
+  /// the reader's own code (`drain`) on the calling thread. Starts and ends
+  /// by forgetting what the node holds of the peer (`test_forget`). Returns
+  /// what the counters moved by.
+  node_stats test_feed(uint32_t peer_slot, const unsigned char* bytes, size_t n, uint64_t at);
+
+  /// Drops the node's state about `p`: proxies (killed), half-assembled
+  /// chunks, pending requests (failed), and what it wrote to `p`.
+  void test_forget(peer& p);
+
+  /// What this node wrote to the peer in `peer_slot` since the last call
+  /// (nobody reads that ring otherwise), from ring offset `*at` on (pads
+  /// where it wrapped included); empties the ring.
+  std::vector<unsigned char> test_take_output(uint32_t peer_slot, uint64_t* at);
+
+  /// A proxy of actor `aid` of the peer in `peer_slot`.
+  caf::strong_actor_ptr test_proxy(uint32_t peer_slot, caf::actor_id aid);
+
+  /// `send_control` to the peer in `peer_slot`.
+  void test_send_control(uint32_t peer_slot, frame_kind kind, uint64_t receiver, uint64_t sender,
+                         const caf::error* reason = nullptr);
+
   /// Tells cores apart even when one is allocated where another was.
   const uint64_t serial;
 
@@ -178,6 +213,10 @@ public:
   void export_sender(const caf::strong_actor_ptr& x);
 
 private:
+  /// Claims a slot for this node and resets its rings (the first half of
+  /// `start`).
+  caf::error claim_slot();
+
   // -- peers ----------------------------------------------------------------------
   peer_ptr peer_at(uint32_t slot);
   peer_ptr peer_by_node(const caf::node_id& nid);
@@ -269,10 +308,6 @@ public:
   core& owner() const noexcept {
     return *core_;
   }
-
-  /// Links without telling the other node (it asked for the link).
-  void add_backlink_local(caf::abstract_actor* x);
-  void remove_backlink_local(caf::abstract_actor* x);
 
   const char* name() const override {
     return "troupe.ipc.proxy";

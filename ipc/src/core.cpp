@@ -780,6 +780,7 @@ node_stats core::test_feed(uint32_t peer_slot, const unsigned char* bytes, size_
     ctx.proxy_registry_ptr(&proxies_);
     drain(*p, ctx);
     ctx.run_ready();
+    run_deferred();
     on_reader_thread = was_reader;
   }
   auto after = stats();
@@ -849,6 +850,27 @@ bool core::any_input(const std::vector<peer_ptr>& peers) {
   return false;
 }
 
+void core::defer(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> guard{deferred_mtx_};
+    deferred_.push_back(std::move(fn));
+  }
+  if (my_slot_ != nullptr) {
+    my_slot_->doorbell.fetch_add(1);
+    futex_wake(&my_slot_->doorbell, INT_MAX);
+  }
+}
+
+void core::run_deferred() {
+  std::vector<std::function<void()>> todo;
+  {
+    std::lock_guard<std::mutex> guard{deferred_mtx_};
+    todo.swap(deferred_);
+  }
+  for (auto& fn : todo)
+    fn();
+}
+
 void core::reader_loop() {
   on_reader_thread = true;
   reader_unit ctx{&sys_};
@@ -865,6 +887,7 @@ void core::reader_loop() {
     for (auto& p : peers)
       any |= drain(*p, ctx);
     ctx.run_ready();
+    run_deferred();
     bool backlog = false;
     for (auto& p : peers) {
       if (!p->has_backlog.load(std::memory_order_acquire))
@@ -892,6 +915,10 @@ void core::reader_loop() {
     {
       std::lock_guard<std::mutex> guard{lost_mtx_};
       pending_loss = !lost_.empty();
+    }
+    {
+      std::lock_guard<std::mutex> guard{deferred_mtx_};
+      pending_loss = pending_loss || !deferred_.empty();
     }
     if (!any_input(peers) && !pending_loss && !stop_.load()
         && peers_version_.load() == seen_version) {
@@ -1479,7 +1506,21 @@ void shm_proxy::enqueue(caf::mailbox_element_ptr what, caf::execution_unit*) {
     if (auto src = caf::actor_cast<caf::strong_actor_ptr>(em.source))
       if (monitorable_actor::remove_backlink(caf::actor_cast<caf::abstract_actor*>(src)))
         return;
+    // Any other exit message may come while CAF holds the dead actor's lock
+    // (a link to an actor that just terminated), and serializing its source
+    // takes that lock again: the reader thread sends it once no lock is held.
+    auto self = caf::strong_actor_ptr{ctrl()};
+    auto msg = std::make_shared<caf::mailbox_element_ptr>(std::move(what));
+    core_->defer([self, msg] {
+      static_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(self))
+        ->send_now(std::move(*msg));
+    });
+    return;
   }
+  send_now(std::move(what));
+}
+
+void shm_proxy::send_now(caf::mailbox_element_ptr what) {
   if (dead_.load(std::memory_order_acquire)) {
     // Like a dead local actor, except that a lost node says so.
     auto err = troupe::is(reason_, errc::peer_lost)

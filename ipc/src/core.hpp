@@ -18,6 +18,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -246,6 +247,17 @@ private:
 
   // -- reading --------------------------------------------------------------------
   void reader_loop();
+
+public:
+  /// Runs `fn` on the reader thread, after its next drain, where no actor's
+  /// lock is held (and wakes the reader for it).
+  void defer(std::function<void()> fn);
+
+private:
+  void run_deferred();
+  std::mutex deferred_mtx_;
+  std::vector<std::function<void()>> deferred_;
+
   bool drain(peer& p, reader_unit& ctx);
   void handle_frame(peer& p, const frame_header& h, const unsigned char* payload, reader_unit& ctx);
   void reject(peer& p, const frame_header* h, const std::string& why);
@@ -308,6 +320,9 @@ public:
   core& owner() const noexcept {
     return *core_;
   }
+
+  /// Writes `what` to the other node now (or answers it as a dead proxy).
+  void send_now(caf::mailbox_element_ptr what);
 
   const char* name() const override {
     return "troupe.ipc.proxy";

@@ -109,6 +109,20 @@ TEST_SUITE("ipc.decoder_harness") {
     }
   }
 
+  TEST_CASE("a link to an actor that dies in the same input does not wedge the reader") {
+    harness_fixture f;
+    auto found = inputs_in("hangs");
+    REQUIRE_FALSE(found.empty());
+    for (auto& [name, input] : found) {
+      CAPTURE(name);
+      // It deadlocked here (CTest's timeout is this case's watchdog).
+      f.sut.feed_input(input.data(), input.size());
+      auto next = f.sut.feed(valid_frame(f.sut, f.sys));
+      CHECK(next.frames_received == 1);
+      CHECK(next.frames_rejected == 0);
+    }
+  }
+
   TEST_CASE("a frame the encoder wrote is read back at any ring offset") {
     harness_fixture f;
     auto frame = valid_frame(f.sut, f.sys);

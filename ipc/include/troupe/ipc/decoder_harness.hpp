@@ -63,6 +63,7 @@ public:
   /// `frames_rejected`.
   node_stats feed(const unsigned char* bytes, size_t size, uint64_t at = 0);
 
+  /// `feed` for the bytes of a vector.
   node_stats feed(const std::vector<unsigned char>& bytes, uint64_t at = 0) {
     return feed(bytes.data(), bytes.size(), at);
   }

@@ -55,6 +55,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -86,6 +87,7 @@ struct options {
   uint64_t seed = 0;
   bool seed_given = false;
   int64_t index = -1;
+  std::string inject; // a fault to inject, to show that the checks catch it
 };
 
 constexpr const char* usage = R"(usage: troupe-soak [options]
@@ -102,6 +104,10 @@ options:
   --seconds-per-round S   traffic and chaos per round, in seconds (default 5)
   --seed N                seed of the chaos and the traffic (default: random;
                           the seed is printed, to replay a run)
+  --inject FAULT          make a fault on purpose, to see the checks catch it:
+                          lost-update (an acknowledged dict key is removed),
+                          unanswered (a request is held past the deadline),
+                          leftover (a file of the group stays in /dev/shm)
   --help                  this text
 
 Exit status: 0 when every round passed, 1 when one failed, 2 for bad options.
@@ -153,6 +159,10 @@ std::optional<std::string> parse_options(int argc, char** argv, options& o, bool
       if (value != "node")
         return "--role is node (for the children), not '" + value + "'";
       o.role = value;
+    } else if (arg == "--inject") {
+      if (value != "lost-update" && value != "unanswered" && value != "leftover")
+        return "--inject is lost-update, unanswered or leftover, not '" + value + "'";
+      o.inject = value;
     } else if (arg == "--index") {
       if (!parse_int(value, 0, 1'000'000, x))
         return "--index needs a number, not '" + value + "'";
@@ -749,7 +759,7 @@ void check_done(traffic_actor_t* self, bool deadline) {
   st.stop_rp.deliver(std::move(r));
 }
 
-caf::behavior traffic_actor(traffic_actor_t* self, node_handles h, uint64_t seed) {
+caf::behavior traffic_actor(traffic_actor_t* self, node_handles h, uint64_t seed, bool unanswered) {
   auto& st = self->state;
   st.h = std::move(h);
   st.rng.seed(seed);
@@ -770,6 +780,11 @@ caf::behavior traffic_actor(traffic_actor_t* self, node_handles h, uint64_t seed
   self->monitor(st.h.tally);
   self->send(st.h.tally, hello_atom::value, st.h.index, st.h.own_echo, caf::actor{self});
   self->send(self, tick_atom::value);
+  if (unanswered) { // --inject unanswered: held for longer than the deadline
+    ++st.requests;
+    self->request(st.h.host_echo, caf::infinite, hold_atom::value, int32_t{60'000}, int32_t{0})
+      .then([self](int32_t) { answered(self); }, [self](caf::error&) { answered(self); });
+  }
   return {
     [self](tick_atom) {
       auto& st = self->state;
@@ -876,7 +891,7 @@ int run_node(const options& o) {
   h.stop_thread = std::make_shared<std::atomic<bool>>(false);
   auto stop = h.stop_thread;
   auto tally = h.tally;
-  auto traffic = sys.spawn(traffic_actor, std::move(h), o.seed);
+  auto traffic = sys.spawn(traffic_actor, std::move(h), o.seed, o.inject == "unanswered");
   std::thread worker{shm_worker, std::ref(*total), std::ref(*locked), tally, traffic, index, stop};
   caf::scoped_actor self{sys};
   self->monitor(traffic);
@@ -1009,8 +1024,13 @@ round_result run_round(caf::actor_system& sys, const options& o, int64_t round,
     kid k;
     k.index = next_index++;
     auto seed = std::uniform_int_distribution<int64_t>{0, INT64_MAX}(rng);
-    auto p = group->spawn_self(
-      {"--role", "node", "--index", std::to_string(k.index), "--seed", std::to_string(seed)});
+    std::vector<std::string> args{
+      "--role", "node", "--index", std::to_string(k.index), "--seed", std::to_string(seed)};
+    if (!o.inject.empty()) {
+      args.emplace_back("--inject");
+      args.push_back(o.inject);
+    }
+    auto p = group->spawn_self(args);
     if (!p) {
       res.fail("cannot start node " + std::to_string(k.index) + ": " + troupe::describe(p.error()));
       return;
@@ -1210,6 +1230,8 @@ round_result run_round(caf::actor_system& sys, const options& o, int64_t round,
       }
     // The dict: every acknowledged key is there with its value, every key
     // there was intended, a survivor's keys are exactly its acknowledged ones.
+    if (o.inject == "lost-update" && !t->dict_acks.empty())
+      (void)dict.pop(t->dict_acks.front(), patience);
     auto items = dict.items(patience);
     if (!items) {
       res.fail("cannot read the dict: " + troupe::describe(items.error()));
@@ -1288,6 +1310,8 @@ round_result run_round(caf::actor_system& sys, const options& o, int64_t round,
   total.reset();
   locked.reset();
   group->leave();
+  if (o.inject == "leftover")
+    std::ofstream{"/dev/shm/troupe." + group_name + ".v.injected"};
   auto left = shm_leftovers(group_name);
   if (!left.empty()) {
     res.fail("left in /dev/shm: " + join_list(left));

@@ -124,6 +124,7 @@ core::core(caf::actor_system& sys, std::unique_ptr<mapped_segment> seg, group_op
   // The group's limit is the creator's.
   opts_.max_message_bytes = seg_->view.header()->max_message_bytes;
   peers_.resize(seg_->view.geo.max_nodes);
+  seen_epoch_.resize(seg_->view.geo.max_nodes, 0);
 }
 
 core::~core() {
@@ -314,6 +315,20 @@ void core::refresh_peers() {
       }
       if (st == slot_alive && !known) {
         add_peer_locked(i, ep);
+        seen_epoch_[i] = ep;
+        added = true;
+      } else if ((st == slot_dead || st == slot_free) && !known && ep != 0
+                 && ep != seen_epoch_[i]) {
+        // An incarnation that joined and went (died, or left) between two
+        // looks: what it wrote to this node since this node joined (the ring
+        // was emptied then) is still in the ring, and the slot rests for
+        // `slot_grace` before anyone resets it. Attach to it as to a peer
+        // that died, so the loss handling delivers those frames.
+        seen_epoch_[i] = ep;
+        if (auto p = add_peer_locked(i, ep); p && !p->lost.load())
+          mark_lost(
+            p, make_error(errc::peer_lost,
+                          describe_peer(*p) + (st == slot_free ? " left the group" : " died")));
         added = true;
       }
     }

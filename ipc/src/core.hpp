@@ -233,6 +233,10 @@ private:
 
   std::mutex peers_mtx_;
   std::vector<peer_ptr> peers_; // by slot; null where no peer
+  // By slot: the last incarnation (epoch) this node attached to as a peer.
+  // A node that joined and died (or left) before this one ever saw it alive
+  // may still have written frames to it: refresh_peers drains those once.
+  std::vector<uint32_t> seen_epoch_;
   std::atomic<uint64_t> peers_version_{0};
 
   std::mutex lost_mtx_;

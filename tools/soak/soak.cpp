@@ -927,6 +927,17 @@ struct round_result {
   }
 };
 
+/// How many file descriptors this process has open.
+int64_t open_fds() {
+  int64_t n = 0;
+  if (auto* dir = ::opendir("/proc/self/fd")) {
+    while (auto* e = ::readdir(dir))
+      n += e->d_name[0] != '.';
+    ::closedir(dir);
+  }
+  return n - 1; // the directory's own
+}
+
 /// Every /dev/shm entry of `group`: its segment and its values and arrays.
 std::vector<std::string> shm_leftovers(const std::string& group) {
   std::vector<std::string> res;
@@ -1070,11 +1081,14 @@ round_result run_round(caf::actor_system& sys, const options& o, int64_t round,
       next_chaos = now + gap();
       std::vector<kid*> live;
       for (auto& k : kids)
-        if (!k.killed && !k.stopped)
+        if (!k.killed)
           live.push_back(&k);
       if (!live.empty()) {
+        // A paused child may be killed too (stopped, say, half-way through a
+        // frame or holding the lock), but not paused twice.
         auto& k = *live[std::uniform_int_distribution<size_t>{0, live.size() - 1}(rng)];
-        if (std::uniform_int_distribution<int>{0, 1}(rng) == 0 && res.kills < max_kills) {
+        bool kill = std::uniform_int_distribution<int>{0, 1}(rng) == 0 || k.stopped;
+        if (kill && res.kills < max_kills) {
           k.proc.kill(SIGKILL);
           auto st = k.proc.wait(patience);
           if (!st)
@@ -1084,7 +1098,7 @@ round_result run_round(caf::actor_system& sys, const options& o, int64_t round,
           self->send(tally, killed_atom::value, k.index);
           ++res.kills;
           spawn_kid(); // invalidates `k`
-        } else {
+        } else if (!k.stopped) {
           k.proc.kill(SIGSTOP);
           k.stopped = true;
           k.cont_at =
@@ -1338,8 +1352,17 @@ int run_coordinator(const options& o) {
   int64_t requests = 0;
   int64_t acked = 0;
   auto start = clock_type::now();
+  int64_t fds_after_first = 0;
   for (int64_t round = 1; round <= o.rounds; ++round) {
     auto r = run_round(sys, o, round, rng);
+    // The coordinator's own resources stay flat from round to round: every
+    // group's pidfds, segments and mappings are let go.
+    auto fds = open_fds();
+    if (round == 1)
+      fds_after_first = fds;
+    else if (fds > fds_after_first + 8)
+      r.fail(std::to_string(fds) + " file descriptors open, " + std::to_string(fds_after_first)
+             + " after round 1");
     (r.pass ? passed : failed) += 1;
     kills += r.kills;
     stops += r.stops;
@@ -1357,7 +1380,8 @@ int run_coordinator(const options& o) {
   std::cout << std::fixed << std::setprecision(1) << passed << " passed, " << failed << " failed ("
             << o.rounds << " rounds in " << took.count() << " s: " << kills << " killed, " << stops
             << " stopped, " << requests << " requests answered, " << acked
-            << " acknowledged updates, seed " << seed << ")" << std::endl;
+            << " acknowledged updates, " << open_fds() << " fds open at the end, seed " << seed
+            << ")" << std::endl;
   return failed == 0 ? 0 : 1;
 }
 

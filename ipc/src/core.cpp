@@ -392,11 +392,26 @@ void core::mark_lost(const peer_ptr& p, caf::error reason) {
 
 caf::strong_actor_ptr core::make_proxy(caf::node_id nid, caf::actor_id aid) {
   auto p = peer_by_node(nid);
-  if (!p || p->lost)
+  if (!p) {
+    // A node whose loss is being handled: what it wrote before it went is
+    // delivered now, and handles in it may name its actors.
+    std::lock_guard<std::mutex> guard{peers_mtx_};
+    if (draining_ && draining_->nid == nid)
+      p = draining_;
+  }
+  if (!p)
     return nullptr;
   caf::actor_config cfg;
   auto res =
     caf::make_actor<shm_proxy, caf::strong_actor_ptr>(aid, nid, &sys_, cfg, shared_from_this(), p);
+  if (p->lost.load(std::memory_order_acquire)) {
+    // An actor of a lost node gets a proxy that is dead already, not an
+    // invalid handle (which CAF 0.17 cannot monitor or link to: it crashes):
+    // monitors and links hear the loss at once, requests fail with it.
+    static_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(res))
+      ->kill_proxy(nullptr, p->lost_reason);
+    return res;
+  }
   send_control(p, frame_kind::announce, aid, 0);
   return res;
 }
@@ -993,7 +1008,13 @@ void core::handle_frame(peer& p, const frame_header& h, const unsigned char* pay
       return; // a dead local actor: the announce path tells the peer
     auto* px = static_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(remote));
     auto* la = caf::actor_cast<caf::abstract_actor*>(local);
-    if (static_cast<frame_kind>(h.kind) == frame_kind::link) {
+    if (static_cast<frame_kind>(h.kind) == frame_kind::link && px->dead()) {
+      // The linking actor's node is gone (a dead proxy, made while its loss
+      // is handled): the link breaks at once, as a link to a dead local
+      // actor does.
+      la->enqueue(nullptr, caf::make_message_id(),
+                  caf::make_message(caf::exit_msg{px->address(), px->reason()}), nullptr);
+    } else if (static_cast<frame_kind>(h.kind) == frame_kind::link) {
       la->add_backlink(px);
       px->add_backlink_local(la);
     } else {
@@ -1111,9 +1132,18 @@ void core::handle_losses() {
   reader_unit ctx{&sys_};
   ctx.proxy_registry_ptr(&proxies_);
   for (auto& p : lost) {
-    // What the peer published before it went is delivered first.
+    // What the peer published before it went is delivered first; handles
+    // of its actors in it become dead proxies (see make_proxy).
+    {
+      std::lock_guard<std::mutex> guard{peers_mtx_};
+      draining_ = p;
+    }
     drain(*p, ctx);
     ctx.run_ready();
+    {
+      std::lock_guard<std::mutex> guard{peers_mtx_};
+      draining_ = nullptr;
+    }
     // Monitors hear of the death before the pending requests fail, so a
     // supervisor or pool knows a request failed because its worker died.
     p->senders.clear(); // they hold the peer: break the cycle

@@ -349,6 +349,10 @@ caf::behavior tally_actor(caf::stateful_actor<tally_state>* self) {
     [self](hello_atom, int32_t k, const caf::actor& echo, const caf::actor& control) {
       auto& st = self->state;
       st.data.joined.push_back(k);
+      // CAF 0.17 cannot monitor an invalid handle (it crashes); troupe gives
+      // actors of a node that is gone as dead proxies, but be safe.
+      if (!echo || !control)
+        return;
       if (st.killed.count(k) == 0) {
         st.echoes[k] = echo;
         st.controls[k] = control;

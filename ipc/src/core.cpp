@@ -145,6 +145,7 @@ core::core(caf::actor_system& sys, std::unique_ptr<mapped_segment> seg, group_op
   // The group's limit is the creator's.
   opts_.max_message_bytes = seg_->view.header()->max_message_bytes;
   peers_.resize(seg_->view.geo.max_nodes);
+  seen_epoch_.resize(seg_->view.geo.max_nodes, 0);
 }
 
 core::~core() {
@@ -348,6 +349,20 @@ void core::refresh_peers() {
       }
       if (st == slot_alive && !known) {
         add_peer_locked(i, ep);
+        seen_epoch_[i] = ep;
+        added = true;
+      } else if ((st == slot_dead || st == slot_free) && !known && ep != 0
+                 && ep != seen_epoch_[i]) {
+        // An incarnation that joined and went (died, or left) between two
+        // looks: what it wrote to this node since this node joined (the ring
+        // was emptied then) is still in the ring, and the slot rests for
+        // `slot_grace` before anyone resets it. Attach to it as to a peer
+        // that died, so the loss handling delivers those frames.
+        seen_epoch_[i] = ep;
+        if (auto p = add_peer_locked(i, ep); p && !p->lost.load())
+          mark_lost(
+            p, make_error(errc::peer_lost,
+                          describe_peer(*p) + (st == slot_free ? " left the group" : " died")));
         added = true;
       }
     }
@@ -411,11 +426,26 @@ void core::mark_lost(const peer_ptr& p, caf::error reason) {
 
 caf::strong_actor_ptr core::make_proxy(caf::node_id nid, caf::actor_id aid) {
   auto p = peer_by_node(nid);
-  if (!p || p->lost)
+  if (!p) {
+    // A node whose loss is being handled: what it wrote before it went is
+    // delivered now, and handles in it may name its actors.
+    std::lock_guard<std::mutex> guard{peers_mtx_};
+    if (draining_ && draining_->nid == nid)
+      p = draining_;
+  }
+  if (!p)
     return nullptr;
   caf::actor_config cfg;
   auto res =
     caf::make_actor<shm_proxy, caf::strong_actor_ptr>(aid, nid, &sys_, cfg, shared_from_this(), p);
+  if (p->lost.load(std::memory_order_acquire)) {
+    // An actor of a lost node gets a proxy that is dead already, not an
+    // invalid handle (which CAF 0.17 cannot monitor or link to: it crashes):
+    // monitors and links hear the loss at once, requests fail with it.
+    static_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(res))
+      ->kill_proxy(nullptr, p->lost_reason);
+    return res;
+  }
   send_control(p, frame_kind::announce, aid, 0);
   return res;
 }
@@ -1134,6 +1164,14 @@ void core::handle_frame(peer& p, const frame_header& h, const unsigned char* pay
       return; // a dead local actor: the announce path tells the peer
     auto* px = static_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(remote));
     auto* la = caf::actor_cast<caf::abstract_actor*>(local);
+    if (static_cast<frame_kind>(h.kind) == frame_kind::link && px->dead()) {
+      // The linking actor's node is gone (a dead proxy, made while its loss
+      // is handled): the link breaks at once, as a link to a dead local
+      // actor does.
+      la->enqueue(nullptr, caf::make_message_id(),
+                  caf::make_message(caf::exit_msg{px->address(), px->reason()}), nullptr);
+      return;
+    }
     // As CAF's BASP does it: the proxy links itself, holding both actors'
     // locks. (CAF's add_backlink and remove_backlink take no lock: called
     // from here on a local actor, they raced with the actor's own thread
@@ -1254,9 +1292,18 @@ void core::handle_losses() {
   reader_unit ctx{&sys_};
   ctx.proxy_registry_ptr(&proxies_);
   for (auto& p : lost) {
-    // What the peer published before it went is delivered first.
+    // What the peer published before it went is delivered first; handles
+    // of its actors in it become dead proxies (see make_proxy).
+    {
+      std::lock_guard<std::mutex> guard{peers_mtx_};
+      draining_ = p;
+    }
     drain(*p, ctx);
     ctx.run_ready();
+    {
+      std::lock_guard<std::mutex> guard{peers_mtx_};
+      draining_ = nullptr;
+    }
     // Monitors hear of the death before the pending requests fail, so a
     // supervisor or pool knows a request failed because its worker died.
     p->senders.clear(); // they hold the peer: break the cycle

@@ -284,6 +284,12 @@ private:
 
   std::mutex peers_mtx_;
   std::vector<peer_ptr> peers_; // by slot; null where no peer
+  // By slot: the last incarnation (epoch) this node attached to as a peer.
+  // A node that joined and died (or left) before this one ever saw it alive
+  // may still have written frames to it: refresh_peers drains those once.
+  std::vector<uint32_t> seen_epoch_;
+  // The lost peer whose ring handle_losses drains (guarded by peers_mtx_).
+  peer_ptr draining_;
   std::atomic<uint64_t> peers_version_{0};
 
   std::mutex lost_mtx_;
@@ -315,6 +321,11 @@ public:
 
   bool dead() const noexcept {
     return dead_.load(std::memory_order_acquire);
+  }
+
+  /// Why the proxy was killed (only once `dead()`).
+  const caf::error& reason() const noexcept {
+    return reason_;
   }
 
   core& owner() const noexcept {

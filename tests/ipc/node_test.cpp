@@ -1,4 +1,5 @@
 #include "support.hpp"
+#include "troupe/ipc/inspect.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/ipc/process_supervision.hpp"
 #include "troupe/supervisor.hpp"
@@ -275,6 +276,81 @@ TEST_SUITE("ipc.node") {
         CHECK(f.ask<int32_t>(a, int32_t{round}) == int32_t{round});
       add_child();
     }
+  }
+
+  TEST_CASE("what a node wrote before it died reaches a node that never saw it alive") {
+    // Found by the chaos soak: a node that joined, wrote to another and died
+    // between two looks of that other node at the slot table (a third node
+    // marked its slot dead first) had its frames dropped.
+    ipc_fixture f{"unseen"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto reader = f.serve(*sut, "reader");
+    auto r = f.find(*sut, "reader");
+    REQUIRE(f.ask<int64_t>(r, count_atom::value) == int64_t{0});
+    // The reader sleeps through the writer's whole life.
+    REQUIRE_FALSE(reader.kill(SIGSTOP));
+    REQUIRE(eventually([&] { return process_state(reader.pid()) == 'T'; }));
+    auto writer = f.serve(*sut, "writer");
+    auto w = f.find(*sut, "writer");
+    auto slot = sut->test_slot_of("writer");
+    REQUIRE(slot);
+    REQUIRE(f.ask<caf::atom_value>(w, flood_atom::value, std::string{"reader"}, int32_t{100})
+            == caf::atom("done"));
+    REQUIRE_FALSE(writer.kill(SIGKILL));
+    REQUIRE(writer.wait(deadline));
+    // This node sees the death and marks the slot dead while the reader sleeps.
+    REQUIRE(eventually([&] {
+      auto g = troupe::ipc::inspect_group(f.group);
+      if (!g)
+        return false;
+      for (auto& s : g->slots)
+        if (s.slot == *slot)
+          return s.state == "dead";
+      return false;
+    }));
+    REQUIRE_FALSE(reader.kill(SIGCONT));
+    CHECK(eventually([&] { return f.ask<int64_t>(r, count_atom::value) == int64_t{100}; }));
+  }
+
+  TEST_CASE("a link made by a node that died before the other node saw it alive still holds") {
+    // The link frame names an actor of a node that is gone by the time it is
+    // read: the linked actor gets an exit_msg with peer_lost (the handle is a
+    // dead proxy, not an invalid one).
+    ipc_fixture f{"unseenlink"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto reader = f.serve(*sut, "reader");
+    auto r = f.find(*sut, "reader");
+    REQUIRE(f.ask<int64_t>(r, count_atom::value) == int64_t{0});
+    f.self->monitor(r);
+    REQUIRE_FALSE(reader.kill(SIGSTOP));
+    REQUIRE(eventually([&] { return process_state(reader.pid()) == 'T'; }));
+    auto writer = f.serve(*sut, "writer");
+    auto w = f.find(*sut, "writer");
+    auto slot = sut->test_slot_of("writer");
+    REQUIRE(slot);
+    REQUIRE(f.ask<caf::atom_value>(w, linkto_atom::value, r) == caf::atom("linked"));
+    // A control frame that found the ring busy waits in the writer's backlog;
+    // a message written after it (in order) shows it is in the ring.
+    REQUIRE(f.ask<caf::atom_value>(w, flood_atom::value, std::string{"reader"}, int32_t{1})
+            == caf::atom("done"));
+    REQUIRE_FALSE(writer.kill(SIGKILL));
+    REQUIRE(writer.wait(deadline));
+    REQUIRE(eventually([&] {
+      auto g = troupe::ipc::inspect_group(f.group);
+      if (!g)
+        return false;
+      for (auto& s : g->slots)
+        if (s.slot == *slot)
+          return s.state == "dead";
+      return false;
+    }));
+    REQUIRE_FALSE(reader.kill(SIGCONT));
+    caf::error reason;
+    f.self->receive([&](caf::down_msg& dm) { reason = dm.reason; },
+                    caf::after(deadline) >> [] { FAIL("the reader's actor outlived its link"); });
+    CHECK(troupe::is(reason, errc::peer_lost));
   }
 
   TEST_CASE("a full ring makes the sender wait and nothing is lost") {

@@ -36,7 +36,7 @@ corpus="$build/corpus"
 findings="$build/findings"
 mkdir -p "$corpus" "$findings"
 "$build/bin/troupe-frame-seeds" "$corpus" >/dev/null
-cp -n "$root"/fuzz/corpus/* "$root"/fuzz/regressions/* "$corpus"/ 2>/dev/null || true
+cp -n "$root"/fuzz/corpus/* "$root"/fuzz/regressions/* "$root"/fuzz/hangs/* "$corpus"/ 2>/dev/null || true
 
 log="$build/fuzz.log"
 echo "fuzzing for ${seconds}s (log: $log)"

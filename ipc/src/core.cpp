@@ -3,6 +3,7 @@
 #include "troupe/error.hpp"
 
 #include <caf/all.hpp>
+#include <caf/default_attachable.hpp>
 
 #include <poll.h>
 #include <signal.h>
@@ -274,6 +275,14 @@ void core::leave() {
     reader_.join();
   if (watcher_.joinable())
     watcher_.join();
+  {
+    // What was left for the reader holds proxies, which hold this core.
+    std::vector<std::function<void()>> dropped;
+    {
+      std::lock_guard<std::mutex> guard{deferred_mtx_};
+      dropped.swap(deferred_);
+    }
+  }
   my_slot_->dead_since_ms.store(mono_ms(), std::memory_order_release);
   my_slot_->state.store(slot_free, std::memory_order_release);
   // Everything this node holds of others ends here.
@@ -1547,24 +1556,31 @@ void shm_proxy::enqueue(caf::mailbox_element_ptr what, caf::execution_unit*) {
     return;
   auto& content = what->content();
   if (content.size() == 1 && content.match_element<caf::exit_msg>(0)) {
-    // An exit message made by a link: the other node hears of the death from
-    // the kill frame of its own proxy, with the same reason.
-    auto& em = content.get_as<caf::exit_msg>(0);
-    if (auto src = caf::actor_cast<caf::strong_actor_ptr>(em.source))
-      if (monitorable_actor::remove_backlink(caf::actor_cast<caf::abstract_actor*>(src)))
-        return;
-    // Any other exit message may come while CAF holds the dead actor's lock
-    // (a link to an actor that just terminated), and serializing its source
-    // takes that lock again: the reader thread sends it once no lock is held.
+    // An exit message made by a link. It may come while CAF holds this
+    // proxy's lock or the dead actor's (a link to an actor that just
+    // terminated), and both looking at this proxy's links and serializing
+    // the message's source take those locks: the reader thread handles it
+    // once no lock is held (fuzzer findings: a deadlock, then a corrupted
+    // attachables list when the links were read without the lock).
     auto self = caf::strong_actor_ptr{ctrl()};
     auto msg = std::make_shared<caf::mailbox_element_ptr>(std::move(what));
     core_->defer([self, msg] {
-      static_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(self))
-        ->send_now(std::move(*msg));
+      auto* px = static_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(self));
+      // The other node hears of a linked actor's death from the kill frame
+      // of its own proxy, with the same reason: drop the link here.
+      auto& em = (*msg)->content().get_as<caf::exit_msg>(0);
+      if (!px->drop_link_from(em.source))
+        px->send_now(std::move(*msg));
     });
     return;
   }
   send_now(std::move(what));
+}
+
+bool shm_proxy::drop_link_from(const caf::actor_addr& source) {
+  caf::default_attachable::observe_token tk{source, caf::default_attachable::link};
+  std::lock_guard<std::mutex> guard{mtx_};
+  return detach_impl(tk, true) > 0;
 }
 
 void shm_proxy::send_now(caf::mailbox_element_ptr what) {

@@ -335,6 +335,10 @@ public:
   /// Writes `what` to the other node now (or answers it as a dead proxy).
   void send_now(caf::mailbox_element_ptr what);
 
+  /// Removes this proxy's link to `source`, under the proxy's lock; false if
+  /// there was none.
+  bool drop_link_from(const caf::actor_addr& source);
+
   const char* name() const override {
     return "troupe.ipc.proxy";
   }

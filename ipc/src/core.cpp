@@ -283,6 +283,26 @@ void core::leave() {
       dropped.swap(deferred_);
     }
   }
+  {
+    // Frames still in a backlog (written while a ring's lock was busy) go
+    // out before the slot is freed: a kill notice among them tells a peer
+    // how an actor ended, where the peer would otherwise only see the node
+    // go (`peer_lost`). Without waiting: a stopped peer cannot hold us.
+    std::vector<peer_ptr> live;
+    {
+      std::lock_guard<std::mutex> guard{peers_mtx_};
+      for (auto& p : peers_)
+        if (p && !p->lost.load(std::memory_order_acquire))
+          live.push_back(p);
+    }
+    for (auto& p : live) {
+      if (!p->has_backlog.load(std::memory_order_acquire))
+        continue;
+      std::lock_guard<std::mutex> guard{p->write_mtx};
+      caf::error err;
+      flush_backlog_locked(*p, false, err);
+    }
+  }
   my_slot_->dead_since_ms.store(mono_ms(), std::memory_order_release);
   my_slot_->state.store(slot_free, std::memory_order_release);
   // Everything this node holds of others ends here.

@@ -944,7 +944,11 @@ void core::reader_loop() {
     }
     bool any = false;
     for (auto& p : peers)
-      any |= drain(*p, ctx);
+      // A lost peer's ring is drained by `handle_losses`, which turns
+      // handles of its actors into dead proxies; drained here, they would
+      // come out invalid and a link frame among them would be dropped.
+      if (!p->lost.load(std::memory_order_acquire))
+        any |= drain(*p, ctx);
     ctx.run_ready();
     run_deferred();
     bool backlog = false;

@@ -240,7 +240,7 @@ TEST_SUITE("ipc.decoder_harness") {
   // in monitorable_actor::detach_impl). A race: a storm of links and kills
   // like this one hit it within a few runs before the fix; it cannot prove
   // its absence. (The kills' reason is one the receiver traps: with
-  // exit_reason::kill it dies mid-storm, see fuzz/open.)
+  // exit_reason::kill it dies mid-storm: fuzz/hangs/, replayed below.)
   TEST_CASE("a storm of links and kills from a peer leaves the linked actor intact") {
     harness_fixture f;
     caf::scoped_actor self{f.sys};

@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cassert>
 #include <deque>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -46,15 +48,55 @@ struct running_task {
   task t;
 };
 
-struct worker_slot {
+/// The pool's locks. Their critical sections are short and never wait for
+/// anything, and a slot's lock is taken by the client's and the worker's
+/// threads for every task: spinning briefly (then yielding) costs less than
+/// a `std::mutex` that puts a contending thread to sleep in the kernel.
+class spinlock {
+public:
+  void lock() noexcept {
+    for (unsigned spins = 0; flag_.exchange(true, std::memory_order_acquire);) {
+      while (flag_.load(std::memory_order_relaxed)) {
+        if (++spins < 64)
+          relax();
+        else
+          std::this_thread::yield();
+      }
+    }
+  }
+
+  void unlock() noexcept {
+    flag_.store(false, std::memory_order_release);
+  }
+
+private:
+  static void relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+
+  std::atomic<bool> flag_{false};
+};
+
+/// A worker and the tasks handed to it. `lock` guards every field; `actor`
+/// and `id` are written under the pool's lock too, so that either lock
+/// suffices to read them. A slot has a cache line of its own: the client
+/// and the worker of one slot do not touch another's.
+struct alignas(64) worker_slot {
+  spinlock lock;
   caf::actor actor;
   caf::actor_id id = 0;
   /// The tasks handed to `actor` (and no other), by ascending id; `running`
   /// of them are not done.
   std::deque<running_task> tasks;
   std::size_t running = 0;
-  /// The worker is going down (it bounced a task); no new tasks until it is
-  /// replaced.
+  /// Sequence number of the last task handed to this slot.
+  uint64_t seq = 0;
+  /// Answers passed back from this slot's workers.
+  uint64_t completed = 0;
+  /// The worker is going down (it bounced a task), or the pool stopped: no
+  /// new tasks until it is replaced.
   bool dying = false;
 };
 
@@ -90,37 +132,6 @@ private:
   std::array<item, 2> near_;
   std::size_t size_ = 0;
   std::vector<item> far_;
-};
-
-/// The pool's lock. Its critical sections are short and never wait for
-/// anything, and it is taken by the client's and the workers' threads for
-/// every task: spinning briefly (then yielding) costs less than a
-/// `std::mutex` that puts a contending thread to sleep in the kernel.
-class spinlock {
-public:
-  void lock() noexcept {
-    for (unsigned spins = 0; flag_.exchange(true, std::memory_order_acquire);) {
-      while (flag_.load(std::memory_order_relaxed)) {
-        if (++spins < 64)
-          relax();
-        else
-          std::this_thread::yield();
-      }
-    }
-  }
-
-  void unlock() noexcept {
-    flag_.store(false, std::memory_order_release);
-  }
-
-private:
-  static void relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-  }
-
-  std::atomic<bool> flag_{false};
 };
 
 /// Passes `x` (an answer) on to the client of `t`, as a response promise of
@@ -164,14 +175,18 @@ bool terminating(const caf::actor& worker) {
 /// ids of its own, and keeps every task a worker has not answered, so that
 /// a worker's crash fails or retries its tasks instead of losing them.
 ///
-/// All state is under `mtx_`; nothing is sent (and no factory called)
-/// while it is held.
+/// Locks: each worker slot has its own (its tasks), so that round-robin
+/// dispatch and answers only take the lock of the one slot they touch;
+/// `mtx_` guards the rest (the queue, crashes, replacing workers, closing)
+/// and is taken before a slot's lock, never after. Nothing is sent (and no
+/// factory called) while either is held.
 class pool_core final : public caf::monitorable_actor {
 public:
   pool_core(caf::actor_config& cfg, worker_pool::factory_type factory, pool_options options)
     : caf::monitorable_actor(cfg), factory_(std::move(factory)), options_(options),
-      workers_(options.workers) { // sized once: slots never move
-    while ((std::size_t{1} << slot_bits_) < workers_.size())
+      size_(options.workers),
+      workers_(std::make_unique<worker_slot[]>(options.workers)) { // slots never move
+    while ((std::size_t{1} << slot_bits_) < size_)
       ++slot_bits_;
     register_at_system();
   }
@@ -182,7 +197,7 @@ public:
 
   /// Spawns the workers; on failure, the pool ends with the returned error.
   caf::error start() {
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
+    for (std::size_t i = 0; i < size_; ++i) {
       auto worker = spawn_worker();
       if (!worker) {
         give_up(worker.error(), worker.error(), nullptr);
@@ -234,6 +249,10 @@ private:
   static constexpr uint32_t atom_token = caf::make_type_token<caf::atom_value>();
   static constexpr uint32_t error_token = caf::make_type_token<caf::error>();
 
+  bool balancing() const noexcept {
+    return options_.dispatch == dispatch_policy::balancing;
+  }
+
   // -- tasks and answers ------------------------------------------------------
 
   void on_task(element_ptr x, caf::execution_unit* eu) {
@@ -242,34 +261,47 @@ private:
     t.mid = x->mid;
     t.stages = std::move(x->stages);
     t.element = std::move(x);
+    // Round robin, nothing waiting in the pool: straight to the next worker
+    // that can take it, under its slot's lock alone.
+    if (!balancing() && queued_.load(std::memory_order_acquire) == 0
+        && !closing_.load(std::memory_order_acquire)) {
+      auto first = static_cast<std::size_t>(next_rr_.fetch_add(1, std::memory_order_relaxed));
+      for (std::size_t k = 0; k < size_; ++k) {
+        auto& slot = workers_[(first + k) % size_];
+        std::unique_lock<spinlock> guard{slot.lock};
+        if (slot.actor && !slot.dying) {
+          auto [to, y] = launch(slot, (first + k) % size_, std::move(t));
+          guard.unlock();
+          to->enqueue(std::move(y), eu);
+          return;
+        }
+      }
+    }
+    outbox out;
     std::unique_lock<spinlock> guard{mtx_};
-    if (closing_) {
+    if (closing_.load(std::memory_order_relaxed)) {
       guard.unlock();
       // As for any actor that is gone.
-      outbox out;
       fail(t, caf::sec::request_receiver_down, out);
       out.send(eu);
       return;
     }
-    if (queue_.empty()) {
-      if (auto i = pick()) {
-        auto [to, y] = launch(*i, std::move(t));
-        guard.unlock();
-        to->enqueue(std::move(y), eu);
-        return;
-      }
-    }
-    queue_.push_back(std::move(t));
+    // Behind the tasks already waiting, then to a worker if one is free.
+    push_back(std::move(t));
+    dispatch(out);
+    guard.unlock();
+    out.send(eu);
   }
 
   void on_answer(element_ptr x, caf::execution_unit* eu) {
     auto id = x->mid.request_id().integer_value();
     auto i = static_cast<std::size_t>(id & ((uint64_t{1} << slot_bits_) - 1));
+    if (i >= size_)
+      return;
+    auto& slot = workers_[i];
     outbox out;
-    std::unique_lock<spinlock> guard{mtx_};
-    if (i >= workers_.size())
-      return; // the pool stopped
-    auto t = take(i, id);
+    std::unique_lock<spinlock> guard{slot.lock};
+    auto t = take(slot, id);
     if (!t)
       return; // already failed: the pool stopped, or the worker crashed
     auto& content = x->content();
@@ -279,23 +311,30 @@ private:
       // CAF bounced the task from a terminating worker's mailbox, or the
       // worker's process died (troupe::ipc): a crash, not an answer (its down
       // message comes later or came just before).
-      auto& slot = workers_[i];
       if (x->sender == nullptr && terminating(slot.actor))
         slot.dying = true;
+      guard.unlock();
+      std::unique_lock<spinlock> pool_guard{mtx_};
       crashed(std::move(*t), content.get_as<caf::error>(0), out);
+      dispatch(out);
     } else {
-      ++completed_;
+      ++slot.completed;
+      guard.unlock();
       answer(*t, std::move(x), out);
+      // A worker that became idle takes the next waiting task. (A task that
+      // started waiting after this read found the worker idle itself: see
+      // `dispatch`; the slot's lock orders the two, not the atomic.)
+      if (queued_.load(std::memory_order_seq_cst) != 0) {
+        std::unique_lock<spinlock> pool_guard{mtx_};
+        dispatch(out);
+      }
     }
-    dispatch(out);
-    guard.unlock();
     out.send(eu);
   }
 
-  /// Removes the task with `id` from the worker in `i` (the only one it was
-  /// handed to); none if it is no longer there.
-  std::optional<task> take(std::size_t i, uint64_t id) {
-    auto& slot = workers_[i];
+  /// Removes the task with `id` from `slot` (the only one it was handed
+  /// to); none if it is no longer there. Needs the slot's lock.
+  std::optional<task> take(worker_slot& slot, uint64_t id) {
     auto& q = slot.tasks;
     // Workers mostly answer in order: the oldest task first.
     auto pos = q.begin();
@@ -307,7 +346,6 @@ private:
     }
     std::optional<task> result{std::move(pos->t)};
     --slot.running;
-    --running_count_;
     if (pos == q.begin()) {
       q.pop_front();
       while (!q.empty() && q.front().done)
@@ -318,57 +356,71 @@ private:
     return result;
   }
 
-  /// Picks a worker for the next task, if one may take it now.
-  std::optional<std::size_t> pick() {
-    auto n = workers_.size();
-    for (std::size_t k = 0; k < n; ++k) {
-      auto i = next_ + k < n ? next_ + k : next_ + k - n;
-      auto& slot = workers_[i];
-      if (slot.actor && !slot.dying
-          && (options_.dispatch == dispatch_policy::round_robin || slot.running == 0)) {
-        next_ = i + 1 < n ? i + 1 : 0;
-        return i;
-      }
-    }
-    return std::nullopt;
-  }
-
-  /// Hands `t` to the worker in `slot`; returns what to send to whom.
-  std::pair<caf::strong_actor_ptr, element_ptr> launch(std::size_t i, task t) {
-    auto& slot = workers_[i];
+  /// Hands `t` to the worker in slot `i`; returns what to send to whom.
+  /// Needs the slot's lock.
+  std::pair<caf::strong_actor_ptr, element_ptr> launch(worker_slot& slot, std::size_t i, task t) {
     auto x = std::move(t.element);
     if (!x)
       x = caf::make_mailbox_element(nullptr, caf::message_id{}, {}, t.content);
     else if (t.attempts < options_.retries)
       t.content = x->copy_content_to_message(); // to run it again after a crash
     // The id names the slot, so that an answer finds its task at once.
-    auto id = (++last_seq_ << slot_bits_) | i;
+    auto id = (++slot.seq << slot_bits_) | i;
     x->sender = caf::strong_actor_ptr{ctrl()};
     x->mid = caf::make_message_id(id);
     x->stages.clear();
     ++t.attempts;
     slot.tasks.push_back(running_task{id, false, std::move(t)});
     ++slot.running;
-    ++running_count_;
     return {caf::actor_cast<caf::strong_actor_ptr>(slot.actor), std::move(x)};
   }
 
-  void dispatch(outbox& out) {
-    while (!queue_.empty()) {
-      auto i = pick();
-      if (!i)
-        return; // every worker is busy (balancing) or being replaced
-      auto t = std::move(queue_.front());
-      queue_.pop_front();
-      auto [to, x] = launch(*i, std::move(t));
-      out.add(std::move(to), std::move(x));
-    }
+  void push_back(task t) {
+    queue_.push_back(std::move(t));
+    queued_.store(queue_.size(), std::memory_order_seq_cst);
   }
 
-  /// A task whose worker crashed: dispatched again if retries allow.
+  void push_front(task t) {
+    queue_.push_front(std::move(t));
+    queued_.store(queue_.size(), std::memory_order_seq_cst);
+  }
+
+  /// Hands waiting tasks to workers that may take them now (round robin:
+  /// any worker that is not going down; balancing: an idle one). Needs
+  /// `mtx_`.
+  ///
+  /// `on_answer` reads `queued_` without `mtx_` to learn whether a worker it
+  /// just made idle should take a waiting task. That is only right while
+  /// every change to `queue_` stores `queued_` before calling this, and this
+  /// looks at every slot, under the slot's lock, before it leaves a task
+  /// waiting: a slot it found busy then hands its answer over only after
+  /// `queued_` was stored. Do not make it stop early.
+  void dispatch(outbox& out) {
+    if (queue_.empty())
+      return;
+    std::size_t tried = 0;
+    while (!queue_.empty() && tried < size_) {
+      auto i = next_;
+      next_ = i + 1 < size_ ? i + 1 : 0;
+      auto& slot = workers_[i];
+      std::unique_lock<spinlock> guard{slot.lock};
+      if (slot.actor && !slot.dying && (!balancing() || slot.running == 0)) {
+        auto [to, x] = launch(slot, i, std::move(queue_.front()));
+        queue_.pop_front();
+        out.add(std::move(to), std::move(x));
+        tried = 0;
+      } else {
+        ++tried;
+      }
+    }
+    queued_.store(queue_.size(), std::memory_order_seq_cst);
+  }
+
+  /// A task whose worker crashed: dispatched again if retries allow. Needs
+  /// `mtx_`.
   void crashed(task t, const caf::error& reason, outbox& out) {
-    if (t.attempts <= options_.retries && !closing_) {
-      queue_.push_front(std::move(t));
+    if (t.attempts <= options_.retries && !closing_.load(std::memory_order_relaxed)) {
+      push_front(std::move(t));
       return;
     }
     fail(t,
@@ -398,8 +450,12 @@ private:
     worker->attach(caf::default_attachable::make_monitor(worker.address(), address()));
   }
 
+  /// Puts `worker` into slot `i`. Needs `mtx_`.
   void install(std::size_t i, caf::actor worker) {
     auto& slot = workers_[i];
+    std::lock_guard<spinlock> guard{slot.lock};
+    // A slot takes no tasks from its worker's crash until now (`dying`).
+    assert(slot.tasks.empty());
     slot.id = worker.id();
     slot.actor = std::move(worker);
     slot.tasks.clear();
@@ -410,22 +466,26 @@ private:
   void on_down(const caf::down_msg& msg, caf::execution_unit* eu) {
     outbox out;
     std::unique_lock<spinlock> guard{mtx_};
-    if (closing_)
+    if (closing_.load(std::memory_order_relaxed))
       return;
-    auto w = std::find_if(workers_.begin(), workers_.end(),
-                          [&](const worker_slot& x) { return x.id == msg.source.id(); });
-    if (w == workers_.end())
+    std::size_t i = 0;
+    while (i < size_ && workers_[i].id != msg.source.id())
+      ++i;
+    if (i == size_)
       return;
-    auto i = static_cast<std::size_t>(w - workers_.begin());
-    w->dying = true;
+    auto& slot = workers_[i];
+    std::deque<running_task> lost;
+    {
+      std::lock_guard<spinlock> slot_guard{slot.lock};
+      slot.dying = true;
+      // The tasks it did not answer (the one it was running; CAF bounced
+      // those in its mailbox already): CAF 0.17 sends nothing for a request
+      // dropped unanswered, so the pool answers them.
+      lost = std::move(slot.tasks);
+      slot.tasks.clear();
+      slot.running = 0;
+    }
     ++crashed_;
-    // The tasks it did not answer (the one it was running; CAF bounced
-    // those in its mailbox already): CAF 0.17 sends nothing for a request
-    // dropped unanswered, so the pool answers them.
-    auto lost = std::move(w->tasks);
-    w->tasks.clear();
-    running_count_ -= w->running;
-    w->running = 0;
     for (auto& r : lost)
       if (!r.done)
         crashed(std::move(r.t), msg.reason, out);
@@ -451,7 +511,7 @@ private:
       return;
     }
     guard.lock();
-    if (closing_) {
+    if (closing_.load(std::memory_order_relaxed)) {
       guard.unlock();
       caf::anon_send_exit(*worker, caf::exit_reason::user_shutdown);
       return;
@@ -467,9 +527,20 @@ private:
 
   void on_stats(element_ptr x, caf::execution_unit* eu) {
     std::unique_lock<spinlock> guard{mtx_};
-    auto reply = closing_ ? caf::make_message(caf::make_error(caf::sec::request_receiver_down))
-                          : caf::make_message(uint64_t{workers_.size()}, uint64_t{queue_.size()},
-                                              uint64_t{running_count_}, completed_, crashed_);
+    caf::message reply;
+    if (closing_.load(std::memory_order_relaxed)) {
+      reply = caf::make_message(caf::make_error(caf::sec::request_receiver_down));
+    } else {
+      uint64_t running = 0;
+      uint64_t completed = 0;
+      for (std::size_t i = 0; i < size_; ++i) {
+        std::lock_guard<spinlock> slot_guard{workers_[i].lock};
+        running += workers_[i].running;
+        completed += workers_[i].completed;
+      }
+      reply =
+        caf::make_message(uint64_t{size_}, uint64_t{queue_.size()}, running, completed, crashed_);
+    }
     guard.unlock();
     task t;
     t.sender = std::move(x->sender);
@@ -484,6 +555,7 @@ private:
     std::unique_lock<spinlock> guard{mtx_};
     auto waiting = std::move(queue_);
     queue_.clear();
+    queued_.store(0, std::memory_order_seq_cst);
     guard.unlock();
     outbox out;
     auto err = make_error(errc::cancelled, "cancelled while waiting in the pool");
@@ -501,27 +573,39 @@ private:
   /// and ends the pool with `reason`.
   void give_up(const caf::error& task_error, caf::error reason, caf::execution_unit* eu) {
     std::unique_lock<spinlock> guard{mtx_};
-    if (closing_)
+    if (closing_.load(std::memory_order_relaxed))
       return;
-    closing_ = true;
+    // From here on, no task gets into a slot (the slots have no actor) or
+    // the queue (a sender that finds no slot takes `mtx_` and sees this).
+    closing_.store(true, std::memory_order_seq_cst);
     auto waiting = std::move(queue_);
     queue_.clear();
-    auto workers = std::move(workers_);
-    workers_.clear();
-    running_count_ = 0;
+    queued_.store(0, std::memory_order_seq_cst);
+    std::vector<caf::actor> workers;
+    std::vector<running_task> held;
+    for (std::size_t i = 0; i < size_; ++i) {
+      auto& slot = workers_[i];
+      std::lock_guard<spinlock> slot_guard{slot.lock};
+      if (slot.actor)
+        workers.push_back(std::move(slot.actor));
+      slot.actor = nullptr;
+      slot.dying = true;
+      for (auto& r : slot.tasks)
+        if (!r.done)
+          held.push_back(std::move(r));
+      slot.tasks.clear();
+      slot.running = 0;
+    }
     guard.unlock();
     outbox out;
     for (auto& t : waiting)
       fail(t, task_error, out);
-    for (auto& w : workers)
-      for (auto& r : w.tasks)
-        if (!r.done)
-          fail(r.t, task_error, out);
+    for (auto& r : held)
+      fail(r.t, task_error, out);
     out.send(eu);
     for (auto& w : workers)
-      if (w.actor)
-        w.actor->enqueue(nullptr, caf::make_message_id(),
-                         caf::make_message(caf::exit_msg{caf::actor_addr{}, reason}), eu);
+      w->enqueue(nullptr, caf::make_message_id(),
+                 caf::make_message(caf::exit_msg{caf::actor_addr{}, reason}), eu);
     cleanup(std::move(reason), eu);
     unregister_from_system();
   }
@@ -529,18 +613,24 @@ private:
   worker_pool::factory_type factory_;
   pool_options options_;
   std::mutex factory_mtx_;
-  spinlock mtx_;
-  std::vector<worker_slot> workers_;
+  std::size_t size_;
+  std::unique_ptr<worker_slot[]> workers_;
+  /// Ids are (the slot's sequence number << slot_bits_) | slot.
+  unsigned slot_bits_ = 0;
+  /// Round robin's next slot (dispatch without `mtx_`), on a cache line of
+  /// its own: only senders write it.
+  alignas(64) std::atomic<uint64_t> next_rr_{0};
+  /// `queue_.size()`, readable without `mtx_` (on the next cache line: read
+  /// with every answer, written only when the queue changes).
+  alignas(64) std::atomic<std::size_t> queued_{0};
+  /// Written under `mtx_`, read without it on the fast path.
+  std::atomic<bool> closing_{false};
+  alignas(64) spinlock mtx_;
+  // Under `mtx_`:
   std::deque<task> queue_;
   std::deque<std::chrono::steady_clock::time_point> crashes_;
-  /// Ids are (sequence number << slot_bits_) | slot.
-  unsigned slot_bits_ = 0;
-  uint64_t last_seq_ = 0;
-  std::size_t running_count_ = 0;
   std::size_t next_ = 0;
-  uint64_t completed_ = 0;
   uint64_t crashed_ = 0;
-  bool closing_ = false;
 };
 
 } // namespace

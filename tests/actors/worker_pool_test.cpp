@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 using troupe::dispatch_policy;
@@ -346,6 +347,102 @@ TEST_SUITE("actors.worker_pool") {
                  [](caf::error& err) { FAIL(troupe::describe(err)); });
     next.receive([](int x) { CHECK(x == 10); },
                  [](caf::error& err) { FAIL(troupe::describe(err)); });
+  }
+
+  // Senders, answers and crashes run on different threads and take the
+  // slots' locks in any order: every task is answered exactly once, and the
+  // pool's books balance afterwards.
+  TEST_CASE_FIXTURE(fixture, "tasks from several threads amid crashes are each answered once") {
+    for (auto policy : {dispatch_policy::round_robin, dispatch_policy::balancing}) {
+      CAPTURE(static_cast<int>(policy));
+      auto opts = options(3, policy);
+      opts.max_restarts = 1000;
+      auto sut = worker_pool::make(sys, doubling_worker(), opts);
+      REQUIRE(sut);
+      constexpr int senders = 4;
+      constexpr int per_sender = 400;
+      std::atomic<int> values{0};
+      std::atomic<int> crashed{0};
+      std::atomic<int> wrong{0};
+      std::vector<std::thread> threads;
+      for (int s = 0; s < senders; ++s)
+        threads.emplace_back([&, s] {
+          caf::scoped_actor me{sys};
+          std::vector<decltype(me->request(sut->handle(), troupe::test::deadline, 0))> pending;
+          for (int i = 0; i < per_sender; ++i) {
+            if (i % 100 == 99)
+              pending.push_back(
+                me->request(sut->handle(), troupe::test::deadline, crash_atom::value));
+            else
+              pending.push_back(me->request(sut->handle(), troupe::test::deadline, s * 1000 + i));
+          }
+          for (int i = 0; i < per_sender; ++i)
+            pending[i].receive(
+              [&, s, i](int x) {
+                if (i % 100 == 99 || x != 2 * (s * 1000 + i))
+                  ++wrong;
+                ++values;
+              },
+              [&](caf::error& err) {
+                // A crash, or a task queued behind it in the crashing
+                // worker's mailbox; a timeout would be a lost task.
+                if (troupe::is(err, errc::worker_crashed))
+                  ++crashed;
+                else
+                  ++wrong;
+              });
+        });
+      for (auto& t : threads)
+        t.join();
+      CHECK(wrong == 0);
+      CHECK(values + crashed == senders * per_sender);
+      CHECK(crashed >= senders * (per_sender / 100));
+      auto st = sut->stats();
+      REQUIRE(st);
+      CHECK(st->running == 0);
+      CHECK(st->queued == 0);
+      CHECK(st->completed == static_cast<uint64_t>(values.load()));
+      CHECK_FALSE(sut->stop(troupe::test::deadline));
+    }
+  }
+
+  TEST_CASE_FIXTURE(fixture, "tasks sent while the pool stops are answered, never lost") {
+    auto sut = worker_pool::make(sys, doubling_worker(), options(2, dispatch_policy::round_robin));
+    REQUIRE(sut);
+    constexpr int senders = 3;
+    constexpr int per_sender = 2000;
+    std::atomic<int> answered{0};
+    std::atomic<int> wrong{0};
+    std::atomic<int> started{0};
+    std::vector<std::thread> threads;
+    for (int s = 0; s < senders; ++s)
+      threads.emplace_back([&] {
+        caf::scoped_actor me{sys};
+        std::vector<decltype(me->request(sut->handle(), troupe::test::deadline, 0))> pending;
+        ++started;
+        for (int i = 0; i < per_sender; ++i)
+          pending.push_back(me->request(sut->handle(), troupe::test::deadline, i));
+        for (int i = 0; i < per_sender; ++i)
+          pending[i].receive(
+            [&, i](int x) {
+              if (x != 2 * i)
+                ++wrong;
+              ++answered;
+            },
+            [&](caf::error& err) {
+              // Held by the pool when it stopped, or sent after.
+              if (troupe::is(err, errc::cancelled) || err == caf::sec::request_receiver_down)
+                ++answered;
+              else
+                ++wrong;
+            });
+      });
+    REQUIRE(eventually([&] { return started == senders; }));
+    CHECK_FALSE(sut->stop(troupe::test::deadline));
+    for (auto& t : threads)
+      t.join();
+    CHECK(wrong == 0);
+    CHECK(answered == senders * per_sender);
   }
 
 } // TEST_SUITE

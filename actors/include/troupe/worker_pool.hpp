@@ -99,7 +99,9 @@ public:
     return impl_;
   }
 
-  /// Asks the pool for its counters (blocks for the answer).
+  /// Asks the pool for its counters (blocks for the answer). They are read
+  /// worker by worker while tasks keep flowing: exact once the pool is
+  /// quiet, close while it is busy.
   [[nodiscard]] caf::expected<pool_stats> stats() const;
 
   /// Fails every task still waiting in the pool with `errc::cancelled`;

@@ -458,7 +458,6 @@ private:
     assert(slot.tasks.empty());
     slot.id = worker.id();
     slot.actor = std::move(worker);
-    slot.tasks.clear();
     slot.running = 0;
     slot.dying = false;
   }

@@ -60,7 +60,7 @@ struct group_options {
   /// How long the reader spins on empty rings after its last input before
   /// it parks; a parked reader costs a wake-up (tens of microseconds on a
   /// VM) to restart. Long enough that a blocking caller's next call to an
-  /// owner in another process usually finds both readers still spinning;
+  /// owner in another process often finds both readers still spinning;
   /// an idle node spends at most this much CPU per input.
   caf::timespan spin = std::chrono::microseconds(200);
   /// How long `join` waits for a segment that its creator is still setting

@@ -264,7 +264,11 @@ void core::leave() {
   if (my_slot_ == nullptr)
     return; // never started
   sweep_names_of(me_, my_epoch_);
-  stop_ = true;
+  {
+    // Callers that poll the rings see it before they touch the slot again.
+    std::lock_guard<std::mutex> guard{park_mtx_};
+    stop_ = true;
+  }
   my_slot_->doorbell.fetch_add(1);
   futex_wake(&my_slot_->doorbell, INT_MAX);
   if (wake_fd_ >= 0) {
@@ -275,6 +279,8 @@ void core::leave() {
     reader_.join();
   if (watcher_.joinable())
     watcher_.join();
+  // A caller polling the rings stops at its next turn (it sees `stop_`).
+  std::lock_guard<std::mutex> reading{drain_mtx_};
   {
     // What was left for the reader holds proxies, which hold this core.
     std::vector<std::function<void()>> dropped;
@@ -399,6 +405,12 @@ void core::refresh_peers() {
   if (added && wake_fd_ >= 0) {
     uint64_t one = 1;
     [[maybe_unused]] auto rc = ::write(wake_fd_, &one, sizeof(one));
+  }
+  if (added && my_slot_ != nullptr) {
+    // The reader reads the new rings from its next turn on: a newcomer may
+    // have written already (ringing before the reader knew its ring).
+    my_slot_->doorbell.fetch_add(1);
+    futex_wake(&my_slot_->doorbell, INT_MAX);
   }
 }
 
@@ -833,6 +845,7 @@ node_stats core::test_feed(uint32_t peer_slot, const unsigned char* bytes, size_
   auto before = stats();
   {
     // Exactly what the reader thread does with a ring that has input.
+    std::lock_guard<std::mutex> reading{drain_mtx_};
     auto was_reader = on_reader_thread;
     on_reader_thread = true;
     reader_unit ctx{&sys_};
@@ -930,66 +943,162 @@ void core::run_deferred() {
     fn();
 }
 
+core::turn_state::turn_state(core& c) : ctx(&c.sys_) {
+  ctx.proxy_registry_ptr(&c.proxies_);
+}
+
+bool core::turn(turn_state& st) {
+  if (auto v = peers_version_.load(std::memory_order_acquire); v != st.seen_version) {
+    st.seen_version = v;
+    st.peers = peer_snapshot();
+  }
+  bool any = false;
+  for (auto& p : st.peers)
+    // A lost peer's ring is drained by `handle_losses`, which turns
+    // handles of its actors into dead proxies; drained here, they would
+    // come out invalid and a link frame among them would be dropped.
+    if (!p->lost.load(std::memory_order_acquire))
+      any |= drain(*p, st.ctx);
+  st.ctx.run_ready();
+  run_deferred();
+  st.backlog = false;
+  for (auto& p : st.peers) {
+    if (!p->has_backlog.load(std::memory_order_acquire))
+      continue;
+    std::unique_lock<std::mutex> guard{p->write_mtx, std::try_to_lock};
+    caf::error err;
+    if (!guard.owns_lock() || !flush_backlog_locked(*p, false, err))
+      st.backlog = true;
+  }
+  handle_losses();
+  return any;
+}
+
+bool core::work_waiting(const turn_state& st) {
+  if (stop_.load() || peers_version_.load() != st.seen_version || any_input(st.peers))
+    return true;
+  for (auto& p : st.peers)
+    if (p->has_backlog.load(std::memory_order_acquire))
+      return true;
+  {
+    std::lock_guard<std::mutex> guard{lost_mtx_};
+    if (!lost_.empty())
+      return true;
+  }
+  std::lock_guard<std::mutex> guard{deferred_mtx_};
+  return !deferred_.empty();
+}
+
 void core::reader_loop() {
   on_reader_thread = true;
-  reader_unit ctx{&sys_};
-  ctx.proxy_registry_ptr(&proxies_);
-  std::vector<peer_ptr> peers;
-  uint64_t seen_version = ~uint64_t{0};
+  turn_state st{*this};
   auto last_input = steady::now();
   while (!stop_.load(std::memory_order_acquire)) {
-    if (auto v = peers_version_.load(std::memory_order_acquire); v != seen_version) {
-      seen_version = v;
-      peers = peer_snapshot();
-    }
     bool any = false;
-    for (auto& p : peers)
-      // A lost peer's ring is drained by `handle_losses`, which turns
-      // handles of its actors into dead proxies; drained here, they would
-      // come out invalid and a link frame among them would be dropped.
-      if (!p->lost.load(std::memory_order_acquire))
-        any |= drain(*p, ctx);
-    ctx.run_ready();
-    run_deferred();
-    bool backlog = false;
-    for (auto& p : peers) {
-      if (!p->has_backlog.load(std::memory_order_acquire))
-        continue;
-      std::unique_lock<std::mutex> guard{p->write_mtx, std::try_to_lock};
-      caf::error err;
-      if (!guard.owns_lock() || !flush_backlog_locked(*p, false, err))
-        backlog = true;
+    bool turned = false;
+    {
+      // Busy: a caller is reading the rings (`poll_until`) and hands them
+      // back when it stops.
+      std::unique_lock<std::mutex> guard{drain_mtx_, std::try_to_lock};
+      if (guard.owns_lock()) {
+        any = turn(st);
+        turned = true;
+      }
     }
-    handle_losses();
     auto now = steady::now();
     if (any) {
       last_input = now;
       continue;
     }
-    if (now - last_input < opts_.spin) {
+    if (turned && pollers_.load(std::memory_order_acquire) == 0
+        && now - last_input < opts_.spin) {
       cpu_relax();
       continue;
     }
-    // Park until a writer rings (or a timeout, to retry a backlog).
-    auto seen = my_slot_->doorbell.load(std::memory_order_acquire);
-    my_slot_->parked.store(1, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    bool pending_loss = false;
-    {
-      std::lock_guard<std::mutex> guard{lost_mtx_};
-      pending_loss = !lost_.empty();
-    }
-    {
-      std::lock_guard<std::mutex> guard{deferred_mtx_};
-      pending_loss = pending_loss || !deferred_.empty();
-    }
-    if (!any_input(peers) && !pending_loss && !stop_.load()
-        && peers_version_.load() == seen_version) {
-      futex_wait(&my_slot_->doorbell, seen,
-                 backlog ? std::chrono::milliseconds(1) : std::chrono::milliseconds(100));
-    }
-    my_slot_->parked.store(0, std::memory_order_relaxed);
+    park(st);
     last_input = steady::now();
+  }
+}
+
+void core::park(turn_state& st) {
+  // Park until a writer rings (or a timeout, to retry a backlog).
+  auto seen = my_slot_->doorbell.load(std::memory_order_acquire);
+  bool alone = false;
+  {
+    std::lock_guard<std::mutex> guard{park_mtx_};
+    reader_asleep_ = true;
+    alone = pollers_.load(std::memory_order_relaxed) == 0;
+    if (alone)
+      my_slot_->parked.store(1, std::memory_order_seq_cst);
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // With a caller polling, the input is the caller's until it stops, and
+  // then it checks for what it left (`poll_until`).
+  if (!alone || !work_waiting(st)) {
+    auto timeout = st.backlog ? std::chrono::milliseconds(1) : std::chrono::milliseconds(100);
+    futex_wait(&my_slot_->doorbell, seen, timeout);
+    // Input found after a wait no writer ended is a lost wake-up: every
+    // writer rings a parked node, and a polling caller that stops rings
+    // for what it left.
+    if (my_slot_->doorbell.load(std::memory_order_acquire) == seen
+        && pollers_.load(std::memory_order_acquire) == 0 && !st.backlog && any_input(st.peers))
+      late_wakeups_.fetch_add(1, std::memory_order_relaxed);
+  }
+  std::lock_guard<std::mutex> guard{park_mtx_};
+  reader_asleep_ = false;
+  my_slot_->parked.store(0, std::memory_order_relaxed);
+}
+
+void core::poll_until(const std::function<bool()>& done, steady::time_point until) {
+  // A thread that reads the rings already (the reader, or an actor it runs)
+  // must not wait for itself.
+  if (on_reader_thread || my_slot_ == nullptr)
+    return;
+  {
+    // From here on, writers leave the reader thread asleep: this thread reads.
+    std::lock_guard<std::mutex> guard{park_mtx_};
+    if (stop_.load(std::memory_order_acquire))
+      return; // the slot may be another node's already
+    pollers_.fetch_add(1, std::memory_order_relaxed);
+    my_slot_->parked.store(0, std::memory_order_relaxed);
+  }
+  turn_state st{*this};
+  // Hands the rings back however this ends (a deferred function may throw).
+  struct stop_polling {
+    core& self;
+    turn_state& st;
+    ~stop_polling() {
+      on_reader_thread = false;
+      std::lock_guard<std::mutex> guard{self.park_mtx_};
+      if (self.pollers_.fetch_sub(1, std::memory_order_relaxed) != 1 || !self.reader_asleep_
+          || self.stop_.load(std::memory_order_acquire))
+        return;
+      self.my_slot_->parked.store(1, std::memory_order_seq_cst);
+      // Pairs with a writer's fence between publishing a frame and reading
+      // `parked`: either it saw 1 and rang, or its frame is seen here.
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (self.work_waiting(st)) {
+        self.my_slot_->doorbell.fetch_add(1, std::memory_order_release);
+        futex_wake(&self.my_slot_->doorbell, 1);
+      }
+    }
+  } guard{*this, st};
+  on_reader_thread = true;
+  while (!done() && steady::now() < until && !stop_.load(std::memory_order_acquire)) {
+    {
+      std::unique_lock<std::mutex> reading{drain_mtx_, std::try_to_lock};
+      if (reading.owns_lock()) {
+        if (stop_.load(std::memory_order_acquire))
+          break;
+        auto before = my_slot_->frames_received.load(std::memory_order_relaxed);
+        turn(st);
+        caller_frames_.fetch_add(my_slot_->frames_received.load(std::memory_order_relaxed) - before,
+                                 std::memory_order_relaxed);
+      }
+    }
+    if (done())
+      break;
+    cpu_relax();
   }
 }
 
@@ -1565,6 +1674,8 @@ node_stats core::stats() const {
     res.frames_received = my_slot_->frames_received.load(std::memory_order_relaxed);
     res.frames_rejected = my_slot_->frames_rejected.load(std::memory_order_relaxed);
   }
+  res.frames_read_by_callers = caller_frames_.load(std::memory_order_relaxed);
+  res.late_wakeups = late_wakeups_.load(std::memory_order_relaxed);
   return res;
 }
 

@@ -246,12 +246,44 @@ private:
               bool tell_async_sender);
 
   // -- reading --------------------------------------------------------------------
+  //
+  // Who reads the rings: the reader thread, or a blocking caller waiting for
+  // an answer (`poll_until`), whichever holds `drain_mtx_`; a turn is the
+  // same code for both. While a caller polls, the reader thread sleeps and
+  // writers leave it asleep (`parked` is 0: somebody is reading); the last
+  // caller to stop hands the rings back, waking the reader if input came.
+  // On two cores that takes a thread hand-off and a wake-up out of a
+  // cross-process call: the caller reads its own answer.
+
+  /// What one thread keeps between its turns at the rings.
+  struct turn_state {
+    explicit turn_state(core& c);
+    reader_unit ctx;
+    std::vector<peer_ptr> peers;
+    uint64_t seen_version = ~uint64_t{0};
+    /// The last turn left frames in a backlog (to retry soon).
+    bool backlog = false;
+  };
+
   void reader_loop();
+  /// Reads every ring once, runs what became ready, the deferred work and
+  /// the losses; true if there was input. With `drain_mtx_` held.
+  bool turn(turn_state& st);
+  /// Whether a parked reader would have something to do.
+  bool work_waiting(const turn_state& st);
+  /// The reader thread waits for a doorbell (or a timeout).
+  void park(turn_state& st);
 
 public:
   /// Runs `fn` on the reader thread, after its next drain, where no actor's
   /// lock is held (and wakes the reader for it).
   void defer(std::function<void()> fn);
+
+  /// Reads the rings on the calling thread, as the reader thread would,
+  /// until `done()` or `until` (or the node leaves). For a blocking caller
+  /// that waits for an answer from another node; does nothing on a thread
+  /// that is reading the rings already.
+  void poll_until(const std::function<bool()>& done, std::chrono::steady_clock::time_point until);
 
 private:
   void run_deferred();
@@ -299,6 +331,16 @@ private:
   std::vector<std::string> my_names_;
 
   std::shared_ptr<caller_pool> callers_ = std::make_shared<caller_pool>();
+
+  /// Held by whoever reads the rings (see `turn`).
+  std::mutex drain_mtx_;
+  /// Guards `reader_asleep_`, the changes of `pollers_` and this node's
+  /// `parked` word while callers poll.
+  std::mutex park_mtx_;
+  bool reader_asleep_ = false;
+  std::atomic<uint32_t> pollers_{0};
+  std::atomic<uint64_t> caller_frames_{0};
+  std::atomic<uint64_t> late_wakeups_{0};
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> left_{false};

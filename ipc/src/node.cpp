@@ -254,4 +254,17 @@ caller::~caller() {
     pool_->idle.push_back(std::move(self_));
 }
 
+void await_answer(caf::scoped_actor& self, const caf::actor& dest, caf::timespan timeout) {
+  auto* px = dynamic_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(dest));
+  if (px == nullptr)
+    return;
+  auto& owner = px->owner();
+  auto budget = owner.options().spin;
+  if (!troupe::detail::is_forever(timeout))
+    budget = std::min(budget, timeout);
+  auto& mailbox = self->mailbox();
+  owner.poll_until([&mailbox] { return !mailbox.empty(); },
+                   std::chrono::steady_clock::now() + budget);
+}
+
 } // namespace troupe::ipc::detail

@@ -409,7 +409,9 @@ caf::error ask_with(caf::scoped_actor& self, const caf::actor& dest, OnAnswer on
   if (!dest)
     return empty_handle();
   caf::error result;
-  self->request(dest, caf::infinite, xs...).receive(on_answer, [&](caf::error& err) {
+  auto answer = self->request(dest, caf::infinite, xs...);
+  detail::await_answer(self, dest, forever);
+  answer.receive(on_answer, [&](caf::error& err) {
     result = troupe::detail::normalize_request_error(std::move(err));
   });
   return result;

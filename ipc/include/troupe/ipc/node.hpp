@@ -72,14 +72,23 @@ struct group_options {
   bool quiet = false;
 };
 
-/// Counters of this node, as kept in the segment (so `troupe ls` sees them).
+/// Counters of this node. The frame counters are kept in the segment (so
+/// `troupe ls` sees them); the last two only in this process.
 struct node_stats {
   /// Frames this node wrote into rings to other nodes.
   uint64_t frames_sent = 0;
-  /// Frames this node's reader took from rings.
+  /// Frames this node took from rings.
   uint64_t frames_received = 0;
-  /// Frames this node's reader rejected as malformed.
+  /// Frames this node rejected as malformed.
   uint64_t frames_rejected = 0;
+  /// Of `frames_received`, those read by blocking callers of shared
+  /// containers and primitives while they waited for their answer, rather
+  /// than by the node's reader thread (see `group_options::spin`).
+  uint64_t frames_read_by_callers = 0;
+  /// Times the reader thread found input after a wait that no writer ended:
+  /// lost wake-ups, each of which delayed a frame by up to 100 ms. Stays 0
+  /// unless something is wrong.
+  uint64_t late_wakeups = 0;
 };
 
 /// A node of a group: this process's membership in a set of processes on one

@@ -28,6 +28,13 @@ using shared_expire_atom = caf::atom_constant<caf::atom("sh_expire")>;
 /// The callers a node lends to blocking calls (defined in the ipc sources).
 struct caller_pool;
 
+/// After `self` sent a request to `dest`: if `dest` is an actor of another
+/// process, reads the node's rings on this thread until something is in
+/// `self`'s mailbox, for at most `group_options::spin` (or `timeout`, if
+/// shorter), so that the answer needs no other thread of this process to
+/// wake up. Then `self` receives as usual. Does nothing for a local `dest`.
+void await_answer(caf::scoped_actor& self, const caf::actor& dest, caf::timespan timeout);
+
 /// Lets the reader threads of this process's nodes run `owner` themselves
 /// when a message from another process makes it ready, instead of waking a
 /// scheduler worker. Only for actors whose handlers are short and never
@@ -87,13 +94,14 @@ caf::error shared_call(const caf::actor& owner, caf::timespan timeout, OnReply o
     return make_error(errc::invalid_argument, "empty shared container handle");
   caller self{owner, troupe::detail::is_forever(timeout)};
   caf::error result;
-  (*self)
-    ->request(owner, troupe::detail::to_duration(timeout), std::forward<Ts>(xs)...)
-    .receive(on_reply, [&](caf::error& err) {
-      if (err == caf::sec::request_timeout)
-        self.spoil();
-      result = troupe::detail::normalize_request_error(std::move(err));
-    });
+  auto answer =
+    (*self)->request(owner, troupe::detail::to_duration(timeout), std::forward<Ts>(xs)...);
+  await_answer(*self, owner, timeout);
+  answer.receive(on_reply, [&](caf::error& err) {
+    if (err == caf::sec::request_timeout)
+      self.spoil();
+    result = troupe::detail::normalize_request_error(std::move(err));
+  });
   return result;
 }
 

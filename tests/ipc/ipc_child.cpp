@@ -14,6 +14,8 @@
 //                                    the containers P.* as process TAG, owner
 //                                    of array cell C (manager_workload.hpp);
 //                                    exit
+//   troupe-ipc-child add P N         join; add 1 to the shared value P.value N
+//                                    times, one call each; exit
 //   troupe-ipc-child contend P N     join; run N rounds of sync_workload.hpp on
 //                                    the primitives P.*; exit
 //   troupe-ipc-child lease P         join; lease an item of P.queue, send it
@@ -295,6 +297,23 @@ int mixed(const std::string& prefix, int32_t rounds, const std::string& tag, int
   return 0;
 }
 
+int add(const std::string& prefix, int32_t times) {
+  manager_config cfg;
+  caf::actor_system sys{cfg};
+  auto n = tipc::node::join_from_env(sys);
+  if (!n)
+    return fail(n.error());
+  auto owner = n->lookup(prefix + ".value", patience);
+  if (!owner)
+    return fail(owner.error());
+  auto value = svalue{*owner};
+  for (int32_t i = 0; i < times; ++i)
+    if (auto sum = value.add(1); !sum)
+      return fail(sum.error());
+  n->leave();
+  return 0;
+}
+
 int contend(const std::string& prefix, int32_t rounds) {
   manager_config cfg;
   caf::actor_system sys{cfg};
@@ -428,6 +447,8 @@ int main(int argc, char** argv) {
     return sync_steps(std::vector<std::string>(argv + 2, argv + argc));
   if (role == "host" && argc == 3)
     return host(argv[2]);
+  if (role == "add" && argc == 4)
+    return add(argv[2], std::stoi(argv[3]));
   if (role == "contend" && argc == 4)
     return contend(argv[2], std::stoi(argv[3]));
   if (role == "mixed" && argc == 6)
@@ -436,6 +457,7 @@ int main(int argc, char** argv) {
     return lease(argv[2]);
   std::cerr << "usage: troupe-ipc-child serve NAME | create GROUP KEYFILE | shm-add NAME N"
                " | shm-hold NAME | shm-create NAME\n"
-               "       | host PREFIX | mixed PREFIX N TAG CELL | contend PREFIX N | lease PREFIX\n";
+               "       | host PREFIX | mixed PREFIX N TAG CELL | add PREFIX N | contend PREFIX N\n"
+               "       | lease PREFIX\n";
   return 2;
 }

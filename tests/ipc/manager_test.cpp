@@ -1,8 +1,9 @@
 // Tests of the shared containers (shared_dict.hpp, shared_list.hpp,
 // managed_value.hpp, managed_array.hpp, shared_queue.hpp, shared_namespace.hpp): each operation
 // on a local owner, then owners in another process, concurrent writers in
-// two processes, and a leased queue item that comes back when its consumer
-// process is killed.
+// two processes, a leased queue item that comes back when its consumer
+// process is killed, and callers that read their answers from the rings
+// themselves without losing a wake-up of the reader thread.
 
 #include "manager_workload.hpp"
 #include "support.hpp"
@@ -19,6 +20,7 @@
 
 #include <future>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -61,8 +63,8 @@ struct fixture {
     REQUIRE_FALSE(n.publish(name, x.handle()));
   }
 
-  node make_node() {
-    auto n = node::create(sys, group);
+  node make_node(troupe::ipc::group_options opts = {}) {
+    auto n = node::create(sys, group, opts);
     REQUIRE_MESSAGE(n, troupe::describe(n.error()));
     return std::move(*n);
   }
@@ -430,6 +432,124 @@ TEST_SUITE("ipc.manager") {
     // No sleep: the owner sees the holder's peer_lost and puts the item back.
     CHECK(q.get(deadline) == int32_t{42});
     CHECK(q.leased_count() == int64_t{0});
+    (void)child.wait(deadline);
+  }
+
+  // A blocking caller reads the rings itself while it waits for its answer
+  // (core.hpp, "who reads the rings"); the reader thread sleeps meanwhile and
+  // must be woken for whatever comes after the caller stops reading.
+
+  TEST_CASE("a blocking caller reads its answer from the rings, and no wake-up is lost") {
+    fixture f{"caller-reads"};
+    // Callers poll up to 5 ms: long enough for an answer even on a loaded
+    // machine.
+    troupe::ipc::group_options opts;
+    opts.spin = milliseconds(5);
+    auto n = f.make_node(opts);
+    auto child = f.start(n, {"host", "m"});
+    auto d = sdict{f.find(n, "m.dict")};
+    int calls = 0;
+    CHECK(eventually([&] {
+      auto key = "k" + std::to_string(calls++);
+      REQUIRE_FALSE(d.set(key, key));
+      REQUIRE(d.get(key) == key);
+      return n.stats().frames_read_by_callers > 0;
+    }));
+    CHECK(d.len() == int64_t{calls});
+    CHECK(n.stats().late_wakeups == 0);
+    f.self->send(f.find(n, "m.ctl"), leave_atom::value);
+    check_exits_cleanly(child);
+  }
+
+  TEST_CASE("answers that come after the caller stopped reading wake the reader") {
+    fixture f{"caller-hands-back"};
+    // With the shortest spin, callers hand the rings back before most
+    // answers arrive, and the reader thread parks between calls: each of
+    // those answers must ring it awake, or the call waits 100 ms for the
+    // reader's timeout (counted in late_wakeups).
+    troupe::ipc::group_options opts;
+    opts.spin = std::chrono::microseconds(1);
+    auto n = f.make_node(opts);
+    auto child = f.start(n, {"host", "m"});
+    auto v = svalue{f.find(n, "m.value")};
+    constexpr int64_t calls = 1000;
+    for (int64_t i = 1; i <= calls; ++i)
+      REQUIRE(v.add(1) == i);
+    auto stats = n.stats();
+    CHECK(stats.late_wakeups == 0);
+    CHECK(stats.frames_received >= calls);
+    f.self->send(f.find(n, "m.ctl"), leave_atom::value);
+    check_exits_cleanly(child);
+  }
+
+  TEST_CASE("callers reading the rings deliver requests for this process's owners too") {
+    fixture f{"caller-serves"};
+    // A short spin: callers hand the rings back often, many times while
+    // B's requests keep coming.
+    troupe::ipc::group_options opts;
+    opts.spin = std::chrono::microseconds(20);
+    auto n = f.make_node(opts);
+    // This process owns p.value, which child B adds to; child A owns m.*,
+    // which two threads of this process add to at the same time. B's
+    // requests reach p.value through whichever thread reads the rings: the
+    // reader, or one of the two callers waiting for A's answers.
+    auto mine = svalue::make(f.sys);
+    f.publish(n, "p.value", mine);
+    auto a = f.start(n, {"host", "m"});
+    auto theirs = svalue{f.find(n, "m.value")};
+    constexpr int32_t per_process = 2000;
+    auto b = f.start(n, {"add", "p", std::to_string(per_process)});
+    auto add_many = [&] {
+      for (int32_t i = 0; i < per_process; ++i)
+        if (auto sum = theirs.add(1); !sum)
+          return sum.error();
+      return caf::error{};
+    };
+    auto first = std::async(std::launch::async, add_many);
+    auto second = std::async(std::launch::async, add_many);
+    REQUIRE(first.wait_for(deadline) == std::future_status::ready);
+    REQUIRE(second.wait_for(deadline) == std::future_status::ready);
+    auto first_err = first.get();
+    auto second_err = second.get();
+    CHECK_MESSAGE(!first_err, troupe::describe(first_err));
+    CHECK_MESSAGE(!second_err, troupe::describe(second_err));
+    check_exits_cleanly(b);
+    CHECK(mine.get() == int64_t{per_process});
+    CHECK(theirs.get() == int64_t{2 * per_process});
+    CHECK(n.stats().late_wakeups == 0);
+    f.self->send(f.find(n, "m.ctl"), leave_atom::value);
+    check_exits_cleanly(a);
+  }
+
+  TEST_CASE("a node that leaves while callers read its rings fails their calls with peer_lost") {
+    fixture f{"caller-leave"};
+    troupe::ipc::group_options opts;
+    opts.spin = milliseconds(50); // callers are reading when the node leaves
+    auto n = f.make_node(opts);
+    auto child = f.start(n, {"host", "m"});
+    auto v = svalue{f.find(n, "m.value")};
+    std::atomic<int64_t> answered{0};
+    auto call_until_failure = [&] {
+      for (;;) {
+        auto sum = v.add(1);
+        if (!sum)
+          return sum.error();
+        ++answered;
+      }
+    };
+    auto first = std::async(std::launch::async, call_until_failure);
+    auto second = std::async(std::launch::async, call_until_failure);
+    REQUIRE(eventually([&] { return answered.load() >= 100; }));
+    n.leave();
+    REQUIRE(first.wait_for(deadline) == std::future_status::ready);
+    REQUIRE(second.wait_for(deadline) == std::future_status::ready);
+    auto first_err = first.get();
+    auto second_err = second.get();
+    CHECK_MESSAGE(troupe::is(first_err, errc::peer_lost), troupe::describe(first_err));
+    CHECK_MESSAGE(troupe::is(second_err, errc::peer_lost), troupe::describe(second_err));
+    // The child's node stays in the group; nothing can reach its control
+    // actor once this node left.
+    REQUIRE_FALSE(child.kill(SIGKILL));
     (void)child.wait(deadline);
   }
 }

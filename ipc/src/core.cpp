@@ -1010,8 +1010,7 @@ void core::reader_loop() {
       last_input = now;
       continue;
     }
-    if (turned && pollers_.load(std::memory_order_acquire) == 0
-        && now - last_input < opts_.spin) {
+    if (turned && pollers_.load(std::memory_order_acquire) == 0 && now - last_input < opts_.spin) {
       cpu_relax();
       continue;
     }

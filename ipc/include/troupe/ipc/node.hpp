@@ -61,7 +61,11 @@ struct group_options {
   /// it parks; a parked reader costs a wake-up (tens of microseconds on a
   /// VM) to restart. Long enough that a blocking caller's next call to an
   /// owner in another process often finds both readers still spinning;
-  /// an idle node spends at most this much CPU per input.
+  /// an idle node spends at most this much CPU per input. Also how long a
+  /// blocking call of a shared container or primitive (`shared_dict`,
+  /// `lock`...) on an owner in another process reads the rings on its own
+  /// thread for its answer, while the reader thread sleeps, before it
+  /// waits to be woken like any blocking receive.
   caf::timespan spin = std::chrono::microseconds(200);
   /// How long `join` waits for a segment that its creator is still setting
   /// up.

@@ -80,12 +80,27 @@ struct fixture {
     REQUIRE_MESSAGE(x, troupe::describe(x.error()));
     return *x;
   }
+
+  /// Tells a `host m` child to leave; it must exit cleanly.
+  void stop_host(node& n, troupe::ipc::child_process& child);
 };
 
 void check_exits_cleanly(troupe::ipc::child_process& child) {
   auto status = child.wait(deadline);
   REQUIRE_MESSAGE(status, troupe::describe(status.error()));
   CHECK(status->success());
+}
+
+/// Group options whose readers, and blocking callers, spin for `spin`.
+troupe::ipc::group_options spinning(caf::timespan spin) {
+  troupe::ipc::group_options opts;
+  opts.spin = spin;
+  return opts;
+}
+
+void fixture::stop_host(node& n, troupe::ipc::child_process& child) {
+  self->send(find(n, "m.ctl"), leave_atom::value);
+  check_exits_cleanly(child);
 }
 
 } // namespace
@@ -361,8 +376,7 @@ TEST_SUITE("ipc.manager") {
     REQUIRE_FALSE(ns.set("pi", 3.25));
     CHECK(ns.get<double>("pi") == 3.25);
     CHECK(troupe::is(ns.get<double>("e").error(), errc::key_error));
-    f.self->send(f.find(n, "m.ctl"), leave_atom::value);
-    check_exits_cleanly(child);
+    f.stop_host(n, child);
   }
 
   TEST_CASE("every container operation, from three processes at once, loses and tears nothing") {
@@ -443,9 +457,7 @@ TEST_SUITE("ipc.manager") {
     fixture f{"caller-reads"};
     // Callers poll up to 5 ms: long enough for an answer even on a loaded
     // machine.
-    troupe::ipc::group_options opts;
-    opts.spin = milliseconds(5);
-    auto n = f.make_node(opts);
+    auto n = f.make_node(spinning(milliseconds(5)));
     auto child = f.start(n, {"host", "m"});
     auto d = sdict{f.find(n, "m.dict")};
     int calls = 0;
@@ -457,8 +469,7 @@ TEST_SUITE("ipc.manager") {
     }));
     CHECK(d.len() == int64_t{calls});
     CHECK(n.stats().late_wakeups == 0);
-    f.self->send(f.find(n, "m.ctl"), leave_atom::value);
-    check_exits_cleanly(child);
+    f.stop_host(n, child);
   }
 
   TEST_CASE("answers that come after the caller stopped reading wake the reader") {
@@ -467,9 +478,7 @@ TEST_SUITE("ipc.manager") {
     // answers arrive, and the reader thread parks between calls: each of
     // those answers must ring it awake, or the call waits 100 ms for the
     // reader's timeout (counted in late_wakeups).
-    troupe::ipc::group_options opts;
-    opts.spin = std::chrono::microseconds(1);
-    auto n = f.make_node(opts);
+    auto n = f.make_node(spinning(std::chrono::microseconds(1)));
     auto child = f.start(n, {"host", "m"});
     auto v = svalue{f.find(n, "m.value")};
     constexpr int64_t calls = 1000;
@@ -478,17 +487,14 @@ TEST_SUITE("ipc.manager") {
     auto stats = n.stats();
     CHECK(stats.late_wakeups == 0);
     CHECK(stats.frames_received >= calls);
-    f.self->send(f.find(n, "m.ctl"), leave_atom::value);
-    check_exits_cleanly(child);
+    f.stop_host(n, child);
   }
 
   TEST_CASE("callers reading the rings deliver requests for this process's owners too") {
     fixture f{"caller-serves"};
     // A short spin: callers hand the rings back often, many times while
     // B's requests keep coming.
-    troupe::ipc::group_options opts;
-    opts.spin = std::chrono::microseconds(20);
-    auto n = f.make_node(opts);
+    auto n = f.make_node(spinning(std::chrono::microseconds(20)));
     // This process owns p.value, which child B adds to; child A owns m.*,
     // which two threads of this process add to at the same time. B's
     // requests reach p.value through whichever thread reads the rings: the
@@ -517,15 +523,12 @@ TEST_SUITE("ipc.manager") {
     CHECK(mine.get() == int64_t{per_process});
     CHECK(theirs.get() == int64_t{2 * per_process});
     CHECK(n.stats().late_wakeups == 0);
-    f.self->send(f.find(n, "m.ctl"), leave_atom::value);
-    check_exits_cleanly(a);
+    f.stop_host(n, a);
   }
 
   TEST_CASE("a node that leaves while callers read its rings fails their calls with peer_lost") {
     fixture f{"caller-leave"};
-    troupe::ipc::group_options opts;
-    opts.spin = milliseconds(50); // callers are reading when the node leaves
-    auto n = f.make_node(opts);
+    auto n = f.make_node(spinning(milliseconds(50))); // callers are reading when the node leaves
     auto child = f.start(n, {"host", "m"});
     auto v = svalue{f.find(n, "m.value")};
     std::atomic<int64_t> answered{0};

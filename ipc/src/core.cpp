@@ -24,6 +24,11 @@ using steady = std::chrono::steady_clock;
 
 /// Set on a node's reader thread, which must never wait for ring space.
 thread_local bool on_reader_thread = false;
+/// This thread is a blocking caller reading the rings (`core::poll_until`):
+/// it may hold locks of the user's, so what runs the user's code (functors
+/// attached to remote actors, loss handling, deferred work) is left to the
+/// reader thread.
+thread_local bool polling_caller = false;
 
 /// The actors that a reader thread runs itself (see `serve_on_readers`).
 std::mutex inline_mtx;
@@ -406,7 +411,7 @@ void core::refresh_peers() {
     uint64_t one = 1;
     [[maybe_unused]] auto rc = ::write(wake_fd_, &one, sizeof(one));
   }
-  if (added && my_slot_ != nullptr) {
+  if (added && my_slot_ != nullptr && !stop_.load(std::memory_order_acquire)) {
     // The reader reads the new rings from its next turn on: a newcomer may
     // have written already (ringing before the reader knew its ring).
     my_slot_->doorbell.fetch_add(1);
@@ -960,7 +965,8 @@ bool core::turn(turn_state& st) {
     if (!p->lost.load(std::memory_order_acquire))
       any |= drain(*p, st.ctx);
   st.ctx.run_ready();
-  run_deferred();
+  if (!polling_caller)
+    run_deferred();
   st.backlog = false;
   for (auto& p : st.peers) {
     if (!p->has_backlog.load(std::memory_order_acquire))
@@ -970,7 +976,8 @@ bool core::turn(turn_state& st) {
     if (!guard.owns_lock() || !flush_backlog_locked(*p, false, err))
       st.backlog = true;
   }
-  handle_losses();
+  if (!polling_caller)
+    handle_losses();
   return any;
 }
 
@@ -1032,50 +1039,73 @@ void core::park(turn_state& st) {
   }
   std::atomic_thread_fence(std::memory_order_seq_cst);
   // With a caller polling, the input is the caller's until it stops, and
-  // then it checks for what it left (`poll_until`).
+  // then it checks for what it left (`poll_until`). The reader still looks
+  // every millisecond meanwhile: a caller the kernel took off its core must
+  // not hold up what comes for the others (nor the losses and deferred work
+  // a caller leaves to the reader).
   if (!alone || !work_waiting(st)) {
-    auto timeout = st.backlog ? std::chrono::milliseconds(1) : std::chrono::milliseconds(100);
+    using std::chrono::milliseconds;
+    auto timeout = st.backlog || !alone ? milliseconds(1) : milliseconds(100);
     futex_wait(&my_slot_->doorbell, seen, timeout);
-    // Input found after a wait no writer ended is a lost wake-up: every
-    // writer rings a parked node, and a polling caller that stops rings
-    // for what it left.
-    if (my_slot_->doorbell.load(std::memory_order_acquire) == seen
-        && pollers_.load(std::memory_order_acquire) == 0 && !st.backlog && any_input(st.peers))
-      late_wakeups_.fetch_add(1, std::memory_order_relaxed);
+    if (!st.backlog && unrung_input(st, seen)) {
+      // Input that no ring announced is a lost wake-up (every writer rings a
+      // parked node, and a caller that stops reading rings for what it
+      // left), unless a writer is between publishing and ringing: give it
+      // time to ring.
+      futex_wait(&my_slot_->doorbell, seen, milliseconds(10));
+      if (unrung_input(st, seen))
+        late_wakeups_.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   std::lock_guard<std::mutex> guard{park_mtx_};
   reader_asleep_ = false;
   my_slot_->parked.store(0, std::memory_order_relaxed);
 }
 
+bool core::unrung_input(const turn_state& st, uint32_t seen) {
+  return my_slot_->doorbell.load(std::memory_order_acquire) == seen
+         && pollers_.load(std::memory_order_acquire) == 0 && any_input(st.peers);
+}
+
 void core::poll_until(const std::function<bool()>& done, steady::time_point until) {
   // A thread that reads the rings already (the reader, or an actor it runs)
   // must not wait for itself.
-  if (on_reader_thread || my_slot_ == nullptr)
+  if (on_reader_thread || my_slot_ == nullptr || steady::now() >= until)
     return;
   {
     // From here on, writers leave the reader thread asleep: this thread reads.
     std::lock_guard<std::mutex> guard{park_mtx_};
     if (stop_.load(std::memory_order_acquire))
       return; // the slot may be another node's already
-    pollers_.fetch_add(1, std::memory_order_relaxed);
+    // One caller at a time: more threads spinning than cores would take the
+    // cores from the threads that have work (the owner's, in the other
+    // process). The others wait as any blocking receive does; the one that
+    // reads hands them their answers.
+    if (pollers_.load(std::memory_order_relaxed) != 0)
+      return;
+    pollers_.store(1, std::memory_order_relaxed);
     my_slot_->parked.store(0, std::memory_order_relaxed);
   }
   turn_state st{*this};
-  // Hands the rings back however this ends (a deferred function may throw).
+  // Hands the rings back however this ends.
   struct stop_polling {
     core& self;
     turn_state& st;
     ~stop_polling() {
       on_reader_thread = false;
+      polling_caller = false;
       std::lock_guard<std::mutex> guard{self.park_mtx_};
-      if (self.pollers_.fetch_sub(1, std::memory_order_relaxed) != 1 || !self.reader_asleep_
-          || self.stop_.load(std::memory_order_acquire))
+      self.pollers_.store(0, std::memory_order_relaxed);
+      if (!self.reader_asleep_ || self.stop_.load(std::memory_order_acquire))
         return;
       self.my_slot_->parked.store(1, std::memory_order_seq_cst);
       // Pairs with a writer's fence between publishing a frame and reading
       // `parked`: either it saw 1 and rang, or its frame is seen here.
       std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (auto v = self.peers_version_.load(std::memory_order_acquire); v != st.seen_version) {
+        st.seen_version = v;
+        st.peers = self.peer_snapshot();
+      }
       if (self.work_waiting(st)) {
         self.my_slot_->doorbell.fetch_add(1, std::memory_order_release);
         futex_wake(&self.my_slot_->doorbell, 1);
@@ -1083,6 +1113,7 @@ void core::poll_until(const std::function<bool()>& done, steady::time_point unti
     }
   } guard{*this, st};
   on_reader_thread = true;
+  polling_caller = true;
   while (!done() && steady::now() < until && !stop_.load(std::memory_order_acquire)) {
     {
       std::unique_lock<std::mutex> reading{drain_mtx_, std::try_to_lock};
@@ -1293,8 +1324,16 @@ void core::handle_frame(peer& p, const frame_header& h, const unsigned char* pay
       reject(p, &h, "cannot read an exit reason: " + describe(err));
       return;
     }
-    p.senders.erase(static_cast<caf::actor_id>(h.receiver));
-    proxies_.erase(p.nid, static_cast<caf::actor_id>(h.receiver), std::move(reason));
+    auto aid = static_cast<caf::actor_id>(h.receiver);
+    p.senders.erase(aid);
+    if (polling_caller) {
+      // Killing the proxy runs the functors attached to it.
+      defer([this, nid = p.nid, aid, reason = std::move(reason)]() mutable {
+        proxies_.erase(nid, aid, std::move(reason));
+      });
+      return;
+    }
+    proxies_.erase(p.nid, aid, std::move(reason));
     return;
   }
   case frame_kind::link:

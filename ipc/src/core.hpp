@@ -247,13 +247,16 @@ private:
 
   // -- reading --------------------------------------------------------------------
   //
-  // Who reads the rings: the reader thread, or a blocking caller waiting for
-  // an answer (`poll_until`), whichever holds `drain_mtx_`; a turn is the
-  // same code for both. While a caller polls, the reader thread sleeps and
-  // writers leave it asleep (`parked` is 0: somebody is reading); the last
-  // caller to stop hands the rings back, waking the reader if input came.
-  // On two cores that takes a thread hand-off and a wake-up out of a
-  // cross-process call: the caller reads its own answer.
+  // Who reads the rings: the reader thread, or one blocking caller waiting
+  // for an answer (`poll_until`), whichever holds `drain_mtx_`; a turn is
+  // nearly the same code for both. While a caller polls, the reader thread
+  // sleeps (looking every millisecond) and writers leave it asleep (`parked`
+  // is 0: somebody is reading); the caller, when it stops, hands the rings
+  // back, waking the reader if input came. On two cores that takes a thread
+  // hand-off and a wake-up out of a cross-process call: the caller reads its
+  // own answer. A caller's turn leaves whatever may run the user's code
+  // (attached functors, loss handling, deferred work) to the reader thread:
+  // the caller may hold the user's locks.
 
   /// What one thread keeps between its turns at the rings.
   struct turn_state {
@@ -267,10 +270,13 @@ private:
 
   void reader_loop();
   /// Reads every ring once, runs what became ready, the deferred work and
-  /// the losses; true if there was input. With `drain_mtx_` held.
+  /// the losses (those two on the reader thread only); true if there was
+  /// input. With `drain_mtx_` held.
   bool turn(turn_state& st);
   /// Whether a parked reader would have something to do.
   bool work_waiting(const turn_state& st);
+  /// Input is waiting, no caller reads, and the doorbell still reads `seen`.
+  bool unrung_input(const turn_state& st, uint32_t seen);
   /// The reader thread waits for a doorbell (or a timeout).
   void park(turn_state& st);
 
@@ -282,7 +288,7 @@ public:
   /// Reads the rings on the calling thread, as the reader thread would,
   /// until `done()` or `until` (or the node leaves). For a blocking caller
   /// that waits for an answer from another node; does nothing on a thread
-  /// that is reading the rings already.
+  /// that is reading the rings already, or while another caller polls.
   void poll_until(const std::function<bool()>& done, std::chrono::steady_clock::time_point until);
 
 private:
@@ -335,9 +341,10 @@ private:
   /// Held by whoever reads the rings (see `turn`).
   std::mutex drain_mtx_;
   /// Guards `reader_asleep_`, the changes of `pollers_` and this node's
-  /// `parked` word while callers poll.
+  /// `parked` word while a caller polls.
   std::mutex park_mtx_;
   bool reader_asleep_ = false;
+  /// 1 while a caller polls (at most one does).
   std::atomic<uint32_t> pollers_{0};
   std::atomic<uint64_t> caller_frames_{0};
   std::atomic<uint64_t> late_wakeups_{0};

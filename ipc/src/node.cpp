@@ -247,7 +247,7 @@ caller::caller(const caf::actor& dest, bool reusable) : reusable_(reusable) {
 }
 
 caller::~caller() {
-  if (!pool_ || !reusable_)
+  if (!pool_ || !reusable_ || std::uncaught_exceptions() > uncaught_)
     return;
   std::lock_guard<std::mutex> guard{pool_->mtx};
   if (!pool_->closed && pool_->idle.size() < caller_pool::max_idle)

@@ -498,7 +498,7 @@ TEST_SUITE("ipc.manager") {
     // This process owns p.value, which child B adds to; child A owns m.*,
     // which two threads of this process add to at the same time. B's
     // requests reach p.value through whichever thread reads the rings: the
-    // reader, or one of the two callers waiting for A's answers.
+    // reader, or the caller that polls for A's answer (one at a time).
     auto mine = svalue::make(f.sys);
     f.publish(n, "p.value", mine);
     auto a = f.start(n, {"host", "m"});
@@ -524,6 +524,46 @@ TEST_SUITE("ipc.manager") {
     CHECK(theirs.get() == int64_t{2 * per_process});
     CHECK(n.stats().late_wakeups == 0);
     f.stop_host(n, a);
+  }
+
+  TEST_CASE("a functor attached to a remote actor runs on the reader thread, not on a caller's") {
+    fixture f{"caller-functor"};
+    // A caller waits 20 ms for an item of an empty queue and reads the rings
+    // all that time: the actor's end comes in while it does.
+    auto n = f.make_node(spinning(milliseconds(50)));
+    auto child = f.start(n, {"host", "m"});
+    auto q = squeue{f.find(n, "m.queue")};
+    auto doomed = f.find(n, "m.ns");
+    // The caller may hold locks of its own that such a functor takes: the
+    // functor must not run inside the caller's call.
+    std::atomic<bool> ran{false};
+    std::thread::id ran_on;
+    doomed->attach_functor([&](const caf::error&) {
+      ran_on = std::this_thread::get_id();
+      ran = true;
+    });
+    std::atomic<int64_t> answered{0};
+    auto caller = std::async(std::launch::async, [&] {
+      caf::error err;
+      while (!ran.load()) {
+        auto item = q.get(milliseconds(20));
+        if (item || !troupe::is(item.error(), errc::empty)) {
+          err = item ? troupe::make_error(errc::invalid_argument, "an item in an empty queue")
+                     : item.error();
+          break;
+        }
+        ++answered;
+      }
+      return std::make_pair(std::this_thread::get_id(), err);
+    });
+    REQUIRE(eventually([&] { return answered.load() >= 1; }));
+    f.self->send_exit(doomed, caf::exit_reason::kill);
+    REQUIRE(caller.wait_for(deadline) == std::future_status::ready);
+    auto [caller_id, err] = caller.get();
+    CHECK_MESSAGE(!err, troupe::describe(err));
+    REQUIRE(ran.load());
+    CHECK(ran_on != caller_id);
+    f.stop_host(n, child);
   }
 
   TEST_CASE("a node that leaves while callers read its rings fails their calls with peer_lost") {

@@ -65,7 +65,8 @@ struct group_options {
   /// blocking call of a shared container or primitive (`shared_dict`,
   /// `lock`...) on an owner in another process reads the rings on its own
   /// thread for its answer, while the reader thread sleeps, before it
-  /// waits to be woken like any blocking receive.
+  /// waits to be woken like any blocking receive (one such caller per node
+  /// at a time; the others wait at once).
   caf::timespan spin = std::chrono::microseconds(200);
   /// How long `join` waits for a segment that its creator is still setting
   /// up.

@@ -14,6 +14,7 @@
 #include <caf/all.hpp>
 
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -80,6 +81,8 @@ private:
   std::shared_ptr<caller_pool> pool_;
   std::unique_ptr<caf::scoped_actor> self_;
   bool reusable_;
+  /// A call that ends by an exception may leave its answer to come.
+  int uncaught_ = std::uncaught_exceptions();
 };
 
 /// Sends `xs...` to `owner` from a `caller` and waits up to `timeout` for

@@ -29,6 +29,10 @@ thread_local bool on_reader_thread = false;
 /// attached to remote actors, loss handling, deferred work) is left to the
 /// reader thread.
 thread_local bool polling_caller = false;
+/// The polling caller met a frame it leaves to the reader thread (a kill,
+/// whose proxy's functors are the user's): it stops reading, so that the
+/// frames behind it keep their order.
+thread_local bool caller_stopped = false;
 
 /// The actors that a reader thread runs itself (see `serve_on_readers`).
 std::mutex inline_mtx;
@@ -1039,10 +1043,10 @@ void core::park(turn_state& st) {
   }
   std::atomic_thread_fence(std::memory_order_seq_cst);
   // With a caller polling, the input is the caller's until it stops, and
-  // then it checks for what it left (`poll_until`). The reader still looks
-  // every millisecond meanwhile: a caller the kernel took off its core must
-  // not hold up what comes for the others (nor the losses and deferred work
-  // a caller leaves to the reader).
+  // then it checks for what it left (`poll_until`). A reader that parks
+  // while a caller polls still looks every millisecond: a caller the kernel
+  // took off its core must not hold up what comes for the others for long.
+  // (One that parked alone before the caller came looks after 100 ms.)
   if (!alone || !work_waiting(st)) {
     using std::chrono::milliseconds;
     auto timeout = st.backlog || !alone ? milliseconds(1) : milliseconds(100);
@@ -1050,9 +1054,9 @@ void core::park(turn_state& st) {
     if (!st.backlog && unrung_input(st, seen)) {
       // Input that no ring announced is a lost wake-up (every writer rings a
       // parked node, and a caller that stops reading rings for what it
-      // left), unless a writer is between publishing and ringing: give it
-      // time to ring.
-      futex_wait(&my_slot_->doorbell, seen, milliseconds(10));
+      // left), unless a writer is between publishing and ringing (taken off
+      // its core there, on a loaded machine): give it time to ring.
+      futex_wait(&my_slot_->doorbell, seen, milliseconds(100));
       if (unrung_input(st, seen))
         late_wakeups_.fetch_add(1, std::memory_order_relaxed);
     }
@@ -1072,6 +1076,7 @@ void core::poll_until(const std::function<bool()>& done, steady::time_point unti
   // must not wait for itself.
   if (on_reader_thread || my_slot_ == nullptr || steady::now() >= until)
     return;
+  turn_state st{*this};
   {
     // From here on, writers leave the reader thread asleep: this thread reads.
     std::lock_guard<std::mutex> guard{park_mtx_};
@@ -1086,7 +1091,6 @@ void core::poll_until(const std::function<bool()>& done, steady::time_point unti
     pollers_.store(1, std::memory_order_relaxed);
     my_slot_->parked.store(0, std::memory_order_relaxed);
   }
-  turn_state st{*this};
   // Hands the rings back however this ends.
   struct stop_polling {
     core& self;
@@ -1094,6 +1098,7 @@ void core::poll_until(const std::function<bool()>& done, steady::time_point unti
     ~stop_polling() {
       on_reader_thread = false;
       polling_caller = false;
+      caller_stopped = false;
       std::lock_guard<std::mutex> guard{self.park_mtx_};
       self.pollers_.store(0, std::memory_order_relaxed);
       if (!self.reader_asleep_ || self.stop_.load(std::memory_order_acquire))
@@ -1126,7 +1131,7 @@ void core::poll_until(const std::function<bool()>& done, steady::time_point unti
                                  std::memory_order_relaxed);
       }
     }
-    if (done())
+    if (done() || caller_stopped)
       break;
     cpu_relax();
   }
@@ -1198,6 +1203,12 @@ bool core::drain(peer& p, reader_unit& ctx) {
     auto rec = align8(sizeof(frame_header) + uint64_t{h.length});
     if (rec > avail || rec > contiguous) {
       corrupt(nullptr, "a frame whose length runs past the written data");
+      break;
+    }
+    if (polling_caller && h.kind == static_cast<uint16_t>(frame_kind::kill)) {
+      // Killing the proxy runs the functors attached to it: the reader
+      // thread takes it from here (see `caller_stopped`).
+      caller_stopped = true;
       break;
     }
     if (h.version != frame_version) {
@@ -1324,16 +1335,8 @@ void core::handle_frame(peer& p, const frame_header& h, const unsigned char* pay
       reject(p, &h, "cannot read an exit reason: " + describe(err));
       return;
     }
-    auto aid = static_cast<caf::actor_id>(h.receiver);
-    p.senders.erase(aid);
-    if (polling_caller) {
-      // Killing the proxy runs the functors attached to it.
-      defer([this, nid = p.nid, aid, reason = std::move(reason)]() mutable {
-        proxies_.erase(nid, aid, std::move(reason));
-      });
-      return;
-    }
-    proxies_.erase(p.nid, aid, std::move(reason));
+    p.senders.erase(static_cast<caf::actor_id>(h.receiver));
+    proxies_.erase(p.nid, static_cast<caf::actor_id>(h.receiver), std::move(reason));
     return;
   }
   case frame_kind::link:

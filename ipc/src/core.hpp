@@ -250,13 +250,14 @@ private:
   // Who reads the rings: the reader thread, or one blocking caller waiting
   // for an answer (`poll_until`), whichever holds `drain_mtx_`; a turn is
   // nearly the same code for both. While a caller polls, the reader thread
-  // sleeps (looking every millisecond) and writers leave it asleep (`parked`
-  // is 0: somebody is reading); the caller, when it stops, hands the rings
-  // back, waking the reader if input came. On two cores that takes a thread
-  // hand-off and a wake-up out of a cross-process call: the caller reads its
-  // own answer. A caller's turn leaves whatever may run the user's code
-  // (attached functors, loss handling, deferred work) to the reader thread:
-  // the caller may hold the user's locks.
+  // sleeps (see `park`) and writers leave it asleep (`parked` is 0: somebody
+  // is reading); the caller, when it stops, hands the rings back, waking the
+  // reader if input came. On two cores that takes a thread hand-off and a
+  // wake-up out of a cross-process call: the caller reads its own answer.
+  // A caller leaves what runs functors attached to remote actors (kill
+  // frames: it stops reading at one, so the frames behind it keep their
+  // order), loss handling and deferred work to the reader thread: the
+  // caller may hold the user's locks.
 
   /// What one thread keeps between its turns at the rings.
   struct turn_state {

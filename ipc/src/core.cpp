@@ -956,11 +956,15 @@ core::turn_state::turn_state(core& c) : ctx(&c.sys_) {
   ctx.proxy_registry_ptr(&c.proxies_);
 }
 
-bool core::turn(turn_state& st) {
+void core::catch_up(turn_state& st) {
   if (auto v = peers_version_.load(std::memory_order_acquire); v != st.seen_version) {
     st.seen_version = v;
     st.peers = peer_snapshot();
   }
+}
+
+bool core::turn(turn_state& st) {
+  catch_up(st);
   bool any = false;
   for (auto& p : st.peers)
     // A lost peer's ring is drained by `handle_losses`, which turns
@@ -1107,10 +1111,7 @@ void core::poll_until(const std::function<bool()>& done, steady::time_point unti
       // Pairs with a writer's fence between publishing a frame and reading
       // `parked`: either it saw 1 and rang, or its frame is seen here.
       std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (auto v = self.peers_version_.load(std::memory_order_acquire); v != st.seen_version) {
-        st.seen_version = v;
-        st.peers = self.peer_snapshot();
-      }
+      self.catch_up(st);
       if (self.work_waiting(st)) {
         self.my_slot_->doorbell.fetch_add(1, std::memory_order_release);
         futex_wake(&self.my_slot_->doorbell, 1);

@@ -270,6 +270,8 @@ private:
   };
 
   void reader_loop();
+  /// Takes a new snapshot of the peers if they changed.
+  void catch_up(turn_state& st);
   /// Reads every ring once, runs what became ready, the deferred work and
   /// the losses (those two on the reader thread only); true if there was
   /// input. With `drain_mtx_` held.

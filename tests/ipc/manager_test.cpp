@@ -476,8 +476,8 @@ TEST_SUITE("ipc.manager") {
     fixture f{"caller-hands-back"};
     // With the shortest spin, callers hand the rings back before most
     // answers arrive, and the reader thread parks between calls: each of
-    // those answers must ring it awake, or the call waits 100 ms for the
-    // reader's timeout (counted in late_wakeups).
+    // those answers must ring it awake, or the call waits for the reader's
+    // timeout (counted in late_wakeups).
     auto n = f.make_node(spinning(std::chrono::microseconds(1)));
     auto child = f.start(n, {"host", "m"});
     auto v = svalue{f.find(n, "m.value")};
@@ -492,8 +492,8 @@ TEST_SUITE("ipc.manager") {
 
   TEST_CASE("callers reading the rings deliver requests for this process's owners too") {
     fixture f{"caller-serves"};
-    // A short spin: callers hand the rings back often, many times while
-    // B's requests keep coming.
+    // A short spin: the polling caller hands the rings back often, many
+    // times while B's requests keep coming.
     auto n = f.make_node(spinning(std::chrono::microseconds(20)));
     // This process owns p.value, which child B adds to; child A owns m.*,
     // which two threads of this process add to at the same time. B's
@@ -543,9 +543,10 @@ TEST_SUITE("ipc.manager") {
       ran = true;
     });
     std::atomic<int64_t> answered{0};
+    auto until = std::chrono::steady_clock::now() + deadline;
     auto caller = std::async(std::launch::async, [&] {
       caf::error err;
-      while (!ran.load()) {
+      while (!ran.load() && std::chrono::steady_clock::now() < until) {
         auto item = q.get(milliseconds(20));
         if (item || !troupe::is(item.error(), errc::empty)) {
           err = item ? troupe::make_error(errc::invalid_argument, "an item in an empty queue")
@@ -566,19 +567,22 @@ TEST_SUITE("ipc.manager") {
     f.stop_host(n, child);
   }
 
-  TEST_CASE("a node that leaves while callers read its rings fails their calls with peer_lost") {
+  TEST_CASE("a node that leaves while a caller reads its rings fails the calls with peer_lost") {
     fixture f{"caller-leave"};
-    auto n = f.make_node(spinning(milliseconds(50))); // callers are reading when the node leaves
+    // One of the two callers is reading the rings when the node leaves.
+    auto n = f.make_node(spinning(milliseconds(50)));
     auto child = f.start(n, {"host", "m"});
     auto v = svalue{f.find(n, "m.value")};
     std::atomic<int64_t> answered{0};
+    auto until = std::chrono::steady_clock::now() + 2 * deadline;
     auto call_until_failure = [&] {
-      for (;;) {
+      while (std::chrono::steady_clock::now() < until) {
         auto sum = v.add(1);
         if (!sum)
           return sum.error();
         ++answered;
       }
+      return caf::error{}; // not peer_lost: the check below fails
     };
     auto first = std::async(std::launch::async, call_until_failure);
     auto second = std::async(std::launch::async, call_until_failure);

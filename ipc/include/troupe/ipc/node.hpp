@@ -90,9 +90,9 @@ struct node_stats {
   /// containers and primitives while they waited for their answer, rather
   /// than by the node's reader thread (see `group_options::spin`).
   uint64_t frames_read_by_callers = 0;
-  /// Times the reader thread found input after a wait that no writer ended:
-  /// lost wake-ups, each of which delayed a frame by up to 100 ms. Stays 0
-  /// unless something is wrong.
+  /// Times the reader thread found input that no writer had announced, even
+  /// 100 ms after its wait ended: lost wake-ups, each of which delayed a
+  /// frame by 100 ms or more. Stays 0 unless something is wrong.
   uint64_t late_wakeups = 0;
 };
 

@@ -97,6 +97,8 @@ std::string to_string(errc x) {
     return "empty";
   case errc::broken_barrier:
     return "broken_barrier";
+  case errc::no_shared_memory:
+    return "no_shared_memory";
   }
   return "errc(" + std::to_string(static_cast<int>(x)) + ")";
 }

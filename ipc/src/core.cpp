@@ -1,5 +1,6 @@
 #include "core.hpp"
 
+#include "transport/ring.hpp"
 #include "troupe/error.hpp"
 
 #include <caf/all.hpp>
@@ -361,6 +362,8 @@ peer_ptr core::add_peer_locked(uint32_t slot, uint32_t epoch) {
   p->shm = s;
   p->out = seg.ring(me_, slot);
   p->in = seg.ring(slot, me_);
+  p->out_offset = seg.geo.ring_data_offset(me_, slot);
+  p->in_offset = seg.geo.ring_data_offset(slot, me_);
   auto len = std::min<size_t>(s->node_id_len, node_id_max);
   caf::binary_deserializer src{sys_, reinterpret_cast<const char*>(s->node_id), len};
   if (src(p->nid) || !p->nid)
@@ -637,26 +640,29 @@ caf::error core::write_frame(peer& p, const char* data, size_t n, bool may_wait)
     return write_frame_locked(p, data, n, deadline);
   }
   // Never wait: write now if the lock is free, nothing is queued before us
-  // and the frame fits; else queue it for whoever comes next.
+  // and the frame fits in one record; else queue it, and send what fits of
+  // the queue at once (pieces of a large frame included). What is left
+  // goes out at the next turn of the reader, or with the next writer.
   std::unique_lock<std::mutex> guard{p.write_mtx, std::try_to_lock};
-  if (guard.owns_lock()) {
+  if (guard.owns_lock() && !p.has_backlog.load(std::memory_order_acquire)
+      && align8(n) <= p.out.capacity / 4) {
     caf::error err;
-    bool clear =
-      !p.has_backlog.load(std::memory_order_acquire) || flush_backlog_locked(p, false, err);
-    if (err)
+    auto res = put_record(p, data, n, nullptr, 0, false, deadline, err);
+    if (res == put_result::done)
+      return caf::none;
+    if (res == put_result::failed)
       return err;
-    if (clear && align8(n) <= p.out.capacity / 4) {
-      auto res = put_record(p, data, n, nullptr, 0, false, deadline, err);
-      if (res == put_result::done)
-        return caf::none;
-      if (res == put_result::failed)
-        return err;
-    }
   }
-  std::lock_guard<std::mutex> bl{p.backlog_mtx};
-  p.backlog.emplace_back(data, data + n);
-  p.has_backlog.store(true, std::memory_order_release);
-  return caf::none;
+  {
+    std::lock_guard<std::mutex> bl{p.backlog_mtx};
+    p.backlog.push_back(peer::outgoing_frame{std::vector<char>(data, data + n), 0});
+    p.has_backlog.store(true, std::memory_order_release);
+  }
+  if (!guard.owns_lock())
+    return caf::none;
+  caf::error err;
+  flush_backlog_locked(p, false, err);
+  return err;
 }
 
 caf::error core::write_frame_locked(peer& p, const char* data, size_t n,
@@ -680,36 +686,64 @@ caf::error core::write_frame_locked(peer& p, const char* data, size_t n,
     return put_record(p, data, n, nullptr, 0, true, deadline, err) == put_result::done ? caf::none
                                                                                        : err;
   }
-  // Too large for one record: pieces, each with a chunk header.
-  auto piece_max = max_record - sizeof(frame_header);
-  for (size_t off = 0; off < n;) {
-    auto len = std::min(piece_max, n - off);
-    auto h = make_header(frame_kind::chunk, static_cast<uint32_t>(len), n, off, 0);
-    if (put_record(p, reinterpret_cast<const char*>(&h), sizeof(h), data + off, len, true, deadline,
-                   err)
-        != put_result::done)
-      return err;
-    off += len;
+  // Too large for one record: pieces, each with a chunk header. (Copies the
+  // frame: large frames are rare and cost a ring's worth of copying anyway.)
+  peer::outgoing_frame f{std::vector<char>(data, data + n), 0};
+  return put_pieces(p, f, true, deadline, err) == put_result::done ? caf::none : err;
+}
+
+core::put_result core::put_pieces(peer& p, peer::outgoing_frame& f, bool may_wait,
+                                  steady::time_point deadline, caf::error& err) {
+  auto n = f.bytes.size();
+  auto piece_max = p.out.capacity / 4 - sizeof(frame_header);
+  while (f.sent < n) {
+    auto len = std::min(piece_max, n - f.sent);
+    auto h = make_header(frame_kind::chunk, static_cast<uint32_t>(len), n, f.sent, 0);
+    auto res = put_record(p, reinterpret_cast<const char*>(&h), sizeof(h), f.bytes.data() + f.sent,
+                          len, may_wait, deadline, err);
+    if (res != put_result::done)
+      return res;
+    f.sent += len;
   }
+  return put_result::done;
+}
+
+caf::error core::reserve_rings(peer& p) {
+  auto what = "the rings between this node (slot " + std::to_string(me_) + ") and the "
+              + describe_peer(p) + " of group '" + group() + "'";
+  auto len = p.out.capacity;
+  if (auto err = seg_->reserve(p.out_offset, len, what))
+    return err;
+  if (auto err = seg_->reserve(p.in_offset, len, what))
+    return err;
+  p.rings_reserved = true;
   return caf::none;
+}
+
+void core::release_rings(peer& p) {
+  std::lock_guard<std::mutex> guard{p.write_mtx}; // no writer is in `out` now
+  // A new incarnation in the slot reserves them anew (after the slot rested,
+  // long after this runs): leave its rings alone.
+  if (p.shm->epoch.load(std::memory_order_acquire) != p.epoch)
+    return;
+  seg_->release(p.out_offset, p.out.capacity);
+  seg_->release(p.in_offset, p.in.capacity);
+  p.rings_reserved = false;
 }
 
 core::put_result core::put_record(peer& p, const char* a, size_t an, const char* b, size_t bn,
                                   bool may_wait, steady::time_point deadline, caf::error& err) {
-  auto* hdr = p.out.hdr;
-  auto cap = p.out.capacity;
-  auto n = an + bn;
-  auto rec = align8(n);
-  auto tail = hdr->tail.load(std::memory_order_relaxed);
-  uint64_t idx = 0;
-  uint64_t skip = 0;
-  for (;;) {
-    auto head = hdr->head.load(std::memory_order_acquire);
-    idx = tail & (cap - 1);
-    auto contiguous = cap - idx;
-    skip = contiguous < rec ? contiguous : 0;
-    if (cap - (tail - head) >= rec + skip)
-      break;
+  if (!p.rings_reserved) {
+    if (p.lost.load(std::memory_order_acquire)) {
+      err = p.lost_reason;
+      return put_result::failed;
+    }
+    if ((err = reserve_rings(p)))
+      return put_result::failed;
+  }
+  ring_writer out{p.out};
+  unsigned char* at = nullptr;
+  while ((at = out.reserve(an + bn)) == nullptr) {
     if (p.lost.load(std::memory_order_acquire)) {
       err = p.lost_reason;
       return put_result::failed;
@@ -720,7 +754,7 @@ core::put_result core::put_record(peer& p, const char* a, size_t an, const char*
       err = make_error(errc::full, "the ring to " + describe_peer(p) + " is full");
       return put_result::failed;
     }
-    if (auto e = wait_for_space(p, rec + skip, deadline)) {
+    if (auto e = wait_for_space(p, out.bytes_needed(an + bn), deadline)) {
       err = std::move(e);
       return put_result::failed;
     }
@@ -729,49 +763,42 @@ core::put_result core::put_record(peer& p, const char* a, size_t an, const char*
     err = p.lost_reason;
     return put_result::failed;
   }
-  auto* data = p.out.data;
-  if (skip != 0) {
-    if (skip >= sizeof(uint32_t))
-      std::memcpy(data + idx, &pad_magic, sizeof(uint32_t));
-    tail += skip;
-    idx = 0;
-  }
-  std::memcpy(data + idx, a, an);
+  std::memcpy(at, a, an);
   if (bn != 0)
-    std::memcpy(data + idx + an, b, bn);
-  hdr->tail.store(tail + rec, std::memory_order_release);
+    std::memcpy(at + an, b, bn);
+  out.publish();
   my_slot_->frames_sent.fetch_add(1, std::memory_order_relaxed);
   ring_doorbell(p);
   return put_result::done;
 }
 
 bool core::flush_backlog_locked(peer& p, bool may_wait, caf::error& err) {
-  std::deque<std::vector<char>> todo;
+  std::deque<peer::outgoing_frame> todo;
   {
     std::lock_guard<std::mutex> guard{p.backlog_mtx};
     todo.swap(p.backlog);
     p.has_backlog.store(false, std::memory_order_release);
   }
   auto deadline = deadline_after(opts_.full_timeout);
+  auto max_record = p.out.capacity / 4;
   while (!todo.empty()) {
     auto& f = todo.front();
-    if (may_wait) {
-      if ((err = write_frame_locked(p, f.data(), f.size(), deadline)))
-        return false;
-    } else {
-      if (align8(f.size()) > p.out.capacity / 4)
-        break; // only a waiting writer sends pieces
-      auto res = put_record(p, f.data(), f.size(), nullptr, 0, false, deadline, err);
-      if (res == put_result::failed)
-        return false;
-      if (res == put_result::would_block)
-        break;
-    }
+    auto res = put_result::done;
+    if (align8(f.bytes.size()) > max_record)
+      res = put_pieces(p, f, may_wait, deadline, err);
+    else
+      res = put_record(p, f.bytes.data(), f.bytes.size(), nullptr, 0, may_wait, deadline, err);
+    if (res == put_result::failed && p.lost.load(std::memory_order_acquire))
+      return false; // dropped: the loss fails what waited on the peer
+    if (res != put_result::done)
+      break;
     todo.pop_front();
   }
   if (todo.empty())
     return true;
-  // Put back what is left, in front of anything queued meanwhile.
+  // Put back what is left (a full ring, or one that stayed full under
+  // `full_policy::fail`: the frames wait for space, none is dropped), in
+  // front of anything queued meanwhile.
   std::lock_guard<std::mutex> guard{p.backlog_mtx};
   for (auto i = todo.rbegin(); i != todo.rend(); ++i)
     p.backlog.push_front(std::move(*i));
@@ -781,14 +808,10 @@ bool core::flush_backlog_locked(peer& p, bool may_wait, caf::error& err) {
 
 caf::error core::wait_for_space(peer& p, uint64_t need, steady::time_point deadline) {
   auto* hdr = p.out.hdr;
-  auto cap = p.out.capacity;
-  auto has_space = [&] {
-    auto tail = hdr->tail.load(std::memory_order_relaxed);
-    return cap - (tail - hdr->head.load(std::memory_order_acquire)) >= need;
-  };
+  ring_writer out{p.out};
   auto spin_until = steady::now() + opts_.spin;
   while (steady::now() < spin_until) {
-    if (has_space())
+    if (out.has_space(need))
       return caf::none;
     cpu_relax();
   }
@@ -796,7 +819,7 @@ caf::error core::wait_for_space(peer& p, uint64_t need, steady::time_point deadl
     auto seen = hdr->space_seq.load(std::memory_order_acquire);
     hdr->space_waiting.store(1, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (has_space())
+    if (out.has_space(need))
       return caf::none;
     if (p.lost.load(std::memory_order_acquire))
       return p.lost_reason;
@@ -821,6 +844,9 @@ caf::error core::write_raw(uint32_t peer_slot, const std::vector<unsigned char>&
   if (!p)
     return make_error(errc::invalid_argument, "no live node in slot " + std::to_string(peer_slot));
   std::lock_guard<std::mutex> guard{p->write_mtx};
+  if (!p->rings_reserved)
+    if (auto err = reserve_rings(*p))
+      return err;
   auto* hdr = p->out.hdr;
   auto cap = p->out.capacity;
   auto tail = hdr->tail.load(std::memory_order_relaxed);
@@ -923,11 +949,9 @@ void core::test_send_control(uint32_t peer_slot, frame_kind kind, uint64_t recei
 // -- reading -------------------------------------------------------------------------
 
 bool core::any_input(const std::vector<peer_ptr>& peers) {
-  for (auto& p : peers) {
-    auto* hdr = p->in.hdr;
-    if (hdr->tail.load(std::memory_order_acquire) != hdr->head.load(std::memory_order_relaxed))
+  for (auto& p : peers)
+    if (ring_reader::has_input(p->in))
       return true;
-  }
   return false;
 }
 
@@ -1139,70 +1163,39 @@ void core::poll_until(const std::function<bool()>& done, steady::time_point unti
 }
 
 bool core::drain(peer& p, reader_unit& ctx) {
-  auto* hdr = p.in.hdr;
-  auto cap = p.in.capacity;
-  auto* data = p.in.data;
-  auto head = hdr->head.load(std::memory_order_relaxed);
-  auto tail = hdr->tail.load(std::memory_order_acquire);
-  if (head == tail)
+  if (!ring_reader::has_input(p.in))
     return false;
+  ring_reader in{p.in, sizeof(frame_header)};
   uint64_t frames = 0;
-  auto release = [&] {
-    hdr->head.store(head, std::memory_order_release);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (hdr->space_waiting.load(std::memory_order_relaxed) != 0) {
-      hdr->space_waiting.store(0, std::memory_order_relaxed);
-      hdr->space_seq.fetch_add(1, std::memory_order_release);
-      futex_wake(&hdr->space_seq, INT_MAX);
-    }
-  };
   auto corrupt = [&](const frame_header* h, const std::string& why) {
     reject(p, h, why + "; dropped the rest of the ring");
-    head = tail;
+    in.drop_all();
     // The writer's node fails the requests it has pending here: some of them
     // may have been in what was dropped.
     if (auto pp = peer_at(p.slot); pp && pp.get() == &p)
       send_control(pp, frame_kind::corrupt, 0, 0);
   };
-  uint64_t released = head;
-  while (head != tail) {
-    auto avail = tail - head;
-    if (avail > cap) {
-      corrupt(nullptr, "the ring's cursors are inconsistent");
+  for (;;) {
+    auto found = in.next();
+    if (found == ring_reader::status::empty)
+      break;
+    if (found == ring_reader::status::corrupt) {
+      corrupt(nullptr, in.why());
       break;
     }
-    auto idx = head & (cap - 1);
-    auto contiguous = cap - idx;
-    if (contiguous < sizeof(frame_header)) {
-      if (avail < contiguous) {
-        corrupt(nullptr, "a record crosses the ring's end");
-        break;
-      }
-      head += contiguous;
-      continue;
-    }
-    uint32_t magic = 0;
-    std::memcpy(&magic, data + idx, sizeof(magic));
-    if (magic == pad_magic) {
-      if (avail < contiguous) {
-        corrupt(nullptr, "a record crosses the ring's end");
-        break;
-      }
-      head += contiguous;
-      continue;
-    }
+    auto avail = in.available();
     if (avail < sizeof(frame_header)) {
       corrupt(nullptr, "a truncated frame header");
       break;
     }
     frame_header h;
-    std::memcpy(&h, data + idx, sizeof(h));
+    std::memcpy(&h, in.data(), sizeof(h));
     if (h.magic != frame_magic) {
       corrupt(nullptr, "a frame with a wrong magic number");
       break;
     }
     auto rec = align8(sizeof(frame_header) + uint64_t{h.length});
-    if (rec > avail || rec > contiguous) {
+    if (rec > avail) {
       corrupt(nullptr, "a frame whose length runs past the written data");
       break;
     }
@@ -1218,22 +1211,20 @@ bool core::drain(peer& p, reader_unit& ctx) {
                + std::to_string(frame_version) + ")");
     } else {
       try {
-        handle_frame(p, h, data + idx + sizeof(frame_header), ctx);
+        handle_frame(p, h, in.data() + sizeof(frame_header), ctx);
       } catch (const std::exception& e) {
         reject(p, &h, std::string{"handling the frame threw: "} + e.what());
       } catch (...) {
         reject(p, &h, "handling the frame threw");
       }
     }
-    head += rec;
+    in.consume(rec);
     ++frames;
     // Hand space back early when a lot was consumed, so writers keep going.
-    if (head - released >= cap / 4) {
-      release();
-      released = head;
-    }
+    if (in.unreleased() >= p.in.capacity / 4)
+      in.release();
   }
-  release();
+  in.release();
   my_slot_->frames_received.fetch_add(frames, std::memory_order_relaxed);
   return true;
 }
@@ -1499,6 +1490,10 @@ void core::handle_losses() {
       p->backlog.clear();
       p->has_backlog = false;
     }
+    // Both rings are done with: the peer writes and reads no more, its ring
+    // here was drained above, and writers here see `lost` under the write
+    // lock.
+    release_rings(*p);
     // Record the death for the others, once: the slot rests, then is reused.
     auto* s = p->shm;
     uint32_t st = slot_alive;

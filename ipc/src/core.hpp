@@ -48,6 +48,12 @@ struct peer {
   caf::node_id nid;
   ring_view out; // frames from this node to the peer
   ring_view in;  // frames from the peer to this node
+  /// Where the data of `out` and `in` lie in the segment.
+  size_t out_offset = 0;
+  size_t in_offset = 0;
+  /// The data of both rings are backed by memory (see `mapped_segment::
+  /// reserve`): set by the first write to the peer, under `write_mtx`.
+  bool rings_reserved = false;
   node_slot* shm = nullptr;
   int pidfd = -1;
 
@@ -61,9 +67,15 @@ struct peer {
   std::mutex write_mtx;
   /// Frames that could not be written without waiting (written by the
   /// reader thread, which must never block); flushed before any other frame
-  /// so order holds.
+  /// so order holds. A frame too large for one record goes out in pieces,
+  /// as many as fit at each try: `sent` counts what is in the ring already,
+  /// and until the frame is whole nothing else may be written after it.
+  struct outgoing_frame {
+    std::vector<char> bytes;
+    size_t sent = 0;
+  };
   std::mutex backlog_mtx;
-  std::deque<std::vector<char>> backlog;
+  std::deque<outgoing_frame> backlog;
   std::atomic<bool> has_backlog{false};
 
   /// Requests sent to the peer's actors that await an answer: (requester,
@@ -235,12 +247,22 @@ private:
   caf::error write_frame(peer& p, const char* data, size_t n, bool may_wait);
   caf::error write_frame_locked(peer& p, const char* data, size_t n,
                                 std::chrono::steady_clock::time_point deadline);
+  /// Writes the pieces of a frame too large for one record, from `f.sent`
+  /// on, advancing `f.sent`; without `may_wait`, stops at the first piece
+  /// that does not fit (`would_block`). With the write lock held.
+  put_result put_pieces(peer& p, peer::outgoing_frame& f, bool may_wait,
+                        std::chrono::steady_clock::time_point deadline, caf::error& err);
   /// Writes one record made of `a` then `b`, with the write lock held.
   put_result put_record(peer& p, const char* a, size_t an, const char* b, size_t bn, bool may_wait,
                         std::chrono::steady_clock::time_point deadline, caf::error& err);
   /// Flushes the backlog; returns false if some of it is still there.
   bool flush_backlog_locked(peer& p, bool may_wait, caf::error& err);
   caf::error wait_for_space(peer& p, uint64_t need, std::chrono::steady_clock::time_point deadline);
+  /// Reserves the data of the rings to and from `p` (with its write lock).
+  caf::error reserve_rings(peer& p);
+  /// Gives the data of the rings to and from lost peer `p` back, once both
+  /// are done with (see `handle_losses`).
+  void release_rings(peer& p);
   void ring_doorbell(peer& p);
   void bounce(const caf::strong_actor_ptr& sender, caf::message_id mid, const caf::error& err,
               bool tell_async_sender);

@@ -3,7 +3,15 @@
 // The layout of a group's shared-memory segment and the lock-free rings in it.
 // Internal: nothing here is installed.
 //
-// segment = [header][slots x max_nodes][names x max_names][rings x max_nodes^2]
+// segment = [header][slots x max_nodes][names x max_names]
+//           [ring headers x max_nodes^2][ring data x max_nodes^2]
+//
+// The part up to the ring data is small (a 64-node group: about 1.1 MiB) and
+// reserved (fallocate) by the creator. The data of ring (w, r), and of
+// (r, w) with it, is reserved when either node first writes to the other,
+// and given back (a hole punched) when one of them is lost: what a group
+// holds in /dev/shm grows with the pairs of nodes that talk, and running out
+// is an error at the send that needed the memory, never a SIGBUS later.
 //
 // Every field that two processes touch concurrently is an address-free
 // `std::atomic` of 32 or 64 bits. No lock lives in the segment, so a process
@@ -28,7 +36,7 @@ static_assert(std::atomic<int32_t>::is_always_lock_free);
 
 /// "TROUPE01" as a little-endian word.
 constexpr uint64_t segment_magic = 0x313045'50554f5254ull;
-constexpr uint32_t layout_version = 1;
+constexpr uint32_t layout_version = 2;
 
 constexpr size_t group_name_max = 48;
 constexpr size_t actor_name_max = 64;
@@ -183,15 +191,24 @@ struct geometry {
   size_t names_offset() const noexcept {
     return slots_offset() + sizeof(node_slot) * max_nodes;
   }
-  size_t rings_offset() const noexcept {
-    auto n = names_offset() + sizeof(name_entry) * max_names;
-    return (n + 4095) & ~size_t{4095};
+  size_t ring_headers_offset() const noexcept {
+    return page_up(names_offset() + sizeof(name_entry) * max_names);
   }
-  size_t ring_stride() const noexcept {
-    return ring_header_bytes + ring_bytes;
+  /// Where the ring data begin; everything before is reserved at creation.
+  size_t rings_offset() const noexcept {
+    return page_up(ring_headers_offset() + ring_header_bytes * max_nodes * max_nodes);
+  }
+  /// Where the data of ring (writer, reader) begin (`ring_bytes` of them).
+  size_t ring_data_offset(uint32_t writer, uint32_t reader) const noexcept {
+    return rings_offset() + ring_bytes * (size_t{writer} * max_nodes + reader);
   }
   size_t total_bytes() const noexcept {
-    return rings_offset() + ring_stride() * max_nodes * max_nodes;
+    return rings_offset() + ring_bytes * max_nodes * max_nodes;
+  }
+
+private:
+  static constexpr size_t page_up(size_t n) noexcept {
+    return (n + 4095) & ~size_t{4095};
   }
 };
 
@@ -221,8 +238,10 @@ struct segment_view {
     return reinterpret_cast<name_entry*>(base + geo.names_offset()) + i;
   }
   ring_view ring(uint32_t writer, uint32_t reader) const noexcept {
-    auto* p = base + geo.rings_offset() + geo.ring_stride() * (writer * geo.max_nodes + reader);
-    return ring_view{reinterpret_cast<ring_header*>(p), p + ring_header_bytes, geo.ring_bytes};
+    auto index = size_t{writer} * geo.max_nodes + reader;
+    auto* hdr = base + geo.ring_headers_offset() + ring_header_bytes * index;
+    return ring_view{reinterpret_cast<ring_header*>(hdr),
+                     base + geo.ring_data_offset(writer, reader), geo.ring_bytes};
   }
 };
 

@@ -6,10 +6,13 @@
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,7 +35,24 @@ class boost_segment final : public mapped_segment {
 public:
   bip::shared_memory_object shm;
   bip::mapped_region region;
+
+  caf::error reserve(size_t offset, size_t len, const std::string& what) override {
+    return reserve_bytes(shm.get_mapping_handle().handle, offset, len, what);
+  }
+
+  void release(size_t offset, size_t len) override {
+    // Best effort: a hole that stays allocated only costs memory.
+    [[maybe_unused]] auto rc =
+      ::fallocate(shm.get_mapping_handle().handle, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  static_cast<off_t>(offset), static_cast<off_t>(len));
+  }
 };
+
+std::string mebibytes(uint64_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.2f MiB", static_cast<double>(n) / (1024.0 * 1024.0));
+  return buf;
+}
 
 caf::error bip_error(const std::string& what, const bip::interprocess_exception& e) {
   return make_error(errc::bad_segment, what + ": " + e.what());
@@ -106,6 +126,36 @@ caf::expected<std::unique_ptr<boost_segment>> map_existing(const std::string& gr
 }
 
 } // namespace
+
+caf::error mapped_segment::reserve(size_t, size_t, const std::string&) {
+  return caf::none; // memory that is not a tmpfs object (the decoder harness's)
+}
+
+void mapped_segment::release(size_t, size_t) {}
+
+caf::error no_shared_memory(size_t need, const std::string& what) {
+  struct statvfs fs {};
+  std::string free = "unknown";
+  if (::statvfs("/dev/shm", &fs) == 0)
+    free = mebibytes(uint64_t{fs.f_bavail} * fs.f_frsize) + " of "
+           + mebibytes(uint64_t{fs.f_blocks} * fs.f_frsize);
+  return make_error(errc::no_shared_memory, "/dev/shm has no room for " + what + ": "
+                                              + mebibytes(need) + " needed, " + free + " free");
+}
+
+caf::error reserve_bytes(int fd, size_t offset, size_t len, const std::string& what) {
+  for (;;) {
+    if (::fallocate(fd, 0, static_cast<off_t>(offset), static_cast<off_t>(len)) == 0)
+      return caf::none;
+    if (errno == EINTR)
+      continue;
+    if (errno == EOPNOTSUPP)
+      return caf::none;
+    if (errno == ENOSPC || errno == ENOMEM)
+      return no_shared_memory(len, what);
+    return make_error(errc::bad_segment, "fallocate for " + what + ": " + std::strerror(errno));
+  }
+}
 
 std::string shm_name_of(const std::string& group) {
   return "troupe." + group;
@@ -216,6 +266,12 @@ caf::expected<std::unique_ptr<mapped_segment>> create_segment(const std::string&
     } catch (const bip::interprocess_exception& e) {
       remove_segment(name);
       return bip_error("cannot size the segment of group '" + group + "'", e);
+    }
+    // The header, slots, names and ring headers are touched from here on;
+    // the ring data only as pairs of nodes start to talk.
+    if (auto err = res->reserve(0, geo.rings_offset(), "group '" + group + "'")) {
+      remove_segment(name);
+      return err;
     }
     auto* base = static_cast<unsigned char*>(res->region.get_address());
     // A fresh tmpfs object reads as zeros: every slot free, every ring empty.

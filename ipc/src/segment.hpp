@@ -4,6 +4,7 @@
 // calls around it (futex, process liveness). Internal.
 
 #include "layout.hpp"
+#include "transport/futex.hpp"
 #include "troupe/ipc/node.hpp"
 
 #include <caf/error.hpp>
@@ -37,6 +38,15 @@ caf::expected<group_key> key_from_hex(const std::string& hex);
 class mapped_segment {
 public:
   virtual ~mapped_segment() = default;
+  /// Backs bytes [offset, offset + len) with memory now (fallocate), so that
+  /// a full /dev/shm is `errc::no_shared_memory` here, naming `what`, what
+  /// was needed and what was free, and never a SIGBUS when the bytes are
+  /// touched. Reserving reserved bytes again costs nothing.
+  virtual caf::error reserve(size_t offset, size_t len, const std::string& what);
+  /// Gives bytes [offset, offset + len) back to /dev/shm (punches a hole);
+  /// they read as zeros afterwards. Only for bytes no process touches again
+  /// before it reserves them anew.
+  virtual void release(size_t offset, size_t len);
   segment_view view;
   std::string group;
   std::string shm_name;
@@ -52,6 +62,15 @@ caf::expected<std::unique_ptr<mapped_segment>> create_segment(const std::string&
 /// size and key.
 caf::expected<std::unique_ptr<mapped_segment>>
 open_segment(const std::string& group, const group_key& key, caf::timespan join_timeout);
+
+/// `errc::no_shared_memory` for `need` bytes of `what` in the tmpfs that
+/// holds /dev/shm, with what was free there.
+caf::error no_shared_memory(size_t need, const std::string& what);
+
+/// Reserves bytes [offset, offset + len) of the tmpfs object `fd` (see
+/// `mapped_segment::reserve`). Where the file system cannot reserve
+/// (EOPNOTSUPP), memory is taken as it is touched, as before.
+caf::error reserve_bytes(int fd, size_t offset, size_t len, const std::string& what);
 
 /// Removes the segment's name (the memory lives until the last unmap).
 void remove_segment(const std::string& shm_name);
@@ -82,10 +101,6 @@ uint64_t unix_ms();
 /// Monotonic milliseconds (for grace periods between processes: CLOCK_MONOTONIC
 /// is shared by all processes of a host).
 uint64_t mono_ms();
-
-/// futex(2) on a word in shared memory (never FUTEX_PRIVATE).
-void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, std::chrono::nanoseconds timeout);
-void futex_wake(std::atomic<uint32_t>* word, int count);
 
 /// pidfd_open(2); -1 where the kernel has none.
 int pidfd_open(pid_t pid);

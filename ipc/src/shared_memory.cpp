@@ -223,6 +223,12 @@ caf::expected<shm_block> shm_block::create(const node& n, const std::string& nam
       remove_segment(shm_name);
       return make_error(errc::bad_segment, "cannot size '" + name + "': " + e.what());
     }
+    if (auto err = reserve_bytes(res->shm.get_mapping_handle().handle, 0, total,
+                                 "shared " + std::string{kind_name(static_cast<uint32_t>(kind))}
+                                   + " '" + name + "'")) {
+      remove_segment(shm_name);
+      return err;
+    }
     // A fresh tmpfs object reads as zeros; `ready` is 0 until the end.
     auto* hdr = res->header();
     hdr->magic = block_magic;

@@ -39,6 +39,12 @@
 //                                    cwait (condition wait, notified); `stop`
 //                                    stops itself (SIGSTOP). Exits 10 + i if
 //                                    step i fails
+//   troupe-ipc-child small-shm       (run on a tmpfs of 6 MiB: small_shm_test.sh)
+//                                    create a group with 2 MiB rings, start two
+//                                    `serve` children; ask the first (its pair
+//                                    of rings takes 4 MiB), then the second,
+//                                    which must fail with no_shared_memory
+//                                    naming /dev/shm, then the first again
 //
 // Exit status: 0 after a clean leave, 3 when joining or creating failed.
 
@@ -314,6 +320,94 @@ int add(const std::string& prefix, int32_t times) {
   return 0;
 }
 
+/// Reads `PREFIX.list` whole `times` times: each snapshot must hold 0 to
+/// `size` - 1 (a large answer, written by the owner's node).
+int snapshot(const std::string& prefix, int32_t size, int32_t times) {
+  manager_config cfg;
+  caf::actor_system sys{cfg};
+  auto n = tipc::node::join_from_env(sys);
+  if (!n)
+    return fail(n.error());
+  auto owner = n->lookup(prefix + ".list", patience);
+  if (!owner)
+    return fail(owner.error());
+  auto list = slist{*owner};
+  for (int32_t round = 0; round < times; ++round) {
+    auto items = list.snapshot();
+    if (!items)
+      return fail(items.error());
+    if (items->size() != static_cast<size_t>(size)) {
+      std::cerr << "ipc_child: a snapshot of " << items->size() << " items, not " << size << '\n';
+      return 4;
+    }
+    for (int32_t i = 0; i < size; ++i)
+      if ((*items)[static_cast<size_t>(i)] != i) {
+        std::cerr << "ipc_child: item " << i << " of a snapshot is wrong\n";
+        return 4;
+      }
+  }
+  n->leave();
+  return 0;
+}
+
+int small_shm() {
+  config cfg;
+  caf::actor_system sys{cfg};
+  tipc::group_options opts;
+  opts.max_nodes = 4;
+  opts.ring_bytes = uint64_t{2} << 20;
+  opts.quiet = true;
+  auto n = tipc::node::create(sys, "small-shm-" + std::to_string(::getpid()), opts);
+  if (!n)
+    return fail(n.error());
+  caf::scoped_actor self{sys};
+  auto ask = [&](const caf::actor& dest) {
+    caf::error res;
+    self->request(dest, patience, int32_t{7})
+      .receive([](int32_t) {}, [&](caf::error& err) { res = std::move(err); });
+    return res;
+  };
+  std::vector<tipc::child_process> children;
+  std::vector<caf::actor> servers;
+  for (auto name : {"a", "b"}) {
+    auto child = n->spawn_self({"serve", name});
+    if (!child)
+      return fail(child.error());
+    children.push_back(std::move(*child));
+    auto x = n->lookup(name, patience);
+    if (!x)
+      return fail(x.error());
+    servers.push_back(std::move(*x));
+  }
+  int rc = 0;
+  auto expect = [&](bool ok, const std::string& what) {
+    std::cout << (ok ? "ok: " : "FAIL: ") << what << std::endl;
+    if (!ok)
+      rc = 4;
+  };
+  auto first = ask(servers[0]);
+  expect(!first, "the first pair of rings is reserved: " + troupe::describe(first));
+  auto second = ask(servers[1]);
+  auto text = troupe::describe(second);
+  expect(troupe::is(second, troupe::errc::no_shared_memory)
+           && text.find("/dev/shm") != std::string::npos
+           && text.find("needed") != std::string::npos,
+         "the second fails: " + text);
+  auto again = ask(servers[0]);
+  expect(!again, "the group goes on: " + troupe::describe(again));
+  for (size_t i = 0; i < children.size(); ++i) {
+    auto ctl = n->lookup(i == 0 ? "a.ctl" : "b.ctl", patience);
+    if (ctl)
+      self->send(*ctl, leave_atom::value);
+    // The second child cannot be told (no room for its rings): it goes.
+    if (!children[i].wait(std::chrono::seconds(2)))
+      children[i].kill(SIGKILL);
+    children[i].wait();
+  }
+  n->leave();
+  return rc;
+}
+
 int contend(const std::string& prefix, int32_t rounds) {
   manager_config cfg;
   caf::actor_system sys{cfg};
@@ -449,6 +543,10 @@ int main(int argc, char** argv) {
     return host(argv[2]);
   if (role == "add" && argc == 4)
     return add(argv[2], std::stoi(argv[3]));
+  if (role == "small-shm" && argc == 2)
+    return small_shm();
+  if (role == "snapshot" && argc == 5)
+    return snapshot(argv[2], std::stoi(argv[3]), std::stoi(argv[4]));
   if (role == "contend" && argc == 4)
     return contend(argv[2], std::stoi(argv[3]));
   if (role == "mixed" && argc == 6)
@@ -458,6 +556,6 @@ int main(int argc, char** argv) {
   std::cerr << "usage: troupe-ipc-child serve NAME | create GROUP KEYFILE | shm-add NAME N"
                " | shm-hold NAME | shm-create NAME\n"
                "       | host PREFIX | mixed PREFIX N TAG CELL | add PREFIX N | contend PREFIX N\n"
-               "       | lease PREFIX\n";
+               "       | lease PREFIX | snapshot PREFIX SIZE TIMES | small-shm\n";
   return 2;
 }

@@ -379,6 +379,54 @@ TEST_SUITE("ipc.manager") {
     f.stop_host(n, child);
   }
 
+  TEST_CASE(
+    "an answer larger than a quarter of a ring comes back from an owner in another process") {
+    // The owner runs on the other node's reader thread, which never waits
+    // for ring space: its answer (400 KB, a 1 MiB ring takes 256 KiB per
+    // record) goes out in pieces as the ring has room.
+    fixture f{"bigans"};
+    auto n = f.make_node();
+    auto child = f.start(n, {"host", "m"});
+    auto sut = slist{f.find(n, "m.list")};
+    std::vector<int32_t> items(100000);
+    for (size_t i = 0; i < items.size(); ++i)
+      items[i] = static_cast<int32_t>(i);
+    REQUIRE_FALSE(sut.extend(items));
+    for (int round = 0; round < 3; ++round) {
+      auto got = sut.snapshot(deadline);
+      REQUIRE_MESSAGE(got, troupe::describe(got.error()));
+      CHECK(*got == items);
+      // Later answers to the same caller are not stuck behind it.
+      CHECK(sut.len(deadline) == int64_t{100000});
+    }
+    f.stop_host(n, child);
+  }
+
+  TEST_CASE("large answers from this process's reader thread and polling callers reach a child") {
+    // A child reads a list owned here (its owner runs on this node's
+    // readers, or on a caller of this process that reads the rings) while
+    // this thread calls an owner in another child, so that both kinds of
+    // reader write the large answers.
+    fixture f{"bigout"};
+    auto n = f.make_node();
+    auto sut = slist::make(f.sys);
+    f.publish(n, "p.list", sut);
+    std::vector<int32_t> items(100000);
+    for (size_t i = 0; i < items.size(); ++i)
+      items[i] = static_cast<int32_t>(i);
+    REQUIRE_FALSE(sut.extend(items));
+    auto host = f.start(n, {"host", "m"});
+    auto value = svalue{f.find(n, "m.value")};
+    auto reader = f.start(n, {"snapshot", "p", "100000", "5"});
+    caf::expected<troupe::ipc::exit_status> status = caf::error{};
+    auto until = std::chrono::steady_clock::now() + deadline;
+    while (!(status = reader.wait(milliseconds(0))) && std::chrono::steady_clock::now() < until)
+      REQUIRE(value.get(deadline));
+    REQUIRE_MESSAGE(status, troupe::describe(status.error()));
+    CHECK(status->success());
+    f.stop_host(n, host);
+  }
+
   TEST_CASE("every container operation, from three processes at once, loses and tears nothing") {
     fixture f{"concurrent"};
     auto n = f.make_node();

@@ -97,6 +97,11 @@ enum class errc : uint8_t {
   /// parties waited (Python's `BrokenBarrierError`). Every wait fails with
   /// it until the barrier is reset.
   broken_barrier,
+  /// `/dev/shm` has no room for the shared memory a group, a shared value or
+  /// a ring between two nodes needs; the context names what was needed and
+  /// what was free. Reserved when it comes into use, so running out is this
+  /// error at that moment, never a SIGBUS later.
+  no_shared_memory,
 };
 
 /// Returns the name of `x`, e.g. `"timeout"`.

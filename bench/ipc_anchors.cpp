@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include <algorithm>
 #include <atomic>
@@ -31,6 +32,7 @@
 #include <iostream>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -483,6 +485,275 @@ int mq_child(bool echo, const std::string& base, pid_t parent) {
   }
 }
 
+// -- ZeroMQ ----------------------------------------------------------------
+
+[[noreturn]] void fail_zmq(const std::string& what) {
+  fail(what + ": " + zmq_strerror(zmq_errno()));
+}
+
+/// A ZeroMQ context, terminated on destruction (its sockets must be closed
+/// by then: declare it before them).
+class zmq_context {
+public:
+  zmq_context() : ctx_(zmq_ctx_new()) {
+    if (ctx_ == nullptr)
+      fail_zmq("zmq_ctx_new");
+  }
+  zmq_context(const zmq_context&) = delete;
+  zmq_context& operator=(const zmq_context&) = delete;
+  ~zmq_context() {
+    while (zmq_ctx_term(ctx_) != 0 && zmq_errno() == EINTR) {
+    }
+  }
+  void* get() const {
+    return ctx_;
+  }
+
+private:
+  void* ctx_;
+};
+
+/// A ZeroMQ socket that drops unsent messages when closed (linger 0). Its
+/// send and receive calls wait at most 200 ms at a time, then check that the
+/// other process is still there (like mq_caller; libzmq reads the clock only
+/// when a call has to wait).
+class zmq_sock {
+public:
+  zmq_sock(zmq_context& ctx, int type, std::function<bool()> peer_alive)
+    : sock_(zmq_socket(ctx.get(), type)), peer_alive_(std::move(peer_alive)) {
+    if (sock_ == nullptr)
+      fail_zmq("zmq_socket");
+    int linger = 0;
+    int timeout_ms = 200;
+    if (zmq_setsockopt(sock_, ZMQ_LINGER, &linger, sizeof(linger)) != 0
+        || zmq_setsockopt(sock_, ZMQ_SNDTIMEO, &timeout_ms, sizeof(timeout_ms)) != 0
+        || zmq_setsockopt(sock_, ZMQ_RCVTIMEO, &timeout_ms, sizeof(timeout_ms)) != 0) {
+      auto err = zmq_errno();
+      zmq_close(sock_);
+      fail(std::string{"zmq_setsockopt: "} + zmq_strerror(err));
+    }
+  }
+  zmq_sock(const zmq_sock&) = delete;
+  zmq_sock& operator=(const zmq_sock&) = delete;
+  ~zmq_sock() {
+    zmq_close(sock_);
+  }
+
+  void bind(const std::string& endpoint) {
+    if (zmq_bind(sock_, endpoint.c_str()) != 0)
+      fail_zmq("zmq_bind " + endpoint);
+  }
+
+  void connect(const std::string& endpoint) {
+    if (zmq_connect(sock_, endpoint.c_str()) != 0)
+      fail_zmq("zmq_connect " + endpoint);
+  }
+
+  void send(const void* data, std::size_t size) {
+    while (zmq_send(sock_, data, size, 0) < 0)
+      timed_out("zmq_send");
+  }
+
+  void send_code(uint64_t code) {
+    send(&code, sizeof(code));
+  }
+
+  /// Receives into `buf` (at least the message's size); returns the size.
+  std::size_t receive(void* buf, std::size_t capacity) {
+    for (;;) {
+      auto n = zmq_recv(sock_, buf, capacity, 0);
+      if (n >= 0) {
+        if (static_cast<std::size_t>(n) > capacity)
+          fail("a ZeroMQ message of " + std::to_string(n) + " bytes was truncated");
+        return static_cast<std::size_t>(n);
+      }
+      timed_out("zmq_recv");
+    }
+  }
+
+private:
+  void timed_out(const char* call) {
+    auto err = zmq_errno();
+    if (err == EINTR)
+      return;
+    if (err != EAGAIN)
+      fail_zmq(call);
+    if (!peer_alive_())
+      fail("the other process is gone");
+  }
+
+  void* sock_;
+  std::function<bool()> peer_alive_;
+};
+
+/// A Unix socket file under /tmp that ZeroMQ binds to; removed on
+/// destruction at the latest, whatever libzmq leaves behind.
+class zmq_socket_file {
+public:
+  explicit zmq_socket_file(const std::string& path) : path_(path) {}
+  zmq_socket_file(const zmq_socket_file&) = delete;
+  zmq_socket_file& operator=(const zmq_socket_file&) = delete;
+  ~zmq_socket_file() {
+    remove();
+  }
+  std::string endpoint() const {
+    return "ipc://" + path_;
+  }
+  /// Removes the file; connected sockets stay connected.
+  void remove() {
+    if (!removed_)
+      ::unlink(path_.c_str());
+    removed_ = true;
+  }
+
+private:
+  std::string path_;
+  bool removed_ = false;
+};
+
+/// The socket files of the ZeroMQ anchor named `base`.
+std::string zmq_path(const std::string& base, const char* which) {
+  return "/tmp/" + base + "-" + which;
+}
+
+// Data messages are 64 bytes; control messages are one uint64_t (mq_report,
+// mq_stop, as for the message_queue anchor).
+
+/// The parent's side of the ZeroMQ one-way figure: a PUSH socket for the data
+/// and a PULL socket for the answers, bound here, and a child of kind
+/// `zmq-sink` that has connected to both (their files are gone by then).
+class zmq_sink_session {
+public:
+  zmq_sink_session()
+    : base_(unique_name("zmq")), data_file_(zmq_path(base_, "data")),
+      ctl_file_(zmq_path(base_, "ctl")), data_(ctx_, ZMQ_PUSH, child_alive()),
+      ctl_(ctx_, ZMQ_PULL, child_alive()) {
+    data_.bind(data_file_.endpoint());
+    ctl_.bind(ctl_file_.endpoint());
+    child_.emplace(self_exe, child_args("zmq-sink", base_), child_process::setup{});
+    // A bound PUSH socket's send waits for a peer to connect; the child's
+    // answer, through the other pair, means both connections are up.
+    if (report() != 0)
+      fail("unexpected first answer from the ZeroMQ child");
+    data_file_.remove();
+    ctl_file_.remove();
+  }
+
+  void send(const void* data, std::size_t size) {
+    data_.send(data, size);
+  }
+
+  /// What the sink counted since the last report.
+  uint64_t report() {
+    data_.send_code(mq_report);
+    uint64_t count = 0;
+    if (ctl_.receive(&count, sizeof(count)) != sizeof(count))
+      fail("unexpected answer size from the ZeroMQ child");
+    return count;
+  }
+
+  void stop() {
+    data_.send_code(mq_stop);
+    child_->finish(milliseconds{10'000});
+  }
+
+private:
+  std::function<bool()> child_alive() {
+    return [this] { return !child_ || child_->running(); };
+  }
+
+  std::string base_;
+  zmq_socket_file data_file_;
+  zmq_socket_file ctl_file_;
+  zmq_context ctx_;
+  zmq_sock data_;
+  zmq_sock ctl_;
+  std::optional<child_process> child_; // last: killed before the sockets close
+};
+
+/// The parent's side of the ZeroMQ round trip: a REQ socket bound here and a
+/// child of kind `zmq-echo` (REP) that has connected to it.
+class zmq_echo_session {
+public:
+  zmq_echo_session()
+    : base_(unique_name("zmq")), file_(zmq_path(base_, "req")), req_(ctx_, ZMQ_REQ, child_alive()) {
+    req_.bind(file_.endpoint());
+    child_.emplace(self_exe, child_args("zmq-echo", base_), child_process::setup{});
+    char buf[payload_size];
+    std::memset(buf, 'x', sizeof(buf));
+    if (round_trip(buf) != payload_size) // blocks until the child is connected
+      fail("unexpected first answer from the ZeroMQ child");
+    file_.remove();
+  }
+
+  /// Sends `buf` and receives the reply into it; returns the reply's size.
+  std::size_t round_trip(char (&buf)[payload_size]) {
+    req_.send(buf, sizeof(buf));
+    return req_.receive(buf, sizeof(buf));
+  }
+
+  void stop() {
+    req_.send_code(mq_stop);
+    child_->finish(milliseconds{10'000});
+  }
+
+private:
+  std::function<bool()> child_alive() {
+    return [this] { return !child_ || child_->running(); };
+  }
+
+  std::string base_;
+  zmq_socket_file file_;
+  zmq_context ctx_;
+  zmq_sock req_;
+  std::optional<child_process> child_;
+};
+
+int zmq_child(bool echo, const std::string& base, pid_t parent) {
+  std::function<bool()> parent_alive = [parent] { return getppid() == parent; };
+  zmq_context ctx;
+  char buf[payload_size];
+  if (echo) {
+    zmq_sock rep{ctx, ZMQ_REP, parent_alive};
+    rep.connect("ipc://" + zmq_path(base, "req"));
+    for (;;) {
+      auto size = rep.receive(buf, sizeof(buf));
+      if (size == payload_size) {
+        rep.send(buf, size);
+        continue;
+      }
+      uint64_t code = 0;
+      if (size == sizeof(code))
+        std::memcpy(&code, buf, sizeof(code));
+      if (code != mq_stop)
+        fail("unexpected message size " + std::to_string(size));
+      return 0; // the parent reads no reply to mq_stop
+    }
+  }
+  zmq_sock data{ctx, ZMQ_PULL, parent_alive};
+  zmq_sock ctl{ctx, ZMQ_PUSH, parent_alive};
+  data.connect("ipc://" + zmq_path(base, "data"));
+  ctl.connect("ipc://" + zmq_path(base, "ctl"));
+  uint64_t count = 0;
+  for (;;) {
+    auto size = data.receive(buf, sizeof(buf));
+    if (size == payload_size) {
+      ++count;
+      continue;
+    }
+    uint64_t code = 0;
+    if (size != sizeof(code))
+      fail("unexpected message size " + std::to_string(size));
+    std::memcpy(&code, buf, sizeof(code));
+    if (code == mq_stop)
+      return 0;
+    if (code != mq_report)
+      fail("unexpected control message " + std::to_string(code));
+    ctl.send(&count, sizeof(count));
+    count = 0;
+  }
+}
+
 // -- CAF -------------------------------------------------------------------
 
 caf::behavior int_echo() {
@@ -794,6 +1065,49 @@ double bip_mq_msgs_per_s(const anchor_options& opt) {
   return median(std::move(runs));
 }
 
+double zmq_rtt_us(const anchor_options& opt) {
+  zmq_echo_session zmq;
+  char buf[payload_size];
+  std::vector<double> runs;
+  std::vector<double> rtts;
+  rtts.reserve(static_cast<std::size_t>(opt.samples));
+  for (int r = 0; r < opt.repeat; ++r) {
+    rtts.clear();
+    for (int i = 0; i < opt.samples; ++i) {
+      std::memset(buf, 'a' + i % 26, sizeof(buf));
+      auto start = clock_type::now();
+      auto size = zmq.round_trip(buf);
+      rtts.push_back(us_since(start));
+      if (size != payload_size || buf[payload_size - 1] != 'a' + i % 26)
+        fail("unexpected reply from the ZeroMQ child");
+    }
+    runs.push_back(median(rtts));
+  }
+  zmq.stop();
+  return median(std::move(runs));
+}
+
+double zmq_msgs_per_s(const anchor_options& opt) {
+  zmq_sink_session zmq;
+  char out[payload_size];
+  std::memset(out, 'x', sizeof(out));
+  std::vector<double> runs;
+  for (int r = 0; r < opt.repeat; ++r) {
+    auto start = clock_type::now();
+    for (int i = 0; i < opt.messages; ++i)
+      zmq.send(out, sizeof(out));
+    // One socket pair, so in order: the answer comes after the last message.
+    auto count = zmq.report();
+    auto elapsed = seconds_since(start);
+    if (count != static_cast<uint64_t>(opt.messages))
+      fail("the ZeroMQ sink counted " + std::to_string(count) + " messages of "
+           + std::to_string(opt.messages));
+    runs.push_back(opt.messages / elapsed);
+  }
+  zmq.stop();
+  return median(std::move(runs));
+}
+
 double caf_tcp_rtt_us(const anchor_options& opt) {
   // Started before this process's actor system (and its threads) exists.
   child_process child{
@@ -919,6 +1233,8 @@ int run_anchors(const anchor_options& opt) {
   measure("futex_rtt_us", "us", futex_rtt_us);
   measure("bip_mq_rtt_us", "us", bip_mq_rtt_us);
   measure("bip_mq_msgs_per_s", "msgs/s", bip_mq_msgs_per_s);
+  measure("zmq_rtt_us", "us", zmq_rtt_us);
+  measure("zmq_msgs_per_s", "msgs/s", zmq_msgs_per_s);
   measure("caf_tcp_rtt_us", "us", caf_tcp_rtt_us);
   measure("caf_local_rtt_us", "us", caf_local_rtt_us);
   measure("caf_local_msgs_per_s", "msgs/s", caf_local_msgs_per_s);
@@ -944,6 +1260,8 @@ int run_anchor_child(int argc, char** argv) {
       return futex_child(name, parent);
     if (kind == "mq-echo" || kind == "mq-sink")
       return mq_child(kind == "mq-echo", name, parent);
+    if (kind == "zmq-echo" || kind == "zmq-sink")
+      return zmq_child(kind == "zmq-echo", name, parent);
     if (kind == "caf-tcp")
       return caf_tcp_child(name == "tuned");
   } catch (const std::exception& e) {

@@ -7,8 +7,8 @@
 //
 // Second processes are this program again (/proc/self/exe, started with
 // posix_spawn in the hidden mode `anchor-child`), or python3. Shared memory
-// and message queue names carry the pid and are removed as soon as both
-// sides have opened them, and on every error path; children are killed and
+// and message queue names and ZeroMQ's socket files carry the pid and are
+// removed as soon as both sides have opened them, and on every error path; children are killed and
 // reaped when a figure fails. Failures throw std::runtime_error.
 
 #include <cstdint>
@@ -24,6 +24,8 @@ struct anchor_options {
   /// Run CAF's scheduler as troupe::ipc::configure does (idle workers sleep
   /// until woken instead of polling every 50 us), for like-for-like ratios.
   bool latency_scheduler = false;
+  /// Seconds of each idle interval of the idle CPU figure (`troupe-bench ipc`).
+  int idle_seconds = 10;
 };
 
 /// Raw futex ping-pong on a 32-bit word in shared memory between two
@@ -37,6 +39,15 @@ double bip_mq_rtt_us(const anchor_options& opt);
 /// Boost.Interprocess message_queue: 64-byte messages one way to a counting
 /// process, from the first send until it confirms the last.
 double bip_mq_msgs_per_s(const anchor_options& opt);
+
+/// ZeroMQ REQ/REP over `ipc://` (a Unix socket under /tmp): a 64-byte
+/// request and its 64-byte reply between two processes.
+double zmq_rtt_us(const anchor_options& opt);
+
+/// ZeroMQ PUSH/PULL over `ipc://`: 64-byte messages one way to a counting
+/// process, from the first send until it confirms the last (through a second
+/// PUSH/PULL pair back).
+double zmq_msgs_per_s(const anchor_options& opt);
 
 /// A blocking CAF request (`scoped_actor::request(...).receive`, no timeout)
 /// to an actor in another process, reached through CAF's middleman on

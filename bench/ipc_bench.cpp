@@ -1,8 +1,9 @@
 // troupe-bench ipc: troupe's cross-process figures next to the anchors of
 // ipc_anchors.cpp, measured in the same run, and the ratios between them.
 //
-// The other process is this program again (/proc/self/exe ipc-child), started
-// by troupe::ipc::node::spawn (posix_spawn) and joined to the bench's group.
+// The other processes are this program again (/proc/self/exe ipc-child, or
+// ipc-sender for the fan-in figures), started by troupe::ipc::node::spawn
+// (posix_spawn) and joined to the bench's group.
 
 #include "ipc_bench.hpp"
 
@@ -21,10 +22,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <iterator>
+#include <memory>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace troupe_bench {
@@ -34,6 +42,9 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 using count_atom = caf::atom_constant<caf::atom("count")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
+using done_atom = caf::atom_constant<caf::atom("done")>;
+using go_atom = caf::atom_constant<caf::atom("go")>;
+using ready_atom = caf::atom_constant<caf::atom("ready")>;
 
 struct config : caf::actor_system_config {
   config() {
@@ -46,6 +57,19 @@ double median(std::vector<double> xs) {
   std::sort(xs.begin(), xs.end());
   auto n = xs.size();
   return n % 2 == 1 ? xs[n / 2] : (xs[n / 2 - 1] + xs[n / 2]) / 2;
+}
+
+/// The median of `repeat` runs of `run()`.
+template <class Run>
+double median_of(int repeat, Run run) {
+  std::vector<double> runs;
+  for (int r = 0; r < repeat; ++r)
+    runs.push_back(run());
+  return median(std::move(runs));
+}
+
+double seconds_since(clock_type::time_point start) {
+  return std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
 template <class T>
@@ -65,15 +89,49 @@ caf::behavior ponger(caf::event_based_actor*) {
   };
 }
 
-/// A child process in the bench's group, serving `name`.
+/// The pong of the ping-pong figures: sends every int32 back to its sender
+/// as a message of its own (not a response).
+caf::behavior bouncer(caf::event_based_actor* self) {
+  return {
+    [self](int32_t x) { self->send(caf::actor_cast<caf::actor>(self->current_sender()), x); },
+  };
+}
+
+struct ping_state {
+  int32_t answered = 0; ///< answers that came back as sent
+};
+
+/// The ping of the ping-pong figures: sends 0 to `pong` and, for each answer
+/// that is what it sent, the next number, until `rounds` answers came back;
+/// then tells `report` (done, answers), also early when an answer was wrong.
+caf::behavior pinger(caf::stateful_actor<ping_state>* self, caf::actor pong, int32_t rounds,
+                     caf::actor report) {
+  self->send(pong, int32_t{0});
+  return {
+    [=](int32_t x) {
+      auto& answered = self->state.answered;
+      if (x == answered && ++answered < rounds) {
+        self->send(pong, answered);
+        return;
+      }
+      self->send(report, done_atom::value, answered);
+      self->quit();
+    },
+  };
+}
+
+/// A child process in the bench's group, serving `name` (the ponger),
+/// `name.bounce` (a bouncer) and `name.ctl`.
 struct peer_process {
   troupe::ipc::child_process proc;
   caf::actor pong;
+  caf::actor bounce;
   caf::actor ctl;
 
   peer_process(troupe::ipc::node& n, const std::string& name) {
     proc = check(n.spawn_self({"ipc-child", name}), "spawn");
     pong = check(n.lookup(name, std::chrono::seconds(10)), "lookup");
+    bounce = check(n.lookup(name + ".bounce", std::chrono::seconds(10)), "lookup");
     ctl = check(n.lookup(name + ".ctl", std::chrono::seconds(10)), "lookup");
   }
 
@@ -100,21 +158,251 @@ double rtt_us(caf::scoped_actor& self, const caf::actor& pong, int samples) {
   return median(rtts);
 }
 
-double msgs_per_s(caf::scoped_actor& self, const caf::actor& pong, int messages, int64_t& total) {
-  const std::string payload(64, 'x');
+/// Seconds from the first of `count` sends of `payload` (a std::string, or
+/// a caf::message holding one) to the ponger `pong` until it has counted the
+/// last; `total` is what it has counted before, and is updated.
+template <class Payload>
+double one_way_seconds(caf::scoped_actor& self, const caf::actor& pong, const Payload& payload,
+                       int count, int64_t& total) {
   auto start = clock_type::now();
-  for (int i = 0; i < messages; ++i)
+  for (int i = 0; i < count; ++i)
     self->send(pong, payload);
-  total += messages;
+  total += count;
   // Messages from one sender arrive in order: this answer comes after the
   // last string was counted.
   int64_t seen = -1;
   self->request(pong, caf::infinite, count_atom::value)
     .receive([&](int64_t n) { seen = n; }, [](caf::error&) {});
+  auto elapsed = seconds_since(start);
   if (seen != total)
     throw std::runtime_error("messages were lost: counted " + std::to_string(seen) + " of "
                              + std::to_string(total));
-  return messages / std::chrono::duration<double>(clock_type::now() - start).count();
+  return elapsed;
+}
+
+/// 64-byte std::string messages per second one way to the ponger `pong`.
+double msgs_per_s(caf::scoped_actor& self, const caf::actor& pong, int messages, int64_t& total) {
+  const std::string payload(64, 'x');
+  return messages / one_way_seconds(self, pong, payload, messages, total);
+}
+
+/// GB/s (10^9 bytes per second) of `count` messages of `bytes` bytes each (one
+/// std::string in one caf::message, built once and shared by every send, as
+/// a moved buffer would be: no copy before the transport's) one way to the ponger
+/// `pong`, from the first send until it has counted the last.
+double large_gb_per_s(caf::scoped_actor& self, const caf::actor& pong, size_t bytes, int count,
+                      int64_t& total) {
+  auto msg = caf::make_message(std::string(bytes, 'x'));
+  return static_cast<double>(bytes) * count / one_way_seconds(self, pong, msg, count, total) / 1e9;
+}
+
+/// GB/s (10^9 bytes per second) of memcpy from one 16 MiB buffer into another
+/// (both already written to), 16 copies in a row.
+double memcpy_gb_per_s() {
+  constexpr size_t bytes = size_t{16} << 20;
+  constexpr int copies = 16;
+  std::vector<char> from(bytes, 'x');
+  std::vector<char> to(bytes, 'y');
+  auto start = clock_type::now();
+  for (int i = 0; i < copies; ++i) {
+    from[0] = static_cast<char>('a' + i);
+    std::memcpy(to.data(), from.data(), bytes);
+    // The copy is observed: the compiler may not drop or merge it.
+    asm volatile("" : : "r"(to.data()) : "memory");
+  }
+  auto elapsed = seconds_since(start);
+  if (to[0] != 'a' + copies - 1 || to[bytes - 1] != 'x')
+    throw std::runtime_error("memcpy: the copy is not what was copied");
+  return static_cast<double>(bytes) * copies / elapsed / 1e9;
+}
+
+/// Messages per second of the Savina ping-pong: an event-based ping actor
+/// spawned here bounces an int32 counter off the bouncer `pong` (an actor of
+/// this process or of another) `rounds` times; two messages per round trip.
+double pingpong_msgs_per_s(caf::actor_system& sys, const caf::actor& pong, int rounds) {
+  caf::scoped_actor self{sys};
+  self->monitor(pong);
+  auto start = clock_type::now();
+  auto ping = sys.spawn(pinger, pong, int32_t{rounds}, caf::actor{self});
+  self->monitor(ping);
+  int32_t answered = -1;
+  std::string failure;
+  self->receive([&](done_atom, int32_t n) { answered = n; },
+                [&](caf::down_msg& dm) {
+                  failure = "an actor of the ping-pong is gone: " + troupe::describe(dm.reason);
+                });
+  auto elapsed = seconds_since(start);
+  if (!failure.empty())
+    throw std::runtime_error(failure);
+  if (answered != rounds)
+    throw std::runtime_error("ping-pong: " + std::to_string(answered) + " of "
+                             + std::to_string(rounds) + " answers came back as sent");
+  return 2.0 * rounds / elapsed;
+}
+
+/// The ping-pong with both actors in this process.
+double local_pingpong_msgs_per_s(caf::actor_system& sys, int rounds) {
+  auto pong = sys.spawn(bouncer);
+  auto rate = pingpong_msgs_per_s(sys, pong, rounds);
+  caf::anon_send_exit(pong, caf::exit_reason::user_shutdown);
+  return rate;
+}
+
+struct fanin_state {
+  int64_t count = 0;
+  int64_t next_report = 0;
+};
+
+/// The counter of the fan-in figures: counts strings, and each time it has
+/// counted another `per_round` of them tells `bench` (done, count so far).
+caf::behavior fanin_counter(caf::stateful_actor<fanin_state>* self, caf::actor bench,
+                            int64_t per_round) {
+  self->state.next_report = per_round;
+  return {
+    [=](const std::string&) {
+      auto& st = self->state;
+      if (++st.count == st.next_report) {
+        self->send(bench, done_atom::value, st.count);
+        st.next_report += per_round;
+      }
+    },
+    [=](count_atom) { return self->state.count; },
+  };
+}
+
+/// Waits for the fan-in counter's (done, `target`); fails when a sender is
+/// gone, when the counter reports another count, or when its count stopped
+/// moving between two checks 5 s apart (a message was lost).
+void await_fanin_count(caf::scoped_actor& coord, const caf::actor& counter, int64_t target) {
+  int64_t last_seen = -1;
+  for (;;) {
+    int64_t reported = -1;
+    bool quiet = false;
+    std::string failure;
+    coord->receive([&](done_atom, int64_t n) { reported = n; },
+                   [&](caf::down_msg& dm) {
+                     failure = "a fan-in sender is gone: " + troupe::describe(dm.reason);
+                   },
+                   caf::after(std::chrono::seconds(5)) >> [&] { quiet = true; });
+    if (!failure.empty())
+      throw std::runtime_error(failure);
+    if (reported >= 0 && reported != target)
+      throw std::runtime_error("fan-in: the counter reported " + std::to_string(reported)
+                               + " messages, expected " + std::to_string(target));
+    if (!quiet)
+      return;
+    int64_t seen = -1;
+    coord->request(counter, caf::infinite, count_atom::value)
+      .receive([&](int64_t n) { seen = n; }, [](caf::error&) {});
+    if (seen == last_seen)
+      throw std::runtime_error("fan-in: messages were lost: counted " + std::to_string(seen)
+                               + " of " + std::to_string(target));
+    last_seen = seen;
+  }
+}
+
+/// Messages per second into one counting actor of this process from
+/// `senders` processes (mode ipc-sender) that each send `opt.messages` 64-byte
+/// strings, from the go of a start barrier (every sender has looked the counter
+/// up and waits) until the counter has counted every message; the median of
+/// `opt.repeat` rounds with the same senders.
+double fanin_msgs_per_s(caf::actor_system& sys, troupe::ipc::node& n, int senders,
+                        const anchor_options& opt) {
+  auto tag = "fanin-" + std::to_string(senders);
+  auto per_round = int64_t{senders} * opt.messages;
+  caf::scoped_actor coord{sys};
+  auto counter = sys.spawn(fanin_counter, caf::actor{coord}, per_round);
+  if (auto err = n.publish(tag + ".counter", counter);
+      err || n.publish(tag + ".coord", caf::actor{coord})) {
+    caf::anon_send_exit(counter, caf::exit_reason::user_shutdown);
+    throw std::runtime_error("fan-in: publish failed");
+  }
+  std::vector<troupe::ipc::child_process> procs;
+  for (int i = 0; i < senders; ++i)
+    procs.push_back(check(
+      n.spawn_self({"ipc-sender", tag + ".counter", tag + ".coord", std::to_string(opt.messages)}),
+      "spawn"));
+  std::vector<caf::actor> ready;
+  bool late = false;
+  while (!late && ready.size() < static_cast<size_t>(senders))
+    coord->receive(
+      [&](ready_atom) { ready.push_back(caf::actor_cast<caf::actor>(coord->current_sender())); },
+      caf::after(std::chrono::seconds(30)) >> [&] { late = true; });
+  if (late)
+    throw std::runtime_error("fan-in: the senders were not ready in 30 s");
+  for (auto& s : ready)
+    coord->monitor(s);
+  int64_t target = 0;
+  auto rate = median_of(opt.repeat, [&] {
+    target += per_round;
+    auto start = clock_type::now();
+    for (auto& s : ready)
+      coord->send(s, go_atom::value);
+    await_fanin_count(coord, counter, target);
+    return per_round / seconds_since(start);
+  });
+  for (auto& s : ready) {
+    coord->demonitor(s);
+    coord->send(s, leave_atom::value);
+  }
+  for (auto& p : procs) {
+    auto status = p.wait(std::chrono::seconds(10));
+    if (!status || !status->success())
+      throw std::runtime_error("fan-in: a sender did not leave cleanly");
+  }
+  // Nothing more than was sent was counted either.
+  int64_t counted = -1;
+  coord->request(counter, caf::infinite, count_atom::value)
+    .receive([&](int64_t c) { counted = c; }, [](caf::error&) {});
+  n.unpublish(tag + ".counter");
+  n.unpublish(tag + ".coord");
+  caf::anon_send_exit(counter, caf::exit_reason::user_shutdown);
+  if (counted != target)
+    throw std::runtime_error("fan-in: counted " + std::to_string(counted) + " messages of "
+                             + std::to_string(target));
+  return rate;
+}
+
+/// CPU time (user + system) that process `pid` (0: this one) has used so far,
+/// in seconds, from /proc/<pid>/stat (clock-tick resolution, 10 ms here).
+double cpu_seconds(pid_t pid) {
+  auto path = pid == 0 ? std::string{"/proc/self/stat"} : "/proc/" + std::to_string(pid) + "/stat";
+  std::ifstream in{path};
+  std::string stat{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+  // Fields after the command name (which may hold spaces) in parentheses:
+  // state is field 3, utime 14 and stime 15.
+  auto close = stat.rfind(')');
+  if (close == std::string::npos)
+    throw std::runtime_error("cannot read " + path);
+  std::istringstream fields{stat.substr(close + 1)};
+  std::string field;
+  unsigned long long utime = 0;
+  unsigned long long stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14)
+      utime = std::stoull(field);
+    else if (i == 15)
+      stime = std::stoull(field);
+  }
+  if (!fields)
+    throw std::runtime_error("cannot parse " + path);
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+/// CPU time of this process and of an idle child node of its group (no
+/// traffic between them) over `seconds`, as a percentage of one core, summed
+/// over both processes.
+double idle_cpu_pct(caf::scoped_actor& self, const peer_process& peer, int seconds) {
+  auto before = cpu_seconds(0) + cpu_seconds(peer.proc.pid());
+  std::this_thread::sleep_for(std::chrono::seconds(seconds)); // the idle interval
+  auto used = cpu_seconds(0) + cpu_seconds(peer.proc.pid()) - before;
+  // The child is still there and answers.
+  bool answered = false;
+  self->request(peer.pong, caf::infinite, int32_t{7})
+    .receive([&](int32_t x) { answered = x == 7; }, [](caf::error&) {});
+  if (!answered)
+    throw std::runtime_error("idle: the child node does not answer after the idle interval");
+  return used / seconds * 100;
 }
 
 /// A CPU-bound task for the process pool figure.
@@ -159,18 +447,60 @@ int run_ipc_child(int argc, char** argv) {
     return 3;
   }
   auto pong = sys.spawn(ponger);
+  auto bounce = sys.spawn(bouncer);
   auto dict = troupe::ipc::shared_dict<std::string, int64_t>::make(sys);
   caf::scoped_actor self{sys};
-  if (n->publish(name, pong) || n->publish(name + ".ctl", caf::actor{self})
-      || n->publish(name + ".dict", dict.handle())) {
+  if (n->publish(name, pong) || n->publish(name + ".bounce", bounce)
+      || n->publish(name + ".ctl", caf::actor{self}) || n->publish(name + ".dict", dict.handle())) {
     dict.stop();
     self->send_exit(pong, caf::exit_reason::kill);
+    self->send_exit(bounce, caf::exit_reason::kill);
     return 3;
   }
   self->receive([](leave_atom) {});
   self->send_exit(pong, caf::exit_reason::kill);
+  self->send_exit(bounce, caf::exit_reason::kill);
   dict.stop();
   return 0;
+}
+
+int run_ipc_sender(int argc, char** argv) {
+  if (argc != 3) {
+    std::cerr << "usage: troupe-bench ipc-sender COUNTER COORD MESSAGES\n";
+    return 2;
+  }
+  std::string counter_name = argv[0];
+  std::string coord_name = argv[1];
+  auto messages = std::strtol(argv[2], nullptr, 10);
+  config cfg;
+  caf::actor_system sys{cfg};
+  auto n = troupe::ipc::node::join_from_env(sys);
+  if (!n) {
+    std::cerr << "ipc-sender: " << troupe::describe(n.error()) << '\n';
+    return 3;
+  }
+  auto counter = n->lookup(counter_name, std::chrono::seconds(10));
+  auto coord = n->lookup(coord_name, std::chrono::seconds(10));
+  if (!counter || !coord) {
+    std::cerr << "ipc-sender: lookup failed\n";
+    return 3;
+  }
+  caf::scoped_actor self{sys};
+  self->monitor(*coord); // gone with the bench
+  self->send(*coord, ready_atom::value);
+  const std::string payload(64, 'x');
+  bool leave = false;
+  bool bench_gone = false;
+  while (!leave && !bench_gone)
+    self->receive(
+      [&](go_atom) {
+        for (long i = 0; i < messages; ++i)
+          self->send(*counter, payload);
+      },
+      [&](leave_atom) { leave = true; }, [&](caf::down_msg&) { bench_gone = true; });
+  if (bench_gone)
+    std::cerr << "ipc-sender: the bench is gone\n";
+  return bench_gone ? 1 : 0;
 }
 
 int run_ipc(const anchor_options& opt) {
@@ -183,6 +513,14 @@ int run_ipc(const anchor_options& opt) {
   double pool_one_s = 0;
   double dict_set_us = 0;
   double pool_two_s = 0;
+  double ipc_pingpong = 0;
+  double local_pingpong = 0;
+  double fanin_4 = 0;
+  double fanin_1 = 0;
+  double large_1mib = 0;
+  double large_16mib = 0;
+  double memcpy_rate = 0;
+  double idle_pct = 0;
   try {
     config cfg;
     caf::actor_system sys{cfg};
@@ -191,6 +529,8 @@ int run_ipc(const anchor_options& opt) {
     troupe::ipc::group_options gopts;
     gopts.quiet = true;
     gopts.max_nodes = 32; // victims and pool workers come and go
+    // A 16 MiB payload plus its header is more than the default 16 MiB.
+    gopts.max_message_bytes = uint64_t{64} << 20;
     auto n = check(troupe::ipc::node::create(sys, group, gopts), "create");
     {
       peer_process peer{n, "pong"};
@@ -203,6 +543,13 @@ int run_ipc(const anchor_options& opt) {
       }
       ipc_rtt = median(rtts);
       ipc_msgs = median(rates);
+      ipc_pingpong =
+        median_of(opt.repeat, [&] { return pingpong_msgs_per_s(sys, peer.bounce, opt.messages); });
+      // 256 MiB per round of each size: about 0.1 to 0.3 s at 1 to 2 GB/s.
+      large_1mib = median_of(
+        opt.repeat, [&] { return large_gb_per_s(self, peer.pong, size_t{1} << 20, 256, total); });
+      large_16mib = median_of(
+        opt.repeat, [&] { return large_gb_per_s(self, peer.pong, size_t{16} << 20, 16, total); });
       // A shared dict in the child, set from here (the Manager().dict() case).
       troupe::ipc::shared_dict<std::string, int64_t> dict{
         check(n.lookup("pong.dict", std::chrono::seconds(10)), "lookup")};
@@ -224,6 +571,9 @@ int run_ipc(const anchor_options& opt) {
       dict_set_us = median(sets);
       peer.stop(self);
     }
+    // The same ping-pong with both actors here, on the same scheduler.
+    local_pingpong =
+      median_of(opt.repeat, [&] { return local_pingpong_msgs_per_s(sys, opt.messages); });
     // kill -9 to down_msg: a fresh child per run.
     std::vector<double> losses;
     for (int r = 0; r < opt.repeat; ++r) {
@@ -254,6 +604,18 @@ int run_ipc(const anchor_options& opt) {
     }
     pool_one_s = median(one);
     pool_two_s = median(two);
+    fanin_4 = fanin_msgs_per_s(sys, n, 4, opt);
+    fanin_1 = fanin_msgs_per_s(sys, n, 1, opt);
+    {
+      // The group is down to this process and one child; a round trip makes
+      // sure both are connected both ways before the first idle interval.
+      peer_process peer{n, "idle"};
+      self->request(peer.pong, caf::infinite, int32_t{1})
+        .receive([](int32_t) {}, [](caf::error&) {});
+      idle_pct = median_of(opt.repeat, [&] { return idle_cpu_pct(self, peer, opt.idle_seconds); });
+      peer.stop(self);
+    }
+    memcpy_rate = median_of(opt.repeat, memcpy_gb_per_s);
   } catch (const std::exception& e) {
     std::cerr << "troupe-bench ipc: " << e.what() << '\n';
     return 1;
@@ -264,6 +626,14 @@ int run_ipc(const anchor_options& opt) {
   print("manager_dict_set_us", dict_set_us, "us");
   print("pool_map_1_process_s", pool_one_s, "s");
   print("pool_map_2_processes_s", pool_two_s, "s");
+  print("ipc_pingpong_msgs_per_s", ipc_pingpong, "msgs/s");
+  print("local_pingpong_msgs_per_s", local_pingpong, "msgs/s");
+  print("ipc_fanin_4_msgs_per_s", fanin_4, "msgs/s");
+  print("ipc_fanin_1_msgs_per_s", fanin_1, "msgs/s");
+  print("ipc_large_1mib_gb_per_s", large_1mib, "GB/s");
+  print("ipc_large_16mib_gb_per_s", large_16mib, "GB/s");
+  print("memcpy_gb_per_s", memcpy_rate, "GB/s");
+  print("idle_cpu_pct", idle_pct, "%");
   // The anchors, in the same run.
   int rc = 0;
   auto tuned = opt;
@@ -279,6 +649,8 @@ int run_ipc(const anchor_options& opt) {
   measure("futex_rtt_us", "us", futex_rtt_us, opt);
   measure("bip_mq_rtt_us", "us", bip_mq_rtt_us, opt);
   measure("bip_mq_msgs_per_s", "msgs/s", bip_mq_msgs_per_s, opt);
+  measure("zmq_rtt_us", "us", zmq_rtt_us, opt);
+  auto zmq_msgs = measure("zmq_msgs_per_s", "msgs/s", zmq_msgs_per_s, opt);
   // CAF with its default scheduler, and with the setting troupe::ipc::configure
   // makes (like for like: the ratios below use these).
   measure("caf_tcp_rtt_us", "us", caf_tcp_rtt_us, opt);
@@ -286,7 +658,8 @@ int run_ipc(const anchor_options& opt) {
   measure("caf_local_msgs_per_s", "msgs/s", caf_local_msgs_per_s, opt);
   auto tcp = measure("caf_tcp_same_sched_rtt_us", "us", caf_tcp_rtt_us, tuned);
   auto local = measure("caf_local_same_sched_rtt_us", "us", caf_local_rtt_us, tuned);
-  measure("caf_local_same_sched_msgs_per_s", "msgs/s", caf_local_msgs_per_s, tuned);
+  auto local_msgs =
+    measure("caf_local_same_sched_msgs_per_s", "msgs/s", caf_local_msgs_per_s, tuned);
   auto py_rtt = measure_py("py_manager_rtt_us", "us", py_manager_rtt_us);
   auto py_queue = measure_py("py_queue_msgs_per_s", "msgs/s", py_queue_msgs_per_s);
   auto ratio = [&](const char* name, std::optional<double> num, std::optional<double> den) {
@@ -301,6 +674,11 @@ int run_ipc(const anchor_options& opt) {
   ratio("ipc_msgs_vs_py_queue", ipc_msgs, py_queue);
   ratio("manager_vs_py_manager", dict_set_us, py_rtt);
   ratio("pool_map_speedup_2", pool_one_s, pool_two_s);
+  ratio("ipc_msgs_vs_zmq", ipc_msgs, zmq_msgs);
+  ratio("ipc_msgs_vs_caf_local", ipc_msgs, local_msgs);
+  ratio("ipc_pingpong_vs_local", ipc_pingpong, local_pingpong);
+  ratio("ipc_fanin_vs_one", fanin_4, fanin_1);
+  ratio("ipc_large_vs_memcpy", std::min(large_1mib, large_16mib), memcpy_rate);
   return rc;
 }
 

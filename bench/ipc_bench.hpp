@@ -15,4 +15,10 @@ int run_ipc(const anchor_options& opt);
 /// serves a ponger as NAME. `argc`/`argv` start at NAME.
 int run_ipc_child(int argc, char** argv);
 
+/// The hidden mode `troupe-bench ipc-sender COUNTER COORD MESSAGES` of the
+/// fan-in figures: joins the bench's group, looks up COUNTER and COORD, tells
+/// COORD it is ready, then sends MESSAGES 64-byte strings to COUNTER on each
+/// `go` until `leave`. `argc`/`argv` start at COUNTER.
+int run_ipc_sender(int argc, char** argv);
+
 } // namespace troupe_bench

@@ -3,6 +3,7 @@
 //
 //   troupe-bench local [--repeat N] [--increments N] [--samples N]
 //   troupe-bench anchors [--repeat N] [--samples N] [--messages N]
+//   troupe-bench ipc [--repeat N] [--samples N] [--messages N] [--idle-seconds N]
 //
 // Prints one line per figure, `<name> <value> <unit>`, then ratio lines
 // `<name> <ratio> x`. Every figure is the median of its runs; the machines
@@ -48,6 +49,7 @@ struct options {
   int64_t increments = 1'000'000; // per producer; two producers
   int samples = 20'000;           // round trips per RTT figure
   int messages = 100'000;         // one-way messages per throughput figure
+  int idle_seconds = 10;          // each idle interval of the idle CPU figure
 };
 
 double median(std::vector<double> xs) {
@@ -474,15 +476,20 @@ void usage(std::ostream& out) {
          "          (--increments x 20 steps per task), peak memory of a 4:1 flood into a\n"
          "          bounded queue vs a CAF actor\n"
          "  ipc     troupe::ipc across processes: request round trip, one-way 64-byte\n"
-         "          messages, kill -9 to down_msg; then the anchors and the ratios\n"
+         "          messages, kill -9 to down_msg, ping-pong, fan-in from 4 and 1\n"
+         "          processes, 1 and 16 MiB messages (and memcpy), idle CPU; then the\n"
+         "          anchors and the ratios\n"
          "  anchors baselines for the ipc figures: futex ping-pong, Boost message_queue,\n"
-         "          CAF over TCP and in-process, python3 multiprocessing (n/a without it)\n"
+         "          ZeroMQ over ipc://, CAF over TCP and in-process, python3\n"
+         "          multiprocessing (n/a without it)\n"
          "\n"
          "options:\n"
          "  --repeat N      rounds per figure; the median is printed (default 5)\n"
          "  --increments N  increments per producer in the counter figures (default 1000000)\n"
          "  --samples N     round trips per RTT figure (default 20000)\n"
-         "  --messages N    one-way 64-byte messages per throughput figure (default 100000)\n";
+         "  --messages N    one-way 64-byte messages per throughput figure, per sender\n"
+         "                  of a fan-in, and round trips of a ping-pong (default 100000)\n"
+         "  --idle-seconds N  seconds of each round of the idle CPU figure (default 10)\n";
 }
 
 /// Parses a positive count no larger than `max`.
@@ -514,6 +521,8 @@ int main(int argc, char** argv) {
     return troupe::ipc::process_pool::run_worker(argc, argv);
   if (suite == "ipc-child")
     return troupe_bench::run_ipc_child(argc - 2, argv + 2);
+  if (suite == "ipc-sender")
+    return troupe_bench::run_ipc_sender(argc - 2, argv + 2);
   if (suite == "anchor-child")
     return troupe_bench::run_anchor_child(argc - 2, argv + 2);
   if (suite != "local" && suite != "pool" && suite != "anchors" && suite != "ipc") {
@@ -528,6 +537,8 @@ int main(int argc, char** argv) {
     int64_t max = 0;
     if (flag == "--repeat" || flag == "--samples" || flag == "--messages")
       max = int_max;
+    else if (flag == "--idle-seconds")
+      max = 3600;
     else if (flag == "--increments")
       max = std::numeric_limits<int64_t>::max() / 2;
     else {
@@ -547,12 +558,19 @@ int main(int argc, char** argv) {
       opt.increments = value;
     else if (flag == "--messages")
       opt.messages = static_cast<int>(value);
+    else if (flag == "--idle-seconds")
+      opt.idle_seconds = static_cast<int>(value);
     else
       opt.samples = static_cast<int>(value);
   }
+  troupe_bench::anchor_options ipc_opt;
+  ipc_opt.repeat = opt.repeat;
+  ipc_opt.samples = opt.samples;
+  ipc_opt.messages = opt.messages;
+  ipc_opt.idle_seconds = opt.idle_seconds;
   if (suite == "anchors")
-    return troupe_bench::run_anchors({opt.repeat, opt.samples, opt.messages});
+    return troupe_bench::run_anchors(ipc_opt);
   if (suite == "ipc")
-    return troupe_bench::run_ipc({opt.repeat, opt.samples, opt.messages});
+    return troupe_bench::run_ipc(ipc_opt);
   return suite == "local" ? run_local(opt) : run_pool(opt, "/proc/self/exe");
 }

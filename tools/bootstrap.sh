@@ -12,7 +12,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${TROUPE_BUILD_DIR:-$root/build}
-packages=(g++ cmake ninja-build libcaf-dev libboost-dev doctest-dev doxygen)
+packages=(g++ cmake ninja-build libcaf-dev libboost-dev doctest-dev doxygen
+          libzmq3-dev pkg-config) # the ZeroMQ anchors of troupe-bench (found with pkg-config)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -44,7 +44,9 @@ struct group_options {
   /// How many processes can be in the group at once (2 to 64).
   uint32_t max_nodes = 8;
   /// Bytes of each one-way ring between two nodes: a power of two from
-  /// 64 KiB to 256 MiB. Memory is only used as rings fill.
+  /// 64 KiB to 256 MiB. The two rings between a pair of nodes are reserved
+  /// in /dev/shm by the first message between them (`errc::no_shared_memory`
+  /// if there is no room) and given back when one of the two is lost.
   uint64_t ring_bytes = uint64_t{1} << 20;
   /// How many names can be published in the group at once.
   uint32_t max_names = 256;

@@ -34,14 +34,43 @@ thread_local bool polling_caller = false;
 /// whose proxy's functors are the user's): it stops reading, so that the
 /// frames behind it keep their order.
 thread_local bool caller_stopped = false;
+/// This thread holds `drain_mtx_` (of some node): it must not wait for an
+/// answer that only a reader of the rings can bring.
+thread_local bool holds_rings = false;
 
-/// The actors that a reader thread runs itself (see `serve_on_readers`).
-std::mutex inline_mtx;
-std::unordered_set<const caf::abstract_actor*> inline_actors;
+/// Where an actor that a frame made ready runs (see `reader_unit`): the
+/// owners served on readers always on the thread that read the frame; the
+/// actors that proved slow there, or sent into a full ring, never.
+std::mutex placement_mtx;
+std::unordered_set<const caf::abstract_actor*> owner_actors;
+std::unordered_set<const caf::abstract_actor*> scheduler_actors;
 
-bool runs_inline(const caf::abstract_actor* x) {
-  std::lock_guard<std::mutex> guard{inline_mtx};
-  return inline_actors.count(x) != 0;
+enum class placement { reader, owner, scheduler };
+
+placement placement_of(const caf::abstract_actor* x) {
+  std::lock_guard<std::mutex> guard{placement_mtx};
+  if (owner_actors.count(x) != 0)
+    return placement::owner;
+  return scheduler_actors.count(x) != 0 ? placement::scheduler : placement::reader;
+}
+
+/// Puts `x` into `set` until it terminates (then its address may be reused).
+void remember(caf::abstract_actor* x, std::unordered_set<const caf::abstract_actor*>& set) {
+  {
+    std::lock_guard<std::mutex> guard{placement_mtx};
+    if (!set.insert(x).second)
+      return;
+  }
+  // Runs at once if the actor is already gone.
+  x->attach_functor([x, &set] {
+    std::lock_guard<std::mutex> guard{placement_mtx};
+    set.erase(x);
+  });
+}
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch())
+    .count();
 }
 
 steady::time_point deadline_after(caf::timespan timeout) {
@@ -99,33 +128,42 @@ std::string describe_peer(const peer& p) {
 } // namespace
 
 void serve_on_readers(const caf::actor& owner) {
-  auto* ptr = caf::actor_cast<caf::abstract_actor*>(owner);
-  if (ptr == nullptr)
-    return;
-  {
-    std::lock_guard<std::mutex> guard{inline_mtx};
-    inline_actors.insert(ptr);
-  }
-  // Runs at once if the actor is already gone.
-  ptr->attach_functor([ptr] {
-    std::lock_guard<std::mutex> guard{inline_mtx};
-    inline_actors.erase(ptr);
-  });
+  if (auto* ptr = caf::actor_cast<caf::abstract_actor*>(owner))
+    remember(ptr, owner_actors);
 }
+
+reader_unit::reader_unit(caf::actor_system* sys, std::atomic<int64_t>* busy_since,
+                         const std::atomic<uint64_t>* backlogged)
+  : scoped_execution_unit(sys), busy_since_(busy_since), backlogged_(backlogged) {}
 
 void reader_unit::exec_later(caf::resumable* ptr) {
   auto* actor = dynamic_cast<caf::abstract_actor*>(ptr);
-  if (actor != nullptr && runs_inline(actor))
-    ready_.push_back(ptr);
-  else
+  auto where = actor != nullptr ? placement_of(actor) : placement::scheduler;
+  if (where == placement::scheduler)
     scoped_execution_unit::exec_later(ptr);
+  else
+    ready_.push_back(ready_actor{ptr, actor, where == placement::owner});
 }
 
-void reader_unit::run_ready() {
+void reader_unit::run_ready(const std::function<bool()>& input_waiting, bool owners_only) {
+  bool others_here = !owners_only && !input_waiting();
   // An actor run here may make others ready: they join the list.
   for (size_t i = 0; i < ready_.size(); ++i) {
-    auto* job = ready_[i];
-    switch (job->resume(this, max_throughput)) {
+    auto [job, actor, owner] = ready_[i];
+    if (!owner && !others_here) {
+      scoped_execution_unit::exec_later(job);
+      continue;
+    }
+    auto start = now_ns();
+    auto sent_to_full = backlogged_->load(std::memory_order_relaxed);
+    busy_since_->store(start, std::memory_order_release);
+    auto res = job->resume(this, max_throughput);
+    busy_since_->store(0, std::memory_order_release);
+    if (!owner
+        && (now_ns() - start > std::chrono::nanoseconds(slow_run).count()
+            || backlogged_->load(std::memory_order_relaxed) != sent_to_full))
+      remember(actor, scheduler_actors);
+    switch (res) {
     case caf::resumable::resume_later:
       // More messages than one turn: a worker of the scheduler goes on.
       scoped_execution_unit::exec_later(job);
@@ -136,6 +174,9 @@ void reader_unit::run_ready() {
       caf::intrusive_ptr_release(job);
       break;
     }
+    // Input that came meanwhile is read first; the rest goes to the workers.
+    if (others_here && input_waiting())
+      others_here = false;
   }
   ready_.clear();
 }
@@ -289,6 +330,8 @@ void core::leave() {
     reader_.join();
   if (watcher_.joinable())
     watcher_.join();
+  if (helper_.joinable())
+    helper_.join();
   // A caller polling the rings stops at its next turn (it sees `stop_`).
   std::lock_guard<std::mutex> reading{drain_mtx_};
   {
@@ -632,7 +675,8 @@ void core::send_control(const peer_ptr& p, frame_kind kind, uint64_t receiver, u
 
 caf::error core::write_frame(peer& p, const char* data, size_t n, bool may_wait) {
   auto deadline = deadline_after(opts_.full_timeout);
-  if (may_wait) {
+  // (The test hook that stalls a writer half-way lives on the waiting path.)
+  if (may_wait || stall_next_frame.load(std::memory_order_relaxed)) {
     std::unique_lock<std::mutex> guard{p.write_mtx};
     caf::error err;
     if (p.has_backlog.load(std::memory_order_acquire) && !flush_backlog_locked(p, true, err))
@@ -658,6 +702,7 @@ caf::error core::write_frame(peer& p, const char* data, size_t n, bool may_wait)
     p.backlog.push_back(peer::outgoing_frame{std::vector<char>(data, data + n), 0});
     p.has_backlog.store(true, std::memory_order_release);
   }
+  backlogged_.fetch_add(1, std::memory_order_relaxed);
   if (!guard.owns_lock())
     return caf::none;
   caf::error err;
@@ -883,11 +928,14 @@ node_stats core::test_feed(uint32_t peer_slot, const unsigned char* bytes, size_
     std::lock_guard<std::mutex> reading{drain_mtx_};
     auto was_reader = on_reader_thread;
     on_reader_thread = true;
-    reader_unit ctx{&sys_};
+    holds_rings = true;
+    std::atomic<int64_t> busy_since{0};
+    reader_unit ctx{&sys_, &busy_since, &backlogged_};
     ctx.proxy_registry_ptr(&proxies_);
     drain(*p, ctx);
-    ctx.run_ready();
+    ctx.run_ready([] { return false; });
     run_deferred();
+    holds_rings = false;
     on_reader_thread = was_reader;
   }
   auto after = stats();
@@ -976,7 +1024,8 @@ void core::run_deferred() {
     fn();
 }
 
-core::turn_state::turn_state(core& c) : ctx(&c.sys_) {
+core::turn_state::turn_state(core& c, std::atomic<int64_t>* busy_since)
+  : ctx(&c.sys_, busy_since != nullptr ? busy_since : &own_busy_since, &c.backlogged_) {
   ctx.proxy_registry_ptr(&c.proxies_);
 }
 
@@ -988,15 +1037,30 @@ void core::catch_up(turn_state& st) {
 }
 
 bool core::turn(turn_state& st) {
-  catch_up(st);
   bool any = false;
-  for (auto& p : st.peers)
-    // A lost peer's ring is drained by `handle_losses`, which turns
-    // handles of its actors into dead proxies; drained here, they would
-    // come out invalid and a link frame among them would be dropped.
-    if (!p->lost.load(std::memory_order_acquire))
-      any |= drain(*p, st.ctx);
-  st.ctx.run_ready();
+  {
+    std::unique_lock<std::mutex> reading{drain_mtx_, std::try_to_lock};
+    st.busy = !reading.owns_lock();
+    // A caller polling while the node leaves stops here (see `leave`).
+    if (st.busy || (polling_caller && stop_.load(std::memory_order_acquire)))
+      return false;
+    holds_rings = true;
+    catch_up(st);
+    auto before = my_slot_->frames_received.load(std::memory_order_relaxed);
+    for (auto& p : st.peers)
+      // A lost peer's ring is drained by `handle_losses`, which turns
+      // handles of its actors into dead proxies; drained here, they would
+      // come out invalid and a link frame among them would be dropped.
+      if (!p->lost.load(std::memory_order_acquire))
+        any |= drain(*p, st.ctx);
+    st.frames_read += my_slot_->frames_received.load(std::memory_order_relaxed) - before;
+    if (!polling_caller)
+      handle_losses(st.ctx);
+    holds_rings = false;
+  }
+  // The rings are free for others while actors run: one that blocks (in a
+  // call to another node, or too long) holds up no input.
+  st.ctx.run_ready([this, &st] { return any_input(st.peers); }, st.owners_only);
   if (!polling_caller)
     run_deferred();
   st.backlog = false;
@@ -1008,8 +1072,6 @@ bool core::turn(turn_state& st) {
     if (!guard.owns_lock() || !flush_backlog_locked(*p, false, err))
       st.backlog = true;
   }
-  if (!polling_caller)
-    handle_losses();
   return any;
 }
 
@@ -1030,32 +1092,41 @@ bool core::work_waiting(const turn_state& st) {
 
 void core::reader_loop() {
   on_reader_thread = true;
-  turn_state st{*this};
+  turn_state st{*this, &reader_busy_since_};
   auto last_input = steady::now();
   while (!stop_.load(std::memory_order_acquire)) {
-    bool any = false;
-    bool turned = false;
-    {
-      // Busy: a caller is reading the rings (`poll_until`) and hands them
-      // back when it stops.
-      std::unique_lock<std::mutex> guard{drain_mtx_, std::try_to_lock};
-      if (guard.owns_lock()) {
-        any = turn(st);
-        turned = true;
-      }
-    }
+    // Busy: a caller is reading the rings (`poll_until`) and hands them
+    // back when it stops.
+    auto any = turn(st);
     auto now = steady::now();
     if (any) {
       last_input = now;
       continue;
     }
-    if (turned && pollers_.load(std::memory_order_acquire) == 0 && now - last_input < opts_.spin) {
+    if (!st.busy && pollers_.load(std::memory_order_acquire) == 0
+        && now - last_input < opts_.spin) {
       cpu_relax();
       continue;
     }
     park(st);
     last_input = steady::now();
   }
+}
+
+void core::helper_loop(int64_t stuck_since) {
+  on_reader_thread = true;
+  turn_state st{*this};
+  st.owners_only = true; // a helper must not get stuck in a handler too
+  // It reads without parking (writers do not ring it: the reader thread is
+  // not parked), looking every millisecond when there is no input.
+  while (!stop_.load(std::memory_order_acquire)
+         && reader_busy_since_.load(std::memory_order_acquire) == stuck_since) {
+    if (!turn(st)) {
+      auto seen = my_slot_->doorbell.load(std::memory_order_acquire);
+      futex_wait(&my_slot_->doorbell, seen, std::chrono::milliseconds(1));
+    }
+  }
+  helper_done_.store(true, std::memory_order_release);
 }
 
 void core::park(turn_state& st) {
@@ -1100,9 +1171,9 @@ bool core::unrung_input(const turn_state& st, uint32_t seen) {
 }
 
 void core::poll_until(const std::function<bool()>& done, steady::time_point until) {
-  // A thread that reads the rings already (the reader, or an actor it runs)
-  // must not wait for itself.
-  if (on_reader_thread || my_slot_ == nullptr || steady::now() >= until)
+  // A thread that holds the rings (draining them) must not wait for itself.
+  // The reader thread running an actor does not hold them: it may poll.
+  if (holds_rings || my_slot_ == nullptr || steady::now() >= until)
     return;
   turn_state st{*this};
   {
@@ -1119,14 +1190,19 @@ void core::poll_until(const std::function<bool()>& done, steady::time_point unti
     pollers_.store(1, std::memory_order_relaxed);
     my_slot_->parked.store(0, std::memory_order_relaxed);
   }
-  // Hands the rings back however this ends.
+  // Hands the rings back however this ends (and restores what this thread
+  // was: the reader thread may poll from inside an actor it runs).
   struct stop_polling {
     core& self;
     turn_state& st;
+    bool was_reader = on_reader_thread;
+    bool was_polling = polling_caller;
+    bool was_stopped = caller_stopped;
     ~stop_polling() {
-      on_reader_thread = false;
-      polling_caller = false;
-      caller_stopped = false;
+      on_reader_thread = was_reader;
+      polling_caller = was_polling;
+      caller_stopped = was_stopped;
+      self.caller_frames_.fetch_add(st.frames_read, std::memory_order_relaxed);
       std::lock_guard<std::mutex> guard{self.park_mtx_};
       self.pollers_.store(0, std::memory_order_relaxed);
       if (!self.reader_asleep_ || self.stop_.load(std::memory_order_acquire))
@@ -1144,18 +1220,9 @@ void core::poll_until(const std::function<bool()>& done, steady::time_point unti
   } guard{*this, st};
   on_reader_thread = true;
   polling_caller = true;
+  caller_stopped = false;
   while (!done() && steady::now() < until && !stop_.load(std::memory_order_acquire)) {
-    {
-      std::unique_lock<std::mutex> reading{drain_mtx_, std::try_to_lock};
-      if (reading.owns_lock()) {
-        if (stop_.load(std::memory_order_acquire))
-          break;
-        auto before = my_slot_->frames_received.load(std::memory_order_relaxed);
-        turn(st);
-        caller_frames_.fetch_add(my_slot_->frames_received.load(std::memory_order_relaxed) - before,
-                                 std::memory_order_relaxed);
-      }
-    }
+    turn(st);
     if (done() || caller_stopped)
       break;
     cpu_relax();
@@ -1456,7 +1523,7 @@ void core::kill_proxies_of(const caf::node_id& nid, const caf::error& reason) {
         ->kill_proxy(nullptr, reason);
 }
 
-void core::handle_losses() {
+void core::handle_losses(reader_unit& ctx) {
   std::vector<peer_ptr> lost;
   {
     std::lock_guard<std::mutex> guard{lost_mtx_};
@@ -1464,8 +1531,6 @@ void core::handle_losses() {
   }
   if (lost.empty())
     return;
-  reader_unit ctx{&sys_};
-  ctx.proxy_registry_ptr(&proxies_);
   for (auto& p : lost) {
     // What the peer published before it went is delivered first; handles
     // of its actors in it become dead proxies (see make_proxy).
@@ -1473,8 +1538,7 @@ void core::handle_losses() {
       std::lock_guard<std::mutex> guard{peers_mtx_};
       draining_ = p;
     }
-    drain(*p, ctx);
-    ctx.run_ready();
+    drain(*p, ctx); // the actors it made ready run once the rings are let go
     {
       std::lock_guard<std::mutex> guard{peers_mtx_};
       draining_ = nullptr;
@@ -1531,6 +1595,7 @@ void core::watcher_loop() {
       }
     }
     auto rc = ::poll(fds.data(), fds.size(), 10);
+    start_helper_if_stuck();
     if (rc <= 0)
       continue;
     if (fds[0].revents != 0) {
@@ -1542,6 +1607,20 @@ void core::watcher_loop() {
         mark_lost(watched[i - 1],
                   make_error(errc::peer_lost, describe_peer(*watched[i - 1]) + " died"));
   }
+}
+
+void core::start_helper_if_stuck() {
+  auto busy = reader_busy_since_.load(std::memory_order_acquire);
+  if (busy == 0 || now_ns() - busy < std::chrono::nanoseconds(stuck_after).count()
+      || !helper_done_.load(std::memory_order_acquire))
+    return;
+  // The reader thread runs a handler that blocks (or computes) for long:
+  // another thread reads the rings until it is back (the handler may wait
+  // for an answer that comes through them).
+  if (helper_.joinable())
+    helper_.join();
+  helper_done_.store(false, std::memory_order_relaxed);
+  helper_ = std::thread{[this, busy] { helper_loop(busy); }};
 }
 
 // -- names ---------------------------------------------------------------------------

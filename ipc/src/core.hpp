@@ -16,6 +16,7 @@
 #include <caf/scoped_execution_unit.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -108,26 +109,48 @@ struct peer {
 
 using peer_ptr = std::shared_ptr<peer>;
 
-/// The execution unit of a reader thread. The owners of shared containers
-/// and sync primitives (`serve_on_readers`) answer in microseconds and never
-/// block, so the reader runs them itself once it has drained the rings,
-/// instead of waking a worker of the scheduler for each request: a
-/// cross-process call then costs one thread wake-up fewer. Every other
-/// actor goes to the scheduler.
+/// The execution unit of a thread that reads the rings (the reader thread,
+/// a polling caller, a helper reader). An actor that a frame makes ready is
+/// run by that thread itself, once it has let go of the rings, instead of
+/// waking a worker of the scheduler for it: a cross-process message then
+/// costs no thread hand-off (on these VMs a wake-up is tens of
+/// microseconds, most of a round trip). Only while no more input waits:
+/// under a stream of input the actors go to the scheduler, which runs them
+/// beside the reader. An actor whose run here took longer than
+/// `slow_run` (or blocked: see `core::watcher_loop`), or whose sends found
+/// a full ring (a thread that reads the rings never waits for space), goes
+/// to the scheduler from then on. The owners of shared containers and sync
+/// primitives (`serve_on_readers`) answer in microseconds and never block:
+/// they always run here.
 class reader_unit final : public caf::scoped_execution_unit {
 public:
-  using scoped_execution_unit::scoped_execution_unit;
+  /// `busy_since` (steady-clock nanoseconds, 0 while idle) is set while this
+  /// unit runs an actor, for the watcher to see a handler that blocks;
+  /// `backlogged` counts frames that found a full ring.
+  reader_unit(caf::actor_system* sys, std::atomic<int64_t>* busy_since,
+              const std::atomic<uint64_t>* backlogged);
 
   void exec_later(caf::resumable* ptr) override;
 
   /// Runs the actors that became ready (and those they make ready), each
   /// for at most `max_throughput` messages; the rest goes to the scheduler.
-  void run_ready();
+  /// With `input_waiting` true (more input waits in the rings), or once it
+  /// turns true, only owners served on readers run here. With `owners_only`,
+  /// never anything else (a helper reader, which must not get stuck).
+  void run_ready(const std::function<bool()>& input_waiting, bool owners_only = false);
 
   static constexpr size_t max_throughput = 64;
+  static constexpr std::chrono::microseconds slow_run{1000};
 
 private:
-  std::vector<caf::resumable*> ready_;
+  struct ready_actor {
+    caf::resumable* job;
+    caf::abstract_actor* actor; // null: not an actor, or not to run here
+    bool owner;                 // served on readers: always runs here
+  };
+  std::vector<ready_actor> ready_;
+  std::atomic<int64_t>* busy_since_;
+  const std::atomic<uint64_t>* backlogged_;
 };
 
 class core : public std::enable_shared_from_this<core>, public caf::proxy_registry::backend {
@@ -283,20 +306,33 @@ private:
 
   /// What one thread keeps between its turns at the rings.
   struct turn_state {
-    explicit turn_state(core& c);
+    /// `busy_since`: see `reader_unit` (null: a slot of its own).
+    explicit turn_state(core& c, std::atomic<int64_t>* busy_since = nullptr);
+    std::atomic<int64_t> own_busy_since{0};
     reader_unit ctx;
     std::vector<peer_ptr> peers;
     uint64_t seen_version = ~uint64_t{0};
     /// The last turn left frames in a backlog (to retry soon).
     bool backlog = false;
+    /// The last turn found the rings taken by another thread.
+    bool busy = false;
+    /// Runs only the owners served on readers (a helper reader).
+    bool owners_only = false;
+    /// Frames this thread read (for `node_stats::frames_read_by_callers`).
+    uint64_t frames_read = 0;
   };
 
   void reader_loop();
+  /// Reads the rings while the reader thread is stuck in a handler that
+  /// blocks (started by the watcher); ends once it is back.
+  void helper_loop(int64_t stuck_since);
   /// Takes a new snapshot of the peers if they changed.
   void catch_up(turn_state& st);
-  /// Reads every ring once, runs what became ready, the deferred work and
-  /// the losses (those two on the reader thread only); true if there was
-  /// input. With `drain_mtx_` held.
+  /// Reads every ring once and handles the losses (on the reader thread
+  /// only), holding `drain_mtx_` (skipped, with `st.busy`, if another thread
+  /// holds it); then, without it, runs what became ready and the deferred
+  /// work (on the reader thread only) and retries backlogs. True if there
+  /// was input.
   bool turn(turn_state& st);
   /// Whether a parked reader would have something to do.
   bool work_waiting(const turn_state& st);
@@ -324,7 +360,7 @@ private:
   bool drain(peer& p, reader_unit& ctx);
   void handle_frame(peer& p, const frame_header& h, const unsigned char* payload, reader_unit& ctx);
   void reject(peer& p, const frame_header* h, const std::string& why);
-  void handle_losses();
+  void handle_losses(reader_unit& ctx);
   void kill_proxies_of(const caf::node_id& nid, const caf::error& reason);
   bool any_input(const std::vector<peer_ptr>& peers);
   void fail_pending(peer& p, const caf::error& reason);
@@ -333,6 +369,8 @@ private:
 
   // -- liveness -------------------------------------------------------------------
   void watcher_loop();
+  /// Starts `helper_` when the reader thread is stuck in a handler.
+  void start_helper_if_stuck();
 
   // -- names ----------------------------------------------------------------------
   void sweep_names_of(uint32_t slot, uint32_t epoch);
@@ -371,6 +409,15 @@ private:
   bool reader_asleep_ = false;
   /// 1 while a caller polls (at most one does).
   std::atomic<uint32_t> pollers_{0};
+  /// When the reader thread began to run the actor it runs now (steady
+  /// nanoseconds; 0 while it runs none): the watcher starts `helper_` when
+  /// a handler keeps it longer than `stuck_after`.
+  std::atomic<int64_t> reader_busy_since_{0};
+  static constexpr std::chrono::milliseconds stuck_after{20};
+  std::thread helper_;
+  std::atomic<bool> helper_done_{true};
+  /// Frames that found a full ring and went to a backlog (see `reader_unit`).
+  std::atomic<uint64_t> backlogged_{0};
   std::atomic<uint64_t> caller_frames_{0};
   std::atomic<uint64_t> late_wakeups_{0};
 

@@ -234,6 +234,42 @@ TEST_SUITE("ipc.node") {
     CHECK(f.ask<int32_t>(o, int32_t{9}) == int32_t{9});
   }
 
+  TEST_CASE(
+    "a handler that blocks on a reply from another process while run by the reader gets it") {
+    // The reader thread runs the actor that a frame made ready. Its handler
+    // waits (a plain CAF blocking request) for an answer that only a reader
+    // of this node's rings can bring: another thread must take over reading.
+    ipc_fixture f{"blockin"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto child = f.serve(*sut, "echo");
+    auto echo = f.find(*sut, "echo");
+    auto report = caf::actor{f.self};
+    auto* sys = &f.sys;
+    auto blocker = f.spawn([echo, report, sys](caf::event_based_actor*) -> caf::behavior {
+      return {
+        [echo, report, sys](int32_t) {
+          caf::scoped_actor waiter{*sys};
+          waiter->request(echo, deadline, int32_t{5})
+            .receive([&](int32_t x) { waiter->send(report, x); },
+                     [&](caf::error& err) { waiter->send(report, err); });
+        },
+      };
+    });
+    REQUIRE_FALSE(sut->publish("blocker", blocker));
+    // The child sends one int to the blocker (from its own actor).
+    CHECK(f.ask<caf::atom_value>(echo, flood_atom::value, std::string{"blocker"}, int32_t{1})
+          == caf::atom("done"));
+    f.self->receive(
+      [](int32_t x) { CHECK(x == 5); },
+      [](caf::error& err) { FAIL("the blocked handler got " << troupe::describe(err)); },
+      caf::after(deadline) >> [] { FAIL("the blocked handler never finished"); });
+    // Input goes on as before once it is back.
+    CHECK(f.ask<int32_t>(echo, int32_t{9}) == int32_t{9});
+    f.self->send(f.find(*sut, "echo.ctl"), leave_atom::value);
+    CHECK(child.wait(deadline));
+  }
+
   TEST_CASE("killing nodes while traffic flows in all directions never hangs") {
     ipc_fixture f{"chaos"};
     auto sut = node::create(f.sys, f.group);

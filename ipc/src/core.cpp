@@ -121,6 +121,11 @@ const char* stream_mismatch(caf::message_id mid, const caf::message& msg) {
   return nullptr;
 }
 
+bool is_stream_category(caf::message_id mid) {
+  return mid.category() == caf::message_id::upstream_message_category
+         || mid.category() == caf::message_id::downstream_message_category;
+}
+
 std::string describe_peer(const peer& p) {
   return "node in slot " + std::to_string(p.slot) + " (pid " + std::to_string(p.pid) + ")";
 }
@@ -193,7 +198,8 @@ std::atomic<uint64_t> next_core_serial{1};
 } // namespace
 
 core::core(caf::actor_system& sys, std::unique_ptr<mapped_segment> seg, group_options opts)
-  : serial(next_core_serial++), sys_(sys), seg_(std::move(seg)), opts_(opts), proxies_(sys, *this) {
+  : serial(next_core_serial++), sys_(sys), seg_(std::move(seg)), opts_(opts), proxies_(sys, *this),
+    decoder_(sys) {
   // The group's limit is the creator's.
   opts_.max_message_bytes = seg_->view.header()->max_message_bytes;
   peers_.resize(seg_->view.geo.max_nodes);
@@ -1321,14 +1327,30 @@ void core::handle_frame(peer& p, const frame_header& h, const unsigned char* pay
     caf::binary_deserializer src{&ctx, bytes, h.length};
     caf::strong_actor_ptr sender;
     std::vector<caf::strong_actor_ptr> stages;
-    caf::message msg;
     caf::error err;
     if ((h.flags & flag_local_sender) != 0) {
       if (h.sender != 0)
         sender = sender_proxy(p, static_cast<caf::actor_id>(h.sender));
-      err = src(stages, msg);
+      err = src(stages);
     } else {
-      err = src(sender, stages, msg);
+      err = src(sender, stages);
+    }
+    auto mid = caf::make_message_id(h.mid);
+    caf::mailbox_element_ptr what;
+    if (!err) {
+      if (is_stream_category(mid)) {
+        caf::message msg;
+        if (!(err = src(msg))) {
+          if (auto why = stream_mismatch(mid, msg)) {
+            reject(p, &h, why);
+            return;
+          }
+          what =
+            caf::make_mailbox_element(std::move(sender), mid, std::move(stages), std::move(msg));
+        }
+      } else {
+        what = decoder_.decode(src, sender, mid, stages, err);
+      }
     }
     if (err) {
       reject(p, &h, "cannot read the message: " + describe(err));
@@ -1338,25 +1360,20 @@ void core::handle_frame(peer& p, const frame_header& h, const unsigned char* pay
       reject(p, &h, std::to_string(src.remaining()) + " stray bytes after the message");
       return;
     }
-    auto mid = caf::make_message_id(h.mid);
-    if (auto why = stream_mismatch(mid, msg)) {
-      reject(p, &h, why);
-      return;
-    }
     if (mid.is_response()) {
       std::lock_guard<std::mutex> guard{p.pending_mtx};
       p.pending.erase({static_cast<caf::actor_id>(h.receiver), h.mid});
     }
     auto dest = local_receiver(p, static_cast<caf::actor_id>(h.receiver));
     if (!dest) {
-      if (mid.is_request() && sender)
-        sender->enqueue(caf::make_mailbox_element(nullptr, mid.response_id(), {},
-                                                  caf::make_error(caf::sec::request_receiver_down)),
-                        &ctx);
+      if (mid.is_request() && what->sender)
+        what->sender->enqueue(
+          caf::make_mailbox_element(nullptr, mid.response_id(), {},
+                                    caf::make_error(caf::sec::request_receiver_down)),
+          &ctx);
       return;
     }
-    dest->enqueue(
-      caf::make_mailbox_element(std::move(sender), mid, std::move(stages), std::move(msg)), &ctx);
+    dest->enqueue(std::move(what), &ctx);
     return;
   }
   case frame_kind::announce: {

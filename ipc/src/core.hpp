@@ -5,6 +5,7 @@
 
 #include "layout.hpp"
 #include "segment.hpp"
+#include "transport/message_decoder.hpp"
 #include "troupe/ipc/node.hpp"
 
 #include <caf/actor_proxy.hpp>
@@ -382,6 +383,7 @@ private:
   uint32_t my_epoch_ = 0;
   node_slot* my_slot_ = nullptr;
   caf::proxy_registry proxies_;
+  message_decoder decoder_;
 
   std::mutex peers_mtx_;
   std::vector<peer_ptr> peers_; // by slot; null where no peer

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -363,30 +364,26 @@ double fanin_msgs_per_s(caf::actor_system& sys, troupe::ipc::node& n, int sender
   return rate;
 }
 
-/// CPU time (user + system) that process `pid` (0: this one) has used so far,
-/// in seconds, from /proc/<pid>/stat (clock-tick resolution, 10 ms here).
+/// CPU time that the threads of process `pid` (0: this one) have used so
+/// far, in seconds, from /proc/<pid>/task/*/schedstat (nanoseconds).
 double cpu_seconds(pid_t pid) {
-  auto path = pid == 0 ? std::string{"/proc/self/stat"} : "/proc/" + std::to_string(pid) + "/stat";
-  std::ifstream in{path};
-  std::string stat{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
-  // Fields after the command name (which may hold spaces) in parentheses:
-  // state is field 3, utime 14 and stime 15.
-  auto close = stat.rfind(')');
-  if (close == std::string::npos)
-    throw std::runtime_error("cannot read " + path);
-  std::istringstream fields{stat.substr(close + 1)};
-  std::string field;
-  unsigned long long utime = 0;
-  unsigned long long stime = 0;
-  for (int i = 3; i <= 15 && fields >> field; ++i) {
-    if (i == 14)
-      utime = std::stoull(field);
-    else if (i == 15)
-      stime = std::stoull(field);
+  // Every thread's time on a CPU in nanoseconds (schedstat's first field):
+  // the clock-tick counters of /proc/PID/stat are too coarse for an idle
+  // process.
+  auto dir = pid == 0 ? std::string{"/proc/self/task"} : "/proc/" + std::to_string(pid) + "/task";
+  double total = 0;
+  bool any = false;
+  for (auto& task : std::filesystem::directory_iterator{dir}) {
+    std::ifstream in{task.path() / "schedstat"};
+    unsigned long long ns = 0;
+    if (in >> ns) {
+      total += static_cast<double>(ns) / 1e9;
+      any = true;
+    }
   }
-  if (!fields)
-    throw std::runtime_error("cannot parse " + path);
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  if (!any)
+    throw std::runtime_error("cannot read " + dir + "/*/schedstat");
+  return total;
 }
 
 /// CPU time of this process and of an idle child node of its group (no

@@ -303,7 +303,20 @@ caf::error core::claim_slot() {
     }
   }
   my_slot_->state.store(slot_alive, std::memory_order_release);
+  announce_membership();
   return caf::none;
+}
+
+void core::announce_membership() {
+  auto& seg = seg_->view;
+  seg.header()->members_seq.fetch_add(1, std::memory_order_acq_rel);
+  for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
+    auto* s = seg.slot(i);
+    if (i == me_ || s->state.load(std::memory_order_acquire) != slot_alive)
+      continue;
+    s->doorbell.fetch_add(1, std::memory_order_release);
+    futex_wake(&s->doorbell, 1);
+  }
 }
 
 void core::leave() {
@@ -370,6 +383,7 @@ void core::leave() {
   }
   my_slot_->dead_since_ms.store(mono_ms(), std::memory_order_release);
   my_slot_->state.store(slot_free, std::memory_order_release);
+  announce_membership();
   // Everything this node holds of others ends here.
   std::vector<peer_ptr> all;
   {
@@ -1036,6 +1050,12 @@ core::turn_state::turn_state(core& c, std::atomic<int64_t>* busy_since)
 }
 
 void core::catch_up(turn_state& st) {
+  // A node joined, left or died since this thread last looked.
+  if (auto m = seg_->view.header()->members_seq.load(std::memory_order_acquire);
+      m != st.seen_members) {
+    st.seen_members = m;
+    refresh_peers();
+  }
   if (auto v = peers_version_.load(std::memory_order_acquire); v != st.seen_version) {
     st.seen_version = v;
     st.peers = peer_snapshot();
@@ -1082,7 +1102,8 @@ bool core::turn(turn_state& st) {
 }
 
 bool core::work_waiting(const turn_state& st) {
-  if (stop_.load() || peers_version_.load() != st.seen_version || any_input(st.peers))
+  if (stop_.load() || peers_version_.load() != st.seen_version || any_input(st.peers)
+      || seg_->view.header()->members_seq.load(std::memory_order_acquire) != st.seen_members)
     return true;
   for (auto& p : st.peers)
     if (p->has_backlog.load(std::memory_order_acquire))
@@ -1151,10 +1172,12 @@ void core::park(turn_state& st) {
   // then it checks for what it left (`poll_until`). A reader that parks
   // while a caller polls still looks every millisecond: a caller the kernel
   // took off its core must not hold up what comes for the others for long.
-  // (One that parked alone before the caller came looks after 100 ms.)
+  // (One that parked alone before the caller came looks after 250 ms: every
+  // writer rings a parked reader, so the timeout only bounds a wake-up that
+  // was lost, which `late_wakeups` counts.)
   if (!alone || !work_waiting(st)) {
     using std::chrono::milliseconds;
-    auto timeout = st.backlog || !alone ? milliseconds(1) : milliseconds(100);
+    auto timeout = st.backlog || !alone ? milliseconds(1) : milliseconds(250);
     futex_wait(&my_slot_->doorbell, seen, timeout);
     if (!st.backlog && unrung_input(st, seen)) {
       // Input that no ring announced is a lost wake-up (every writer rings a
@@ -1578,8 +1601,10 @@ void core::handle_losses(reader_unit& ctx) {
     // Record the death for the others, once: the slot rests, then is reused.
     auto* s = p->shm;
     uint32_t st = slot_alive;
-    if (s->epoch.load() == p->epoch && s->state.compare_exchange_strong(st, slot_dead))
+    if (s->epoch.load() == p->epoch && s->state.compare_exchange_strong(st, slot_dead)) {
       s->dead_since_ms.store(mono_ms(), std::memory_order_release);
+      announce_membership();
+    }
     sweep_names_of(p->slot, p->epoch);
     {
       std::lock_guard<std::mutex> guard{peers_mtx_};
@@ -1611,7 +1636,12 @@ void core::watcher_loop() {
         mark_lost(p, make_error(errc::peer_lost, describe_peer(*p) + " died"));
       }
     }
-    auto rc = ::poll(fds.data(), fds.size(), 10);
+    // Deaths wake it through the pidfds, joins and leaves through the
+    // readers (`members_seq`): the timeout is for processes without a pidfd
+    // and for a reader stuck in a handler (looked at every 10 ms while it
+    // runs one).
+    auto timeout = reader_busy_since_.load(std::memory_order_acquire) != 0 ? 10 : 250;
+    auto rc = ::poll(fds.data(), fds.size(), timeout);
     start_helper_if_stuck();
     if (rc <= 0)
       continue;

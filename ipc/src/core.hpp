@@ -260,6 +260,9 @@ private:
   /// Reads the slot table and registers new incarnations (any thread).
   void refresh_peers();
   peer_ptr add_peer_locked(uint32_t slot, uint32_t epoch);
+  /// Tells the group that the slot table changed (`members_seq`), and
+  /// wakes the other nodes' readers to look.
+  void announce_membership();
   void mark_lost(const peer_ptr& p, caf::error reason);
   std::vector<peer_ptr> peer_snapshot();
 
@@ -313,6 +316,7 @@ private:
     reader_unit ctx;
     std::vector<peer_ptr> peers;
     uint64_t seen_version = ~uint64_t{0};
+    uint32_t seen_members = ~uint32_t{0};
     /// The last turn left frames in a backlog (to retry soon).
     bool backlog = false;
     /// The last turn found the rings taken by another thread.

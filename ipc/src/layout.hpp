@@ -62,6 +62,9 @@ struct alignas(64) segment_header {
   std::atomic<uint32_t> ready;
   /// Bumped (and woken) whenever a name is published or removed.
   std::atomic<uint32_t> names_seq;
+  /// Bumped whenever a node joins, leaves or is found dead: readers look at
+  /// the slot table again when it moved.
+  std::atomic<uint32_t> members_seq;
 };
 
 /// Slot states. A slot goes free -> claiming -> alive -> (free | dead), and

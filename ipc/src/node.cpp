@@ -66,6 +66,10 @@ void configure(caf::actor_system_config& cfg) {
   // at once (measured: a cross-process round trip drops from ~135 us to
   // ~40 us on the development VM; see troupe-bench ipc).
   cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
+  // An idle worker sleeps on a condition variable that new work signals;
+  // its timeout only paces attempts to steal from busy workers. CAF's 10 ms
+  // made each idle worker wake 100 times a second.
+  cfg.set("work-stealing.relaxed-sleep-duration", caf::timespan{std::chrono::milliseconds(100)});
   cfg.load<caf::io::middleman>();
 }
 

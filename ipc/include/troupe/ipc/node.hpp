@@ -93,8 +93,8 @@ struct node_stats {
   /// than by the node's reader thread (see `group_options::spin`).
   uint64_t frames_read_by_callers = 0;
   /// Times the reader thread found input that no writer had announced, even
-  /// 100 ms after its wait ended: lost wake-ups, each of which delayed a
-  /// frame by 100 ms or more. Stays 0 unless something is wrong.
+  /// 100 ms after its wait (of up to 250 ms) ended: lost wake-ups, each of
+  /// which delayed a frame that long. Stays 0 unless something is wrong.
   uint64_t late_wakeups = 0;
 };
 

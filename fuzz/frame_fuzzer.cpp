@@ -5,7 +5,7 @@
 // types registered), chunk reassembly and rejection.
 
 #include "ipc/messages.hpp"
-#include "troupe/ipc/decoder_harness.hpp"
+#include "troupe/ipc/testing/decoder_harness.hpp"
 
 #include <caf/all.hpp>
 
@@ -17,7 +17,7 @@ namespace {
 struct fuzz_state {
   troupe::test::ipc::config cfg{true};
   caf::actor_system sys{cfg};
-  troupe::ipc::decoder_harness sut{sys};
+  troupe::ipc::testing::decoder_harness sut{sys};
 };
 
 // Lives until the process ends: libFuzzer exits without unwinding.

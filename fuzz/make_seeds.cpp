@@ -7,7 +7,7 @@
 
 #include "ipc/messages.hpp"
 #include "troupe/error.hpp"
-#include "troupe/ipc/decoder_harness.hpp"
+#include "troupe/ipc/testing/decoder_harness.hpp"
 
 #include <caf/all.hpp>
 
@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-using troupe::ipc::decoder_harness;
+using troupe::ipc::testing::decoder_harness;
 using namespace troupe::test::ipc;
 
 namespace {

@@ -751,24 +751,22 @@ caf::error core::write_frame_locked(peer& p, const char* data, size_t n,
     return put_record(p, data, n, nullptr, 0, true, deadline, err) == put_result::done ? caf::none
                                                                                        : err;
   }
-  // Too large for one record: pieces, each with a chunk header. (Copies the
-  // frame: large frames are rare and cost a ring's worth of copying anyway.)
-  peer::outgoing_frame f{std::vector<char>(data, data + n), 0};
-  return put_pieces(p, f, true, deadline, err) == put_result::done ? caf::none : err;
+  // Too large for one record: pieces, each with a chunk header.
+  size_t sent = 0;
+  return put_pieces(p, data, n, sent, true, deadline, err) == put_result::done ? caf::none : err;
 }
 
-core::put_result core::put_pieces(peer& p, peer::outgoing_frame& f, bool may_wait,
+core::put_result core::put_pieces(peer& p, const char* data, size_t n, size_t& sent, bool may_wait,
                                   steady::time_point deadline, caf::error& err) {
-  auto n = f.bytes.size();
   auto piece_max = p.out.capacity / 4 - sizeof(frame_header);
-  while (f.sent < n) {
-    auto len = std::min(piece_max, n - f.sent);
-    auto h = make_header(frame_kind::chunk, static_cast<uint32_t>(len), n, f.sent, 0);
-    auto res = put_record(p, reinterpret_cast<const char*>(&h), sizeof(h), f.bytes.data() + f.sent,
-                          len, may_wait, deadline, err);
+  while (sent < n) {
+    auto len = std::min(piece_max, n - sent);
+    auto h = make_header(frame_kind::chunk, static_cast<uint32_t>(len), n, sent, 0);
+    auto res = put_record(p, reinterpret_cast<const char*>(&h), sizeof(h), data + sent, len,
+                          may_wait, deadline, err);
     if (res != put_result::done)
       return res;
-    f.sent += len;
+    sent += len;
   }
   return put_result::done;
 }
@@ -850,7 +848,7 @@ bool core::flush_backlog_locked(peer& p, bool may_wait, caf::error& err) {
     auto& f = todo.front();
     auto res = put_result::done;
     if (align8(f.bytes.size()) > max_record)
-      res = put_pieces(p, f, may_wait, deadline, err);
+      res = put_pieces(p, f.bytes.data(), f.bytes.size(), f.sent, may_wait, deadline, err);
     else
       res = put_record(p, f.bytes.data(), f.bytes.size(), nullptr, 0, may_wait, deadline, err);
     if (res == put_result::failed && p.lost.load(std::memory_order_acquire))
@@ -1079,6 +1077,7 @@ bool core::turn(turn_state& st) {
       // come out invalid and a link frame among them would be dropped.
       if (!p->lost.load(std::memory_order_acquire))
         any |= drain(*p, st.ctx);
+
     st.frames_read += my_slot_->frames_received.load(std::memory_order_relaxed) - before;
     if (!polling_caller)
       handle_losses(st.ctx);
@@ -1135,9 +1134,19 @@ void core::reader_loop() {
       cpu_relax();
       continue;
     }
+    release_idle_buffers(st);
     park(st);
     last_input = steady::now();
   }
+}
+
+void core::release_idle_buffers(turn_state& st) {
+  std::unique_lock<std::mutex> reading{drain_mtx_, std::try_to_lock};
+  if (!reading.owns_lock())
+    return;
+  for (auto& p : st.peers)
+    if (p->assembly.empty() && p->assembly.capacity() != 0)
+      std::vector<char>{}.swap(p->assembly);
 }
 
 void core::helper_loop(int64_t stuck_since) {
@@ -1500,17 +1509,18 @@ void core::handle_frame(peer& p, const frame_header& h, const unsigned char* pay
       return;
     frame_header inner;
     std::memcpy(&inner, p.assembly.data(), sizeof(inner));
-    std::vector<char> whole;
-    whole.swap(p.assembly);
     p.assembly_total = 0;
     if (inner.magic != frame_magic || inner.version != frame_version
         || inner.kind == static_cast<uint16_t>(frame_kind::chunk)
         || inner.length != total - sizeof(frame_header)) {
       reject(p, nullptr, "a malformed chunked frame");
+      p.assembly.clear();
       return;
     }
-    handle_frame(p, inner, reinterpret_cast<const unsigned char*>(whole.data()) + sizeof(inner),
-                 ctx);
+    // The inner frame is no chunk: handling it leaves `assembly` alone.
+    handle_frame(p, inner,
+                 reinterpret_cast<const unsigned char*>(p.assembly.data()) + sizeof(inner), ctx);
+    p.assembly.clear();
     return;
   }
   }

@@ -101,7 +101,9 @@ struct peer {
   /// announce attaches nothing more.
   std::unordered_set<caf::actor_id> announced;
 
-  /// Reassembly of a frame sent in chunks (reader thread only).
+  /// Reassembly of a frame sent in chunks (reader thread only). Kept
+  /// between frames while they come (no allocation and page faults per
+  /// large message); given back when the reader parks.
   std::vector<char> assembly;
   uint64_t assembly_total = 0;
 
@@ -274,10 +276,11 @@ private:
   caf::error write_frame(peer& p, const char* data, size_t n, bool may_wait);
   caf::error write_frame_locked(peer& p, const char* data, size_t n,
                                 std::chrono::steady_clock::time_point deadline);
-  /// Writes the pieces of a frame too large for one record, from `f.sent`
-  /// on, advancing `f.sent`; without `may_wait`, stops at the first piece
-  /// that does not fit (`would_block`). With the write lock held.
-  put_result put_pieces(peer& p, peer::outgoing_frame& f, bool may_wait,
+  /// Writes the pieces of frame `data` (`n` bytes, too large for one
+  /// record) from byte `sent` on, advancing `sent`; without `may_wait`,
+  /// stops at the first piece that does not fit (`would_block`). With the
+  /// write lock held.
+  put_result put_pieces(peer& p, const char* data, size_t n, size_t& sent, bool may_wait,
                         std::chrono::steady_clock::time_point deadline, caf::error& err);
   /// Writes one record made of `a` then `b`, with the write lock held.
   put_result put_record(peer& p, const char* a, size_t an, const char* b, size_t bn, bool may_wait,
@@ -345,6 +348,9 @@ private:
   bool unrung_input(const turn_state& st, uint32_t seen);
   /// The reader thread waits for a doorbell (or a timeout).
   void park(turn_state& st);
+  /// Frees the reassembly buffers a burst of large frames left (before the
+  /// reader parks).
+  void release_idle_buffers(turn_state& st);
 
 public:
   /// Runs `fn` on the reader thread, after its next drain, where no actor's

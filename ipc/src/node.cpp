@@ -219,18 +219,6 @@ void node::leave() {
     core_->leave();
 }
 
-void node::test_stall_next_frame() {
-  core_->stall_next_frame = true;
-}
-
-caf::error node::test_write_raw(uint32_t peer_slot, const std::vector<unsigned char>& bytes) {
-  return core_->write_raw(peer_slot, bytes);
-}
-
-caf::expected<uint32_t> node::test_slot_of(const std::string& name) {
-  return core_->slot_of(name);
-}
-
 } // namespace troupe::ipc
 
 namespace troupe::ipc::detail {

@@ -1,6 +1,6 @@
 #include "messages.hpp"
 #include "troupe/error.hpp"
-#include "troupe/ipc/decoder_harness.hpp"
+#include "troupe/ipc/testing/decoder_harness.hpp"
 
 #include <caf/all.hpp>
 #include <doctest/doctest.h>
@@ -19,7 +19,7 @@
 #endif
 
 using namespace troupe::test::ipc;
-using troupe::ipc::decoder_harness;
+using troupe::ipc::testing::decoder_harness;
 
 namespace {
 

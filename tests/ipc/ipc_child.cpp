@@ -62,6 +62,7 @@
 #include "troupe/ipc/shared_queue.hpp"
 #include "troupe/ipc/shared_types.hpp"
 #include "troupe/ipc/sync.hpp"
+#include "troupe/ipc/testing/node_hooks.hpp"
 
 #include <caf/all.hpp>
 
@@ -117,7 +118,7 @@ caf::behavior echo(caf::event_based_actor* self, tipc::node* n) {
       auto t = n->lookup(target, std::chrono::seconds(10));
       if (!t)
         return;
-      n->test_stall_next_frame();
+      tipc::testing::stall_next_frame(*n);
       self->send(*t, int32_t{42}); // stops this process half-way through
     },
     [self, held](hold_atom) {

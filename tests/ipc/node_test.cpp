@@ -2,6 +2,7 @@
 #include "troupe/ipc/inspect.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/ipc/process_supervision.hpp"
+#include "troupe/ipc/testing/node_hooks.hpp"
 #include "troupe/supervisor.hpp"
 
 #include <fcntl.h>
@@ -329,7 +330,7 @@ TEST_SUITE("ipc.node") {
     REQUIRE(eventually([&] { return process_state(reader.pid()) == 'T'; }));
     auto writer = f.serve(*sut, "writer");
     auto w = f.find(*sut, "writer");
-    auto slot = sut->test_slot_of("writer");
+    auto slot = troupe::ipc::testing::slot_of(*sut, "writer");
     REQUIRE(slot);
     REQUIRE(f.ask<caf::atom_value>(w, flood_atom::value, std::string{"reader"}, int32_t{100})
             == caf::atom("done"));
@@ -364,7 +365,7 @@ TEST_SUITE("ipc.node") {
     REQUIRE(eventually([&] { return process_state(reader.pid()) == 'T'; }));
     auto writer = f.serve(*sut, "writer");
     auto w = f.find(*sut, "writer");
-    auto slot = sut->test_slot_of("writer");
+    auto slot = troupe::ipc::testing::slot_of(*sut, "writer");
     REQUIRE(slot);
     REQUIRE(f.ask<caf::atom_value>(w, linkto_atom::value, r) == caf::atom("linked"));
     // A control frame that found the ring busy waits in the writer's backlog;
@@ -455,7 +456,7 @@ TEST_SUITE("ipc.node") {
     REQUIRE(sut);
     auto child = f.serve(*sut, "echo");
     auto echo = f.find(*sut, "echo");
-    auto slot = sut->test_slot_of("echo");
+    auto slot = troupe::ipc::testing::slot_of(*sut, "echo");
     REQUIRE(slot);
     // A request written behind a frame that corrupts the ring is dropped with
     // it; the requester gets errc::bad_frame and asks again.
@@ -492,7 +493,7 @@ TEST_SUITE("ipc.node") {
     bad.push_back(frame_bytes(truncated, {0, 0, 0}));
     uint64_t seen = rejected();
     for (auto& frame : bad) {
-      REQUIRE_FALSE(sut->test_write_raw(*slot, frame));
+      REQUIRE_FALSE(troupe::ipc::testing::write_raw(*sut, *slot, frame));
       CHECK(eventually([&] { return rejected() > seen; }));
       seen = rejected();
       // Still serving.

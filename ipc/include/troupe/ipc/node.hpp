@@ -26,6 +26,10 @@ namespace detail {
 class core;
 } // namespace detail
 
+namespace testing {
+struct node_access;
+} // namespace testing
+
 /// What a sender does when the ring to another node is full (its reader is
 /// slow, or stopped).
 enum class full_policy {
@@ -219,18 +223,10 @@ public:
   /// `errc::peer_lost`. Idempotent; the destructor calls it.
   void leave();
 
-  /// Test hook: the next message frame this node writes stops (SIGSTOP) half
-  /// written, before it is published, as a writer killed mid-frame would.
-  void test_stall_next_frame();
-
-  /// Test hook: writes `bytes` into the ring from this node to `peer_slot` as
-  /// they are, as a buggy or hostile writer would.
-  caf::error test_write_raw(uint32_t peer_slot, const std::vector<unsigned char>& bytes);
-
-  /// Test hook: the slot of the node that published `name`.
-  caf::expected<uint32_t> test_slot_of(const std::string& name);
-
 private:
+  // The hooks of troupe's own tests (a target that is not installed).
+  friend struct testing::node_access;
+
   explicit node(std::shared_ptr<detail::core> core);
 
   std::shared_ptr<detail::core> core_;

@@ -1,4 +1,4 @@
-#include "troupe/ipc/decoder_harness.hpp"
+#include "troupe/ipc/testing/decoder_harness.hpp"
 
 #include "core.hpp"
 #include "segment.hpp"
@@ -13,7 +13,7 @@
 #include <cstring>
 #include <stdexcept>
 
-namespace troupe::ipc {
+namespace troupe::ipc::testing {
 
 namespace {
 
@@ -100,7 +100,7 @@ struct decoder_harness::impl {
   }
 
   void spawn_sink() {
-    sink = sys.spawn(troupe::ipc::sink);
+    sink = sys.spawn(testing::sink);
     // Under its own id too, as every actor a frame can name is (exported):
     // CAF then never attaches to it while serializing it.
     sys.registry().put(sink.id(), caf::actor_cast<caf::strong_actor_ptr>(sink));
@@ -212,4 +212,4 @@ node_stats decoder_harness::stats() const {
   return impl_->core->stats();
 }
 
-} // namespace troupe::ipc
+} // namespace troupe::ipc::testing

@@ -11,7 +11,7 @@
 #include <memory>
 #include <vector>
 
-namespace troupe::ipc {
+namespace troupe::ipc::testing {
 
 /// Test and fuzzing hook: a node's frame reader, driven by hand from a byte
 /// buffer.
@@ -97,4 +97,4 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace troupe::ipc
+} // namespace troupe::ipc::testing

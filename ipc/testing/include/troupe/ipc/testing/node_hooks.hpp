@@ -1,0 +1,30 @@
+#pragma once
+
+/// @file
+/// Hooks into a `troupe::ipc::node` for troupe's own tests: what a crashed,
+/// buggy or hostile writer does to a ring. Part of the `troupe_ipc_testing`
+/// target, which is neither installed nor exported.
+
+#include "troupe/ipc/node.hpp"
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace troupe::ipc::testing {
+
+/// The next message frame `n` writes stops (SIGSTOP) half written, before
+/// it is published, as a writer killed mid-frame would.
+void stall_next_frame(node& n);
+
+/// Writes `bytes` into the ring from `n` to the node in `peer_slot` as they
+/// are, as a buggy or hostile writer would.
+caf::error write_raw(node& n, uint32_t peer_slot, const std::vector<unsigned char>& bytes);
+
+/// The slot of the node that published `name`.
+caf::expected<uint32_t> slot_of(node& n, const std::string& name);
+
+} // namespace troupe::ipc::testing

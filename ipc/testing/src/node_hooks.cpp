@@ -1,0 +1,26 @@
+#include "troupe/ipc/testing/node_hooks.hpp"
+
+#include "core.hpp"
+
+namespace troupe::ipc::testing {
+
+/// What the hooks reach inside a node (its friend).
+struct node_access {
+  static detail::core& core_of(node& n) {
+    return *n.core_;
+  }
+};
+
+void stall_next_frame(node& n) {
+  node_access::core_of(n).stall_next_frame = true;
+}
+
+caf::error write_raw(node& n, uint32_t peer_slot, const std::vector<unsigned char>& bytes) {
+  return node_access::core_of(n).write_raw(peer_slot, bytes);
+}
+
+caf::expected<uint32_t> slot_of(node& n, const std::string& name) {
+  return node_access::core_of(n).slot_of(name);
+}
+
+} // namespace troupe::ipc::testing

@@ -44,14 +44,29 @@ thread_local bool holds_rings = false;
 std::mutex placement_mtx;
 std::unordered_set<const caf::abstract_actor*> owner_actors;
 std::unordered_set<const caf::abstract_actor*> scheduler_actors;
+/// Bumped with every change of the two sets.
+std::atomic<uint64_t> placement_version{0};
 
 enum class placement { reader, owner, scheduler };
 
 placement placement_of(const caf::abstract_actor* x) {
-  std::lock_guard<std::mutex> guard{placement_mtx};
-  if (owner_actors.count(x) != 0)
+  // Each thread looks the actor up in its own copy of the sets, taken again
+  // when they changed: no lock per lookup (one per actor that wakes up).
+  struct cached_sets {
+    uint64_t version = ~uint64_t{0};
+    std::unordered_set<const caf::abstract_actor*> owners;
+    std::unordered_set<const caf::abstract_actor*> schedulers;
+  };
+  thread_local cached_sets cache;
+  if (auto v = placement_version.load(std::memory_order_acquire); v != cache.version) {
+    std::lock_guard<std::mutex> guard{placement_mtx};
+    cache.owners = owner_actors;
+    cache.schedulers = scheduler_actors;
+    cache.version = placement_version.load(std::memory_order_relaxed);
+  }
+  if (cache.owners.count(x) != 0)
     return placement::owner;
-  return scheduler_actors.count(x) != 0 ? placement::scheduler : placement::reader;
+  return cache.schedulers.count(x) != 0 ? placement::scheduler : placement::reader;
 }
 
 /// Puts `x` into `set` until it terminates (then its address may be reused).
@@ -60,11 +75,13 @@ void remember(caf::abstract_actor* x, std::unordered_set<const caf::abstract_act
     std::lock_guard<std::mutex> guard{placement_mtx};
     if (!set.insert(x).second)
       return;
+    placement_version.fetch_add(1, std::memory_order_release);
   }
   // Runs at once if the actor is already gone.
   x->attach_functor([x, &set] {
     std::lock_guard<std::mutex> guard{placement_mtx};
     set.erase(x);
+    placement_version.fetch_add(1, std::memory_order_release);
   });
 }
 
@@ -138,12 +155,13 @@ void serve_on_readers(const caf::actor& owner) {
 }
 
 reader_unit::reader_unit(caf::actor_system* sys, std::atomic<int64_t>* busy_since,
-                         const std::atomic<uint64_t>* backlogged)
-  : scoped_execution_unit(sys), busy_since_(busy_since), backlogged_(backlogged) {}
+                         std::atomic<int64_t>* last_run, const std::atomic<uint64_t>* backlogged)
+  : scoped_execution_unit(sys), busy_since_(busy_since), last_run_(last_run),
+    backlogged_(backlogged) {}
 
 void reader_unit::exec_later(caf::resumable* ptr) {
   auto* actor = dynamic_cast<caf::abstract_actor*>(ptr);
-  auto where = actor != nullptr ? placement_of(actor) : placement::scheduler;
+  auto where = actor != nullptr && !diverting_ ? placement_of(actor) : placement::scheduler;
   if (where == placement::scheduler)
     scoped_execution_unit::exec_later(ptr);
   else
@@ -151,39 +169,55 @@ void reader_unit::exec_later(caf::resumable* ptr) {
 }
 
 void reader_unit::run_ready(const std::function<bool()>& input_waiting, bool owners_only) {
-  bool others_here = !owners_only && !input_waiting();
-  // An actor run here may make others ready: they join the list.
+  // Owners first (they never block); an owner may make others ready: they
+  // join the list.
+  others_.clear();
   for (size_t i = 0; i < ready_.size(); ++i) {
-    auto [job, actor, owner] = ready_[i];
-    if (!owner && !others_here) {
-      scoped_execution_unit::exec_later(job);
-      continue;
-    }
-    auto start = now_ns();
-    auto sent_to_full = backlogged_->load(std::memory_order_relaxed);
-    busy_since_->store(start, std::memory_order_release);
-    auto res = job->resume(this, max_throughput);
-    busy_since_->store(0, std::memory_order_release);
-    if (!owner
-        && (now_ns() - start > std::chrono::nanoseconds(slow_run).count()
-            || backlogged_->load(std::memory_order_relaxed) != sent_to_full))
-      remember(actor, scheduler_actors);
-    switch (res) {
-    case caf::resumable::resume_later:
-      // More messages than one turn: a worker of the scheduler goes on.
-      scoped_execution_unit::exec_later(job);
-      break;
-    case caf::resumable::done:
-    case caf::resumable::awaiting_message:
-    case caf::resumable::shutdown_execution_unit:
-      caf::intrusive_ptr_release(job);
-      break;
-    }
-    // Input that came meanwhile is read first; the rest goes to the workers.
-    if (others_here && input_waiting())
-      others_here = false;
+    if (ready_[i].owner)
+      run(ready_[i]);
+    else
+      others_.push_back(ready_[i]);
   }
   ready_.clear();
+  // Then at most one other actor, the last, runs here; what it makes ready
+  // goes to the scheduler: nothing waits behind an actor that may block.
+  bool one_here = !owners_only && !others_.empty() && !input_waiting();
+  for (size_t i = 0; i < others_.size(); ++i) {
+    if (one_here && i + 1 == others_.size()) {
+      diverting_ = true;
+      run(others_[i]);
+      diverting_ = false;
+    } else {
+      scoped_execution_unit::exec_later(others_[i].job);
+    }
+  }
+  others_.clear();
+}
+
+void reader_unit::run(const ready_actor& x) {
+  auto start = now_ns();
+  auto sent_to_full = backlogged_->load(std::memory_order_relaxed);
+  busy_since_->store(start, std::memory_order_release);
+  auto res = x.job->resume(this, max_throughput);
+  busy_since_->store(0, std::memory_order_release);
+  if (!x.owner) {
+    auto end = now_ns();
+    last_run_->store(end, std::memory_order_relaxed);
+    if (end - start > std::chrono::nanoseconds(slow_run).count()
+        || backlogged_->load(std::memory_order_relaxed) != sent_to_full)
+      remember(x.actor, scheduler_actors);
+  }
+  switch (res) {
+  case caf::resumable::resume_later:
+    // More messages than one turn: a worker of the scheduler goes on.
+    scoped_execution_unit::exec_later(x.job);
+    break;
+  case caf::resumable::done:
+  case caf::resumable::awaiting_message:
+  case caf::resumable::shutdown_execution_unit:
+    caf::intrusive_ptr_release(x.job);
+    break;
+  }
 }
 
 peer::~peer() {
@@ -208,6 +242,14 @@ core::core(caf::actor_system& sys, std::unique_ptr<mapped_segment> seg, group_op
 
 core::~core() {
   leave();
+  // A thread that called `leave` from an actor it ran ended after it.
+  for (auto* t : {&reader_, &helper_})
+    if (t->joinable()) {
+      if (t->get_id() == std::this_thread::get_id())
+        t->detach(); // the last handle went on that very thread
+      else
+        t->join();
+    }
   if (wake_fd_ >= 0)
     ::close(wake_fd_);
 }
@@ -345,11 +387,19 @@ void core::leave() {
     uint64_t one = 1;
     [[maybe_unused]] auto rc = ::write(wake_fd_, &one, sizeof(one));
   }
-  if (reader_.joinable())
+  auto reason = make_error(errc::peer_lost, "this node left group '" + group() + "'");
+  // An actor that the reader thread runs may be waiting for an answer from
+  // another node: it gets this error now, so that the reader can stop.
+  for (auto& p : peer_snapshot())
+    fail_pending(*p, reason);
+  // Called from an actor the reader (or helper) runs, the thread goes on
+  // once the actor is done, sees `stop_` and ends; ~core joins it.
+  auto self = std::this_thread::get_id();
+  if (reader_.joinable() && reader_.get_id() != self)
     reader_.join();
   if (watcher_.joinable())
     watcher_.join();
-  if (helper_.joinable())
+  if (helper_.joinable() && helper_.get_id() != self)
     helper_.join();
   // A caller polling the rings stops at its next turn (it sees `stop_`).
   std::lock_guard<std::mutex> reading{drain_mtx_};
@@ -381,10 +431,8 @@ void core::leave() {
       flush_backlog_locked(*p, false, err);
     }
   }
-  my_slot_->dead_since_ms.store(mono_ms(), std::memory_order_release);
-  my_slot_->state.store(slot_free, std::memory_order_release);
-  announce_membership();
-  // Everything this node holds of others ends here.
+  // Everything this node holds of others ends here. Its writers stop before
+  // the slot is freed: from then on the peers give the rings back.
   std::vector<peer_ptr> all;
   {
     std::lock_guard<std::mutex> guard{peers_mtx_};
@@ -392,15 +440,21 @@ void core::leave() {
       if (p)
         all.push_back(std::move(p));
   }
-  auto reason = make_error(errc::peer_lost, "this node left group '" + group() + "'");
   for (auto& p : all) {
     if (!p->loss_claimed.exchange(true)) {
       p->lost_reason = reason;
       p->lost.store(true, std::memory_order_release);
     }
     futex_wake(&p->out.hdr->space_seq, INT_MAX);
+    // A writer in the middle of a record finishes it (or fails) first.
+    std::lock_guard<std::mutex> writing{p->write_mtx};
+  }
+  my_slot_->dead_since_ms.store(mono_ms(), std::memory_order_release);
+  my_slot_->state.store(slot_free, std::memory_order_release);
+  announce_membership();
+  for (auto& p : all) {
     fail_pending(*p, reason);
-    p->senders.clear(); // the reader has stopped: nobody else touches it
+    p->senders.clear(); // under drain_mtx_, and the reader reads no more
     kill_proxies_of(p->nid, reason);
   }
   proxies_.clear();
@@ -614,14 +668,17 @@ void core::send(const peer_ptr& p, caf::actor_id receiver, caf::mailbox_element_
     caf::scoped_execution_unit ctx{&sys_};
     ctx.proxy_registry_ptr(&proxies_);
     caf::binary_serializer sink{&ctx, buf};
-    auto msg = what->move_content_to_message();
     if (local_sender) {
       // The common case: the header names the sender; no node id to write.
       export_sender(sender);
-      err = sink(what->stages, msg);
+      err = sink(what->stages);
     } else {
-      err = sink(what->sender, what->stages, msg);
+      err = sink(what->sender, what->stages);
     }
+    // The content as `caf::message` writes it, without making one (a typed
+    // element would be copied into a new message first).
+    if (!err)
+      err = caf::message::save(sink, what->content());
   }
   if (!err && buf.size() - sizeof(frame_header) > opts_.max_message_bytes)
     err = make_error(errc::message_too_large,
@@ -723,8 +780,12 @@ caf::error core::write_frame(peer& p, const char* data, size_t n, bool may_wait)
     p.has_backlog.store(true, std::memory_order_release);
   }
   backlogged_.fetch_add(1, std::memory_order_relaxed);
-  if (!guard.owns_lock())
+  if (!guard.owns_lock()) {
+    // The writer holding the lock does not look at the backlog after its
+    // own frame: this node's reader retries it, woken if it is parked.
+    wake_own_reader();
     return caf::none;
+  }
   caf::error err;
   flush_backlog_locked(p, false, err);
   return err;
@@ -894,6 +955,14 @@ caf::error core::wait_for_space(peer& p, uint64_t need, steady::time_point deadl
   }
 }
 
+void core::wake_own_reader() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (my_slot_ != nullptr && my_slot_->parked.load(std::memory_order_relaxed) != 0) {
+    my_slot_->doorbell.fetch_add(1, std::memory_order_release);
+    futex_wake(&my_slot_->doorbell, 1);
+  }
+}
+
 void core::ring_doorbell(peer& p) {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (p.shm->parked.load(std::memory_order_relaxed) != 0) {
@@ -948,7 +1017,8 @@ node_stats core::test_feed(uint32_t peer_slot, const unsigned char* bytes, size_
     on_reader_thread = true;
     holds_rings = true;
     std::atomic<int64_t> busy_since{0};
-    reader_unit ctx{&sys_, &busy_since, &backlogged_};
+    std::atomic<int64_t> last_run{0};
+    reader_unit ctx{&sys_, &busy_since, &last_run, &backlogged_};
     ctx.proxy_registry_ptr(&proxies_);
     drain(*p, ctx);
     ctx.run_ready([] { return false; });
@@ -1043,7 +1113,12 @@ void core::run_deferred() {
 }
 
 core::turn_state::turn_state(core& c, std::atomic<int64_t>* busy_since)
-  : ctx(&c.sys_, busy_since != nullptr ? busy_since : &own_busy_since, &c.backlogged_) {
+  : ctx(&c.sys_, busy_since != nullptr ? busy_since : &own_busy_since, &c.last_inline_run_,
+        &c.backlogged_),
+    // The reader thread keeps the peers up to date; others start from now.
+    seen_members(busy_since != nullptr
+                   ? ~uint32_t{0}
+                   : c.seg_->view.header()->members_seq.load(std::memory_order_acquire)) {
   ctx.proxy_registry_ptr(&c.proxies_);
 }
 
@@ -1068,7 +1143,14 @@ bool core::turn(turn_state& st) {
     // A caller polling while the node leaves stops here (see `leave`).
     if (st.busy || (polling_caller && stop_.load(std::memory_order_acquire)))
       return false;
-    holds_rings = true;
+    struct holding {
+      holding() {
+        holds_rings = true;
+      }
+      ~holding() {
+        holds_rings = false;
+      }
+    } rings_held;
     catch_up(st);
     auto before = my_slot_->frames_received.load(std::memory_order_relaxed);
     for (auto& p : st.peers)
@@ -1081,7 +1163,6 @@ bool core::turn(turn_state& st) {
     st.frames_read += my_slot_->frames_received.load(std::memory_order_relaxed) - before;
     if (!polling_caller)
       handle_losses(st.ctx);
-    holds_rings = false;
   }
   // The rings are free for others while actors run: one that blocks (in a
   // call to another node, or too long) holds up no input.
@@ -1117,6 +1198,9 @@ bool core::work_waiting(const turn_state& st) {
 }
 
 void core::reader_loop() {
+  // An actor run here may drop the last handle of this node: the core lives
+  // until the loop ends (then ~core, on this thread, detaches it).
+  auto keep = shared_from_this();
   on_reader_thread = true;
   turn_state st{*this, &reader_busy_since_};
   auto last_input = steady::now();
@@ -1150,6 +1234,7 @@ void core::release_idle_buffers(turn_state& st) {
 }
 
 void core::helper_loop(int64_t stuck_since) {
+  auto keep = shared_from_this(); // as in `reader_loop`
   on_reader_thread = true;
   turn_state st{*this};
   st.owners_only = true; // a helper must not get stuck in a handler too
@@ -1256,6 +1341,9 @@ void core::poll_until(const std::function<bool()>& done, steady::time_point unti
       }
     }
   } guard{*this, st};
+  // A caller may hold locks of the user's: only owners (which never block
+  // and run no user code) run here; other actors go to the scheduler.
+  st.owners_only = true;
   on_reader_thread = true;
   polling_caller = true;
   caller_stopped = false;
@@ -1648,9 +1736,11 @@ void core::watcher_loop() {
     }
     // Deaths wake it through the pidfds, joins and leaves through the
     // readers (`members_seq`): the timeout is for processes without a pidfd
-    // and for a reader stuck in a handler (looked at every 10 ms while it
-    // runs one).
-    auto timeout = reader_busy_since_.load(std::memory_order_acquire) != 0 ? 10 : 250;
+    // and for a reader stuck in a handler, looked at every 10 ms while
+    // readers run actors (in the last second), every 250 ms when idle.
+    auto recent = now_ns() - last_inline_run_.load(std::memory_order_relaxed)
+                  < std::chrono::nanoseconds(std::chrono::seconds(1)).count();
+    auto timeout = recent || reader_busy_since_.load(std::memory_order_acquire) != 0 ? 10 : 250;
     auto rc = ::poll(fds.data(), fds.size(), timeout);
     start_helper_if_stuck();
     if (rc <= 0)

@@ -131,15 +131,17 @@ public:
   /// unit runs an actor, for the watcher to see a handler that blocks;
   /// `backlogged` counts frames that found a full ring.
   reader_unit(caf::actor_system* sys, std::atomic<int64_t>* busy_since,
-              const std::atomic<uint64_t>* backlogged);
+              std::atomic<int64_t>* last_run, const std::atomic<uint64_t>* backlogged);
 
   void exec_later(caf::resumable* ptr) override;
 
-  /// Runs the actors that became ready (and those they make ready), each
-  /// for at most `max_throughput` messages; the rest goes to the scheduler.
-  /// With `input_waiting` true (more input waits in the rings), or once it
-  /// turns true, only owners served on readers run here. With `owners_only`,
-  /// never anything else (a helper reader, which must not get stuck).
+  /// Runs the actors that became ready, each for at most `max_throughput`
+  /// messages (the rest goes to the scheduler): the owners served on
+  /// readers (and those they make ready), then at most one other actor, if
+  /// no more input waits and not `owners_only` (a helper reader or a
+  /// polling caller); what that one makes ready goes to the scheduler, so
+  /// that nothing waits behind an actor that blocks. Every other actor
+  /// goes to the scheduler.
   void run_ready(const std::function<bool()>& input_waiting, bool owners_only = false);
 
   static constexpr size_t max_throughput = 64;
@@ -151,8 +153,15 @@ private:
     caf::abstract_actor* actor; // null: not an actor, or not to run here
     bool owner;                 // served on readers: always runs here
   };
+  void run(const ready_actor& x);
+
   std::vector<ready_actor> ready_;
+  std::vector<ready_actor> others_;
+  /// While an actor other than an owner runs here: what it makes ready
+  /// goes to the scheduler.
+  bool diverting_ = false;
   std::atomic<int64_t>* busy_since_;
+  std::atomic<int64_t>* last_run_;
   const std::atomic<uint64_t>* backlogged_;
 };
 
@@ -294,6 +303,8 @@ private:
   /// are done with (see `handle_losses`).
   void release_rings(peer& p);
   void ring_doorbell(peer& p);
+  /// Wakes this node's reader if it is parked (work for it in a backlog).
+  void wake_own_reader();
   void bounce(const caf::strong_actor_ptr& sender, caf::message_id mid, const caf::error& err,
               bool tell_async_sender);
 
@@ -425,6 +436,9 @@ private:
   /// nanoseconds; 0 while it runs none): the watcher starts `helper_` when
   /// a handler keeps it longer than `stuck_after`.
   std::atomic<int64_t> reader_busy_since_{0};
+  /// When a thread that reads the rings last ran an actor other than an
+  /// owner (steady nanoseconds): the watcher looks often while recent.
+  std::atomic<int64_t> last_inline_run_{0};
   static constexpr std::chrono::milliseconds stuck_after{20};
   std::thread helper_;
   std::atomic<bool> helper_done_{true};

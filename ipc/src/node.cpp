@@ -66,10 +66,11 @@ void configure(caf::actor_system_config& cfg) {
   // at once (measured: a cross-process round trip drops from ~135 us to
   // ~40 us on the development VM; see troupe-bench ipc).
   cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
-  // An idle worker sleeps on a condition variable that new work signals;
-  // its timeout only paces attempts to steal from busy workers. CAF's 10 ms
-  // made each idle worker wake 100 times a second.
-  cfg.set("work-stealing.relaxed-sleep-duration", caf::timespan{std::chrono::milliseconds(100)});
+  // An idle worker sleeps on a condition variable that new work for it
+  // signals; the timeout paces its attempts to steal work queued behind a
+  // busy worker (which signals nobody). CAF's 10 ms made each idle worker
+  // wake 100 times a second; 25 ms keeps a queued job's wait short.
+  cfg.set("work-stealing.relaxed-sleep-duration", caf::timespan{std::chrono::milliseconds(25)});
   cfg.load<caf::io::middleman>();
 }
 

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 
 using namespace troupe::test::ipc;
 using std::chrono::milliseconds;
@@ -268,6 +269,65 @@ TEST_SUITE("ipc.node") {
     // Input goes on as before once it is back.
     CHECK(f.ask<int32_t>(echo, int32_t{9}) == int32_t{9});
     f.self->send(f.find(*sut, "echo.ctl"), leave_atom::value);
+    CHECK(child.wait(deadline));
+  }
+
+  TEST_CASE("an actor run by the reader that waits for a local actor it sent to is not stuck") {
+    // What an actor run on the reader thread makes ready must not queue
+    // behind it on that thread: it waits for `helper` to run.
+    ipc_fixture f{"waitloc"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto child = f.serve(*sut, "echo");
+    auto echo = f.find(*sut, "echo");
+    auto done = std::make_shared<std::promise<int32_t>>();
+    auto helper = f.spawn([done](caf::event_based_actor*) -> caf::behavior {
+      return {[done](int32_t x) { done->set_value(x + 1); }};
+    });
+    auto report = caf::actor{f.self};
+    auto waiter = f.spawn([helper, done, report](caf::event_based_actor* self) -> caf::behavior {
+      return {
+        [=](int32_t x) {
+          self->send(helper, x);
+          auto answer = done->get_future();
+          if (answer.wait_for(deadline) == std::future_status::ready)
+            self->send(report, answer.get());
+          else
+            self->send(report, caf::atom("stuck"));
+        },
+      };
+    });
+    REQUIRE_FALSE(sut->publish("waiter", waiter));
+    CHECK(f.ask<caf::atom_value>(echo, flood_atom::value, std::string{"waiter"}, int32_t{1})
+          == caf::atom("done"));
+    f.self->receive([](int32_t x) { CHECK(x == 1); },
+                    [](caf::atom_value) { FAIL("the local actor never ran"); },
+                    caf::after(2 * deadline) >> [] { FAIL("no report"); });
+    f.self->send(f.find(*sut, "echo.ctl"), leave_atom::value);
+    CHECK(child.wait(deadline));
+  }
+
+  TEST_CASE("an actor run by the reader may make its node leave") {
+    ipc_fixture f{"leavein"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto child = f.serve(*sut, "echo");
+    auto echo = f.find(*sut, "echo");
+    auto report = caf::actor{f.self};
+    auto* n = &*sut;
+    auto leaver = f.spawn([n, report](caf::event_based_actor* self) -> caf::behavior {
+      return {[=](int32_t) {
+        n->leave();
+        self->send(report, caf::atom("left"));
+      }};
+    });
+    REQUIRE_FALSE(sut->publish("leaver", leaver));
+    CHECK(f.ask<caf::atom_value>(echo, flood_atom::value, std::string{"leaver"}, int32_t{1})
+          == caf::atom("done"));
+    f.self->receive([](caf::atom_value x) { CHECK(x == caf::atom("left")); },
+                    caf::after(deadline) >> [] { FAIL("the actor did not get through leave"); });
+    // The node is gone for the child: it leaves when told and exits.
+    child.kill(SIGTERM);
     CHECK(child.wait(deadline));
   }
 

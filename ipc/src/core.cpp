@@ -933,11 +933,18 @@ bool core::flush_backlog_locked(peer& p, bool may_wait, caf::error& err) {
 caf::error core::wait_for_space(peer& p, uint64_t need, steady::time_point deadline) {
   auto* hdr = p.out.hdr;
   ring_writer out{p.out};
-  auto spin_until = steady::now() + opts_.spin;
-  while (steady::now() < spin_until) {
+  // Space comes when the reader, in another process, gets a core: a writer
+  // that waits yields its core after a short spin (with more writers than
+  // cores, spinning writers would starve the very reader they wait for).
+  auto start = steady::now();
+  auto spin_until = start + opts_.spin;
+  for (auto now = start; now < spin_until; now = steady::now()) {
     if (out.has_space(need))
       return caf::none;
-    cpu_relax();
+    if (now - start < std::chrono::microseconds(10))
+      cpu_relax();
+    else
+      std::this_thread::yield();
   }
   for (;;) {
     auto seen = hdr->space_seq.load(std::memory_order_acquire);

@@ -69,6 +69,39 @@ placement placement_of(const caf::abstract_actor* x) {
   return cache.schedulers.count(x) != 0 ? placement::scheduler : placement::reader;
 }
 
+/// Slow runs of actors on a reader (see `reader_unit::run`): an actor is
+/// moved to the scheduler after `slow_strikes` of them within a second, so
+/// that one preemption of the reader thread (wall-clock time) does not.
+struct strikes {
+  int count = 0;
+  int64_t last_ns = 0;
+};
+std::unordered_map<const caf::abstract_actor*, strikes> slow_runs;
+constexpr int slow_strikes = 3;
+
+/// Counts a slow run of `x`; true once it had `slow_strikes` within a
+/// second.
+bool strike(caf::abstract_actor* x, int64_t now) {
+  bool first = false;
+  bool out = false;
+  {
+    std::lock_guard<std::mutex> guard{placement_mtx};
+    auto [i, added] = slow_runs.try_emplace(x);
+    first = added;
+    auto& s = i->second;
+    if (now - s.last_ns > std::chrono::nanoseconds(std::chrono::seconds(1)).count())
+      s.count = 0;
+    s.last_ns = now;
+    out = ++s.count >= slow_strikes;
+  }
+  if (first)
+    x->attach_functor([x] { // runs at once if the actor is already gone
+      std::lock_guard<std::mutex> guard{placement_mtx};
+      slow_runs.erase(x);
+    });
+  return out;
+}
+
 /// Puts `x` into `set` until it terminates (then its address may be reused).
 void remember(caf::abstract_actor* x, std::unordered_set<const caf::abstract_actor*>& set) {
   {
@@ -203,8 +236,10 @@ void reader_unit::run(const ready_actor& x) {
   if (!x.owner) {
     auto end = now_ns();
     last_run_->store(end, std::memory_order_relaxed);
-    if (end - start > std::chrono::nanoseconds(slow_run).count()
-        || backlogged_->load(std::memory_order_relaxed) != sent_to_full)
+    // A send that found a full ring moves it at once: a thread that reads
+    // the rings never waits for space, so it would lose its backpressure.
+    if (backlogged_->load(std::memory_order_relaxed) != sent_to_full
+        || (end - start > std::chrono::nanoseconds(slow_run).count() && strike(x.actor, end)))
       remember(x.actor, scheduler_actors);
   }
   switch (res) {

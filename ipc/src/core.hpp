@@ -119,10 +119,11 @@ using peer_ptr = std::shared_ptr<peer>;
 /// costs no thread hand-off (on these VMs a wake-up is tens of
 /// microseconds, most of a round trip). Only while no more input waits:
 /// under a stream of input the actors go to the scheduler, which runs them
-/// beside the reader. An actor whose run here took longer than
-/// `slow_run` (or blocked: see `core::watcher_loop`), or whose sends found
-/// a full ring (a thread that reads the rings never waits for space), goes
-/// to the scheduler from then on. The owners of shared containers and sync
+/// beside the reader. An actor whose runs here took longer than
+/// `slow_run` three times within a second (or blocked: see
+/// `core::watcher_loop`), or whose sends found a full ring (a thread that
+/// reads the rings never waits for space), goes to the scheduler from then
+/// on. The owners of shared containers and sync
 /// primitives (`serve_on_readers`) answer in microseconds and never block:
 /// they always run here.
 class reader_unit final : public caf::scoped_execution_unit {

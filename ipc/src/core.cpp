@@ -1201,7 +1201,6 @@ bool core::turn(turn_state& st) {
       // come out invalid and a link frame among them would be dropped.
       if (!p->lost.load(std::memory_order_acquire))
         any |= drain(*p, st.ctx);
-
     st.frames_read += my_slot_->frames_received.load(std::memory_order_relaxed) - before;
     if (!polling_caller)
       handle_losses(st.ctx);

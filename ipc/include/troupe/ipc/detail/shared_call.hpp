@@ -36,10 +36,13 @@ struct caller_pool;
 /// wake up. Then `self` receives as usual. Does nothing for a local `dest`.
 void await_answer(caf::scoped_actor& self, const caf::actor& dest, caf::timespan timeout);
 
-/// Lets the reader threads of this process's nodes run `owner` themselves
-/// when a message from another process makes it ready, instead of waking a
-/// scheduler worker. Only for actors whose handlers are short and never
-/// block: the owners of shared containers and sync primitives.
+/// Makes the threads that read this process's rings always run `owner`
+/// themselves when a message from another process makes it ready: first,
+/// even while more input waits, and also on a blocking caller that reads
+/// the rings. (Any other actor runs there only when no input waits, one per
+/// turn, and goes to the scheduler once it proves slow.) Only for actors
+/// whose handlers are short and never block: the owners of shared
+/// containers and sync primitives.
 void serve_on_readers(const caf::actor& owner);
 
 /// `serve_on_readers(owner)`, returning `owner`.

@@ -446,6 +446,7 @@ void core::leave() {
       dropped.swap(deferred_);
     }
   }
+  send_pending_kill_notices();
   {
     // Frames still in a backlog (written while a ring's lock was busy) go
     // out before the slot is freed: a kill notice among them tells a peer
@@ -498,6 +499,29 @@ void core::leave() {
   if (live_pid(seg) == 0) {
     remove_segment(seg_->shm_name);
     sweep_dead_blocks(group());
+  }
+}
+
+void core::send_pending_kill_notices() {
+  // A program often leaves because its actor ended: it waited for the
+  // actor's down message. CAF runs the actor's newest attachables first, so
+  // a monitor attached after a peer's announce hears of the end before our
+  // functor sends the kill notice, and this node could be gone before it
+  // does: the peer would see `peer_lost` instead of the actor's reason. Every
+  // announced actor that has ended sends its notice here (a second one from
+  // the functor does no harm: the peer's proxy is gone by then). Called
+  // with the reader stopped, which alone touches `announced`.
+  for (auto& p : peer_snapshot()) {
+    for (auto aid : p->announced) {
+      auto target = sys_.registry().get(aid);
+      if (!target)
+        continue; // its functors, ours included, have run
+      auto* a = dynamic_cast<caf::monitorable_actor*>(target->get());
+      if (a == nullptr || !a->getf(caf::abstract_actor::is_cleaned_up_flag))
+        continue;
+      auto reason = a->fail_state();
+      send_control(p, frame_kind::kill, aid, 0, &reason);
+    }
   }
 }
 

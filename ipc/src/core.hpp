@@ -385,6 +385,9 @@ private:
   void reject(peer& p, const frame_header* h, const std::string& why);
   void handle_losses(reader_unit& ctx);
   void kill_proxies_of(const caf::node_id& nid, const caf::error& reason);
+  /// On leaving: the kill notices of announced actors that ended but whose
+  /// functors have not sent them yet.
+  void send_pending_kill_notices();
   bool any_input(const std::vector<peer_ptr>& peers);
   void fail_pending(peer& p, const caf::error& reason);
   caf::strong_actor_ptr sender_proxy(peer& p, caf::actor_id aid);

@@ -180,7 +180,7 @@ TEST_SUITE("ipc.node") {
     f.self->send_exit(victim, caf::exit_reason::user_shutdown);
     f.self->receive([&](caf::down_msg& dm) { reason = dm.reason; },
                     caf::after(deadline) >> [] { FAIL("the linked remote actor lived on"); });
-    CHECK(reason == caf::exit_reason::user_shutdown);
+    CHECK_MESSAGE(reason == caf::exit_reason::user_shutdown, troupe::describe(reason));
   }
 
   TEST_CASE("kill -9 of a node fails its monitors and pending requests with peer_lost") {

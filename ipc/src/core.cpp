@@ -15,6 +15,7 @@
 #include <climits>
 #include <cstring>
 #include <iostream>
+#include <limits>
 #include <unordered_set>
 
 namespace troupe::ipc::detail {
@@ -212,22 +213,45 @@ void reader_unit::run_ready(const std::function<bool()>& input_waiting, bool own
       others_.push_back(ready_[i]);
   }
   ready_.clear();
-  // Then at most one other actor, the last, runs here; what it makes ready
-  // goes to the scheduler: nothing waits behind an actor that may block.
-  bool one_here = !owners_only && !others_.empty() && !input_waiting();
+  // Then at most one other actor runs here: the one carried over from the
+  // last turn, else the last made ready. What it makes ready goes to the
+  // scheduler: nothing waits behind an actor that may block.
+  if (carried_.job != nullptr) {
+    others_.push_back(carried_);
+    carried_ = ready_actor{};
+  }
+  bool one_here = !owners_only && !others_.empty();
   for (size_t i = 0; i < others_.size(); ++i) {
-    if (one_here && i + 1 == others_.size()) {
-      diverting_ = true;
-      run(others_[i]);
-      diverting_ = false;
-    } else {
+    if (!one_here || i + 1 != others_.size()) {
       scoped_execution_unit::exec_later(others_[i].job);
+      continue;
     }
+    diverting_ = true;
+    auto res = run(others_[i]);
+    diverting_ = false;
+    if (res != caf::resumable::resume_later)
+      continue;
+    // More in its mailbox than one run takes. Under a stream of input it
+    // stays with this thread for the next turn, which first reads at most
+    // `frames_per_turn` more frames: decoding and handling take turns on one
+    // thread, and the mailbox grows no faster than the actor empties it.
+    // Else a worker of the scheduler goes on.
+    if (input_waiting() && placement_of(others_[i].actor) != placement::scheduler)
+      carried_ = others_[i];
+    else
+      scoped_execution_unit::exec_later(others_[i].job);
   }
   others_.clear();
 }
 
-void reader_unit::run(const ready_actor& x) {
+void reader_unit::hand_over_carried() {
+  if (carried_.job == nullptr)
+    return;
+  scoped_execution_unit::exec_later(carried_.job);
+  carried_ = ready_actor{};
+}
+
+caf::resumable::resume_result reader_unit::run(const ready_actor& x) {
   auto start = now_ns();
   auto sent_to_full = backlogged_->load(std::memory_order_relaxed);
   busy_since_->store(start, std::memory_order_release);
@@ -244,8 +268,10 @@ void reader_unit::run(const ready_actor& x) {
   }
   switch (res) {
   case caf::resumable::resume_later:
-    // More messages than one turn: a worker of the scheduler goes on.
-    scoped_execution_unit::exec_later(x.job);
+    // More messages than one run: the caller says who goes on (an owner:
+    // a worker of the scheduler).
+    if (x.owner)
+      scoped_execution_unit::exec_later(x.job);
     break;
   case caf::resumable::done:
   case caf::resumable::awaiting_message:
@@ -253,6 +279,7 @@ void reader_unit::run(const ready_actor& x) {
     caf::intrusive_ptr_release(x.job);
     break;
   }
+  return res;
 }
 
 peer::~peer() {
@@ -1086,7 +1113,8 @@ node_stats core::test_feed(uint32_t peer_slot, const unsigned char* bytes, size_
     std::atomic<int64_t> last_run{0};
     reader_unit ctx{&sys_, &busy_since, &last_run, &backlogged_};
     ctx.proxy_registry_ptr(&proxies_);
-    drain(*p, ctx);
+    auto unlimited = std::numeric_limits<size_t>::max();
+    drain(*p, ctx, unlimited);
     ctx.run_ready([] { return false; });
     run_deferred();
     holds_rings = false;
@@ -1207,8 +1235,12 @@ bool core::turn(turn_state& st) {
     std::unique_lock<std::mutex> reading{drain_mtx_, std::try_to_lock};
     st.busy = !reading.owns_lock();
     // A caller polling while the node leaves stops here (see `leave`).
-    if (st.busy || (polling_caller && stop_.load(std::memory_order_acquire)))
+    if (st.busy || (polling_caller && stop_.load(std::memory_order_acquire))) {
+      // The rings are another thread's for now: an actor carried over to
+      // this turn goes to the scheduler rather than wait for them.
+      st.ctx.hand_over_carried();
       return false;
+    }
     struct holding {
       holding() {
         holds_rings = true;
@@ -1219,12 +1251,19 @@ bool core::turn(turn_state& st) {
     } rings_held;
     catch_up(st);
     auto before = my_slot_->frames_received.load(std::memory_order_relaxed);
-    for (auto& p : st.peers)
+    // At most `frames_per_turn` frames, starting at another ring each turn:
+    // a flooded ring holds up neither the others nor the actors run here.
+    auto budget = frames_per_turn;
+    auto n = st.peers.size();
+    for (size_t k = 0; k < n && budget > 0; ++k) {
+      auto& p = st.peers[(st.first_peer + k) % n];
       // A lost peer's ring is drained by `handle_losses`, which turns
       // handles of its actors into dead proxies; drained here, they would
       // come out invalid and a link frame among them would be dropped.
       if (!p->lost.load(std::memory_order_acquire))
-        any |= drain(*p, st.ctx);
+        any |= drain(*p, st.ctx, budget);
+    }
+    st.first_peer = n == 0 ? 0 : (st.first_peer + 1) % n;
     st.frames_read += my_slot_->frames_received.load(std::memory_order_relaxed) - before;
     if (!polling_caller)
       handle_losses(st.ctx);
@@ -1287,6 +1326,7 @@ void core::reader_loop() {
     park(st);
     last_input = steady::now();
   }
+  st.ctx.hand_over_carried();
 }
 
 void core::release_idle_buffers(turn_state& st) {
@@ -1420,7 +1460,7 @@ void core::poll_until(const std::function<bool()>& done, steady::time_point unti
   }
 }
 
-bool core::drain(peer& p, reader_unit& ctx) {
+bool core::drain(peer& p, reader_unit& ctx, size_t& budget) {
   if (!ring_reader::has_input(p.in))
     return false;
   ring_reader in{p.in, sizeof(frame_header)};
@@ -1433,7 +1473,7 @@ bool core::drain(peer& p, reader_unit& ctx) {
     if (auto pp = peer_at(p.slot); pp && pp.get() == &p)
       send_control(pp, frame_kind::corrupt, 0, 0);
   };
-  for (;;) {
+  for (; frames < budget;) {
     auto found = in.next();
     if (found == ring_reader::status::empty)
       break;
@@ -1483,6 +1523,7 @@ bool core::drain(peer& p, reader_unit& ctx) {
       in.release();
   }
   in.release();
+  budget -= std::min<size_t>(budget, frames);
   my_slot_->frames_received.fetch_add(frames, std::memory_order_relaxed);
   return true;
 }
@@ -1741,7 +1782,9 @@ void core::handle_losses(reader_unit& ctx) {
       std::lock_guard<std::mutex> guard{peers_mtx_};
       draining_ = p;
     }
-    drain(*p, ctx); // the actors it made ready run once the rings are let go
+    // All of it: the actors it made ready run once the rings are let go.
+    auto unlimited = std::numeric_limits<size_t>::max();
+    drain(*p, ctx, unlimited);
     {
       std::lock_guard<std::mutex> guard{peers_mtx_};
       draining_ = nullptr;

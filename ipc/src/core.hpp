@@ -117,13 +117,15 @@ using peer_ptr = std::shared_ptr<peer>;
 /// run by that thread itself, once it has let go of the rings, instead of
 /// waking a worker of the scheduler for it: a cross-process message then
 /// costs no thread hand-off (on these VMs a wake-up is tens of
-/// microseconds, most of a round trip). Only while no more input waits:
-/// under a stream of input the actors go to the scheduler, which runs them
-/// beside the reader. An actor whose runs here took longer than
-/// `slow_run` three times within a second (or blocked: see
-/// `core::watcher_loop`), or whose sends found a full ring (a thread that
-/// reads the rings never waits for space), goes to the scheduler from then
-/// on. The owners of shared containers and sync
+/// microseconds, most of a round trip). Under a stream of input the thread
+/// takes turns: at most `core::frames_per_turn` frames read, then the actor
+/// run for at most as many messages (carried over to the next turn while
+/// input keeps coming), so that decoding and handling share one thread and
+/// a mailbox grows no faster than its actor empties it. An actor whose
+/// runs here took longer than `slow_run` three times within a second (or
+/// blocked: see `core::watcher_loop`), or whose sends found a full ring (a
+/// thread that reads the rings never waits for space), goes to the
+/// scheduler from then on. The owners of shared containers and sync
 /// primitives (`serve_on_readers`) answer in microseconds and never block:
 /// they always run here.
 class reader_unit final : public caf::scoped_execution_unit {
@@ -137,27 +139,36 @@ public:
   void exec_later(caf::resumable* ptr) override;
 
   /// Runs the actors that became ready, each for at most `max_throughput`
-  /// messages (the rest goes to the scheduler): the owners served on
-  /// readers (and those they make ready), then at most one other actor, if
-  /// no more input waits and not `owners_only` (a helper reader or a
-  /// polling caller); what that one makes ready goes to the scheduler, so
-  /// that nothing waits behind an actor that blocks. Every other actor
-  /// goes to the scheduler.
+  /// messages: the owners served on readers (and those they make ready),
+  /// then at most one other actor unless `owners_only` (a helper reader or
+  /// a polling caller): the one carried over from the last turn, else the
+  /// last made ready. What that one makes ready goes to the scheduler, so
+  /// that nothing waits behind an actor that blocks. If it has messages
+  /// left, it is carried over to the next turn while `input_waiting()`,
+  /// else it goes to the scheduler. Every other actor goes to the
+  /// scheduler.
   void run_ready(const std::function<bool()>& input_waiting, bool owners_only = false);
+
+  /// Gives the actor carried over to the next turn (if any) to the
+  /// scheduler: this thread stops reading for now.
+  void hand_over_carried();
 
   static constexpr size_t max_throughput = 64;
   static constexpr std::chrono::microseconds slow_run{1000};
 
 private:
   struct ready_actor {
-    caf::resumable* job;
-    caf::abstract_actor* actor; // null: not an actor, or not to run here
-    bool owner;                 // served on readers: always runs here
+    caf::resumable* job = nullptr;
+    caf::abstract_actor* actor = nullptr; // null: not an actor, or not to run here
+    bool owner = false;                   // served on readers: always runs here
   };
-  void run(const ready_actor& x);
+  caf::resumable::resume_result run(const ready_actor& x);
 
   std::vector<ready_actor> ready_;
   std::vector<ready_actor> others_;
+  /// The actor run here last turn that still had messages, under a stream
+  /// of input (null job: none).
+  ready_actor carried_{};
   /// While an actor other than an owner runs here: what it makes ready
   /// goes to the scheduler.
   bool diverting_ = false;
@@ -332,6 +343,8 @@ private:
     std::vector<peer_ptr> peers;
     uint64_t seen_version = ~uint64_t{0};
     uint32_t seen_members = ~uint32_t{0};
+    /// The ring the next turn reads first.
+    size_t first_peer = 0;
     /// The last turn left frames in a backlog (to retry soon).
     bool backlog = false;
     /// The last turn found the rings taken by another thread.
@@ -380,7 +393,11 @@ private:
   std::mutex deferred_mtx_;
   std::vector<std::function<void()>> deferred_;
 
-  bool drain(peer& p, reader_unit& ctx);
+  /// Reads `p`'s ring, at most `budget` frames (less what it read); false
+  /// if it had no input.
+  bool drain(peer& p, reader_unit& ctx, size_t& budget);
+  /// Frames one turn reads at most, over all rings.
+  static constexpr size_t frames_per_turn = reader_unit::max_throughput;
   void handle_frame(peer& p, const frame_header& h, const unsigned char* payload, reader_unit& ctx);
   void reject(peer& p, const frame_header* h, const std::string& why);
   void handle_losses(reader_unit& ctx);

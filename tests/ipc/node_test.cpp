@@ -122,6 +122,42 @@ TEST_SUITE("ipc.node") {
     CHECK(f.ask<bool>(s, in_order_atom::value) == true);
   }
 
+  TEST_CASE("a flood into a slow actor fills its mailbox a turn at a time, not a ring at a time") {
+    // The reader reads at most 64 frames a turn, then runs the actor they
+    // made ready for as many messages: decoding does not run ahead of
+    // handling. (With the actor on a worker of the scheduler, decoding ran
+    // ahead and most of the flood waited in the mailbox.)
+    ipc_fixture f{"turns"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto deepest = std::make_shared<std::atomic<size_t>>(0);
+    auto s = f.spawn([deepest](caf::event_based_actor* self) -> caf::behavior {
+      auto count = std::make_shared<int64_t>(0);
+      return {
+        [=](int32_t) {
+          // A handler of a few microseconds: slower than decoding.
+          auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(2);
+          while (std::chrono::steady_clock::now() < until) {
+          }
+          auto depth = self->mailbox().size();
+          if (depth > deepest->load())
+            deepest->store(depth); // one writer: this actor
+          ++*count;
+        },
+        [=](count_atom) { return *count; },
+      };
+    });
+    REQUIRE_FALSE(sut->publish("sink", s));
+    auto child = f.serve(*sut, "echo");
+    auto echo = f.find(*sut, "echo");
+    constexpr int32_t n = 20000;
+    CHECK(f.ask<caf::atom_value>(echo, flood_atom::value, std::string{"sink"}, n)
+          == caf::atom("done"));
+    CHECK(eventually([&] { return f.ask<int64_t>(s, count_atom::value) == int64_t{n}; }));
+    // Two turns' worth and room to spare; a ring holds about 14,000 of these.
+    CHECK_MESSAGE(deepest->load() < 1000, "the mailbox held " << deepest->load() << " messages");
+  }
+
   TEST_CASE("a name is published once per group and found from every node") {
     ipc_fixture f{"names"};
     auto sut = node::create(f.sys, f.group);

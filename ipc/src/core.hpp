@@ -122,12 +122,13 @@ using peer_ptr = std::shared_ptr<peer>;
 /// run for at most as many messages (carried over to the next turn while
 /// input keeps coming), so that decoding and handling share one thread and
 /// a mailbox grows no faster than its actor empties it. An actor whose
-/// runs here took longer than `slow_run` three times within a second (or
-/// blocked: see `core::watcher_loop`), or whose sends found a full ring (a
-/// thread that reads the rings never waits for space), goes to the
-/// scheduler from then on. The owners of shared containers and sync
-/// primitives (`serve_on_readers`) answer in microseconds and never block:
-/// they always run here.
+/// runs here used more than `slow_run` of CPU time, or took that long and
+/// blocked, three times within a second (a run that was only preempted is
+/// no slow one), or that blocked for long (see `core::watcher_loop`), or
+/// whose sends found a full ring (a thread that reads the rings never waits
+/// for space), goes to the scheduler from then on. The owners of shared
+/// containers and sync primitives (`serve_on_readers`) answer in
+/// microseconds and never block: they always run here.
 class reader_unit final : public caf::scoped_execution_unit {
 public:
   /// `busy_since` (steady-clock nanoseconds, 0 while idle) is set while this
@@ -169,6 +170,9 @@ private:
   /// The actor run here last turn that still had messages, under a stream
   /// of input (null job: none).
   ready_actor carried_{};
+  /// The actor whose last run here took `slow_run` by the clock: its next
+  /// run is looked at closer (see `run`).
+  const caf::abstract_actor* suspect_ = nullptr;
   /// While an actor other than an owner runs here: what it makes ready
   /// goes to the scheduler.
   bool diverting_ = false;
@@ -369,6 +373,8 @@ private:
   bool turn(turn_state& st);
   /// Whether a parked reader would have something to do.
   bool work_waiting(const turn_state& st);
+  /// Spins until `work_waiting` or `until`.
+  void spin_until_work(const turn_state& st, std::chrono::steady_clock::time_point until);
   /// Input is waiting, no caller reads, and the doorbell still reads `seen`.
   bool unrung_input(const turn_state& st, uint32_t seen);
   /// The reader thread waits for a doorbell (or a timeout).

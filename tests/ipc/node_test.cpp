@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -53,6 +54,18 @@ caf::behavior asker(caf::event_based_actor* self, caf::actor report) {
               [=](caf::error& err) { self->send(report, troupe::describe(err)); });
     },
   };
+}
+
+/// Keeps this thread busy until it used `cpu` of CPU time.
+void spin_cpu(std::chrono::nanoseconds cpu) {
+  auto used = [] {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+  };
+  auto until = used() + cpu;
+  while (used() < until) {
+  }
 }
 
 /// This process's resident memory in bytes.
@@ -156,6 +169,52 @@ TEST_SUITE("ipc.node") {
     CHECK(eventually([&] { return f.ask<int64_t>(s, count_atom::value) == int64_t{n}; }));
     // Two turns' worth and room to spare; a ring holds about 14,000 of these.
     CHECK_MESSAGE(deepest->load() < 1000, "the mailbox held " << deepest->load() << " messages");
+  }
+
+  TEST_CASE("an actor whose runs keep the reader busy, by CPU or by blocking, goes to the "
+            "scheduler") {
+    // A run of over 1 ms by the clock makes the next run of that actor be
+    // looked at closer: it counts if it used over 1 ms of CPU time, or took
+    // that long and blocked (a run that was only preempted does not count).
+    // Three that count within a second move the actor to the scheduler: the
+    // reader runs it six times at most.
+    ipc_fixture f{"slowrun"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto child = f.serve(*sut, "echo");
+    auto echo = f.find(*sut, "echo");
+    for (bool blocks : {false, true}) {
+      CAPTURE(blocks);
+      // Per run: 'R' if the node's reader thread ran it, else 'w'.
+      auto runs = std::make_shared<std::string>();
+      auto slow = f.spawn([runs, blocks](caf::event_based_actor*) -> caf::behavior {
+        return {
+          [=](int32_t) {
+            if (blocks)
+              std::this_thread::sleep_for(milliseconds(2)); // as a handler waiting on I/O
+            else
+              spin_cpu(milliseconds(2));
+            char name[16] = {};
+            ::pthread_getname_np(::pthread_self(), name, sizeof(name));
+            *runs += std::string{name} == "troupe.reader" ? 'R' : 'w';
+          },
+          [=](count_atom) { return static_cast<int64_t>(runs->size()); },
+        };
+      });
+      std::string name = blocks ? "napper" : "hog";
+      REQUIRE_FALSE(sut->publish(name, slow));
+      constexpr int32_t total = 30;
+      for (int32_t i = 1; i <= total; ++i) {
+        // One message per run: the next is sent once this one was handled.
+        CHECK(f.ask<caf::atom_value>(echo, flood_atom::value, name, int32_t{1})
+              == caf::atom("done"));
+        CHECK(eventually([&] { return f.ask<int64_t>(slow, count_atom::value) == int64_t{i}; }));
+      }
+      INFO("runs: " << *runs);
+      auto on_reader = std::count(runs->begin(), runs->end(), 'R');
+      CHECK(on_reader >= 1);
+      CHECK(on_reader <= 6);
+    }
   }
 
   TEST_CASE("a name is published once per group and found from every node") {

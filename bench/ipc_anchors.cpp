@@ -338,6 +338,44 @@ int futex_child(const std::string& name, pid_t parent) {
   return 0;
 }
 
+// -- one cache line between two cores ---------------------------------------
+
+using hop_word = std::atomic<uint64_t>;
+static_assert(hop_word::is_always_lock_free);
+/// The child stops when the word holds this.
+constexpr uint64_t hop_stop = ~uint64_t{0};
+
+/// Spins until `w` holds something other than `value` and returns it; every
+/// 2^20 looks it checks that the other process is still there.
+template <class PeerAlive>
+uint64_t spin_while(const hop_word& w, uint64_t value, PeerAlive&& peer_alive) {
+  for (uint64_t looks = 1;; ++looks) {
+    auto now = w.load(std::memory_order_acquire);
+    if (now != value)
+      return now;
+    if (looks % (uint64_t{1} << 20) == 0 && !peer_alive())
+      fail("the other process is gone");
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+}
+
+/// Answers each odd value of the word with the next (even) one.
+int cacheline_child(const std::string& name, pid_t parent) {
+  shm_segment shm{name, sizeof(hop_word), false};
+  auto& word = *static_cast<hop_word*>(shm.data());
+  auto parent_alive = [parent] { return getppid() == parent; };
+  uint64_t seen = 0;
+  for (;;) {
+    seen = spin_while(word, seen, parent_alive);
+    if (seen == hop_stop)
+      return 0;
+    if (seen % 2 == 1)
+      word.store(++seen, std::memory_order_release);
+  }
+}
+
 // -- Boost.Interprocess message_queue --------------------------------------
 
 /// Removes a message queue's name on destruction at the latest.
@@ -1017,6 +1055,31 @@ double futex_rtt_us(const anchor_options& opt) {
   return median(std::move(runs));
 }
 
+double cacheline_hop_ns(const anchor_options& opt) {
+  auto name = unique_name("hop");
+  shm_segment shm{name, sizeof(hop_word), true};
+  auto& word = *new (shm.data()) hop_word{0};
+  child_process child{self_exe, child_args("cacheline", name), {}};
+  auto child_alive = [&child] { return child.running(); };
+  // The child answers 1 with 2 once it has mapped the segment.
+  word.store(1, std::memory_order_release);
+  auto value = spin_while(word, 1, child_alive);
+  shm.unlink();
+  const int rounds = opt.samples * 10;
+  std::vector<double> runs;
+  for (int r = 0; r < opt.repeat; ++r) {
+    auto start = clock_type::now();
+    for (int i = 0; i < rounds; ++i) {
+      word.store(value + 1, std::memory_order_release);
+      value = spin_while(word, value + 1, child_alive);
+    }
+    runs.push_back(seconds_since(start) * 1e9 / (2.0 * rounds));
+  }
+  word.store(hop_stop, std::memory_order_release);
+  child.finish(milliseconds{10'000});
+  return median(std::move(runs));
+}
+
 double bip_mq_rtt_us(const anchor_options& opt) {
   mq_session mq{"mq-echo"};
   char out[payload_size];
@@ -1231,6 +1294,7 @@ int run_anchors(const anchor_options& opt) {
     measure_python_figure(name, unit, figure, opt);
   };
   measure("futex_rtt_us", "us", futex_rtt_us);
+  measure("cacheline_hop_ns", "ns", cacheline_hop_ns);
   measure("bip_mq_rtt_us", "us", bip_mq_rtt_us);
   measure("bip_mq_msgs_per_s", "msgs/s", bip_mq_msgs_per_s);
   measure("zmq_rtt_us", "us", zmq_rtt_us);
@@ -1258,6 +1322,8 @@ int run_anchor_child(int argc, char** argv) {
   try {
     if (kind == "futex")
       return futex_child(name, parent);
+    if (kind == "cacheline")
+      return cacheline_child(name, parent);
     if (kind == "mq-echo" || kind == "mq-sink")
       return mq_child(kind == "mq-echo", name, parent);
     if (kind == "zmq-echo" || kind == "zmq-sink")

@@ -32,6 +32,11 @@ struct anchor_options {
 /// processes, no spinning: the floor for any cross-process wake-up.
 double futex_rtt_us(const anchor_options& opt);
 
+/// One cache line bounced between two processes, both spinning: the time
+/// of one hop (a write seen by the other core), in ns. No message passing
+/// between processes can cost less per hop.
+double cacheline_hop_ns(const anchor_options& opt);
+
 /// Boost.Interprocess message_queue: a 64-byte request and its 64-byte reply
 /// between two processes (one queue each way).
 double bip_mq_rtt_us(const anchor_options& opt);

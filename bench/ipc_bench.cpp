@@ -644,6 +644,7 @@ int run_ipc(const anchor_options& opt) {
     return measure_python_figure(name, unit, figure, opt);
   };
   measure("futex_rtt_us", "us", futex_rtt_us, opt);
+  measure("cacheline_hop_ns", "ns", cacheline_hop_ns, opt);
   measure("bip_mq_rtt_us", "us", bip_mq_rtt_us, opt);
   measure("bip_mq_msgs_per_s", "msgs/s", bip_mq_msgs_per_s, opt);
   measure("zmq_rtt_us", "us", zmq_rtt_us, opt);

@@ -567,6 +567,8 @@ TEST_SUITE("ipc.node") {
     // 20,000 messages of 2 KiB: 40 MiB if anything buffered them.
     constexpr int32_t n = 20000;
     auto rss_before = resident_bytes();
+    // Read before the sender starts: it may fill the ring at once.
+    auto before = sut->stats().frames_sent;
     std::atomic<bool> done{false};
     std::thread sender{[&] {
       const std::string payload(2048, 'p');
@@ -574,9 +576,18 @@ TEST_SUITE("ipc.node") {
         caf::anon_send(echo, payload);
       done = true;
     }};
+    // However the checks below end, the child goes on and the sender ends.
+    struct resume_and_join {
+      child_process& child;
+      std::thread& sender;
+      ~resume_and_join() {
+        (void)child.kill(SIGCONT);
+        if (sender.joinable())
+          sender.join();
+      }
+    } at_exit{child, sender};
     // The sender is held up while the reader sleeps: it has sent what fits in
     // the ring and waits for the rest, and nothing piles up in its process.
-    auto before = sut->stats().frames_sent;
     REQUIRE(eventually([&] { return sut->stats().frames_sent - before >= 20; }));
     CHECK_FALSE(done.load());
     CHECK(sut->stats().frames_sent - before <= opts.ring_bytes / 2048 + 1);

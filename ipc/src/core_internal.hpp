@@ -8,8 +8,6 @@
 #include "core.hpp"
 
 #include <pthread.h>
-#include <sys/resource.h>
-#include <time.h>
 
 #include <chrono>
 #include <string>
@@ -43,22 +41,6 @@ inline int64_t now_ns() {
 /// at most).
 inline void name_this_thread(const char* name) {
   ::pthread_setname_np(::pthread_self(), name);
-}
-
-/// What this thread used so far: CPU time, and how often it gave up its
-/// core (blocked).
-struct thread_usage {
-  int64_t cpu_ns = 0;
-  long blocked = 0;
-};
-
-inline thread_usage usage_of_this_thread() {
-  // (getrusage's CPU times are tick-based: off by milliseconds.)
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  rusage ru{};
-  ::getrusage(RUSAGE_THREAD, &ru);
-  return {int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec, ru.ru_nvcsw};
 }
 
 inline steady::time_point deadline_after(caf::timespan timeout) {

@@ -9,6 +9,9 @@
 #include <caf/all.hpp>
 #include <caf/default_attachable.hpp>
 
+#include <sys/resource.h>
+#include <time.h>
+
 #include <climits>
 #include <cstring>
 #include <iostream>
@@ -18,6 +21,22 @@
 namespace troupe::ipc::detail {
 
 namespace {
+
+/// What this thread used so far: CPU time, and how often it gave up its
+/// core (blocked).
+struct thread_usage {
+  int64_t cpu_ns = 0;
+  long blocked = 0;
+};
+
+thread_usage usage_of_this_thread() {
+  // (getrusage's CPU times are tick-based: off by milliseconds.)
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  rusage ru{};
+  ::getrusage(RUSAGE_THREAD, &ru);
+  return {int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec, ru.ru_nvcsw};
+}
 
 /// Where an actor that a frame made ready runs (see `reader_unit`): the
 /// owners served on readers always on the thread that read the frame; the

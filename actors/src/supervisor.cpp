@@ -87,6 +87,9 @@ void forward(stable_handle_actor* self, caf::strong_actor_ptr sender, caf::respo
     flights.erase(i);
     return promise;
   };
+  // A request to an actor in another process that died fails with
+  // `peer_lost`: to the caller, that is the child going down like any other.
+  bool remote = st.current.node() != self->node();
   auto id = std::make_shared<caf::message_id>();
   *id = detail::relay_request(
     self, st.current, std::move(content),
@@ -94,10 +97,10 @@ void forward(stable_handle_actor* self, caf::strong_actor_ptr sender, caf::respo
       if (auto promise = answered(*id))
         promise->deliver(std::move(answer));
     },
-    [self, answered, id](caf::error err) {
+    [self, answered, id, remote](caf::error err) {
       if (auto promise = answered(*id)) {
         // CAF bounces what was still in a dead incarnation's mailbox.
-        if (err == caf::sec::request_receiver_down)
+        if (err == caf::sec::request_receiver_down || (remote && is(err, errc::peer_lost)))
           err = child_down(self->state, "terminated before answering");
         promise->deliver(std::move(err));
       }
@@ -242,8 +245,10 @@ struct supervisor_state {
   uint64_t stop_token = 0;
   /// Children to start (in order) once the stops are done.
   std::vector<std::size_t> restart_batch;
-  /// The child whose crash started the current restart (for the backoff).
+  /// The child whose crash started the current restart (for the backoff),
+  /// and why it ended (for `on_event`).
   std::size_t crashed = 0;
+  caf::error crash_reason;
   uint64_t backoff_token = 0;
   /// Terminations that arrived while a restart was in progress.
   std::deque<std::pair<std::size_t, caf::error>> deferred;
@@ -259,6 +264,21 @@ struct supervisor_state {
 using supervisor_actor = caf::stateful_actor<supervisor_state>;
 
 void handle_termination(supervisor_actor* self, std::size_t i, caf::error reason);
+
+/// Tells the program's `on_event`, if any, what just happened.
+void notify(supervisor_actor* self, supervisor_event::kind what, const std::string& child,
+            const caf::error& reason) {
+  auto& callback = self->state.flags.on_event;
+  if (!callback)
+    return;
+  try {
+    callback(supervisor_event{what, child, reason});
+  } catch (const std::exception& ex) {
+    std::cerr << "[troupe] supervisor: on_event threw: " << ex.what() << '\n';
+  } catch (...) {
+    std::cerr << "[troupe] supervisor: on_event threw a non-standard exception\n";
+  }
+}
 
 /// Forgets the incarnation of child `i`, which terminated.
 void retire(supervisor_actor* self, std::size_t i) {
@@ -393,6 +413,8 @@ void run_restart_batch(supervisor_actor* self) {
       // A failed restart is a crash of its own and counts against the
       // intensity like one.
       st.deferred.emplace_back(i, std::move(err));
+    } else {
+      notify(self, supervisor_event::kind::restarted, st.children[i].spec.name, st.crash_reason);
     }
   }
   while (st.mode == phase::running && !st.deferred.empty()) {
@@ -435,6 +457,7 @@ void handle_termination(supervisor_actor* self, std::size_t i, caf::error reason
     return;
   }
   if (!within_intensity(self)) {
+    notify(self, supervisor_event::kind::gave_up, slot.spec.name, reason);
     shut_down(self, make_error(errc::restart_intensity,
                                "child '" + slot.spec.name + "' terminated (" + describe(reason)
                                  + "), more than " + std::to_string(st.flags.max_restarts)
@@ -454,6 +477,7 @@ void handle_termination(supervisor_actor* self, std::size_t i, caf::error reason
     last = st.children.size();
   st.mode = phase::stopping_for_restart;
   st.crashed = i;
+  st.crash_reason = reason;
   st.restart_batch.clear();
   st.stop_queue.clear();
   for (auto j = first; j < last; ++j) {

@@ -167,6 +167,34 @@ TEST_SUITE("actors.supervisor") {
     CHECK(std::count(log->stopped.begin(), log->stopped.end(), "b") == 1);
   }
 
+  TEST_CASE_FIXTURE(fixture, "a program hears of every restart and of the supervisor giving up") {
+    struct heard {
+      std::mutex mtx;
+      std::vector<std::string> events;
+    };
+    auto log = std::make_shared<journal>();
+    auto ears = std::make_shared<heard>();
+    auto f = flags(restart_strategy::one_for_all, 1);
+    f.on_event = [ears](const troupe::supervisor_event& ev) {
+      auto kind = ev.what == troupe::supervisor_event::kind::restarted ? "restarted " : "gave up ";
+      std::lock_guard<std::mutex> guard{ears->mtx};
+      ears->events.push_back(kind + ev.child + " after " + troupe::describe(ev.reason));
+    };
+    auto sut = supervisor::start(sys, f, {test_child(log, "a"), test_child(log, "b")});
+    REQUIRE(sut);
+    self->monitor(sut->handle());
+    self->send(*sut->child("b"), crash_atom::value);
+    REQUIRE(eventually([&] { return log->started("a") == 2 && log->started("b") == 2; }));
+    self->send(*sut->child("b"), crash_atom::value); // one restart too many
+    self->receive([](caf::down_msg&) {},
+                  caf::after(troupe::test::deadline) >> [] { FAIL("the supervisor kept going"); });
+    std::lock_guard<std::mutex> guard{ears->mtx};
+    auto crash = troupe::describe(caf::make_error(caf::sec::runtime_error));
+    CHECK(ears->events
+          == std::vector<std::string>{"restarted a after " + crash, "restarted b after " + crash,
+                                      "gave up b after " + crash});
+  }
+
   TEST_CASE_FIXTURE(fixture, "restarts spread beyond the period do not add up") {
     auto log = std::make_shared<journal>();
     constexpr auto period = std::chrono::milliseconds(50);

@@ -68,6 +68,27 @@ struct restart_backoff {
   double jitter = 0.0;
 };
 
+/// What a supervisor did, as `supervisor_flags::on_event` hears it.
+struct supervisor_event {
+  /// What happened.
+  enum class kind {
+    /// `child` crashed (or ended, if permanent) and a new incarnation of it
+    /// started; with `one_for_all` or `rest_for_one`, one event per child
+    /// started again.
+    restarted,
+    /// The restart intensity was exceeded: the supervisor stops its children
+    /// and exits with `errc::restart_intensity`. `child` is the one whose
+    /// end was one too many.
+    gave_up,
+  };
+  /// What happened.
+  kind what = kind::restarted;
+  /// The child's name.
+  std::string child;
+  /// Why the child that set this off ended.
+  caf::error reason;
+};
+
 /// How a supervisor behaves as a whole.
 struct supervisor_flags {
   /// Which children are restarted when one must be.
@@ -85,6 +106,10 @@ struct supervisor_flags {
   /// restarted; past that, requests fail with `errc::child_down` and other
   /// messages are reported on stderr and dropped.
   std::size_t max_buffered = 10'000;
+  /// Called on the supervisor's own thread after each restart and when it
+  /// gives up: a log line, a counter, or a promise the program waits on.
+  /// It must not block; an exception it throws is reported on stderr.
+  std::function<void(const supervisor_event&)> on_event;
 };
 
 /// Spawns a supervisor without waiting for it: for a supervisor that is the

@@ -313,8 +313,10 @@ double fanin_msgs_per_s(caf::actor_system& sys, troupe::ipc::node& n, int sender
   auto per_round = int64_t{senders} * opt.messages;
   caf::scoped_actor coord{sys};
   auto counter = sys.spawn(fanin_counter, caf::actor{coord}, per_round);
-  if (auto err = n.publish(tag + ".counter", counter);
-      err || n.publish(tag + ".coord", caf::actor{coord})) {
+  // Both names (and the counter) end with this function.
+  auto counter_name = n.publish(tag + ".counter", counter);
+  auto coord_name = n.publish(tag + ".coord", caf::actor{coord});
+  if (!counter_name || !coord_name) {
     caf::anon_send_exit(counter, caf::exit_reason::user_shutdown);
     throw std::runtime_error("fan-in: publish failed");
   }
@@ -355,8 +357,6 @@ double fanin_msgs_per_s(caf::actor_system& sys, troupe::ipc::node& n, int sender
   int64_t counted = -1;
   coord->request(counter, caf::infinite, count_atom::value)
     .receive([&](int64_t c) { counted = c; }, [](caf::error&) {});
-  n.unpublish(tag + ".counter");
-  n.unpublish(tag + ".coord");
   caf::anon_send_exit(counter, caf::exit_reason::user_shutdown);
   if (counted != target)
     throw std::runtime_error("fan-in: counted " + std::to_string(counted) + " messages of "
@@ -447,8 +447,13 @@ int run_ipc_child(int argc, char** argv) {
   auto bounce = sys.spawn(bouncer);
   auto dict = troupe::ipc::shared_dict<std::string, int64_t>::make(sys);
   caf::scoped_actor self{sys};
-  if (n->publish(name, pong) || n->publish(name + ".bounce", bounce)
-      || n->publish(name + ".ctl", caf::actor{self}) || n->publish(name + ".dict", dict.handle())) {
+  std::vector<troupe::ipc::publication> names;
+  for (auto& [suffix, x] :
+       {std::make_pair("", pong), std::make_pair(".bounce", bounce),
+        std::make_pair(".ctl", caf::actor{self}), std::make_pair(".dict", dict.handle())})
+    if (auto p = n->publish(name + suffix, x))
+      names.push_back(std::move(*p));
+  if (names.size() < 4) {
     dict.stop();
     self->send_exit(pong, caf::exit_reason::kill);
     self->send_exit(bounce, caf::exit_reason::kill);

@@ -518,7 +518,7 @@ int main(int argc, char** argv) {
   }
   if (suite == "flood" && argc == 3)
     return run_flood(argv[2]);
-  if (troupe::ipc::process_pool::is_worker(argc, argv))
+  if (troupe::ipc::process_pool::is_worker())
     return troupe::ipc::process_pool::run_worker(argc, argv);
   if (suite == "ipc-child")
     return troupe_bench::run_ipc_child(argc - 2, argv + 2);

@@ -601,9 +601,10 @@ int run_worker(const options& o) {
   caf::scoped_actor self{sys};
   auto w = sys.spawn(worker_actor, o, *ledger, *tally, caf::actor{self});
   self->monitor(w);
-  if (auto err = group->publish(name, w)) {
+  auto listing = group->publish(name, w);
+  if (!listing) {
     self->send_exit(w, caf::exit_reason::kill);
-    return fail(err);
+    return fail(listing.error());
   }
   // Live as long as the worker actor: the supervisor stops it in the end.
   self->receive([](caf::down_msg&) {});
@@ -658,10 +659,11 @@ int run_ledger_server(const options& o) {
   auto ledger = sys.spawn(ledger_actor, o.accounts);
   caf::scoped_actor self{sys};
   self->monitor(ledger);
-  auto port_or = group->publish_tcp(ledger, port, host.c_str());
-  caf::error err = port_or ? group->publish("ledger", ledger) : port_or.error();
-  if (err) {
-    std::cerr << "ledger: " << troupe::describe(err) << '\n';
+  auto port_or = group->publish_tcp(ledger, port, host);
+  auto listing = port_or ? group->publish("ledger", ledger)
+                         : caf::expected<troupe::ipc::publication>{port_or.error()};
+  if (!listing) {
+    std::cerr << "ledger: " << troupe::describe(listing.error()) << '\n';
     self->send_exit(ledger, caf::exit_reason::kill);
     return 1;
   }
@@ -792,10 +794,13 @@ int run_bank(const options& o) {
   if (!group)
     return fail("cannot create the group", group.error());
   caf::actor ledger;
+  troupe::ipc::publication ledger_listing;
   if (o.connect.empty()) {
     ledger = sys.spawn(ledger_actor, o.accounts);
-    if (auto err = group->publish("ledger", ledger))
-      return fail("cannot publish the ledger", err);
+    auto listing = group->publish("ledger", ledger);
+    if (!listing)
+      return fail("cannot publish the ledger", listing.error());
+    ledger_listing = std::move(*listing);
   } else {
     auto remote = find_ledger(*group, o, patience);
     if (!remote)
@@ -803,8 +808,9 @@ int run_bank(const options& o) {
     ledger = *remote;
   }
   auto tally = sys.spawn(tally_actor, o.workers, o.transfers);
-  if (auto err = group->publish("tally", tally))
-    return fail("cannot publish the tally", err);
+  auto tally_listing = group->publish("tally", tally);
+  if (!tally_listing)
+    return fail("cannot publish the tally", tally_listing.error());
   caf::scoped_actor self{sys};
   auto stop_actors = [&] {
     self->send_exit(tally, caf::exit_reason::user_shutdown);

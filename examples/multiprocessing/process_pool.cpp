@@ -8,14 +8,13 @@
 
 #include "troupe/ipc/process_pool.hpp"
 
-#include "troupe/error.hpp"
-#include "troupe/ipc/configure.hpp"
+#include "troupe/ipc/program.hpp"
 
 #include <caf/all.hpp>
 
 #include <cstdint>
 #include <iostream>
-#include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -27,38 +26,25 @@ int64_t sum_of_squares(int64_t n) {
   return sum;
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
-  if (troupe::ipc::process_pool::is_worker(argc, argv))
-    return troupe::ipc::process_pool::run_worker(argc, argv);
-
-  caf::actor_system_config cfg;
-  troupe::ipc::configure(cfg);
-  caf::actor_system sys{cfg};
+int parent(troupe::ipc::process_context& ctx) {
   // Workers: one per hardware thread (the default), in a group of the pool's
   // own. With troupe::executor::make(sys) instead, the same sums run on
   // threads.
-  auto pool = troupe::ipc::process_pool::make(sys);
-  if (!pool) {
-    std::cerr << troupe::describe(pool.error()) << '\n';
-    return 1;
-  }
-
+  auto pool = ctx.check(troupe::ipc::process_pool::make(ctx.system()), "pool");
   // submit returns at once; the three sums run in parallel processes.
   std::vector<troupe::future<int64_t>> futures;
   for (int i = 0; i < 3; ++i)
-    futures.push_back(pool->submit(sum_of_squares, int64_t{1'000'000}));
-  std::cout << '[';
-  for (size_t i = 0; i < futures.size(); ++i) {
-    auto sum = futures[i].get();
-    if (!sum) {
-      std::cerr << "\ntask failed: " << troupe::describe(sum.error()) << '\n';
-      return 1;
-    }
-    std::cout << (i == 0 ? "" : ", ") << *sum;
-  }
+    futures.push_back(pool.submit(sum_of_squares, int64_t{1'000'000}));
+  const char* sep = "[";
+  for (auto& f : futures)
+    std::cout << std::exchange(sep, ", ") << ctx.check(f.get(), "a task failed");
   std::cout << "]\n";
-  pool->shutdown();
+  pool.shutdown();
   return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  return troupe::ipc::program{argc, argv}.run(parent);
 }

@@ -1,19 +1,17 @@
 // supervised_processes: worker processes under a supervisor, one killed.
 //
 // The chapter's pools assume workers stay alive. Here three worker processes
-// (this program again, started with posix_spawn) each publish an actor, and a
-// troupe::supervisor watches them through troupe::ipc::process_child: a
+// (this program again, in the role "worker", which serves one actor) are
+// children of a troupe::supervisor through troupe::ipc::process_child: a
 // process killed with SIGKILL is a crash like any other, so it is restarted
 // and its stable handle reaches the new process. The parent spreads 30 tasks
 // over the workers, kills one half-way, and every task still completes: a
-// request the killed process did not answer fails with errc::child_down and
-// is simply sent again.
+// request the killed process did not answer fails with errc::child_down, as
+// for any crashed child, and is simply sent again.
 
 #include "troupe/error.hpp"
-#include "troupe/ipc/configure.hpp"
-#include "troupe/ipc/node.hpp"
 #include "troupe/ipc/process_supervision.hpp"
-#include "troupe/supervisor.hpp"
+#include "troupe/ipc/program.hpp"
 
 #include <caf/all.hpp>
 
@@ -22,7 +20,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <cstring>
 #include <iostream>
 #include <string>
 #include <tuple>
@@ -32,8 +29,6 @@ namespace {
 
 using square_atom = caf::atom_constant<caf::atom("square")>;
 
-constexpr auto patience = std::chrono::seconds(30);
-
 // A worker squares numbers and says which process did it.
 caf::behavior worker(caf::event_based_actor*) {
   return {
@@ -41,72 +36,32 @@ caf::behavior worker(caf::event_based_actor*) {
   };
 }
 
-// A worker process: join, publish, and live as long as the worker actor.
-int run_worker(const std::string& name) {
-  caf::actor_system_config cfg;
-  troupe::ipc::configure(cfg);
-  caf::actor_system sys{cfg};
-  auto group = troupe::ipc::node::join_from_env(sys);
-  if (!group) {
-    std::cerr << name << ": " << troupe::describe(group.error()) << '\n';
-    return 1;
-  }
-  auto w = sys.spawn(worker);
-  caf::scoped_actor self{sys};
-  self->monitor(w);
-  if (auto err = group->publish(name, w)) {
-    std::cerr << name << ": " << troupe::describe(err) << '\n';
-    self->send_exit(w, caf::exit_reason::kill);
-    return 1;
-  }
-  self->receive([](caf::down_msg&) {});
-  return 0;
-}
-
-int run_parent() {
-  caf::actor_system_config cfg;
-  troupe::ipc::configure(cfg);
-  caf::actor_system sys{cfg};
-  auto group = troupe::ipc::node::create(sys, "supervised-" + std::to_string(::getpid()));
-  if (!group) {
-    std::cerr << troupe::describe(group.error()) << '\n';
-    return 1;
-  }
-
-  // 1. Three worker processes under one supervisor.
-  std::vector<troupe::child_spec> children;
+int parent(troupe::ipc::process_context& ctx) {
   std::vector<std::string> names{"w0", "w1", "w2"};
+  std::vector<troupe::child_spec> children;
   for (auto& name : names) {
     troupe::ipc::process_spec spec;
-    spec.name = name;
-    spec.args = {"--worker", name};
-    spec.published_as = name;
-    children.push_back(troupe::ipc::process_child(*group, spec));
+    spec.name = name; // also the name it is published under
+    spec.role = "worker";
+    children.push_back(troupe::ipc::process_child(ctx.group(), spec));
   }
-  troupe::supervisor_flags flags;
-  flags.max_restarts = 3;
-  auto sup = troupe::supervisor::start(sys, flags, children);
-  if (!sup) {
-    std::cerr << troupe::describe(sup.error()) << '\n';
-    return 1;
-  }
+  auto sup = ctx.check(troupe::supervisor::start(ctx.system(), {}, children), "supervisor");
   std::cout << "3 worker processes started" << std::endl;
-
-  // 2. 30 tasks round robin; a task whose worker died is sent again.
-  caf::scoped_actor self{sys};
+  // 30 tasks round robin; a task whose worker died is sent again.
+  caf::scoped_actor self{ctx.system()};
   int64_t total = 0;
   int32_t killed_pid = 0;
   bool back = false;
-  for (int32_t x = 0; x < 30; ++x) {
-    auto handle = *sup->child(names[static_cast<size_t>(x) % names.size()]);
-    for (bool done = false; !done;) {
-      self->request(handle, patience, square_atom::value, x)
+  caf::error failed;
+  for (int32_t x = 0; x < 30 && !failed; ++x) {
+    auto handle = ctx.check(sup.child(names[static_cast<size_t>(x) % names.size()]), "child");
+    for (bool done = false; !done && !failed;) {
+      self->request(handle, std::chrono::seconds(30), square_atom::value, x)
         .receive(
           [&](int32_t square, int32_t pid) {
             total += square;
             done = true;
-            // 3. Half-way, kill the process that served w1 with SIGKILL.
-            if (x == 13 && killed_pid == 0) {
+            if (x == 13 && killed_pid == 0) { // half-way, kill w1's process
               killed_pid = pid;
               ::kill(pid, SIGKILL);
               std::cout << "killed w1 (a worker process) with SIGKILL" << std::endl;
@@ -116,30 +71,22 @@ int run_parent() {
             }
           },
           [&](caf::error& err) {
-            // child_down (the request was in flight) or a restart under way:
-            // send it again; anything else ends the run.
-            if (!troupe::is(err, troupe::errc::child_down)
-                && !troupe::is(err, troupe::errc::peer_lost)) {
-              std::cerr << "task " << x << " failed: " << troupe::describe(err) << '\n';
-              std::exit(1);
-            }
+            if (!troupe::is(err, troupe::errc::child_down)) // anything else ends the run
+              failed = err;
           });
     }
   }
+  ctx.check(failed, "a task failed");
   std::cout << "30 tasks done, sum of squares = " << total << std::endl;
-
-  // 4. An orderly stop ends the worker processes, which are reaped.
-  if (auto err = sup->stop(patience)) {
-    std::cerr << troupe::describe(err) << '\n';
-    return 1;
-  }
+  // An orderly stop ends the worker processes, which are reaped.
+  ctx.check(sup.stop(std::chrono::seconds(30)), "stop");
   return 0;
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 3 && std::strcmp(argv[1], "--worker") == 0)
-    return run_worker(argv[2]);
-  return run_parent();
+  return troupe::ipc::program{argc, argv}
+    .serve("worker", [](auto& ctx) { return ctx.system().spawn(worker); })
+    .run(parent);
 }

@@ -53,6 +53,8 @@ core::~core() {
     }
   if (wake_fd_ >= 0)
     ::close(wake_fd_);
+  if (auto fd = parent_pidfd_.load(); fd >= 0)
+    ::close(fd);
 }
 
 std::string core::key() const {
@@ -169,8 +171,11 @@ void core::announce_membership() {
 }
 
 void core::leave() {
-  if (left_.exchange(true))
-    return;
+  if (!left_.exchange(true))
+    leave_claimed();
+}
+
+void core::leave_claimed() {
   {
     // Pooled callers end first, while their peers can still hear of it.
     std::vector<std::unique_ptr<caf::scoped_actor>> idle;
@@ -183,6 +188,8 @@ void core::leave() {
   if (my_slot_ == nullptr)
     return; // never started
   sweep_names_of(me_, my_epoch_);
+  if (!orphaned_)
+    end_published();
   {
     // Callers that poll the rings see it before they touch the slot again.
     std::lock_guard<std::mutex> guard{park_mtx_};
@@ -204,7 +211,7 @@ void core::leave() {
   auto self = std::this_thread::get_id();
   if (reader_.joinable() && reader_.get_id() != self)
     reader_.join();
-  if (watcher_.joinable())
+  if (watcher_.joinable() && watcher_.get_id() != self)
     watcher_.join();
   if (helper_.joinable() && helper_.get_id() != self)
     helper_.join();
@@ -272,6 +279,18 @@ void core::leave() {
     remove_segment(seg_->shm_name);
     sweep_dead_blocks(group());
   }
+}
+
+void core::end_published() {
+  // What a node published is its service to the group: it ends with the
+  // membership, so the actor system's shutdown does not wait for it.
+  std::vector<std::pair<std::string, caf::actor>> ending;
+  {
+    std::lock_guard<std::mutex> guard{names_mtx_};
+    ending.swap(published_);
+  }
+  for (auto& [name, actor] : ending)
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
 }
 
 void core::send_pending_kill_notices() {
@@ -480,6 +499,13 @@ void core::watcher_loop() {
     fds.clear();
     watched.clear();
     fds.push_back(pollfd{wake_fd_, POLLIN, 0});
+    exit_if_orphaned();
+    // Its parent's end wakes it too (fds[1], when watched by a pidfd).
+    size_t first_peer = 1;
+    if (auto fd = parent_pidfd_.load(std::memory_order_acquire); fd >= 0) {
+      fds.push_back(pollfd{fd, POLLIN, 0});
+      first_peer = 2;
+    }
     for (auto& p : peer_snapshot()) {
       if (p->lost.load())
         continue;
@@ -505,11 +531,54 @@ void core::watcher_loop() {
       uint64_t drained = 0;
       [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof(drained));
     }
-    for (size_t i = 1; i < fds.size(); ++i)
+    for (size_t i = first_peer; i < fds.size(); ++i)
       if (fds[i].revents != 0)
-        mark_lost(watched[i - 1],
-                  make_error(errc::peer_lost, describe_peer(*watched[i - 1]) + " died"));
+        mark_lost(watched[i - first_peer],
+                  make_error(errc::peer_lost, describe_peer(*watched[i - first_peer]) + " died"));
   }
+}
+
+caf::error core::watch_parent(pid_t parent) {
+  // Our parent's pid cannot be reused while we are its child: open its
+  // pidfd first, then check that it still is our parent.
+  int fd = pidfd_open(parent);
+  if (parent <= 1 || ::getppid() != parent) {
+    if (fd >= 0)
+      ::close(fd);
+    return make_error(errc::peer_lost, "the process that started this one (pid "
+                                         + std::to_string(parent) + ") is gone");
+  }
+  parent_pid_.store(parent, std::memory_order_release);
+  parent_pidfd_.store(fd, std::memory_order_release);
+  // The watcher picks the pidfd up at its next round; wake it for that.
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    [[maybe_unused]] auto rc = ::write(wake_fd_, &one, sizeof(one));
+  }
+  return caf::none;
+}
+
+void core::exit_if_orphaned() {
+  auto parent = parent_pid_.load(std::memory_order_acquire);
+  // Orphans are adopted by init or a subreaper: the parent pid changes.
+  if (parent == 0 || ::getppid() == parent)
+    return;
+  // The process ends here, on this thread: the node must not be destroyed
+  // meanwhile (a thread that drops the last handle would destroy this
+  // thread's `std::thread`), and its actors are not stopped first (a thread
+  // that waits for one would go on to tear the process down beside us).
+  auto keep_alive = weak_from_this().lock();
+  // A thread already leaving takes the process down itself.
+  if (!keep_alive || left_.exchange(true))
+    return;
+  orphaned_ = true;
+  if (!opts_.quiet)
+    std::cerr << "[troupe] " << group() << ": the process that started this one (pid " << parent
+              << ") is gone: leaving the group and exiting\n";
+  leave_claimed();
+  // Destructors would wait for actors that may never end; the group's
+  // state is clean now, which is what must not be lost.
+  std::_Exit(1);
 }
 
 void core::start_helper_if_stuck() {
@@ -615,7 +684,7 @@ caf::error core::publish(const std::string& name, const caf::actor& x) {
     }
     {
       std::lock_guard<std::mutex> guard{names_mtx_};
-      my_names_.push_back(name);
+      published_.emplace_back(name, x);
     }
     bump_names(seg.header());
     return caf::none;
@@ -634,6 +703,10 @@ caf::error core::unpublish(const std::string& name) {
     uint32_t st = name_live;
     if (e->state.compare_exchange_strong(st, name_free)) {
       bump_names(seg.header());
+      std::lock_guard<std::mutex> guard{names_mtx_};
+      auto named = [&](auto& entry) { return entry.first == name; };
+      published_.erase(std::remove_if(published_.begin(), published_.end(), named),
+                       published_.end());
       return caf::none;
     }
   }

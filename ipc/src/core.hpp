@@ -191,6 +191,8 @@ public:
 
   /// Leaves the group (idempotent).
   void leave();
+  /// The work of `leave`, for the thread that set `left_`.
+  void leave_claimed();
 
   // -- proxy_registry::backend --------------------------------------------------
 
@@ -198,6 +200,11 @@ public:
   void set_last_hop(caf::node_id*) override;
 
   // -- used by node ---------------------------------------------------------------
+
+  /// Makes this process end when process `parent` (which started it) does:
+  /// the watcher sees it go, the node leaves, and the process exits with
+  /// status 1. Fails with `errc::peer_lost` if `parent` is gone already.
+  caf::error watch_parent(pid_t parent);
 
   caf::error publish(const std::string& name, const caf::actor& x);
   caf::error unpublish(const std::string& name);
@@ -411,6 +418,11 @@ private:
   /// On leaving: the kill notices of announced actors that ended but whose
   /// functors have not sent them yet.
   void send_pending_kill_notices();
+  /// Sends `user_shutdown` to every actor this node still publishes.
+  void end_published();
+  /// Whether the parent that `watch_parent` named is gone; if so, leaves the
+  /// group and ends the process (on the watcher thread).
+  void exit_if_orphaned();
   bool any_input(const std::vector<peer_ptr>& peers);
   void fail_pending(peer& p, const caf::error& reason);
   caf::strong_actor_ptr sender_proxy(peer& p, caf::actor_id aid);
@@ -447,7 +459,8 @@ private:
   std::vector<peer_ptr> lost_; // handed from the watcher to the reader
 
   std::mutex names_mtx_;
-  std::vector<std::string> my_names_;
+  /// What this node published, by name: `leave` ends these actors.
+  std::vector<std::pair<std::string, caf::actor>> published_;
 
   std::shared_ptr<caller_pool> callers_ = std::make_shared<caller_pool>();
 
@@ -479,6 +492,13 @@ private:
   std::thread reader_;
   std::thread watcher_;
   int wake_fd_ = -1; // eventfd that stops the watcher's poll
+  /// The process that started this one, when this process must end with it
+  /// (`watch_parent`); its pidfd, where the kernel has them.
+  std::atomic<pid_t> parent_pid_{0};
+  /// Set by the watcher before it leaves for a dead parent (see
+  /// `exit_if_orphaned`); read by `leave` on that thread.
+  bool orphaned_ = false;
+  std::atomic<int> parent_pidfd_{-1};
 };
 
 /// A proxy for an actor of another node of the group. Sending to it writes a

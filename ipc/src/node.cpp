@@ -1,6 +1,7 @@
 #include "troupe/ipc/node.hpp"
 
 #include "core.hpp"
+#include "roles.hpp"
 #include "segment.hpp"
 #include "troupe/configure.hpp"
 #include "troupe/detail/relay.hpp"
@@ -21,6 +22,16 @@ namespace {
 
 constexpr const char* group_env = "TROUPE_GROUP";
 constexpr const char* key_env = "TROUPE_GROUP_KEY";
+constexpr const char* parent_env = "TROUPE_PARENT";
+
+/// Adds `name=value` to `env` unless the caller set `name` there.
+void set_default(std::vector<std::string>& env, const std::string& name, const std::string& value) {
+  auto prefix = name + "=";
+  for (auto& e : env)
+    if (e.compare(0, prefix.size(), prefix) == 0)
+      return;
+  env.push_back(prefix + value);
+}
 
 /// A local stand-in for an actor of another node, so that CAF's middleman
 /// (which only reaches actors of its own process) can publish it. A request
@@ -131,17 +142,68 @@ caf::expected<node> node::join_from_env(caf::actor_system& sys, group_options op
                                              + group_env + " and " + key_env + " are not set)");
   std::string g = group;
   std::string k = key;
+  auto* parent = std::getenv(parent_env);
+  auto parent_pid = parent != nullptr ? static_cast<pid_t>(std::atol(parent)) : pid_t{0};
   ::unsetenv(group_env);
   ::unsetenv(key_env);
-  return join(sys, g, k, opts);
+  ::unsetenv(parent_env);
+  auto res = join(sys, g, k, opts);
+  if (res && opts.exit_with_parent && parent_pid > 0)
+    if (auto err = res->core_->watch_parent(parent_pid))
+      return err; // `res` leaves again
+  return res;
 }
 
-bool node::in_spawned_child() {
-  return std::getenv(group_env) != nullptr && std::getenv(key_env) != nullptr;
+std::string this_process_role() {
+  // Read once: an entry helper may clear it so that grandchildren start
+  // clean (`node::spawn` sets it for each child anyway).
+  static const std::string role = [] {
+    auto* x = std::getenv(detail::role_env);
+    return std::string{x != nullptr ? x : ""};
+  }();
+  return role;
 }
 
-caf::error node::publish(const std::string& name, const caf::actor& x) {
-  return core_->publish(name, x);
+caf::expected<publication> node::publish(const std::string& name, const caf::actor& x) {
+  if (auto err = core_->publish(name, x))
+    return err;
+  return publication{core_, name, x};
+}
+
+publication::publication(publication&& other) noexcept
+  : core_(std::move(other.core_)), name_(std::move(other.name_)), actor_(std::move(other.actor_)) {
+  other.name_.clear();
+}
+
+publication& publication::operator=(publication&& other) noexcept {
+  if (this != &other) {
+    stop();
+    core_ = std::move(other.core_);
+    name_ = std::move(other.name_);
+    actor_ = std::move(other.actor_);
+    other.name_.clear();
+  }
+  return *this;
+}
+
+publication::~publication() {
+  stop();
+}
+
+void publication::stop() {
+  if (!actor_)
+    return;
+  // A node that left has unpublished the name (and stopped the actor).
+  if (auto core = core_.lock(); core && !name_.empty())
+    core->unpublish(name_); // fails only if the node left, which unpublished it
+  caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+  release();
+}
+
+void publication::release() noexcept {
+  core_.reset();
+  name_.clear();
+  actor_ = nullptr;
 }
 
 caf::error node::unpublish(const std::string& name) {
@@ -163,7 +225,20 @@ caf::expected<child_process> node::spawn(const std::string& program,
                                          std::vector<std::string> env) {
   env.push_back(std::string{group_env} + "=" + core_->group());
   env.push_back(std::string{key_env} + "=" + core_->key());
+  env.push_back(std::string{parent_env} + "=" + std::to_string(::getpid()));
+  // A child plays the role it is given, not the one this process plays.
+  set_default(env, detail::role_env, "");
+  set_default(env, detail::publish_as_env, "");
   return spawn_process(program, args, env);
+}
+
+caf::expected<child_process> node::spawn_role(const std::string& role,
+                                              const std::vector<std::string>& args,
+                                              std::vector<std::string> env) {
+  if (role.empty())
+    return make_error(errc::invalid_argument, "spawn_role needs a role");
+  set_default(env, detail::role_env, role);
+  return spawn_self(args, std::move(env));
 }
 
 caf::expected<child_process> node::spawn_self(const std::vector<std::string>& args,
@@ -176,7 +251,8 @@ caf::expected<child_process> node::spawn_self(const std::vector<std::string>& ar
   return spawn(path, args, std::move(env));
 }
 
-caf::expected<uint16_t> node::publish_tcp(const caf::actor& x, uint16_t port, const char* in) {
+caf::expected<uint16_t> node::publish_tcp(const caf::actor& x, uint16_t port,
+                                          const std::string& in) {
   auto& sys = core_->system();
   if (!x)
     return make_error(errc::invalid_argument, "cannot publish an invalid actor handle");
@@ -187,7 +263,7 @@ caf::expected<uint16_t> node::publish_tcp(const caf::actor& x, uint16_t port, co
   auto target = x;
   if (x->node() != sys.node())
     target = sys.spawn<caf::hidden>(tcp_forwarder, x);
-  return sys.middleman().publish(target, port, in, true);
+  return sys.middleman().publish(target, port, in.empty() ? nullptr : in.c_str(), true);
 }
 
 caf::expected<caf::actor> node::remote_tcp(const std::string& host, uint16_t port) {

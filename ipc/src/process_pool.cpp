@@ -1,5 +1,6 @@
 #include "troupe/ipc/process_pool.hpp"
 
+#include "roles.hpp"
 #include "troupe/detail/relay.hpp"
 #include "troupe/ipc/configure.hpp"
 #include "troupe/ipc/process_supervision.hpp"
@@ -23,8 +24,6 @@
 namespace troupe::ipc {
 
 namespace {
-
-constexpr const char* worker_flag = "--troupe-pool-worker";
 
 struct task_table {
   std::mutex mtx;
@@ -236,7 +235,7 @@ public:
       return;
     if (pool)
       pool->stop(std::chrono::seconds(10));
-    group.unpublish(name);
+    listing.stop();
     // The workers exit once their actors are stopped; reap them (and kill
     // what does not go within the time).
     std::lock_guard<std::mutex> guard{mtx};
@@ -259,7 +258,7 @@ public:
                                    [](const child_process& p) { return !p.running(); }),
                     processes.end());
     auto worker_name = name + ".w" + std::to_string(++workers_started);
-    auto proc = group.spawn_self({worker_flag, name, worker_name});
+    auto proc = group.spawn_role(detail::pool_worker_role, {name, worker_name});
     if (!proc)
       throw std::runtime_error(describe(proc.error()));
     processes.push_back(std::move(*proc));
@@ -271,6 +270,8 @@ public:
   std::unique_ptr<node> own_group; // when the pool made `group` itself
   std::string name;
   std::optional<worker_pool> pool;
+  /// The pool's actor, published as `name` for the workers to watch.
+  publication listing;
   std::mutex mtx;
   std::vector<child_process> processes;
   uint64_t workers_started = 0;
@@ -299,10 +300,12 @@ caf::expected<process_pool> process_pool::make(caf::actor_system& sys, node& gro
   }
   core->pool = std::move(*pool);
   // Workers watch this name: when the parent dies, so does its publication.
-  if (auto err = group.publish(core->name, core->pool->handle())) {
+  auto listing = group.publish(core->name, core->pool->handle());
+  if (!listing) {
     core->shutdown();
-    return err;
+    return std::move(listing.error());
   }
+  core->listing = std::move(*listing);
   return process_pool{std::move(core)};
 }
 
@@ -326,16 +329,14 @@ caf::expected<process_pool> process_pool::make(caf::actor_system& sys,
   return pool;
 }
 
-bool process_pool::is_worker(int argc, char** argv) {
-  return argc == 4 && std::strcmp(argv[1], worker_flag) == 0;
+bool process_pool::is_worker() {
+  return this_process_role() == detail::pool_worker_role;
 }
 
 int process_pool::run_worker(int argc, char** argv,
                              const std::function<void(caf::actor_system_config&)>& prepare) {
-  if (!is_worker(argc, argv))
+  if (!is_worker())
     return 2;
-  std::string pool_name = argv[2];
-  std::string worker_name = argv[3];
   caf::actor_system_config cfg;
   configure(cfg);
   if (prepare)
@@ -346,16 +347,29 @@ int process_pool::run_worker(int argc, char** argv,
     std::cerr << "[troupe] pool worker: cannot join: " << describe(group.error()) << '\n';
     return 3;
   }
+  return detail::serve_as_pool_worker(sys, *group, {argv + 1, argv + argc});
+}
+
+int detail::serve_as_pool_worker(caf::actor_system& sys, node& group,
+                                 const std::vector<std::string>& args) {
+  if (args.size() != 2) {
+    std::cerr << "[troupe] pool worker: started with " << args.size()
+              << " arguments, not the pool's name and its own\n";
+    return 2;
+  }
+  const auto& pool_name = args[0];
+  const auto& worker_name = args[1];
   auto runner = sys.spawn<caf::detached>(task_runner);
   caf::scoped_actor self{sys};
   self->monitor(runner);
-  if (auto err = group->publish(worker_name, runner)) {
-    std::cerr << "[troupe] pool worker: " << describe(err) << '\n';
+  auto listing = group.publish(worker_name, runner);
+  if (!listing) {
+    std::cerr << "[troupe] pool worker: " << describe(listing.error()) << '\n';
     self->send_exit(runner, caf::exit_reason::kill);
     return 3;
   }
   // Exit with the pool, or with the parent.
-  if (auto pool = group->lookup(pool_name, std::chrono::seconds(10)))
+  if (auto pool = group.lookup(pool_name, std::chrono::seconds(10)))
     self->monitor(*pool);
   bool done = false;
   self->receive_while([&] { return !done; })([&](caf::down_msg&) { done = true; });

@@ -1,5 +1,6 @@
 #include "troupe/ipc/process_supervision.hpp"
 
+#include "roles.hpp"
 #include "troupe/error.hpp"
 
 #include <caf/all.hpp>
@@ -28,6 +29,15 @@ struct process_holder {
       current.kill(9); // and child_process's destructor reaps it
   }
 };
+
+caf::expected<child_process> start_process(node& group, const process_spec& spec) {
+  std::vector<std::string> env{std::string{detail::publish_as_env} + "=" + spec.published_as};
+  if (!spec.role.empty())
+    env.push_back(std::string{detail::role_env} + "=" + spec.role);
+  if (spec.program.empty())
+    return group.spawn_self(spec.args, std::move(env));
+  return group.spawn(spec.program, spec.args, std::move(env));
+}
 
 } // namespace
 
@@ -60,6 +70,8 @@ child_spec process_child(node& group, process_spec spec) {
   res.restart = spec.restart;
   res.shutdown_timeout = spec.shutdown_timeout;
   auto* n = &group;
+  if (spec.published_as.empty())
+    spec.published_as = spec.name;
   res.start = [n, holder, spec](caf::actor_system&) -> caf::actor {
     std::lock_guard<std::mutex> guard{holder->mtx};
     // The previous incarnation is gone (or going): reap it before the next.
@@ -67,7 +79,7 @@ child_spec process_child(node& group, process_spec spec) {
       holder->current.kill(9);
       holder->current.wait(std::chrono::seconds(5));
     }
-    auto proc = spec.program.empty() ? n->spawn_self(spec.args) : n->spawn(spec.program, spec.args);
+    auto proc = start_process(*n, spec);
     if (!proc)
       throw std::runtime_error(describe(proc.error()));
     holder->current = std::move(*proc);

@@ -143,11 +143,10 @@ int serve(const std::string& name) {
   }
   auto e = sys.spawn(echo, &*n);
   caf::scoped_actor self{sys};
-  if (auto err = n->publish(name, e); err) {
-    std::cerr << "ipc_child: " << troupe::describe(err) << '\n';
-    return 3;
-  }
-  if (auto err = n->publish(name + ".ctl", caf::actor{self}); err) {
+  auto echo_name = n->publish(name, e);
+  auto ctl_name = n->publish(name + ".ctl", caf::actor{self});
+  if (!echo_name || !ctl_name) {
+    auto err = echo_name ? ctl_name.error() : echo_name.error();
     std::cerr << "ipc_child: " << troupe::describe(err) << '\n';
     return 3;
   }
@@ -263,17 +262,17 @@ int host(const std::string& prefix) {
     {prefix + ".ns", tipc::shared_namespace::make(sys).handle()},
     {prefix + ".ctl", caf::actor{self}},
   };
-  for (auto& [name, owner] : owners)
-    if (auto err = n->publish(name, owner)) {
-      std::cerr << "ipc_child: " << troupe::describe(err) << '\n';
+  std::vector<tipc::publication> published;
+  for (auto& [name, owner] : owners) {
+    auto p = n->publish(name, owner);
+    if (!p) {
+      std::cerr << "ipc_child: " << troupe::describe(p.error()) << '\n';
       return 3;
     }
+    published.push_back(std::move(*p));
+  }
   self->receive([](leave_atom) {});
-  // Published owners are in the registry until they exit.
-  for (auto& [name, owner] : owners)
-    if (name != prefix + ".ctl")
-      self->send_exit(owner, caf::exit_reason::user_shutdown);
-  n->leave();
+  n->leave(); // ends the published owners
   return 0;
 }
 

@@ -37,6 +37,21 @@ using troupe::ipc::shared_queue;
 
 namespace {
 
+/// Whether `x.add(delta)` compiles for a `managed_value` `V`.
+template <class V, class = void>
+constexpr bool has_add = false;
+template <class V>
+constexpr bool has_add<
+  V, std::void_t<decltype(std::declval<V&>().add(std::declval<typename V::value_type>()))>> = true;
+
+// `add` exists where it can succeed, and only there: `bool` has no `+=` that
+// a counter wants, so `managed_value<bool>::add` is a compile error, not a
+// run-time `type_error`.
+static_assert(has_add<managed_value<int64_t>>);
+static_assert(has_add<managed_value<double>>);
+static_assert(!has_add<managed_value<bool>>);
+static_assert(!has_add<managed_value<std::string>>);
+
 /// One process's actor system, with a unique group name and a shm guard.
 struct fixture {
   std::string group;
@@ -60,7 +75,9 @@ struct fixture {
   template <class Handle>
   void publish(node& n, const std::string& name, const Handle& x) {
     published.push_back(x.handle());
-    REQUIRE_FALSE(n.publish(name, x.handle()));
+    auto publication = n.publish(name, x.handle());
+    REQUIRE_MESSAGE(publication, troupe::describe(publication.error()));
+    publication->release(); // ends with the node, or with the test
   }
 
   node make_node(troupe::ipc::group_options opts = {}) {
@@ -483,7 +500,8 @@ TEST_SUITE("ipc.manager") {
     REQUIRE_FALSE(q.put(42));
     REQUIRE_FALSE(q.put(43));
     f.publish(n, "m.queue", q);
-    REQUIRE_FALSE(n.publish("m.report", caf::actor{f.self}));
+    auto report = n.publish("m.report", caf::actor{f.self});
+    REQUIRE(report);
     auto child = f.start(n, {"lease", "m"});
     // The child reports the item it leased.
     f.self->receive([](int32_t x) { CHECK(x == 42); },

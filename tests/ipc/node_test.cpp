@@ -125,7 +125,8 @@ TEST_SUITE("ipc.node") {
     auto sut = node::create(f.sys, f.group);
     REQUIRE(sut);
     auto s = f.spawn(sink);
-    REQUIRE_FALSE(sut->publish("sink", s));
+    auto published = sut->publish("sink", s);
+    REQUIRE_MESSAGE(published, troupe::describe(published.error()));
     auto child = f.serve(*sut, "echo");
     auto echo = f.find(*sut, "echo");
     constexpr int32_t n = 20000;
@@ -160,7 +161,8 @@ TEST_SUITE("ipc.node") {
         [=](count_atom) { return *count; },
       };
     });
-    REQUIRE_FALSE(sut->publish("sink", s));
+    auto published = sut->publish("sink", s);
+    REQUIRE_MESSAGE(published, troupe::describe(published.error()));
     auto child = f.serve(*sut, "echo");
     auto echo = f.find(*sut, "echo");
     constexpr int32_t n = 20000;
@@ -202,7 +204,8 @@ TEST_SUITE("ipc.node") {
         };
       });
       std::string name = blocks ? "napper" : "hog";
-      REQUIRE_FALSE(sut->publish(name, slow));
+      auto published = sut->publish(name, slow);
+      REQUIRE_MESSAGE(published, troupe::describe(published.error()));
       constexpr int32_t total = 30;
       for (int32_t i = 1; i <= total; ++i) {
         // One message per run: the next is sent once this one was handled.
@@ -222,13 +225,58 @@ TEST_SUITE("ipc.node") {
     auto sut = node::create(f.sys, f.group);
     REQUIRE(sut);
     auto s = f.spawn(sink);
-    REQUIRE_FALSE(sut->publish("sink", s));
+    auto published = sut->publish("sink", s);
+    REQUIRE_MESSAGE(published, troupe::describe(published.error()));
     auto again = sut->publish("sink", f.spawn(sink));
-    CHECK(troupe::is(again, errc::name_taken));
-    CHECK(troupe::is(sut->lookup("nobody").error(), errc::name_not_found));
-    CHECK(troupe::is(sut->publish("", s), errc::invalid_argument));
+    CHECK(troupe::is(again.error(), errc::name_taken));
+    CHECK(troupe::is(sut->lookup("nobody", caf::timespan{0}).error(), errc::name_not_found));
+    CHECK(troupe::is(sut->publish("", s).error(), errc::invalid_argument));
     REQUIRE_FALSE(sut->unpublish("sink"));
-    CHECK(troupe::is(sut->lookup("sink").error(), errc::name_not_found));
+    CHECK(troupe::is(sut->lookup("sink", caf::timespan{0}).error(), errc::name_not_found));
+  }
+
+  TEST_CASE("a publication ends its name and its actor with its scope, or with the node") {
+    ipc_fixture f{"pubscope"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto scoped = f.spawn(sink);
+    auto released = f.spawn(sink);
+    auto unpublished = f.spawn(sink);
+    for (auto& x : {scoped, released, unpublished})
+      f.self->monitor(x);
+    auto down_reason = [&](const caf::actor& x) {
+      caf::error reason;
+      f.self->receive(
+        [&](caf::down_msg& dm) {
+          CHECK(dm.source == x.address());
+          reason = dm.reason;
+        },
+        caf::after(deadline) >> [] { FAIL("no down_msg"); });
+      return reason;
+    };
+    {
+      auto pub = sut->publish("scoped", scoped);
+      REQUIRE(pub);
+      CHECK(pub->name() == "scoped");
+      CHECK(sut->lookup("scoped", caf::timespan{0}) == scoped);
+    }
+    CHECK(troupe::is(sut->lookup("scoped", caf::timespan{0}).error(), errc::name_not_found));
+    CHECK(down_reason(scoped) == caf::exit_reason::user_shutdown);
+    // Released: published and running until the node leaves.
+    auto pub = sut->publish("released", released);
+    REQUIRE(pub);
+    pub->release();
+    CHECK(pub->name().empty());
+    CHECK(sut->lookup("released", caf::timespan{0}) == released);
+    CHECK(f.ask<int64_t>(released, count_atom::value) == int64_t{0});
+    // Unpublished by name: no longer the node's to end.
+    auto other = sut->publish("unpublished", unpublished);
+    REQUIRE(other);
+    other->release();
+    REQUIRE_FALSE(sut->unpublish("unpublished"));
+    sut->leave();
+    CHECK(down_reason(released) == caf::exit_reason::user_shutdown);
+    CHECK(f.ask<int64_t>(unpublished, count_atom::value) == int64_t{0});
   }
 
   TEST_CASE("a monitor of a remote actor sees its exit reason") {
@@ -314,7 +362,8 @@ TEST_SUITE("ipc.node") {
     auto sut = node::create(f.sys, f.group);
     REQUIRE(sut);
     auto s = f.spawn(sink);
-    REQUIRE_FALSE(sut->publish("sink", s));
+    auto published = sut->publish("sink", s);
+    REQUIRE_MESSAGE(published, troupe::describe(published.error()));
     auto staller = f.serve(*sut, "staller");
     auto other = f.serve(*sut, "other");
     auto st = f.find(*sut, "staller");
@@ -353,7 +402,8 @@ TEST_SUITE("ipc.node") {
         },
       };
     });
-    REQUIRE_FALSE(sut->publish("blocker", blocker));
+    auto published = sut->publish("blocker", blocker);
+    REQUIRE_MESSAGE(published, troupe::describe(published.error()));
     // The child sends one int to the blocker (from its own actor).
     CHECK(f.ask<caf::atom_value>(echo, flood_atom::value, std::string{"blocker"}, int32_t{1})
           == caf::atom("done"));
@@ -392,7 +442,8 @@ TEST_SUITE("ipc.node") {
         },
       };
     });
-    REQUIRE_FALSE(sut->publish("waiter", waiter));
+    auto published = sut->publish("waiter", waiter);
+    REQUIRE_MESSAGE(published, troupe::describe(published.error()));
     CHECK(f.ask<caf::atom_value>(echo, flood_atom::value, std::string{"waiter"}, int32_t{1})
           == caf::atom("done"));
     f.self->receive([](int32_t x) { CHECK(x == 1); },
@@ -416,7 +467,8 @@ TEST_SUITE("ipc.node") {
         self->send(report, std::string{"left"});
       }};
     });
-    REQUIRE_FALSE(sut->publish("leaver", leaver));
+    auto published = sut->publish("leaver", leaver);
+    REQUIRE_MESSAGE(published, troupe::describe(published.error()));
     // The child sends one int to the leaver. Its answer to this request may
     // come, or not: leaving fails what this node still waits for.
     f.self->send(echo, flood_atom::value, std::string{"leaver"}, int32_t{1});
@@ -438,7 +490,8 @@ TEST_SUITE("ipc.node") {
     auto sut = node::create(f.sys, f.group);
     REQUIRE(sut);
     auto s = f.spawn(sink);
-    REQUIRE_FALSE(sut->publish("sink", s));
+    auto published = sut->publish("sink", s);
+    REQUIRE_MESSAGE(published, troupe::describe(published.error()));
     std::vector<child_process> children;
     std::vector<std::string> names;
     int serial = 0;
@@ -766,7 +819,8 @@ TEST_SUITE("ipc.node") {
     auto sut = node::create(f.sys, f.group, opts);
     REQUIRE_MESSAGE(sut, troupe::describe(sut.error()));
     auto s = f.spawn(sink);
-    CHECK_FALSE(sut->publish("sink", s));
+    auto published = sut->publish("sink", s);
+    CHECK_MESSAGE(published, troupe::describe(published.error()));
   }
 
   TEST_CASE("a node that leaves unpublishes its names and the last one out removes the segment") {
@@ -782,7 +836,7 @@ TEST_SUITE("ipc.node") {
       REQUIRE(status);
       CHECK(status->success());
       f.self->receive([](caf::down_msg&) {}, caf::after(deadline) >> [] { FAIL("no down_msg"); });
-      CHECK(troupe::is(sut->lookup("echo").error(), errc::name_not_found));
+      CHECK(troupe::is(sut->lookup("echo", caf::timespan{0}).error(), errc::name_not_found));
       CHECK(shm_exists(f.group));
     }
     CHECK_FALSE(shm_exists(f.group));
@@ -845,6 +899,32 @@ TEST_SUITE("ipc.process_supervision") {
     }));
     auto by_name = f.find(*group, "w");
     CHECK(f.ask<int32_t>(by_name, pid_atom::value) == second);
+    CHECK_FALSE(sut->stop(deadline));
+  }
+
+  TEST_CASE("a request a killed supervised process did not answer fails with child_down") {
+    ipc_fixture f{"supdown"};
+    auto group = node::create(f.sys, f.group);
+    REQUIRE(group);
+    troupe::ipc::process_spec spec;
+    spec.name = "w";
+    spec.program = TROUPE_IPC_CHILD;
+    spec.args = {"serve", "w"};
+    spec.published_as = "w";
+    auto sut = troupe::supervisor::start(f.sys, {}, {troupe::ipc::process_child(*group, spec)});
+    REQUIRE_MESSAGE(sut, troupe::describe(sut.error()));
+    auto handle = *sut->child("w");
+    auto a = f.spawn(asker, caf::actor{f.self});
+    f.self->send(a, handle, hold_atom::value);
+    // The request is in the process's hands once it answers one sent later.
+    auto pid = f.ask<int32_t>(handle, pid_atom::value);
+    REQUIRE(pid);
+    REQUIRE(::kill(*pid, SIGKILL) == 0);
+    std::string outcome;
+    f.self->receive([&](std::string& x) { outcome = x; },
+                    caf::after(deadline) >> [] { FAIL("the pending request was never answered"); });
+    // The same error as for a crashed actor child: a caller retries on it.
+    CHECK_MESSAGE(outcome.find("child_down") != std::string::npos, outcome);
     CHECK_FALSE(sut->stop(deadline));
   }
 

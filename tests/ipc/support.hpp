@@ -12,6 +12,7 @@
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -61,6 +62,28 @@ inline char process_state(pid_t pid) {
     return 0;
   auto close = line.rfind(')');
   return close == std::string::npos || close + 2 >= line.size() ? 0 : line[close + 2];
+}
+
+/// How a program run by `run_program` ended.
+struct program_result {
+  int status = -1;
+  std::string output; // stdout and stderr
+};
+
+/// Runs `program ARGS` (a shell command line) to its end and collects its
+/// exit status (-1 if a signal ended it) and output.
+inline program_result run_program(const std::string& program, const std::string& args) {
+  auto cmd = program + " " + args + " 2>&1";
+  program_result res;
+  auto* pipe = ::popen(cmd.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buf[4096];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0)
+    res.output.append(buf, n);
+  auto st = ::pclose(pipe);
+  res.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return res;
 }
 
 /// Polls `pred` until it holds or the deadline passed.

@@ -33,7 +33,9 @@ struct sync_fixture : ipc_fixture {
   template <class Handle>
   Handle host(node& n, const std::string& name, Handle x) {
     spawned.push_back(x.handle());
-    REQUIRE_FALSE(n.publish(name, x.handle()));
+    auto publication = n.publish(name, x.handle());
+    REQUIRE_MESSAGE(publication, troupe::describe(publication.error()));
+    publication->release(); // ends with the node, or with the test
     return x;
   }
 

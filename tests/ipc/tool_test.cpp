@@ -24,24 +24,9 @@ using namespace troupe::test::ipc;
 
 namespace {
 
-struct tool_result {
-  int status = -1;
-  std::string output; // stdout and stderr
-};
-
 /// Runs `troupe ARGS` and collects its exit status and output.
-tool_result run_tool(const std::string& args) {
-  auto cmd = std::string{TROUPE_TOOL} + " " + args + " 2>&1";
-  tool_result res;
-  auto* pipe = ::popen(cmd.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buf[4096];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0)
-    res.output.append(buf, n);
-  auto st = ::pclose(pipe);
-  res.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return res;
+program_result run_tool(const std::string& args) {
+  return run_program(TROUPE_TOOL, args);
 }
 
 bool contains(const std::string& haystack, const std::string& needle) {

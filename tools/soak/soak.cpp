@@ -890,8 +890,9 @@ int run_node(const options& o) {
     return fail("cannot create its own value", x.error());
   auto echo = sys.spawn(echo_actor);
   h.own_echo = echo;
-  if (auto err = group->publish("echo-" + std::to_string(index), echo))
-    return fail("cannot publish its echo", err);
+  auto echo_name = group->publish("echo-" + std::to_string(index), echo);
+  if (!echo_name)
+    return fail("cannot publish its echo", echo_name.error());
   h.stop_thread = std::make_shared<std::atomic<bool>>(false);
   auto stop = h.stop_thread;
   auto tally = h.tally;
@@ -1025,12 +1026,17 @@ round_result run_round(caf::actor_system& sys, const options& o, int64_t round,
       res.fail("cannot fill the queue: " + troupe::describe(err));
       break;
     }
+  std::vector<tipc::publication> names;
   for (auto [name, x] :
        {std::make_pair("dict", dict.handle()), std::make_pair("counter", counter.handle()),
         std::make_pair("queue", queue.handle()), std::make_pair("tally", tally),
-        std::make_pair("echo-host", echo)})
-    if (auto err = group->publish(name, x))
-      res.fail(std::string{"cannot publish "} + name + ": " + troupe::describe(err));
+        std::make_pair("echo-host", echo)}) {
+    auto published = group->publish(name, x);
+    if (published)
+      names.push_back(std::move(*published));
+    else
+      res.fail(std::string{"cannot publish "} + name + ": " + troupe::describe(published.error()));
+  }
 
   // 2. The children.
   std::vector<kid> kids;

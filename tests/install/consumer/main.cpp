@@ -26,9 +26,9 @@ int main() {
     return 1;
   }
   auto echo = sys.spawn([]() -> caf::behavior { return {[](int x) { return x; }}; });
-  if (group->publish("echo", echo) || !group->lookup("echo"))
+  auto published = group->publish("echo", echo);
+  if (!published || !group->lookup("echo", caf::timespan{0}))
     return 1;
   std::cout << "consumer: group " << group->group() << " works\n";
-  caf::anon_send_exit(echo, caf::exit_reason::kill);
-  return 0;
+  return 0; // the publication stops the echo actor
 }

@@ -142,8 +142,9 @@ public:
   }
 
   /// Adds `delta` atomically and returns the new value (arithmetic `T`
-  /// only).
-  template <class U = T, class = std::enable_if_t<std::is_arithmetic_v<U>>>
+  /// other than `bool` only: for any other `T` the call does not compile).
+  template <class U = T,
+            class = std::enable_if_t<std::is_arithmetic_v<U> && !std::is_same_v<U, bool>>>
   [[nodiscard]] caf::expected<T> add(T delta, caf::timespan timeout = forever) const {
     return detail::shared_ask<T>(owner_, timeout, caf::add_atom::value, delta);
   }

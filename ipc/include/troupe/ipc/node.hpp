@@ -81,7 +81,20 @@ struct group_options {
   caf::timespan slot_grace = std::chrono::seconds(1);
   /// No `[troupe] ...` notices on stderr (sweeps, rejected frames).
   bool quiet = false;
+  /// For a node of a process started by `node::spawn` (joined with
+  /// `join_from_env`): when the process that started it dies, even by
+  /// SIGKILL, the node leaves the group and the process exits with status 1
+  /// (with a notice on stderr), so that no child outlives its parent and no
+  /// segment is left behind. `false` lets it run on.
+  bool exit_with_parent = true;
 };
+
+/// The role this process was started in: what `node::spawn_role`, a
+/// `process_spec::role` or a process pool gave it, or "" for a process that
+/// troupe did not start in a role (the parent of a program). The one way,
+/// for all of troupe, to tell the processes of a program apart;
+/// `troupe::ipc::program` dispatches on it.
+[[nodiscard]] std::string this_process_role();
 
 /// Counters of this node. The frame counters are kept in the segment (so
 /// `troupe ls` sees them); the last two only in this process.
@@ -100,6 +113,54 @@ struct node_stats {
   /// 100 ms after its wait (of up to 250 ms) ended: lost wake-ups, each of
   /// which delayed a frame that long. Stays 0 unless something is wrong.
   uint64_t late_wakeups = 0;
+};
+
+/// A name a node published, and the actor behind it: `node::publish` returns
+/// one. The publication owns both: when it goes out of scope (or `stop` is
+/// called) the name is unpublished and the actor is sent
+/// `exit_reason::user_shutdown`. `release` opts out: the name then stays
+/// until the node leaves, and the actor ends then. Move-only; not
+/// thread-safe (one thread owns it).
+class publication {
+public:
+  /// An empty publication (nothing published).
+  publication() noexcept = default;
+  /// Takes over `other`'s name and actor; `other` is then empty.
+  publication(publication&& other) noexcept;
+  /// Stops what this publication holds, then takes over `other`'s.
+  publication& operator=(publication&& other) noexcept;
+  publication(const publication&) = delete;
+  publication& operator=(const publication&) = delete;
+  ~publication();
+
+  /// The published name (empty once stopped or released).
+  [[nodiscard]] const std::string& name() const noexcept {
+    return name_;
+  }
+
+  /// The published actor (null once stopped or released).
+  [[nodiscard]] const caf::actor& actor() const noexcept {
+    return actor_;
+  }
+
+  /// Unpublishes the name (if the node is still in its group) and sends the
+  /// actor `exit_reason::user_shutdown`. Does not wait for the actor to end.
+  /// Idempotent.
+  void stop();
+
+  /// Leaves the name published and the actor running until the node leaves
+  /// the group (`node::leave` ends it then); this object becomes empty.
+  void release() noexcept;
+
+private:
+  friend class node;
+
+  publication(std::weak_ptr<detail::core> core, std::string name, caf::actor actor)
+    : core_(std::move(core)), name_(std::move(name)), actor_(std::move(actor)) {}
+
+  std::weak_ptr<detail::core> core_;
+  std::string name_;
+  caf::actor actor_;
 };
 
 /// A node of a group: this process's membership in a set of processes on one
@@ -124,25 +185,25 @@ public:
   /// Creates the group `group` and joins it as its first node. Names are
   /// 1 to 48 characters of `[A-Za-z0-9_.-]`. Fails with
   /// `errc::group_running` if a live group of that name exists.
-  static caf::expected<node> create(caf::actor_system& sys, const std::string& group,
-                                    group_options opts = {});
+  [[nodiscard]] static caf::expected<node> create(caf::actor_system& sys, const std::string& group,
+                                                  group_options opts = {});
 
   /// Joins the running group `group` with its `key` (see `key()`). Fails with
   /// `errc::bad_key` for a wrong key, `errc::no_such_group` if there is none,
   /// `errc::bad_segment` if the segment is not troupe's or not the caller's,
   /// `errc::group_full` if all slots are taken.
-  static caf::expected<node> join(caf::actor_system& sys, const std::string& group,
-                                  const std::string& key, group_options opts = {});
+  [[nodiscard]] static caf::expected<node> join(caf::actor_system& sys, const std::string& group,
+                                                const std::string& key, group_options opts = {});
 
   /// Joins the group named by the environment variables `TROUPE_GROUP` and
-  /// `TROUPE_GROUP_KEY`, as `node::spawn` sets them for a child. Removes both
-  /// from the environment, so that processes this one starts do not inherit
-  /// the key (nor pass for spawned children).
-  static caf::expected<node> join_from_env(caf::actor_system& sys, group_options opts = {});
-
-  /// Whether this process was started by `node::spawn` (the environment
-  /// names a group).
-  static bool in_spawned_child();
+  /// `TROUPE_GROUP_KEY`, as `node::spawn` sets them for a child, and ends
+  /// this process with the one that started it (see
+  /// `group_options::exit_with_parent`). Removes both from the environment,
+  /// so that processes this one starts do not inherit the key. Fails with
+  /// `errc::no_such_group` in a process that `node::spawn` did not start, or
+  /// `errc::peer_lost` if its parent is gone already.
+  [[nodiscard]] static caf::expected<node> join_from_env(caf::actor_system& sys,
+                                                         group_options opts = {});
 
   /// Takes over `other`'s membership; `other` is then empty.
   node(node&&) noexcept;
@@ -154,31 +215,40 @@ public:
   ~node();
 
   /// Publishes `x` (an actor of this process) under `name` (1 to 64
-  /// printable characters). Fails with `errc::name_taken` if a live node
-  /// already published that name.
-  caf::error publish(const std::string& name, const caf::actor& x);
+  /// printable characters), for as long as the returned publication lives:
+  /// it unpublishes the name and stops the actor when it goes out of scope
+  /// (see `publication`). Whatever the node still publishes when it leaves
+  /// is unpublished and stopped then. Fails with `errc::name_taken` if a
+  /// live node already published that name, `errc::invalid_argument` for an
+  /// invalid name or handle, or an actor of another process.
+  [[nodiscard]] caf::expected<publication> publish(const std::string& name, const caf::actor& x);
 
   /// `publish` for a typed actor handle.
   template <class Handle>
-  caf::error publish(const std::string& name, const Handle& x) {
+  [[nodiscard]] caf::expected<publication> publish(const std::string& name, const Handle& x) {
     return publish(name, caf::actor_cast<caf::actor>(x));
   }
 
-  /// Removes a name this node published.
-  caf::error unpublish(const std::string& name);
+  /// Removes a name this node published, without stopping its actor (which
+  /// then no longer ends with the node). Fails with `errc::name_not_found`.
+  [[nodiscard]] caf::error unpublish(const std::string& name);
 
-  /// Finds the actor published as `name` by any node. Waits up to `wait` for
-  /// the name to appear; fails with `errc::name_not_found` after that.
-  caf::expected<caf::actor> lookup(const std::string& name, caf::timespan wait = caf::timespan{0});
+  /// Finds the actor published as `name` by any node. Waits up to `wait`
+  /// (forever by default, like every wait in troupe) for the name to
+  /// appear; fails with `errc::name_not_found` after that. Pass
+  /// `caf::timespan{0}` to look once without waiting.
+  [[nodiscard]] caf::expected<caf::actor> lookup(const std::string& name,
+                                                 caf::timespan wait = forever);
 
   /// `lookup`, but only the actor that process `pid` published as `name`
   /// (say, the new incarnation of a restarted process, not the old one).
-  caf::expected<caf::actor> lookup_in(pid_t pid, const std::string& name,
-                                      caf::timespan wait = caf::timespan{0});
+  [[nodiscard]] caf::expected<caf::actor> lookup_in(pid_t pid, const std::string& name,
+                                                    caf::timespan wait = forever);
 
   /// `lookup` for a typed handle (no type check happens across processes).
   template <class Handle>
-  caf::expected<Handle> lookup_as(const std::string& name, caf::timespan wait = caf::timespan{0}) {
+  [[nodiscard]] caf::expected<Handle> lookup_as(const std::string& name,
+                                                caf::timespan wait = forever) {
     auto x = lookup(name, wait);
     if (!x)
       return std::move(x.error());
@@ -188,37 +258,56 @@ public:
   /// Starts `program` as a child process that can join this group: its
   /// environment carries `TROUPE_GROUP` and `TROUPE_GROUP_KEY` (read by
   /// `join_from_env`).
-  caf::expected<child_process> spawn(const std::string& program,
-                                     const std::vector<std::string>& args = {},
-                                     std::vector<std::string> env = {});
+  [[nodiscard]] caf::expected<child_process> spawn(const std::string& program,
+                                                   const std::vector<std::string>& args = {},
+                                                   std::vector<std::string> env = {});
+
+  /// `spawn_self` in role `role`: the child's `this_process_role()`, on
+  /// which `troupe::ipc::program` dispatches.
+  [[nodiscard]] caf::expected<child_process> spawn_role(const std::string& role,
+                                                        const std::vector<std::string>& args = {},
+                                                        std::vector<std::string> env = {});
 
   /// `spawn` for this very program (/proc/self/exe, by its real path so `ps`
   /// shows its name): the usual way for one program to play parent and child.
-  caf::expected<child_process> spawn_self(const std::vector<std::string>& args = {},
-                                          std::vector<std::string> env = {});
+  [[nodiscard]] caf::expected<child_process> spawn_self(const std::vector<std::string>& args = {},
+                                                        std::vector<std::string> env = {});
 
-  /// Makes `x` reachable from other hosts through CAF's middleman on `port`
-  /// (0 picks one): a plain CAF program reaches it with
-  /// `io::remote_actor(host, port)`. `x` may live on any node of the group.
-  /// Needs `cfg.load<caf::io::middleman>()`. Returns the port.
-  caf::expected<uint16_t> publish_tcp(const caf::actor& x, uint16_t port, const char* in = nullptr);
+  /// Makes `x` reachable through CAF's middleman on `port` (0 picks one):
+  /// a plain CAF program reaches it with `io::remote_actor(host, port)`. `x`
+  /// may live on any node of the group. Returns the port.
+  ///
+  /// Listens on `in`, the loopback address unless told otherwise: CAF's
+  /// middleman neither authenticates nor encrypts, so listening on other
+  /// hosts' networks must be asked for (`"0.0.0.0"` for every IPv4
+  /// interface).
+  ///
+  /// A supervised child (an actor or a process) is published by its
+  /// supervisor's stable handle (`supervisor::child`), which follows its
+  /// restarts: clients keep their connection and reach each new
+  /// incarnation. An actor found with `lookup` is the incarnation of the
+  /// moment: after a restart the port leads to an actor that is gone, and
+  /// clients get `down_msg`/errors for it.
+  [[nodiscard]] caf::expected<uint16_t> publish_tcp(const caf::actor& x, uint16_t port,
+                                                    const std::string& in = "127.0.0.1");
 
   /// Reaches an actor that another host published with CAF's middleman.
-  caf::expected<caf::actor> remote_tcp(const std::string& host, uint16_t port);
+  [[nodiscard]] caf::expected<caf::actor> remote_tcp(const std::string& host, uint16_t port);
 
   /// The group's name.
-  const std::string& group() const;
+  [[nodiscard]] const std::string& group() const;
 
   /// The key a process needs to join (32 hex digits).
-  std::string key() const;
+  [[nodiscard]] std::string key() const;
 
   /// This node's slot in the segment.
-  uint32_t slot() const;
+  [[nodiscard]] uint32_t slot() const;
 
   /// This node's counters.
-  node_stats stats() const;
+  [[nodiscard]] node_stats stats() const;
 
-  /// Unpublishes this node's names and leaves the group; the last node out
+  /// Unpublishes this node's names, sends the actors it still publishes
+  /// `exit_reason::user_shutdown`, and leaves the group; the last node out
   /// removes the segment. Proxies to other nodes' actors die with
   /// `errc::peer_lost`. Idempotent; the destructor calls it.
   void leave();

@@ -96,6 +96,10 @@ std::string task_reference(any_function fn, erased_invoke_fn invoke);
 /// (defined in the ipc sources).
 class process_pool_core;
 
+/// Serves as worker `args[1]` of the pool published as `args[0]` in `group`
+/// until the pool stops or the parent dies; returns the exit status.
+int serve_as_pool_worker(caf::actor_system& sys, node& group, const std::vector<std::string>& args);
+
 } // namespace detail
 
 /// Gives the free function `fn` a name under which actors can run it on a
@@ -137,7 +141,8 @@ struct process_pool_options {
 /// The worker processes are this program again (`node::spawn_self`), so
 /// `main` starts with the line that Python's `if __name__ == "__main__":`
 /// guard stands for:
-/// `if (process_pool::is_worker(argc, argv)) return process_pool::run_worker(argc, argv);`.
+/// `if (process_pool::is_worker()) return process_pool::run_worker(argc, argv);` (or it runs
+/// under `troupe::ipc::program`, which serves pool workers itself).
 /// They are supervised by a `troupe::worker_pool`: a worker process that dies
 /// (kill -9 included) is replaced, and the task it was running fails with
 /// `errc::worker_crashed` or is retried. A task's exception comes back as
@@ -158,13 +163,16 @@ public:
   [[nodiscard]] static caf::expected<process_pool> make(caf::actor_system& sys,
                                                         process_pool_options options = {});
 
-  /// Whether this process was started as a worker of a process pool.
-  static bool is_worker(int argc, char** argv);
+  /// Whether this process was started as a worker of a process pool (its
+  /// `this_process_role()`). A program run by `troupe::ipc::program` needs
+  /// neither this nor `run_worker`: its workers are served there.
+  [[nodiscard]] static bool is_worker();
 
   /// Runs a worker process until its pool stops or the parent dies; returns
   /// the exit status. `prepare` may register message types on the config.
-  static int run_worker(int argc, char** argv,
-                        const std::function<void(caf::actor_system_config&)>& prepare = {});
+  [[nodiscard]] static int
+  run_worker(int argc, char** argv,
+             const std::function<void(caf::actor_system_config&)>& prepare = {});
 
   /// Takes over `other`'s pool; `other` is then empty.
   process_pool(process_pool&&) noexcept;

@@ -19,14 +19,19 @@ namespace troupe::ipc {
 struct process_spec {
   /// The child's name in its supervisor (names the stable handle).
   std::string name;
+  /// The role the process is started in (`node::spawn_role`): one that
+  /// `troupe::ipc::program::serve` defined, which publishes its actor under
+  /// `published_as` by itself. Empty to start the process without a role.
+  std::string role;
   /// Arguments for the process; it is started with `node::spawn_self`, or
   /// `program` when that is set.
   std::vector<std::string> args;
   /// The program to start with `node::spawn`; empty for this very program
   /// (`node::spawn_self`).
   std::string program;
-  /// The name the process publishes its actor under once it is ready. Each
-  /// incarnation publishes it again; the supervisor's stable handle follows.
+  /// The name the process publishes its actor under once it is ready
+  /// (`name` if empty). Each incarnation publishes it again; the
+  /// supervisor's stable handle follows.
   std::string published_as;
   /// How long a start waits for the process to publish.
   caf::timespan start_timeout = std::chrono::seconds(10);
@@ -52,9 +57,11 @@ struct process_spec {
 /// The spec owns its processes: the previous incarnation is reaped when the
 /// next one starts, and the last one is killed (if it still runs) and reaped
 /// when the spec is destroyed with its supervisor. The node must outlive the
-/// supervisor. The started process must join with `node::join_from_env`,
-/// publish its actor, and exit once that actor has terminated.
-child_spec process_child(node& group, process_spec spec);
+/// supervisor. With a `role` defined by `program::serve`, the process does
+/// all it must by itself; otherwise it must join with
+/// `node::join_from_env`, publish its actor, and exit once that actor has
+/// terminated. Either way it ends with the process that supervises it.
+[[nodiscard]] child_spec process_child(node& group, process_spec spec);
 
 /// Waits until `proc` publishes `name` in `group` and returns that actor.
 /// Throws `std::runtime_error` (which a supervisor or pool counts as a

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -227,10 +228,40 @@ public:
   process_pool_core(caf::actor_system& sys, node& group) : sys(sys), group(group) {}
 
   ~process_pool_core() {
-    shutdown();
+    shutdown(shutdown_mode::cancel);
   }
 
-  void shutdown() {
+  /// Registers a task; false once the pool is closed.
+  bool admit() {
+    std::lock_guard<std::mutex> guard{tasks_mtx};
+    if (closed)
+      return false;
+    ++outstanding;
+    return true;
+  }
+
+  /// A registered task has its outcome.
+  void finished() {
+    std::lock_guard<std::mutex> guard{tasks_mtx};
+    if (--outstanding == 0)
+      tasks_cv.notify_all();
+  }
+
+  /// As `executor::shutdown`: takes no more tasks, lets the queued ones run
+  /// (`wait`) or fails them (`cancel`), waits for the running ones, then
+  /// stops the workers.
+  void shutdown(shutdown_mode mode) {
+    {
+      std::unique_lock<std::mutex> guard{tasks_mtx};
+      closed = true;
+      if (pool && outstanding > 0) {
+        if (mode == shutdown_mode::cancel) {
+          cancelling = true;
+          pool->cancel_queued();
+        }
+        tasks_cv.wait(guard, [this] { return outstanding == 0; });
+      }
+    }
     if (stopped.exchange(true))
       return;
     if (pool)
@@ -276,6 +307,13 @@ public:
   std::vector<child_process> processes;
   uint64_t workers_started = 0;
   std::atomic<bool> stopped{false};
+  /// Tasks posted and not answered yet; no more are taken once `closed`.
+  std::mutex tasks_mtx;
+  std::condition_variable tasks_cv;
+  std::size_t outstanding = 0;
+  bool closed = false;
+  /// Set by `shutdown(cancel)`: a task not handed to the pool yet fails.
+  std::atomic<bool> cancelling{false};
 };
 
 } // namespace detail
@@ -302,7 +340,7 @@ caf::expected<process_pool> process_pool::make(caf::actor_system& sys, node& gro
   // Workers watch this name: when the parent dies, so does its publication.
   auto listing = group.publish(core->name, core->pool->handle());
   if (!listing) {
-    core->shutdown();
+    core->shutdown(shutdown_mode::cancel);
     return std::move(listing.error());
   }
   core->listing = std::move(*listing);
@@ -398,20 +436,28 @@ const worker_pool& process_pool::workers() const {
   return *core_->pool;
 }
 
-void process_pool::shutdown() {
+void process_pool::shutdown(shutdown_mode mode) {
   if (core_)
-    core_->shutdown();
+    core_->shutdown(mode);
 }
 
 void process_pool::post(const std::string& name, caf::message args,
-                        std::function<void(caf::expected<caf::message>)> done) {
-  if (core_->stopped) {
-    done(make_error(errc::cancelled, "the process pool was shut down"));
+                        std::function<void(caf::expected<caf::message>)> on_done) {
+  if (!core_ || !core_->admit()) {
+    on_done(make_error(errc::cancelled, "the process pool was shut down"));
     return;
   }
+  auto done = [core = core_, on_done](caf::expected<caf::message> res) {
+    on_done(std::move(res));
+    core->finished();
+  };
   auto pool = core_->pool->handle();
   auto content = caf::make_message(task_atom::value, name, std::move(args));
-  core_->sys.spawn([pool, content, done](caf::event_based_actor* self) {
+  core_->sys.spawn([pool, content, done, core = core_](caf::event_based_actor* self) {
+    if (core->cancelling) {
+      done(make_error(errc::cancelled, "the process pool was shut down before the task ran"));
+      return;
+    }
     troupe::detail::relay_request(
       self, pool, content, [done](caf::message answer) { done(std::move(answer)); },
       [done](caf::error err) { done(std::move(err)); });

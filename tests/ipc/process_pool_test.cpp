@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
+#include <thread>
 
 using troupe::errc;
 using troupe::ipc::node;
@@ -35,6 +37,15 @@ int die(int) {
 
 int64_t twice(int64_t x) {
   return 2 * x;
+}
+
+/// Returns once `path` exists (at most after 10 s, then -1).
+int wait_for_file(std::string path) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!std::filesystem::exists(path))
+    if (std::chrono::steady_clock::now() > until)
+      return -1;
+  return 1;
 }
 
 } // namespace
@@ -135,6 +146,43 @@ TEST_SUITE("ipc.process_pool") {
     }
     // The pool's own group went with it.
     CHECK_FALSE(segment_with_prefix(prefix));
+  }
+
+  TEST_CASE("shutdown runs the queued tasks, or cancels them when asked, as the executor's does") {
+    {
+      pool_fixture f{"ppwait", 1};
+      std::vector<troupe::future<int>> queued;
+      for (int x = 1; x <= 4; ++x)
+        queued.push_back(f.sut.submit(cube, x));
+      f.sut.shutdown(); // shutdown_mode::wait, as executor's default
+      for (int x = 1; x <= 4; ++x)
+        CHECK(queued[static_cast<size_t>(x - 1)].get(caf::timespan{0}) == x * x * x);
+      auto late = f.sut.submit(cube, 5).get(deadline);
+      CHECK(troupe::is(late.error(), errc::cancelled));
+    }
+    pool_fixture f{"ppcancel", 1};
+    auto gate =
+      std::filesystem::temp_directory_path() / ("troupe-gate-" + std::to_string(::getpid()));
+    struct remove_gate {
+      std::filesystem::path path;
+      ~remove_gate() {
+        std::error_code ignored;
+        std::filesystem::remove(path, ignored);
+      }
+    } cleanup{gate};
+    auto running = f.sut.submit(wait_for_file, gate.string());
+    std::vector<troupe::future<int>> queued;
+    for (int x = 1; x <= 3; ++x)
+      queued.push_back(f.sut.submit(cube, x));
+    std::thread stopper{[&] { f.sut.shutdown(troupe::shutdown_mode::cancel); }};
+    // The queued tasks fail while the running one still runs.
+    for (auto& q : queued) {
+      auto res = q.get(deadline);
+      CHECK_MESSAGE(troupe::is(res.error(), errc::cancelled), troupe::describe(res.error()));
+    }
+    std::ofstream{gate} << "go";
+    stopper.join();
+    CHECK(running.get(caf::timespan{0}) == 1);
   }
 
   TEST_CASE("actors run registered tasks by name, and bad task references are refused") {

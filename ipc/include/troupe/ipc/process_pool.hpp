@@ -5,6 +5,7 @@
 /// `Pool` and `ProcessPoolExecutor`).
 
 #include "troupe/error.hpp"
+#include "troupe/executor.hpp"
 #include "troupe/future.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/worker_pool.hpp"
@@ -182,7 +183,7 @@ public:
   process_pool(const process_pool&) = delete;
   process_pool& operator=(const process_pool&) = delete;
 
-  /// Stops the pool and its worker processes.
+  /// Shuts down with `shutdown_mode::wait`, as `executor`'s destructor does.
   ~process_pool();
 
   /// Runs `fn(args...)` in a worker process. `fn` is a plain function of
@@ -232,9 +233,11 @@ public:
   /// as `(task_atom, name, args)` requests from actors).
   const worker_pool& workers() const;
 
-  /// Stops the pool: queued tasks fail with `errc::cancelled`, worker
-  /// processes exit and are reaped. Idempotent.
-  void shutdown();
+  /// As `executor::shutdown`: stops taking tasks (later ones fail with
+  /// `errc::cancelled`), runs the queued ones (`wait`) or fails them with
+  /// `errc::cancelled` (`cancel`), waits for the running ones, then stops
+  /// the worker processes, which exit and are reaped. Idempotent.
+  void shutdown(shutdown_mode mode = shutdown_mode::wait);
 
 private:
   explicit process_pool(std::shared_ptr<detail::process_pool_core> core);

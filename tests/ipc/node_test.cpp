@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <sstream>
 
 using namespace troupe::test::ipc;
 using std::chrono::milliseconds;
@@ -866,6 +867,63 @@ TEST_SUITE("ipc.tcp") {
     auto remote = sut->remote_tcp("127.0.0.1", *port);
     REQUIRE_MESSAGE(remote, troupe::describe(remote.error()));
     CHECK(f.ask<std::string>(*remote, std::string{"again"}) == std::string{"again"});
+  }
+
+  TEST_CASE("publish_tcp listens on loopback unless told otherwise") {
+    ipc_fixture f{"tcplo"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto s = f.spawn(sink);
+    auto port = sut->publish_tcp(s, 0);
+    REQUIRE_MESSAGE(port, troupe::describe(port.error()));
+    // /proc/net/tcp: "sl local_address rem_address st ...", addresses in hex,
+    // 0100007F for 127.0.0.1; st 0A is LISTEN.
+    char wanted[32];
+    std::snprintf(wanted, sizeof(wanted), ":%04X", static_cast<unsigned>(*port));
+    std::ifstream in{"/proc/net/tcp"};
+    std::string line;
+    std::string local;
+    while (std::getline(in, line)) {
+      std::istringstream fields{line};
+      std::string slot, addr, remote, state;
+      fields >> slot >> addr >> remote >> state;
+      if (state == "0A" && addr.size() > 5 && addr.substr(addr.size() - 5) == wanted)
+        local = addr;
+    }
+    CHECK(local == std::string{"0100007F"} + wanted);
+  }
+
+  TEST_CASE("a supervised process published by its stable handle is reached across its restarts") {
+    ipc_fixture f{"tcpsup"};
+    auto group = node::create(f.sys, f.group);
+    REQUIRE(group);
+    troupe::ipc::process_spec spec;
+    spec.name = "w";
+    spec.program = TROUPE_IPC_CHILD;
+    spec.args = {"serve", "w"};
+    auto sup = troupe::supervisor::start(f.sys, {}, {troupe::ipc::process_child(*group, spec)});
+    REQUIRE_MESSAGE(sup, troupe::describe(sup.error()));
+    auto handle = *sup->child("w");
+    auto port = group->publish_tcp(handle, 0);
+    REQUIRE_MESSAGE(port, troupe::describe(port.error()));
+    auto ask_over_tcp = [&](const char* text) {
+      auto client = troupe::ipc::spawn_process(TROUPE_PLAIN_CAF_CLIENT,
+                                               {"127.0.0.1", std::to_string(*port), text});
+      REQUIRE(client);
+      auto status = client->wait(deadline);
+      return status && status->success();
+    };
+    CHECK(ask_over_tcp("first incarnation"));
+    auto first = f.ask<int32_t>(handle, pid_atom::value);
+    REQUIRE(first);
+    REQUIRE(::kill(*first, SIGKILL) == 0);
+    REQUIRE(eventually([&] {
+      auto pid = f.ask<int32_t>(handle, pid_atom::value);
+      return pid && *pid != *first;
+    }));
+    // The same port, the new process.
+    CHECK(ask_over_tcp("second incarnation"));
+    CHECK_FALSE(sup->stop(deadline));
   }
 
 } // TEST_SUITE

@@ -105,6 +105,14 @@ caf::expected<watchdog> watchdog::make(caf::actor_system& sys, watchdog_options 
   return watchdog{sys.spawn<caf::detached + caf::hidden>(watchdog_impl, std::move(options))};
 }
 
+watchdog::watchdog(caf::actor impl)
+  : impl_(std::move(impl)),
+    // A watchdog left running when the system shuts down could hold the
+    // shutdown: its next tick may be armed in a clock that has stopped.
+    stopper_(nullptr, [impl = impl_](const void*) {
+      caf::anon_send_exit(impl, caf::exit_reason::user_shutdown);
+    }) {}
+
 void watchdog::stop() const {
   caf::anon_send_exit(impl_, caf::exit_reason::user_shutdown);
 }

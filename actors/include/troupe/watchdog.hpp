@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace troupe {
@@ -47,8 +48,9 @@ struct watchdog_options {
 /// The watchdog runs on a thread of its own (a detached actor), so it keeps
 /// ticking when every scheduler thread is blocked. Watching costs one small
 /// message per actor and interval. The watchdog does not keep watched
-/// actors alive, forgets those that end, and does not keep the actor system
-/// from shutting down; `stop` ends it earlier.
+/// actors alive and forgets those that end. It ends with the last copy of
+/// its handle (or earlier, by `stop`): keep the handle no longer than the
+/// actor system, whose shutdown waits for the watchdog's thread.
 class watchdog {
 public:
   /// Spawns the watchdog; a threshold that is not positive is
@@ -59,8 +61,8 @@ public:
   /// Starts watching `who`.
   void watch(const caf::actor& who) const;
 
-  /// Stops the watchdog. It runs (on a thread of its own) until stopped or
-  /// until the actor system shuts down.
+  /// Stops the watchdog now; it also stops when the last copy of this
+  /// handle goes.
   void stop() const;
 
   /// The watchdog's actor.
@@ -69,9 +71,11 @@ public:
   }
 
 private:
-  explicit watchdog(caf::actor impl) : impl_(std::move(impl)) {}
+  explicit watchdog(caf::actor impl);
 
   caf::actor impl_;
+  /// Shared by the copies of this handle: the last one stops the watchdog.
+  std::shared_ptr<const void> stopper_;
 };
 
 } // namespace troupe

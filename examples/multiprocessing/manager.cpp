@@ -54,7 +54,7 @@ int parent(process_context& ctx) {
     std::cout << std::exchange(sep, ", ") << '\'' << k << "': '" << v << '\'';
   std::cout << "}\n";
   // An error raised in the owner comes back to the caller.
-  auto missing = dict.get("missing");
+  auto missing = dict.at("missing"); // d["missing"]
   if (!missing)
     std::cout << "d['missing'] failed: " << troupe::describe(missing.error()) << '\n';
   return status.success() && !missing && items == std::vector<int32_t>{1, 2, 3, 4} ? 0 : 1;

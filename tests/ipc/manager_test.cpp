@@ -124,30 +124,50 @@ void fixture::stop_host(node& n, troupe::ipc::child_process& child) {
 
 TEST_SUITE("ipc.manager") {
 
-  TEST_CASE("a shared dict answers every operation and raises key_error for a missing key") {
+  TEST_CASE("a shared dict answers as Python's dict, name for name, order and errors included") {
+    using item = std::pair<std::string, std::string>;
     fixture f{"dict"};
     auto sut = sdict::make(f.sys);
-    REQUIRE_FALSE(sut.set("a", "1"));
-    CHECK(sut.get("a") == std::string{"1"});
-    CHECK(sut.setdefault("a", "other") == std::string{"1"});
-    CHECK(sut.setdefault("b", "2") == std::string{"2"});
-    REQUIRE_FALSE(sut.update({{"c", "3"}, {"a", "10"}}));
-    CHECK(sut.len() == int64_t{3});
+    REQUIRE_FALSE(sut.set("b", "1"));
+    REQUIRE_FALSE(sut.set("a", "x"));
+    CHECK(sut.at("b") == std::string{"1"});
+    CHECK(sut.setdefault("b", "other") == std::string{"1"});
+    CHECK(sut.setdefault("c", "2") == std::string{"2"});
+    REQUIRE_FALSE(sut.update({{"d", "3"}, {"b", "10"}})); // b keeps its place
+    CHECK(sut.len() == int64_t{4});
     CHECK(sut.contains("c") == true);
     CHECK(sut.contains("zz") == false);
-    CHECK(sut.keys() == std::vector<std::string>{"a", "b", "c"});
+    // Insertion order, as Python's dict keeps it.
+    CHECK(sut.keys() == std::vector<std::string>{"b", "a", "c", "d"});
+    CHECK(sut.values() == std::vector<std::string>{"10", "x", "2", "3"});
     auto items = sut.items();
     REQUIRE(items);
-    CHECK(*items
-          == std::vector<std::pair<std::string, std::string>>{{"a", "10"}, {"b", "2"}, {"c", "3"}});
-    CHECK(sut.pop("b") == std::string{"2"});
-    auto missing = sut.get("b");
+    CHECK(*items == std::vector<item>{{"b", "10"}, {"a", "x"}, {"c", "2"}, {"d", "3"}});
+    CHECK(sut.copy() == *items);
+    // d.get(k) never fails on a missing key; d[k] does.
+    auto present = sut.get("a");
+    auto absent = sut.get("zz");
+    REQUIRE(present);
+    REQUIRE(absent);
+    CHECK(*present == std::optional<std::string>{"x"});
+    CHECK(*absent == std::nullopt);
+    CHECK(sut.get("zz", "fallback") == std::string{"fallback"});
+    auto missing = sut.at("zz");
     REQUIRE_FALSE(missing);
     CHECK(troupe::is(missing.error(), errc::key_error));
-    CHECK(troupe::describe(missing.error()) == "troupe.key_error: key 'b' is not in the dict");
-    CHECK(troupe::is(sut.pop("b").error(), errc::key_error));
+    CHECK(troupe::describe(missing.error()) == "troupe.key_error: key 'zz' is not in the dict");
+    CHECK(sut.pop("c") == std::string{"2"});
+    CHECK(troupe::is(sut.pop("c").error(), errc::key_error));
+    CHECK(sut.pop("c", "gone") == std::string{"gone"});
+    CHECK(sut.popitem() == item{"d", "3"}); // the newest
+    REQUIRE_FALSE(sut.erase("a"));          // del d['a']
+    CHECK(troupe::is(sut.erase("a"), errc::key_error));
+    REQUIRE_FALSE(sut.set("e", "5"));
+    CHECK(sut.keys() == std::vector<std::string>{"b", "e"});
     REQUIRE_FALSE(sut.clear());
     CHECK(sut.len() == int64_t{0});
+    CHECK(troupe::describe(sut.popitem().error())
+          == "troupe.key_error: popitem(): dictionary is empty");
   }
 
   TEST_CASE("a shared list answers every operation with Python's indices and errors") {
@@ -178,6 +198,27 @@ TEST_SUITE("ipc.manager") {
     CHECK(troupe::is(sut.set(-6, 0), errc::index_error));
     CHECK(troupe::is(sut.remove(42), errc::value_error));
     CHECK(troupe::is(sut.index(42).error(), errc::value_error));
+    // Slices with a step and open ends: l[::2], l[::-1], l[3:0:-2], l[-100:2].
+    auto open = troupe::ipc::open_end;
+    CHECK(sut.snapshot() == std::vector<int32_t>{1, 3, 4, 5, 6});
+    CHECK(sut.slice(open, open, 2) == std::vector<int32_t>{1, 4, 6});
+    CHECK(sut.slice(open, open, -1) == std::vector<int32_t>{6, 5, 4, 3, 1});
+    CHECK(sut.slice(3, 0, -2) == std::vector<int32_t>{5, 3});
+    CHECK(sut.slice(-100, 2) == std::vector<int32_t>{1, 3});
+    CHECK(sut.slice(open, -100, -1) == std::vector<int32_t>{6, 5, 4, 3, 1});
+    CHECK(troupe::is(sut.slice(0, 1, 0).error(), errc::value_error));
+    // count, in, del, reverse, sort.
+    REQUIRE_FALSE(sut.extend({3, 3}));
+    CHECK(sut.count(3) == int64_t{3});
+    CHECK(sut.count(42) == int64_t{0});
+    CHECK(sut.contains(6) == true);
+    CHECK(sut.contains(42) == false);
+    REQUIRE_FALSE(sut.erase(-1));
+    CHECK(troupe::is(sut.erase(10), errc::index_error));
+    REQUIRE_FALSE(sut.reverse());
+    CHECK(sut.snapshot() == std::vector<int32_t>{3, 6, 5, 4, 3, 1});
+    REQUIRE_FALSE(sut.sort());
+    CHECK(sut.snapshot() == std::vector<int32_t>{1, 3, 3, 4, 5, 6});
     auto empty = slist::make(f.sys);
     CHECK(troupe::describe(empty.pop().error()) == "troupe.index_error: pop from empty list");
   }
@@ -253,7 +294,7 @@ TEST_SUITE("ipc.manager") {
 
   TEST_CASE("a call on an empty handle fails instead of hanging") {
     sdict sut;
-    CHECK(troupe::is(sut.get("a").error(), errc::invalid_argument));
+    CHECK(troupe::is(sut.at("a").error(), errc::invalid_argument));
     squeue q;
     CHECK(troupe::is(q.get_leased().error(), errc::invalid_argument));
   }
@@ -281,7 +322,7 @@ TEST_SUITE("ipc.manager") {
     auto sut = squeue::make(f.sys);
     REQUIRE_FALSE(sut.put(1));
     REQUIRE_FALSE(sut.put(2));
-    CHECK(sut.len() == int64_t{2});
+    CHECK(sut.qsize() == int64_t{2});
     CHECK(sut.get() == int32_t{1});
     CHECK(sut.get() == int32_t{2});
     CHECK(troupe::is(sut.get(caf::timespan{0}).error(), errc::empty));
@@ -294,20 +335,25 @@ TEST_SUITE("ipc.manager") {
     REQUIRE_FALSE(sut.put(3));
     CHECK(waiter.get() == int32_t{3});
     // The expired getter above did not swallow anything.
-    CHECK(sut.len() == int64_t{0});
+    CHECK(sut.qsize() == int64_t{0});
   }
 
   TEST_CASE("a bounded shared queue makes put wait for room or fail with full") {
     fixture f{"bounded"};
     auto sut = squeue::make(f.sys, 1);
+    CHECK(sut.empty() == true);
+    CHECK(sut.full() == false);
     REQUIRE_FALSE(sut.put(1));
+    CHECK(sut.empty() == false);
+    CHECK(sut.full() == true);
+    CHECK(squeue::make(f.sys).full() == false); // unbounded: never full
     CHECK(troupe::is(sut.put(2, caf::timespan{0}), errc::full));
     CHECK(troupe::is(sut.put(2, milliseconds(20)), errc::full));
     auto putter = std::async(std::launch::async, [&] { return sut.put(3); });
     CHECK(sut.get() == int32_t{1});
     CHECK(putter.get() == caf::error{});
     CHECK(sut.get() == int32_t{3});
-    CHECK(sut.len() == int64_t{0});
+    CHECK(sut.qsize() == int64_t{0});
   }
 
   TEST_CASE("join waits until every item is done, by task_done or ack") {
@@ -323,7 +369,7 @@ TEST_SUITE("ipc.manager") {
     auto item = sut.get_leased();
     REQUIRE(item);
     CHECK(item->value == 2);
-    CHECK(troupe::is(sut.task_done(), errc::invalid_argument)); // only the lease is open
+    CHECK(troupe::is(sut.task_done(), errc::value_error)); // only the lease is open
     CHECK(joiner.wait_for(milliseconds(0)) != std::future_status::ready);
     REQUIRE_FALSE(sut.ack(item->id));
     CHECK(joiner.get() == caf::error{});
@@ -360,7 +406,7 @@ TEST_SUITE("ipc.manager") {
     });
     f.self->receive([](int32_t x) { CHECK(x == 5); },
                     caf::after(deadline) >> [] { FAIL("no leased item"); });
-    CHECK(sut.len() == int64_t{0});
+    CHECK(sut.qsize() == int64_t{0});
     f.self->send_exit(consumer, caf::exit_reason::kill);
     CHECK(sut.get(deadline) == int32_t{5});
   }
@@ -377,7 +423,7 @@ TEST_SUITE("ipc.manager") {
     auto arr = sarray{f.find(n, "m.array")};
     REQUIRE_FALSE(d.set("key", "value"));
     CHECK(d.items() == std::vector<std::pair<std::string, std::string>>{{"key", "value"}});
-    CHECK(troupe::describe(d.get("nope").error())
+    CHECK(troupe::describe(d.at("nope").error())
           == "troupe.key_error: key 'nope' is not in the dict");
     REQUIRE_FALSE(l.extend({1, 2}));
     CHECK(l.snapshot() == std::vector<int32_t>{1, 2});
@@ -486,7 +532,7 @@ TEST_SUITE("ipc.manager") {
     CHECK(c.value.get() == 2 * procs * rounds);
     CHECK(c.array.snapshot()
           == std::vector<int64_t>{procs * rounds, rounds - 1, rounds - 1, rounds - 1});
-    CHECK(c.queue.len() == int64_t{0});
+    CHECK(c.queue.qsize() == int64_t{0});
     CHECK(c.queue.leased_count() == int64_t{0});
     CHECK_FALSE(c.queue.join(deadline));
     REQUIRE_FALSE(c.dict.clear());

@@ -88,7 +88,7 @@ inline caf::error run_mixed(const mixed_containers& c, int32_t rounds, const std
     auto n = std::to_string(i);
     auto key = tag + n;
     // dict: every operation but clear (the test clears at the end).
-    run(ok("dict.set", c.dict.set(key, "v" + n)) && equal("dict.get", c.dict.get(key), "v" + n)
+    run(ok("dict.set", c.dict.set(key, "v" + n)) && equal("dict.at", c.dict.at(key), "v" + n)
         && equal("dict.contains", c.dict.contains(key), true)
         && equal("dict.setdefault", c.dict.setdefault(tag + "sd", tag), tag)
         && done("dict.setdefault shared", c.dict.setdefault("shared", tag))
@@ -130,7 +130,7 @@ inline caf::error run_mixed(const mixed_containers& c, int32_t rounds, const std
         && ok("queue.task_done", c.queue.task_done()) && ok("queue.put", c.queue.put(i))) {
       auto item = c.queue.get_leased();
       run(done("queue.get_leased", item) && ok("queue.ack", c.queue.ack(item->id))
-          && done("queue.len", c.queue.len())
+          && done("queue.qsize", c.queue.qsize())
           && done("queue.leased_count", c.queue.leased_count()));
     }
     // namespace: a field of this process's own, and one made and erased.

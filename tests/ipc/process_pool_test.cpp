@@ -14,6 +14,7 @@ using troupe::errc;
 using troupe::ipc::node;
 using troupe::ipc::process_pool;
 using troupe::test::ipc::deadline;
+using troupe::test::ipc::eventually;
 using troupe::test::ipc::ipc_fixture;
 
 namespace {
@@ -39,10 +40,12 @@ int64_t twice(int64_t x) {
   return 2 * x;
 }
 
-/// Returns once `path` exists (at most after 10 s, then -1).
-int wait_for_file(std::string path) {
+/// Creates `base.started`, then returns once `base.go` exists (at most after
+/// 10 s, then -1).
+int announce_and_wait(std::string base) {
+  std::ofstream{base + ".started"} << "started";
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!std::filesystem::exists(path))
+  while (!std::filesystem::exists(base + ".go"))
     if (std::chrono::steady_clock::now() > until)
       return -1;
   return 1;
@@ -158,19 +161,24 @@ TEST_SUITE("ipc.process_pool") {
       for (int x = 1; x <= 4; ++x)
         CHECK(queued[static_cast<size_t>(x - 1)].get(caf::timespan{0}) == x * x * x);
       auto late = f.sut.submit(cube, 5).get(deadline);
+      REQUIRE_FALSE(late);
       CHECK(troupe::is(late.error(), errc::cancelled));
     }
     pool_fixture f{"ppcancel", 1};
     auto gate =
-      std::filesystem::temp_directory_path() / ("troupe-gate-" + std::to_string(::getpid()));
+      (std::filesystem::temp_directory_path() / ("troupe-gate-" + std::to_string(::getpid())))
+        .string();
     struct remove_gate {
-      std::filesystem::path path;
+      std::string base;
       ~remove_gate() {
         std::error_code ignored;
-        std::filesystem::remove(path, ignored);
+        std::filesystem::remove(base + ".started", ignored);
+        std::filesystem::remove(base + ".go", ignored);
       }
     } cleanup{gate};
-    auto running = f.sut.submit(wait_for_file, gate.string());
+    // Queued behind a task that is known to run on the only worker.
+    auto running = f.sut.submit(announce_and_wait, gate);
+    REQUIRE(eventually([&] { return std::filesystem::exists(gate + ".started"); }));
     std::vector<troupe::future<int>> queued;
     for (int x = 1; x <= 3; ++x)
       queued.push_back(f.sut.submit(cube, x));
@@ -178,9 +186,10 @@ TEST_SUITE("ipc.process_pool") {
     // The queued tasks fail while the running one still runs.
     for (auto& q : queued) {
       auto res = q.get(deadline);
+      REQUIRE_FALSE(res);
       CHECK_MESSAGE(troupe::is(res.error(), errc::cancelled), troupe::describe(res.error()));
     }
-    std::ofstream{gate} << "go";
+    std::ofstream{gate + ".go"} << "go";
     stopper.join();
     CHECK(running.get(caf::timespan{0}) == 1);
   }

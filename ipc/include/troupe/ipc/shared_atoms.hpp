@@ -41,6 +41,24 @@ using keys_atom = caf::atom_constant<caf::atom("keys")>;
 /// `dict.items()`.
 using items_atom = caf::atom_constant<caf::atom("items")>;
 
+/// `dict.values()`.
+using values_atom = caf::atom_constant<caf::atom("values")>;
+
+/// `dict.popitem()`.
+using popitem_atom = caf::atom_constant<caf::atom("popitem")>;
+
+/// `list.count(x)`.
+using count_atom = caf::atom_constant<caf::atom("count")>;
+
+/// `list.reverse()`.
+using reverse_atom = caf::atom_constant<caf::atom("reverse")>;
+
+/// `list.sort()`.
+using sort_atom = caf::atom_constant<caf::atom("sort")>;
+
+/// `queue.full()`.
+using full_atom = caf::atom_constant<caf::atom("full")>;
+
 /// `list.append(x)`.
 using append_atom = caf::atom_constant<caf::atom("append")>;
 

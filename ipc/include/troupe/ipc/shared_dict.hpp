@@ -12,7 +12,9 @@
 #include <caf/all.hpp>
 
 #include <cstdint>
+#include <list>
 #include <map>
+#include <optional>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -21,13 +23,43 @@ namespace troupe::ipc {
 
 namespace detail {
 
-/// The state of a `shared_dict<K, V>`'s owner actor.
+/// The state of a `shared_dict<K, V>`'s owner actor: the items in the order
+/// their keys were first inserted (as Python's dict keeps them), and an
+/// index by key.
 template <class K, class V>
 struct shared_dict_state {
-  /// The items, by key.
-  std::map<K, V> data;
+  using item_list = std::list<std::pair<K, V>>;
+  /// The items, oldest key first.
+  item_list items;
+  /// Where each key's item is in `items`.
+  std::map<K, typename item_list::iterator> index;
   /// The owner's actor name.
   static constexpr const char* name = "troupe.shared_dict";
+
+  /// The item of `k`, or null.
+  std::pair<K, V>* find(const K& k) {
+    auto i = index.find(k);
+    return i == index.end() ? nullptr : &*i->second;
+  }
+
+  /// `d[k] = v`: a new key goes last, an existing one keeps its place.
+  void assign(K k, V v) {
+    if (auto* item = find(k)) {
+      item->second = std::move(v);
+      return;
+    }
+    items.emplace_back(k, std::move(v));
+    index.emplace(std::move(k), std::prev(items.end()));
+  }
+
+  /// Removes `k`'s item and returns its value; `k` must be there.
+  V take(const K& k) {
+    auto i = index.find(k);
+    auto v = std::move(i->second->second);
+    items.erase(i->second);
+    index.erase(i);
+    return v;
+  }
 };
 
 /// `errc::key_error` for the key `k`.
@@ -40,59 +72,78 @@ caf::error missing_key(const K& k) {
 template <class K, class V>
 caf::behavior shared_dict_owner(caf::stateful_actor<shared_dict_state<K, V>>* self) {
   answer_unexpected_with_type_error(self, "shared_dict");
+  auto& st = self->state;
   return {
-    [self](caf::get_atom, const K& k) -> caf::result<V> {
-      auto& d = self->state.data;
-      auto i = d.find(k);
-      if (i == d.end())
-        return missing_key(k);
-      return i->second;
+    [&st](caf::get_atom, const K& k) -> caf::result<V> {
+      if (auto* item = st.find(k))
+        return item->second;
+      return missing_key(k);
     },
-    [self](set_atom, K& k, V& v) {
-      self->state.data.insert_or_assign(std::move(k), std::move(v));
+    [&st](set_atom, K& k, V& v) {
+      st.assign(std::move(k), std::move(v));
       return caf::ok_atom::value;
     },
-    [self](setdefault_atom, K& k, V& v) -> V {
-      return self->state.data.try_emplace(std::move(k), std::move(v)).first->second;
-    },
-    [self](pop_atom, const K& k) -> caf::result<V> {
-      auto& d = self->state.data;
-      auto i = d.find(k);
-      if (i == d.end())
-        return missing_key(k);
-      auto v = std::move(i->second);
-      d.erase(i);
+    [&st](setdefault_atom, K& k, V& v) -> V {
+      if (auto* item = st.find(k))
+        return item->second;
+      st.assign(k, v);
       return v;
     },
-    [self](caf::update_atom, std::vector<K>& ks, std::vector<V>& vs) -> caf::result<caf::ok_atom> {
+    [&st](pop_atom, const K& k) -> caf::result<V> {
+      if (!st.find(k))
+        return missing_key(k);
+      return st.take(k);
+    },
+    [&st](caf::delete_atom, const K& k) -> caf::result<caf::ok_atom> {
+      if (!st.find(k))
+        return missing_key(k);
+      st.take(k);
+      return caf::ok_atom::value;
+    },
+    [&st](popitem_atom) -> caf::result<K, V> {
+      if (st.items.empty())
+        return make_error(errc::key_error, "popitem(): dictionary is empty");
+      auto k = st.items.back().first;
+      auto v = st.take(k);
+      return {std::move(k), std::move(v)};
+    },
+    [&st](caf::update_atom, std::vector<K>& ks, std::vector<V>& vs) -> caf::result<caf::ok_atom> {
       if (ks.size() != vs.size())
         return make_error(errc::invalid_argument, "update: as many keys as values, please");
       for (size_t i = 0; i < ks.size(); ++i)
-        self->state.data.insert_or_assign(std::move(ks[i]), std::move(vs[i]));
+        st.assign(std::move(ks[i]), std::move(vs[i]));
       return caf::ok_atom::value;
     },
-    [self](keys_atom) {
+    [&st](keys_atom) {
       std::vector<K> ks;
-      ks.reserve(self->state.data.size());
-      for (auto& kv : self->state.data)
+      ks.reserve(st.items.size());
+      for (auto& kv : st.items)
         ks.push_back(kv.first);
       return ks;
     },
-    [self](items_atom) {
+    [&st](values_atom) {
+      std::vector<V> vs;
+      vs.reserve(st.items.size());
+      for (auto& kv : st.items)
+        vs.push_back(kv.second);
+      return vs;
+    },
+    [&st](items_atom) {
       std::vector<K> ks;
       std::vector<V> vs;
-      ks.reserve(self->state.data.size());
-      vs.reserve(self->state.data.size());
-      for (auto& kv : self->state.data) {
+      ks.reserve(st.items.size());
+      vs.reserve(st.items.size());
+      for (auto& kv : st.items) {
         ks.push_back(kv.first);
         vs.push_back(kv.second);
       }
       return std::make_tuple(std::move(ks), std::move(vs));
     },
-    [self](len_atom) { return static_cast<int64_t>(self->state.data.size()); },
-    [self](contains_atom, const K& k) { return self->state.data.count(k) > 0; },
-    [self](clear_atom) {
-      self->state.data.clear();
+    [&st](len_atom) { return static_cast<int64_t>(st.items.size()); },
+    [&st](contains_atom, const K& k) { return st.find(k) != nullptr; },
+    [&st](clear_atom) {
+      st.index.clear();
+      st.items.clear();
       return caf::ok_atom::value;
     },
   };
@@ -101,12 +152,20 @@ caf::behavior shared_dict_owner(caf::stateful_actor<shared_dict_state<K, V>>* se
 } // namespace detail
 
 /// A dict shared by the processes of a group (Python's `Manager().dict()`):
-/// a `std::map<K, V>` owned by one actor, reached through this handle from
+/// its items are owned by one actor and reached through this handle from
 /// any thread of any process.
 ///
+/// **As in Python**, name for name: `at` is `d[k]` (C++ has no `[]` that
+/// can fail as a value), `get` is `d.get(k[, default])`, `erase` is
+/// `del d[k]`; keys keep the order they were first inserted in (`keys`,
+/// `values`, `items`, `popitem` from the end). Where it differs: `copy`
+/// and `items` give a `std::vector` of pairs (a plain copy, as the
+/// proxy's `copy()` gives a plain dict); keys and values have one C++ type
+/// each.
+///
 /// **Atomicity.** Every member function is one message to the owner and
-/// runs there as one step, in mailbox order: `setdefault`, `pop` and
-/// `update` are atomic read-modify-writes, and no two calls interleave.
+/// runs there as one step, in mailbox order: `setdefault`, `pop`, `popitem`
+/// and `update` are atomic read-modify-writes, and no two calls interleave.
 /// Calls made from one thread keep their order.
 ///
 /// **Processes.** `make` spawns the owner in the calling process; publish
@@ -118,18 +177,20 @@ caf::behavior shared_dict_owner(caf::stateful_actor<shared_dict_state<K, V>>* se
 /// reached from another process, until the last handle is gone). If the owner's process dies, calls
 /// fail with `errc::peer_lost`; if a local owner is gone, with `errc::owner_down`.
 ///
-/// **Errors.** A missing key gives `errc::key_error` (like `KeyError`);
+/// **Errors.** A missing key gives `errc::key_error` (like `KeyError`) from
+/// `at`, `pop` without a default, `erase`, and `popitem` on an empty dict;
 /// a handle of other element types than the owner's gets `errc::type_error`;
 /// a call that is not answered within `timeout` gets `errc::timeout`.
 ///
 /// **Protocol**, for event-based actors (`request(dict, ...).then(...)`):
-/// `(get_atom, K) -> V`, `(set_atom, K, V) -> ok_atom`,
+/// `(get_atom, K) -> V` (`d[k]`), `(set_atom, K, V) -> ok_atom`,
 /// `(setdefault_atom, K, V) -> V`, `(pop_atom, K) -> V`,
+/// `(delete_atom, K) -> ok_atom`, `(popitem_atom) -> (K, V)`,
 /// `(update_atom, std::vector<K>, std::vector<V>) -> ok_atom`,
-/// `(keys_atom) -> std::vector<K>`,
+/// `(keys_atom) -> std::vector<K>`, `(values_atom) -> std::vector<V>`,
 /// `(items_atom) -> (std::vector<K>, std::vector<V>)`,
 /// `(len_atom) -> int64_t`, `(contains_atom, K) -> bool`,
-/// `(clear_atom) -> ok_atom`. Keys come in sorted order.
+/// `(clear_atom) -> ok_atom`. Keys come in insertion order.
 ///
 /// **Shared memory.** None of its own: the items live in the owner's
 /// process, and calls from other processes travel as messages through
@@ -175,8 +236,23 @@ public:
   }
 
   /// `d[k]`: the value of `k`, or `errc::key_error`.
-  [[nodiscard]] caf::expected<V> get(const K& k, caf::timespan timeout = forever) const {
+  [[nodiscard]] caf::expected<V> at(const K& k, caf::timespan timeout = forever) const {
     return detail::shared_ask<V>(owner_, timeout, caf::get_atom::value, k);
+  }
+
+  /// `d.get(k)`: the value of `k`, or nothing (Python's `None`) if `k` is
+  /// missing; never `errc::key_error`.
+  [[nodiscard]] caf::expected<std::optional<V>> get(const K& k,
+                                                    caf::timespan timeout = forever) const {
+    return detail::or_missing(at(k, timeout), errc::key_error, std::optional<V>{},
+                              [](V&& v) { return std::optional<V>{std::move(v)}; });
+  }
+
+  /// `d.get(k, fallback)`: the value of `k`, or `fallback` if `k` is missing.
+  [[nodiscard]] caf::expected<V> get(const K& k, const V& fallback,
+                                     caf::timespan timeout = forever) const {
+    return detail::or_missing(at(k, timeout), errc::key_error, fallback,
+                              [](V&& v) { return std::move(v); });
   }
 
   /// `d[k] = v`.
@@ -196,6 +272,34 @@ public:
     return detail::shared_ask<V>(owner_, timeout, pop_atom::value, k);
   }
 
+  /// `d.pop(k, fallback)`: removes `k` and returns its value, or `fallback`
+  /// if `k` is missing.
+  [[nodiscard]] caf::expected<V> pop(const K& k, const V& fallback,
+                                     caf::timespan timeout = forever) const {
+    return detail::or_missing(pop(k, timeout), errc::key_error, fallback,
+                              [](V&& v) { return std::move(v); });
+  }
+
+  /// `del d[k]`: removes `k`, or `errc::key_error`.
+  caf::error erase(const K& k, caf::timespan timeout = forever) const {
+    return detail::shared_do(owner_, timeout, caf::delete_atom::value, k);
+  }
+
+  /// `d.popitem()`: removes and returns the newest item, or
+  /// `errc::key_error` if the dict is empty.
+  [[nodiscard]] caf::expected<std::pair<K, V>> popitem(caf::timespan timeout = forever) const {
+    std::pair<K, V> res;
+    auto err = detail::shared_call(
+      owner_, timeout,
+      [&](K& k, V& v) {
+        res = {std::move(k), std::move(v)};
+      },
+      popitem_atom::value);
+    if (err)
+      return err;
+    return res;
+  }
+
   /// `d.update(items)`: sets every pair, all in one step (no call of another
   /// thread or process sees half of them).
   caf::error update(const std::vector<std::pair<K, V>>& items,
@@ -212,12 +316,24 @@ public:
                              std::move(vs));
   }
 
-  /// `list(d.keys())`, in sorted order.
+  /// `list(d.keys())`, in insertion order.
   [[nodiscard]] caf::expected<std::vector<K>> keys(caf::timespan timeout = forever) const {
     return detail::shared_ask<std::vector<K>>(owner_, timeout, keys_atom::value);
   }
 
-  /// `list(d.items())`, in sorted order of the keys: one consistent snapshot.
+  /// `list(d.values())`, in the insertion order of their keys.
+  [[nodiscard]] caf::expected<std::vector<V>> values(caf::timespan timeout = forever) const {
+    return detail::shared_ask<std::vector<V>>(owner_, timeout, values_atom::value);
+  }
+
+  /// `d.copy()`: a plain copy of the items, in insertion order (what
+  /// `items` gives).
+  [[nodiscard]] caf::expected<std::vector<std::pair<K, V>>>
+  copy(caf::timespan timeout = forever) const {
+    return items(timeout);
+  }
+
+  /// `list(d.items())`, in insertion order: one consistent snapshot.
   [[nodiscard]] caf::expected<std::vector<std::pair<K, V>>>
   items(caf::timespan timeout = forever) const {
     std::vector<std::pair<K, V>> res;

@@ -13,12 +13,25 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 namespace troupe::ipc {
 
+/// An omitted bound of `shared_list::slice`: `l.slice(open_end, open_end, -1)`
+/// is `l[::-1]`.
+inline constexpr int64_t open_end = std::numeric_limits<int64_t>::min();
+
 namespace detail {
+
+/// Whether `T`s can be ordered with `<` (what `shared_list::sort` needs).
+template <class T, class = void>
+constexpr bool is_sortable = false;
+template <class T>
+constexpr bool
+  is_sortable<T, std::void_t<decltype(std::declval<const T&>() < std::declval<const T&>())>> = true;
 
 /// The state of a `shared_list<T>`'s owner actor.
 template <class T>
@@ -103,15 +116,44 @@ caf::behavior shared_list_owner(caf::stateful_actor<shared_list_state<T>>* self,
         return not_in_list("index", x);
       return static_cast<int64_t>(i - d.begin());
     },
-    [self](len_atom) { return static_cast<int64_t>(self->state.data.size()); },
-    [self](slice_atom, int64_t first, int64_t last) {
+    [self](caf::delete_atom, int64_t i) -> caf::result<caf::ok_atom> {
       auto& d = self->state.data;
-      auto b = python_bound(first, d.size());
-      auto e = python_bound(last, d.size());
-      if (e <= b)
-        return std::vector<T>{};
-      return std::vector<T>(d.begin() + static_cast<std::ptrdiff_t>(b),
-                            d.begin() + static_cast<std::ptrdiff_t>(e));
+      auto pos = python_index(i, d.size());
+      if (!pos)
+        return list_index_error("del", i, d.size());
+      d.erase(d.begin() + static_cast<std::ptrdiff_t>(*pos));
+      return caf::ok_atom::value;
+    },
+    [self](count_atom, const T& x) {
+      auto& d = self->state.data;
+      return static_cast<int64_t>(std::count(d.begin(), d.end(), x));
+    },
+    [self](contains_atom, const T& x) {
+      auto& d = self->state.data;
+      return std::find(d.begin(), d.end(), x) != d.end();
+    },
+    [self](reverse_atom) {
+      std::reverse(self->state.data.begin(), self->state.data.end());
+      return caf::ok_atom::value;
+    },
+    [self](len_atom) { return static_cast<int64_t>(self->state.data.size()); },
+    [self](slice_atom, int64_t start, int64_t stop, int64_t step) -> caf::result<std::vector<T>> {
+      if (step == 0)
+        return make_error(errc::value_error, "slice step cannot be zero");
+      auto& d = self->state.data;
+      std::vector<T> res;
+      for (auto i : python_slice(start, stop, step, d.size(), open_end))
+        res.push_back(d[i]);
+      return res;
+    },
+    [self](sort_atom) -> caf::result<caf::ok_atom> {
+      if constexpr (is_sortable<T>) {
+        // Stable, as Python's sort.
+        std::stable_sort(self->state.data.begin(), self->state.data.end());
+        return caf::ok_atom::value;
+      } else {
+        return make_error(errc::type_error, "shared_list: its items have no < to sort by");
+      }
     },
     [self](snapshot_atom) { return self->state.data; },
   };
@@ -129,8 +171,11 @@ caf::behavior shared_list_owner(caf::stateful_actor<shared_list_state<T>>* self,
 /// thread keep their order. (A `get` followed by a `set` is two steps; make
 /// a compound change one call, or use a `managed_value`.)
 ///
-/// **Indices** are Python's: negative ones count from the end; `insert` and
-/// `slice` clamp their bounds as `list.insert` and `list[i:j]` do.
+/// **As in Python**, name for name, with Python's indices (negative ones
+/// count from the end; `insert` and `slice` clamp their bounds as
+/// `list.insert` and `l[i:j:k]` do). C++ spellings: `get`/`set` are `l[i]`,
+/// `erase` is `del l[i]`, `contains` is `x in l`, `snapshot` is `list(l)`;
+/// `sort` takes no key (sort a snapshot for that).
 ///
 /// **Processes.** `make` spawns the owner in the calling process; publish
 /// `handle()` with `node::publish`, and other processes build a
@@ -152,7 +197,10 @@ caf::behavior shared_list_owner(caf::stateful_actor<shared_list_state<T>>* self,
 /// `(set_atom, int64_t, T) -> ok_atom`, `(insert_atom, int64_t, T) -> ok_atom`,
 /// `(pop_atom, int64_t) -> T`, `(remove_atom, T) -> ok_atom`,
 /// `(index_atom, T) -> int64_t`, `(len_atom) -> int64_t`,
-/// `(slice_atom, int64_t, int64_t) -> std::vector<T>`,
+/// `(slice_atom, int64_t start, int64_t stop, int64_t step) -> std::vector<T>`
+/// (`open_end` for an omitted bound), `(delete_atom, int64_t) -> ok_atom`,
+/// `(count_atom, T) -> int64_t`, `(contains_atom, T) -> bool`,
+/// `(reverse_atom) -> ok_atom`, `(sort_atom) -> ok_atom`,
 /// `(snapshot_atom) -> std::vector<T>`.
 ///
 /// **Shared memory.** None of its own: the items live in the owner's
@@ -244,10 +292,40 @@ public:
     return detail::shared_ask<int64_t>(owner_, timeout, len_atom::value);
   }
 
-  /// `l[first:last]`: a copy of that part.
-  [[nodiscard]] caf::expected<std::vector<T>> slice(int64_t first, int64_t last,
+  /// `l[start:stop:step]`: a copy of those items, Python's bounds and all
+  /// (negative ones count from the end, `open_end` is an omitted bound, a
+  /// negative step walks backwards); `errc::value_error` for step 0.
+  [[nodiscard]] caf::expected<std::vector<T>> slice(int64_t start, int64_t stop, int64_t step = 1,
                                                     caf::timespan timeout = forever) const {
-    return detail::shared_ask<std::vector<T>>(owner_, timeout, slice_atom::value, first, last);
+    return detail::shared_ask<std::vector<T>>(owner_, timeout, slice_atom::value, start, stop,
+                                              step);
+  }
+
+  /// `del l[i]`, or `errc::index_error`.
+  caf::error erase(int64_t i, caf::timespan timeout = forever) const {
+    return detail::shared_do(owner_, timeout, caf::delete_atom::value, i);
+  }
+
+  /// `l.count(x)`: how many items equal `x`.
+  [[nodiscard]] caf::expected<int64_t> count(const T& x, caf::timespan timeout = forever) const {
+    return detail::shared_ask<int64_t>(owner_, timeout, count_atom::value, x);
+  }
+
+  /// `x in l`.
+  [[nodiscard]] caf::expected<bool> contains(const T& x, caf::timespan timeout = forever) const {
+    return detail::shared_ask<bool>(owner_, timeout, contains_atom::value, x);
+  }
+
+  /// `l.reverse()`, in place.
+  caf::error reverse(caf::timespan timeout = forever) const {
+    return detail::shared_do(owner_, timeout, reverse_atom::value);
+  }
+
+  /// `l.sort()`: in place, ascending, stable (for `T` with `<` only: for any
+  /// other `T` the call does not compile).
+  template <class U = T, class = std::enable_if_t<detail::is_sortable<U>>>
+  caf::error sort(caf::timespan timeout = forever) const {
+    return detail::shared_do(owner_, timeout, sort_atom::value);
   }
 
   /// `list(l)`: a consistent copy of every item.

@@ -102,7 +102,7 @@ public:
       },
       [this](task_done_atom) -> caf::result<caf::ok_atom> {
         if (unfinished_ <= static_cast<int64_t>(leases_.size()))
-          return make_error(errc::invalid_argument, "task_done() called too many times");
+          return make_error(errc::value_error, "task_done() called too many times");
         --unfinished_;
         dispatch();
         return caf::ok_atom::value;
@@ -121,6 +121,7 @@ public:
         return rp;
       },
       [this](len_atom) { return static_cast<int64_t>(items_.size()); },
+      [this](full_atom) { return full(); },
       [this](len_atom, lease_atom) { return static_cast<int64_t>(leases_.size()); },
       [this](shared_expire_atom, uint64_t id) {
         // Only this owner's timer relay expires a wait.
@@ -374,6 +375,14 @@ inline caf::behavior lease_holder_actor() {
 /// out in the order they went in; waiting getters are served first come,
 /// first served, and so are waiting putters.
 ///
+/// **As in Python**, name for name: `put(x, timeout)`, `get(timeout)`,
+/// `qsize`, `empty`, `full`, `task_done`, `join`, with Python's errors
+/// (`errc::full`, `errc::empty`, `errc::value_error`). The timeout is
+/// Python's: how long to wait for room or for an item. The call has no
+/// deadline beyond it, as a Python proxy's has none: the owner keeps the
+/// deadline, so that an item is never handed to a caller that gave up; if
+/// the owner's process dies, the call fails with `errc::peer_lost`.
+///
 /// **Bounded.** With `maxsize > 0`, `put` on a full queue waits up to its
 /// timeout for room and then fails with `errc::full` (a timeout of zero
 /// fails at once). `get` on an empty queue waits up to its timeout and
@@ -382,7 +391,8 @@ inline caf::behavior lease_holder_actor() {
 /// dies (or whose process dies) is dropped from the line.
 ///
 /// **task_done / join** as in Python: every put item is a task; `task_done`
-/// finishes one (more calls than tasks give `errc::invalid_argument`);
+/// finishes one (more calls than tasks give `errc::value_error`, Python's
+/// `ValueError`);
 /// `join` waits until all are finished.
 ///
 /// **Leases (at-least-once).** `get_leased` takes an item under a lease held
@@ -411,7 +421,7 @@ inline caf::behavior lease_holder_actor() {
 /// `(lease_atom, caf::timespan, caf::actor holder) -> (uint64_t id, T)`,
 /// `(ack_atom, uint64_t id) -> ok_atom` (`errc::not_held` for an unknown
 /// lease), `(task_done_atom) -> ok_atom`, `(join_atom, caf::timespan) ->
-/// ok_atom`, `(len_atom) -> int64_t` (items waiting),
+/// ok_atom`, `(len_atom) -> int64_t` (items waiting), `(full_atom) -> bool`,
 /// `(len_atom, lease_atom) -> int64_t` (items leased and not acked).
 ///
 /// **Shared memory.** None of its own: the items live in the owner's
@@ -507,8 +517,22 @@ public:
 
   /// `q.qsize()`: how many items wait in the queue (leased ones not
   /// included).
-  [[nodiscard]] caf::expected<int64_t> len(caf::timespan timeout = forever) const {
+  [[nodiscard]] caf::expected<int64_t> qsize(caf::timespan timeout = forever) const {
     return detail::shared_ask<int64_t>(owner_, timeout, len_atom::value);
+  }
+
+  /// `q.empty()`: whether no item waits in the queue.
+  [[nodiscard]] caf::expected<bool> empty(caf::timespan timeout = forever) const {
+    auto n = qsize(timeout);
+    if (!n)
+      return std::move(n.error());
+    return *n == 0;
+  }
+
+  /// `q.full()`: whether a bounded queue holds `maxsize` items (never for an
+  /// unbounded one).
+  [[nodiscard]] caf::expected<bool> full(caf::timespan timeout = forever) const {
+    return detail::shared_ask<bool>(owner_, timeout, full_atom::value);
   }
 
   /// How many items are leased and not yet acked.

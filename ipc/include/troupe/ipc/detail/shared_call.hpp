@@ -20,6 +20,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace troupe::ipc::detail {
 
@@ -129,6 +130,18 @@ caf::error shared_do(const caf::actor& owner, caf::timespan timeout, Ts&&... xs)
     owner, timeout, [](caf::ok_atom) {}, std::forward<Ts>(xs)...);
 }
 
+/// `x`'s value through `convert`, or `fallback` where `x` failed with
+/// `missing` (a missing key: Python's `d.get(k, default)`); other errors
+/// stay errors.
+template <class R, class T, class Convert>
+caf::expected<R> or_missing(caf::expected<T> x, errc missing, R fallback, Convert convert) {
+  if (x)
+    return convert(std::move(*x));
+  if (is(x.error(), missing))
+    return fallback;
+  return std::move(x.error());
+}
+
 /// Renders a key or value for an error message, Python-style: strings in
 /// single quotes, everything else as CAF prints it.
 template <class T>
@@ -157,6 +170,34 @@ inline size_t python_bound(int64_t i, size_t n) noexcept {
   if (i < 0)
     i = std::max<int64_t>(0, i + size);
   return static_cast<size_t>(std::min(i, size));
+}
+
+/// The positions `l[start:stop:step]` takes from a sequence of `n` items,
+/// in order, as Python computes them (`slice.indices`); `open_end` stands
+/// for an omitted bound. `step` must not be 0.
+inline std::vector<size_t> python_slice(int64_t start, int64_t stop, int64_t step, size_t n,
+                                        int64_t open_end) {
+  auto size = static_cast<int64_t>(n);
+  // Bounds past either end clamp to just outside the walk (-1 when going
+  // backwards, so that index 0 is still taken).
+  auto adjust = [&](int64_t i, int64_t if_open) {
+    if (i == open_end)
+      return if_open;
+    if (i < 0) {
+      i += size;
+      if (i < 0)
+        return step < 0 ? int64_t{-1} : int64_t{0};
+    } else if (i >= size) {
+      return step < 0 ? size - 1 : size;
+    }
+    return i;
+  };
+  auto first = adjust(start, step < 0 ? size - 1 : 0);
+  auto last = adjust(stop, step < 0 ? -1 : size);
+  std::vector<size_t> res;
+  for (auto i = first; step > 0 ? i < last : i > last; i += step)
+    res.push_back(static_cast<size_t>(i));
+  return res;
 }
 
 /// Makes `self` answer a message it has no handler for with

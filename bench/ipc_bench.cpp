@@ -12,7 +12,7 @@
 #include "troupe/ipc/configure.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/ipc/process_pool.hpp"
-#include "troupe/ipc/shared_dict.hpp"
+#include "troupe/ipc/managed_dict.hpp"
 
 #include <caf/all.hpp>
 
@@ -445,7 +445,7 @@ int run_ipc_child(int argc, char** argv) {
   }
   auto pong = sys.spawn(ponger);
   auto bounce = sys.spawn(bouncer);
-  auto dict = troupe::ipc::shared_dict<std::string, int64_t>::make(sys);
+  auto dict = troupe::ipc::managed_dict<std::string, int64_t>::make(sys);
   caf::scoped_actor self{sys};
   std::vector<troupe::ipc::publication> names;
   for (auto& [suffix, x] :
@@ -553,7 +553,7 @@ int run_ipc(const anchor_options& opt) {
       large_16mib = median_of(
         opt.repeat, [&] { return large_gb_per_s(self, peer.pong, size_t{16} << 20, 16, total); });
       // A shared dict in the child, set from here (the Manager().dict() case).
-      troupe::ipc::shared_dict<std::string, int64_t> dict{
+      troupe::ipc::managed_dict<std::string, int64_t> dict{
         check(n.lookup("pong.dict", std::chrono::seconds(10)), "lookup")};
       std::vector<double> sets;
       for (int r = 0; r < opt.repeat; ++r) {
@@ -568,7 +568,7 @@ int run_ipc(const anchor_options& opt) {
         sets.push_back(median(run));
       }
       // Every set reached the owner: the last one is what it holds.
-      if (auto last = dict.get("key"); !last || *last != opt.samples - 1)
+      if (auto last = dict.at("key"); !last || *last != opt.samples - 1)
         throw std::runtime_error("dict set: the owner does not hold the last value set");
       dict_set_us = median(sets);
       peer.stop(self);

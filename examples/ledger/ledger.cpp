@@ -23,7 +23,7 @@
 #include "troupe/ipc/configure.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/ipc/process_supervision.hpp"
-#include "troupe/ipc/shared_types.hpp"
+#include "troupe/ipc/managed_types.hpp"
 #include "troupe/supervisor.hpp"
 
 #include <caf/all.hpp>
@@ -269,7 +269,7 @@ typename Inspector::result_type inspect(Inspector& f, ledger_report& x) {
 /// The same configuration in every process: types travel by name.
 void configure(caf::actor_system_config& cfg) {
   troupe::ipc::configure(cfg);
-  troupe::ipc::add_shared_types(cfg);
+  troupe::ipc::add_managed_types(cfg);
   cfg.add_message_type<ledger_report>("ledger_report");
   cfg.add_error_category(
     ledger_category, [](uint8_t code, caf::atom_value, const caf::message& ctx) {

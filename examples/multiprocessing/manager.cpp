@@ -8,9 +8,9 @@
 
 #include "troupe/error.hpp"
 #include "troupe/ipc/program.hpp"
-#include "troupe/ipc/shared_dict.hpp"
-#include "troupe/ipc/shared_list.hpp"
-#include "troupe/ipc/shared_types.hpp"
+#include "troupe/ipc/managed_dict.hpp"
+#include "troupe/ipc/managed_list.hpp"
+#include "troupe/ipc/managed_types.hpp"
 
 #include <caf/all.hpp>
 
@@ -23,14 +23,14 @@
 namespace {
 
 using troupe::ipc::process_context;
-using shared_list = troupe::ipc::shared_list<int32_t>;
-using shared_dict = troupe::ipc::shared_dict<std::string, std::string>;
+using managed_list = troupe::ipc::managed_list<int32_t>;
+using managed_dict = troupe::ipc::managed_dict<std::string, std::string>;
 
 constexpr auto patience = std::chrono::seconds(30);
 
 int child(process_context& ctx) {
-  auto list = shared_list{ctx.check(ctx.group().lookup("list", patience), "no list")};
-  auto dict = shared_dict{ctx.check(ctx.group().lookup("dict", patience), "no dict")};
+  auto list = managed_list{ctx.check(ctx.group().lookup("list", patience), "no list")};
+  auto dict = managed_dict{ctx.check(ctx.group().lookup("dict", patience), "no dict")};
   ctx.check(list.append(4), "append");
   ctx.check(dict.set("key", "value"), "set");
   return 0;
@@ -38,8 +38,8 @@ int child(process_context& ctx) {
 
 int parent(process_context& ctx) {
   // The owners live in this process; the publications stop them at the end.
-  auto list = shared_list::make(ctx.system(), {1, 2, 3});
-  auto dict = shared_dict::make(ctx.system());
+  auto list = managed_list::make(ctx.system(), {1, 2, 3});
+  auto dict = managed_dict::make(ctx.system());
   auto published_list = ctx.check(ctx.group().publish("list", list.handle()), "publish");
   auto published_dict = ctx.check(ctx.group().publish("dict", dict.handle()), "publish");
   auto status = ctx.check(ctx.check(ctx.spawn("child"), "spawn").wait(patience), "wait");
@@ -64,7 +64,7 @@ int parent(process_context& ctx) {
 
 int main(int argc, char** argv) {
   return troupe::ipc::program{argc, argv}
-    .configure(troupe::ipc::add_shared_types) // the containers' elements travel
+    .configure(troupe::ipc::add_managed_types) // the containers' elements travel
     .role("child", child)
     .run(parent);
 }

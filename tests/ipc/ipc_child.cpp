@@ -6,7 +6,7 @@
 //                                    `leave_atom`
 //   troupe-ipc-child create GROUP F  create GROUP, write its key to file F,
 //                                    then wait to be killed
-//   troupe-ipc-child host P          join, host shared containers P.dict,
+//   troupe-ipc-child host P          join, host managed containers P.dict,
 //                                    P.list, P.value, P.array, P.queue and P.ns
 //                                    (manager_test's types); leave when P.ctl
 //                                    gets `leave_atom`
@@ -55,12 +55,12 @@
 #include "troupe/ipc/managed_array.hpp"
 #include "troupe/ipc/managed_value.hpp"
 #include "troupe/ipc/node.hpp"
-#include "troupe/ipc/shared_dict.hpp"
-#include "troupe/ipc/shared_list.hpp"
+#include "troupe/ipc/managed_dict.hpp"
+#include "troupe/ipc/managed_list.hpp"
 #include "troupe/ipc/shared_memory.hpp"
-#include "troupe/ipc/shared_namespace.hpp"
-#include "troupe/ipc/shared_queue.hpp"
-#include "troupe/ipc/shared_types.hpp"
+#include "troupe/ipc/managed_namespace.hpp"
+#include "troupe/ipc/managed_queue.hpp"
+#include "troupe/ipc/managed_types.hpp"
 #include "troupe/ipc/sync.hpp"
 #include "troupe/ipc/testing/node_hooks.hpp"
 
@@ -259,7 +259,7 @@ int host(const std::string& prefix) {
     {prefix + ".value", svalue::make(sys).handle()},
     {prefix + ".array", sarray::make(sys, 3).handle()},
     {prefix + ".queue", squeue::make(sys).handle()},
-    {prefix + ".ns", tipc::shared_namespace::make(sys).handle()},
+    {prefix + ".ns", tipc::managed_namespace::make(sys).handle()},
     {prefix + ".ctl", caf::actor{self}},
   };
   std::vector<tipc::publication> published;
@@ -294,7 +294,7 @@ int mixed(const std::string& prefix, int32_t rounds, const std::string& tag, int
     owners.push_back(std::move(*owner));
   }
   mixed_containers c{sdict{owners[0]},  slist{owners[1]},  svalue{owners[2]},
-                     sarray{owners[3]}, squeue{owners[4]}, tipc::shared_namespace{owners[5]}};
+                     sarray{owners[3]}, squeue{owners[4]}, tipc::managed_namespace{owners[5]}};
   if (auto err = run_mixed(c, rounds, tag, cell)) {
     std::cerr << "ipc_child: " << troupe::describe(err) << '\n';
     return 1;

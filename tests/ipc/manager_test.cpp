@@ -1,5 +1,5 @@
-// Tests of the shared containers (shared_dict.hpp, shared_list.hpp,
-// managed_value.hpp, managed_array.hpp, shared_queue.hpp, shared_namespace.hpp): each operation
+// Tests of the managed containers (managed_dict.hpp, managed_list.hpp,
+// managed_value.hpp, managed_array.hpp, managed_queue.hpp, managed_namespace.hpp): each operation
 // on a local owner, then owners in another process, concurrent writers in
 // two processes, a leased queue item that comes back when its consumer
 // process is killed, and callers that read their answers from the rings
@@ -10,11 +10,11 @@
 #include "troupe/ipc/managed_array.hpp"
 #include "troupe/ipc/managed_value.hpp"
 #include "troupe/ipc/node.hpp"
-#include "troupe/ipc/shared_dict.hpp"
-#include "troupe/ipc/shared_list.hpp"
-#include "troupe/ipc/shared_namespace.hpp"
-#include "troupe/ipc/shared_queue.hpp"
-#include "troupe/ipc/shared_types.hpp"
+#include "troupe/ipc/managed_dict.hpp"
+#include "troupe/ipc/managed_list.hpp"
+#include "troupe/ipc/managed_namespace.hpp"
+#include "troupe/ipc/managed_queue.hpp"
+#include "troupe/ipc/managed_types.hpp"
 
 #include <signal.h>
 
@@ -30,10 +30,10 @@ using troupe::errc;
 using troupe::ipc::managed_array;
 using troupe::ipc::managed_value;
 using troupe::ipc::node;
-using troupe::ipc::shared_dict;
-using troupe::ipc::shared_list;
-using troupe::ipc::shared_namespace;
-using troupe::ipc::shared_queue;
+using troupe::ipc::managed_dict;
+using troupe::ipc::managed_list;
+using troupe::ipc::managed_namespace;
+using troupe::ipc::managed_queue;
 
 namespace {
 
@@ -301,7 +301,7 @@ TEST_SUITE("ipc.manager") {
 
   TEST_CASE("a shared namespace holds fields of any type and says what a field holds") {
     fixture f{"ns"};
-    auto sut = shared_namespace::make(f.sys);
+    auto sut = managed_namespace::make(f.sys);
     REQUIRE_FALSE(sut.set("x", int32_t{42}));
     REQUIRE_FALSE(sut.set("name", std::string{"troupe"}));
     CHECK(sut.get<int32_t>("x") == int32_t{42});
@@ -419,7 +419,7 @@ TEST_SUITE("ipc.manager") {
     auto l = slist{f.find(n, "m.list")};
     auto v = svalue{f.find(n, "m.value")};
     auto q = squeue{f.find(n, "m.queue")};
-    auto ns = shared_namespace{f.find(n, "m.ns")};
+    auto ns = managed_namespace{f.find(n, "m.ns")};
     auto arr = sarray{f.find(n, "m.array")};
     REQUIRE_FALSE(d.set("key", "value"));
     CHECK(d.items() == std::vector<std::pair<std::string, std::string>>{{"key", "value"}});
@@ -495,7 +495,7 @@ TEST_SUITE("ipc.manager") {
     auto n = f.make_node();
     mixed_containers c{sdict::make(f.sys),  slist::make(f.sys),
                        svalue::make(f.sys), sarray::make(f.sys, mixed_array_cells),
-                       squeue::make(f.sys), shared_namespace::make(f.sys)};
+                       squeue::make(f.sys), managed_namespace::make(f.sys)};
     f.publish(n, "m.dict", c.dict);
     f.publish(n, "m.list", c.list);
     f.publish(n, "m.value", c.value);

@@ -1,6 +1,6 @@
 #pragma once
 
-// Every operation of every shared container, in a mix that several processes
+// Every operation of every managed container, in a mix that several processes
 // run at once against the same owners (manager_test.cpp runs it in the test
 // process and in two `troupe-ipc-child mixed` children). Each round leaves a
 // known trace, so the end state says whether any step was lost or torn.
@@ -9,11 +9,11 @@
 #include "troupe/error.hpp"
 #include "troupe/ipc/managed_array.hpp"
 #include "troupe/ipc/managed_value.hpp"
-#include "troupe/ipc/shared_dict.hpp"
-#include "troupe/ipc/shared_list.hpp"
-#include "troupe/ipc/shared_namespace.hpp"
-#include "troupe/ipc/shared_queue.hpp"
-#include "troupe/ipc/shared_types.hpp"
+#include "troupe/ipc/managed_dict.hpp"
+#include "troupe/ipc/managed_list.hpp"
+#include "troupe/ipc/managed_namespace.hpp"
+#include "troupe/ipc/managed_queue.hpp"
+#include "troupe/ipc/managed_types.hpp"
 
 #include <cstdint>
 #include <string>
@@ -22,18 +22,18 @@
 
 namespace troupe::test::ipc {
 
-/// The config of every process that uses the shared containers.
+/// The config of every process that uses the managed containers.
 struct manager_config : config {
   manager_config() {
-    troupe::ipc::add_shared_types(*this);
+    troupe::ipc::add_managed_types(*this);
   }
 };
 
-using sdict = troupe::ipc::shared_dict<std::string, std::string>;
-using slist = troupe::ipc::shared_list<int32_t>;
+using sdict = troupe::ipc::managed_dict<std::string, std::string>;
+using slist = troupe::ipc::managed_list<int32_t>;
 using svalue = troupe::ipc::managed_value<int64_t>;
 using sarray = troupe::ipc::managed_array<int64_t>;
-using squeue = troupe::ipc::shared_queue<int32_t>;
+using squeue = troupe::ipc::managed_queue<int32_t>;
 
 /// Cells of the mixed workload's array: 0 is added to by everyone, cell
 /// 1 + k belongs to the k-th process.
@@ -46,7 +46,7 @@ struct mixed_containers {
   svalue value;
   sarray array;
   squeue queue;
-  troupe::ipc::shared_namespace ns;
+  troupe::ipc::managed_namespace ns;
 };
 
 /// Runs `rounds` rounds of every container operation as process `tag`, which

@@ -1,8 +1,8 @@
 // troupe-soak: the chaos soak of troupe::ipc (tracker issue 7).
 //
 // Each round makes a fresh group. The coordinator (this program without
-// --role) owns the shared containers (a shared_dict, a managed_value counter,
-// a shared_queue handed out under leases), two shared values in the segment
+// --role) owns the managed containers (a managed_dict, a managed_value counter,
+// a managed_queue handed out under leases), two shared values in the segment
 // (one added to lock-free, one under its robust lock), an echo actor and a
 // tally. It starts --nodes child processes (this program again, as
 // `troupe-soak --role node --index K ...`, so `ps` shows who is who) that
@@ -36,10 +36,10 @@
 #include "troupe/ipc/configure.hpp"
 #include "troupe/ipc/managed_value.hpp"
 #include "troupe/ipc/node.hpp"
-#include "troupe/ipc/shared_dict.hpp"
+#include "troupe/ipc/managed_dict.hpp"
 #include "troupe/ipc/shared_memory.hpp"
-#include "troupe/ipc/shared_queue.hpp"
-#include "troupe/ipc/shared_types.hpp"
+#include "troupe/ipc/managed_queue.hpp"
+#include "troupe/ipc/managed_types.hpp"
 
 #include <caf/all.hpp>
 
@@ -93,7 +93,7 @@ struct options {
 constexpr const char* usage = R"(usage: troupe-soak [options]
 
 The chaos soak of troupe::ipc: each round starts a group of child processes
-that make traffic (requests, sends, monitors, shared containers) while random
+that make traffic (requests, sends, monitors, managed containers) while random
 children are killed (SIGKILL) or paused (SIGSTOP, then SIGCONT); then it checks
 that nothing hung, every request was answered, no acknowledged update was lost
 and nothing is left in /dev/shm. One line per round, then `N passed, M failed`.
@@ -263,14 +263,14 @@ typename Inspector::result_type inspect(Inspector& f, tally_report& x) {
 /// The same configuration in every process: types travel by name.
 void configure(caf::actor_system_config& cfg) {
   tipc::configure(cfg);
-  tipc::add_shared_types(cfg);
+  tipc::add_managed_types(cfg);
   cfg.add_message_type<node_report>("soak_node_report");
   cfg.add_message_type<tally_report>("soak_tally_report");
 }
 
-using sdict = tipc::shared_dict<int64_t, int64_t>;
+using sdict = tipc::managed_dict<int64_t, int64_t>;
 using svalue = tipc::managed_value<int64_t>;
-using squeue = tipc::shared_queue<int32_t>;
+using squeue = tipc::managed_queue<int32_t>;
 
 // ---------------------------------------------------------------------------
 // Echo: answers at once, or after a pause (a request pending on its node)

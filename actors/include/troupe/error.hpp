@@ -86,7 +86,7 @@ enum class errc : uint8_t {
   /// `list.remove` and `list.index`).
   value_error,
   /// A value or message has another type than the call expects: a shared
-  /// namespace field read as the wrong type, or a shared container's owner
+  /// namespace field read as the wrong type, or a managed container's owner
   /// sent a message of element types it does not hold.
   type_error,
   /// A queue is empty and the call would not wait (or the wait ran out):

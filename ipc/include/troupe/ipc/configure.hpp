@@ -7,7 +7,7 @@
 
 /// troupe's process layer (`troupe::ipc`): groups of processes on one host that share a
 /// shared-memory segment (`node`), so that their actors reach each other as if they were local;
-/// process pools and supervised processes; shared containers, values and synchronisation
+/// process pools and supervised processes; managed containers, values and synchronisation
 /// primitives for every process of a group; CAF's middleman for other hosts. Link `troupe::ipc`
 /// (it brings `troupe::actors`).
 namespace troupe::ipc {

@@ -6,7 +6,7 @@
 
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
-#include "troupe/ipc/shared_atoms.hpp"
+#include "troupe/ipc/managed_atoms.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/all.hpp>
@@ -112,7 +112,7 @@ caf::behavior managed_array_owner(caf::stateful_actor<managed_array_state<T>>* s
 /// `handle()` with `node::publish`, and other processes build a
 /// `managed_array` from `node::lookup`. `T` and `std::vector<T>` must be
 /// CAF message types registered under the same names in every process
-/// (`add_shared_types` does it for `int32_t`, `int64_t`, `double` and
+/// (`add_managed_types` does it for `int32_t`, `int64_t`, `double` and
 /// `std::string`). The owner lives until `stop()` (or, if it never was
 /// published nor reached from another process, until the last handle is
 /// gone). If the owner's process dies, calls fail with `errc::peer_lost`.

@@ -68,7 +68,7 @@ struct group_options {
   /// VM) to restart. Long enough that a blocking caller's next call to an
   /// owner in another process often finds both readers still spinning;
   /// an idle node spends at most this much CPU per input. Also how long a
-  /// blocking call of a shared container or primitive (`shared_dict`,
+  /// blocking call of a managed container or primitive (`managed_dict`,
   /// `lock`...) on an owner in another process reads the rings on its own
   /// thread for its answer, while the reader thread sleeps, before it
   /// waits to be woken like any blocking receive (one such caller per node

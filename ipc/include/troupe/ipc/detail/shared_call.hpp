@@ -4,7 +4,7 @@
 /// Internal (for templates; not part of the API): blocking calls on the owner actor of a shared
 /// container or primitive, and helpers of the owners.
 
-// What the shared containers' handles and owners have in common: the blocking
+// What the managed containers' handles and owners have in common: the blocking
 // call, Python-style index arithmetic and the texts of their errors. Not for
 // users: the containers' headers include it.
 
@@ -98,7 +98,7 @@ template <class OnReply, class... Ts>
 caf::error shared_call(const caf::actor& owner, caf::timespan timeout, OnReply on_reply,
                        Ts&&... xs) {
   if (!owner)
-    return make_error(errc::invalid_argument, "empty shared container handle");
+    return make_error(errc::invalid_argument, "empty managed container handle");
   caller self{owner, troupe::detail::is_forever(timeout)};
   caf::error result;
   auto answer =

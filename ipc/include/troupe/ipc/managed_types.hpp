@@ -1,7 +1,7 @@
 #pragma once
 
 /// @file
-/// `troupe::ipc::add_shared_types`: registers the message types of shared containers of common
+/// `troupe::ipc::add_managed_types`: registers the message types of managed containers of common
 /// element types.
 
 #include <caf/actor_system_config.hpp>
@@ -11,7 +11,7 @@
 
 namespace troupe::ipc {
 
-/// Registers the message types that shared containers of the common element
+/// Registers the message types that managed containers of the common element
 /// types need beyond CAF's built-in ones: `std::vector<int32_t>`,
 /// `std::vector<int64_t>` and `std::vector<double>`, under those names
 /// (`std::string`, the integers, `double`, `bool` and
@@ -23,9 +23,9 @@ namespace troupe::ipc {
 /// ```cpp
 /// caf::actor_system_config cfg;
 /// troupe::ipc::configure(cfg);
-/// troupe::ipc::add_shared_types(cfg);
+/// troupe::ipc::add_managed_types(cfg);
 /// ```
-inline void add_shared_types(caf::actor_system_config& cfg) {
+inline void add_managed_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<std::vector<int32_t>>("std::vector<int32_t>");
   cfg.add_message_type<std::vector<int64_t>>("std::vector<int64_t>");
   cfg.add_message_type<std::vector<double>>("std::vector<double>");

@@ -1,12 +1,12 @@
 #pragma once
 
 /// @file
-/// `troupe::ipc::shared_list<T>`: a list owned by one actor and reachable from every process of a
+/// `troupe::ipc::managed_list<T>`: a list owned by one actor and reachable from every process of a
 /// group (Python's `Manager().list()`).
 
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
-#include "troupe/ipc/shared_atoms.hpp"
+#include "troupe/ipc/managed_atoms.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/all.hpp>
@@ -20,26 +20,26 @@
 
 namespace troupe::ipc {
 
-/// An omitted bound of `shared_list::slice`: `l.slice(open_end, open_end, -1)`
+/// An omitted bound of `managed_list::slice`: `l.slice(open_end, open_end, -1)`
 /// is `l[::-1]`.
 inline constexpr int64_t open_end = std::numeric_limits<int64_t>::min();
 
 namespace detail {
 
-/// Whether `T`s can be ordered with `<` (what `shared_list::sort` needs).
+/// Whether `T`s can be ordered with `<` (what `managed_list::sort` needs).
 template <class T, class = void>
 constexpr bool is_sortable = false;
 template <class T>
 constexpr bool
   is_sortable<T, std::void_t<decltype(std::declval<const T&>() < std::declval<const T&>())>> = true;
 
-/// The state of a `shared_list<T>`'s owner actor.
+/// The state of a `managed_list<T>`'s owner actor.
 template <class T>
-struct shared_list_state {
+struct managed_list_state {
   /// The items.
   std::vector<T> data;
   /// The owner's actor name.
-  static constexpr const char* name = "troupe.shared_list";
+  static constexpr const char* name = "troupe.managed_list";
 };
 
 /// `errc::index_error` for index `i` of a list of `n` items, in `what`.
@@ -54,11 +54,11 @@ caf::error not_in_list(const char* what, const T& x) {
   return make_error(errc::value_error, std::string{what} + ": " + repr(x) + " is not in list");
 }
 
-/// The owner of a `shared_list<T>`.
+/// The owner of a `managed_list<T>`.
 template <class T>
-caf::behavior shared_list_owner(caf::stateful_actor<shared_list_state<T>>* self,
+caf::behavior managed_list_owner(caf::stateful_actor<managed_list_state<T>>* self,
                                 std::vector<T> init) {
-  answer_unexpected_with_type_error(self, "shared_list");
+  answer_unexpected_with_type_error(self, "managed_list");
   self->state.data = std::move(init);
   return {
     [self](append_atom, T& x) {
@@ -152,7 +152,7 @@ caf::behavior shared_list_owner(caf::stateful_actor<shared_list_state<T>>* self,
         std::stable_sort(self->state.data.begin(), self->state.data.end());
         return caf::ok_atom::value;
       } else {
-        return make_error(errc::type_error, "shared_list: its items have no < to sort by");
+        return make_error(errc::type_error, "managed_list: its items have no < to sort by");
       }
     },
     [self](snapshot_atom) { return self->state.data; },
@@ -179,9 +179,9 @@ caf::behavior shared_list_owner(caf::stateful_actor<shared_list_state<T>>* self,
 ///
 /// **Processes.** `make` spawns the owner in the calling process; publish
 /// `handle()` with `node::publish`, and other processes build a
-/// `shared_list` from `node::lookup`. `T` and `std::vector<T>` must be CAF
+/// `managed_list` from `node::lookup`. `T` and `std::vector<T>` must be CAF
 /// message types registered under the same names in every process
-/// (`add_shared_types` does it for the common ones). The owner lives
+/// (`add_managed_types` does it for the common ones). The owner lives
 /// until `stop()` (or, if it never was published nor reached from another
 /// process, until the last handle is gone).
 /// If the owner's process dies, calls fail with `errc::peer_lost`.
@@ -211,22 +211,22 @@ caf::behavior shared_list_owner(caf::stateful_actor<shared_list_state<T>>* self,
 /// The handle is a value: copies talk to the same owner, and any thread may
 /// use one concurrently.
 template <class T>
-class shared_list {
+class managed_list {
 public:
   /// The element type.
   using value_type = T;
 
   /// Spawns the owner of a list holding `init` in `sys` (this process).
-  static shared_list make(caf::actor_system& sys, std::vector<T> init = {}) {
-    return shared_list{detail::served_on_readers(
-      caf::actor{sys.spawn(detail::shared_list_owner<T>, std::move(init))})};
+  static managed_list make(caf::actor_system& sys, std::vector<T> init = {}) {
+    return managed_list{detail::served_on_readers(
+      caf::actor{sys.spawn(detail::managed_list_owner<T>, std::move(init))})};
   }
 
   /// An empty handle: every call fails with `errc::invalid_argument`.
-  shared_list() = default;
+  managed_list() = default;
 
   /// A handle to the owner `owner`, e.g. what `node::lookup` returned.
-  explicit shared_list(caf::actor owner) : owner_(std::move(owner)) {}
+  explicit managed_list(caf::actor owner) : owner_(std::move(owner)) {}
 
   /// The owner, to publish or to talk to with the protocol.
   [[nodiscard]] const caf::actor& handle() const noexcept {

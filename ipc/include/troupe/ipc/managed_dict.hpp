@@ -1,12 +1,12 @@
 #pragma once
 
 /// @file
-/// `troupe::ipc::shared_dict<K, V>`: a dict owned by one actor and reachable from every process of
+/// `troupe::ipc::managed_dict<K, V>`: a dict owned by one actor and reachable from every process of
 /// a group (Python's `Manager().dict()`).
 
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
-#include "troupe/ipc/shared_atoms.hpp"
+#include "troupe/ipc/managed_atoms.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/all.hpp>
@@ -23,18 +23,18 @@ namespace troupe::ipc {
 
 namespace detail {
 
-/// The state of a `shared_dict<K, V>`'s owner actor: the items in the order
+/// The state of a `managed_dict<K, V>`'s owner actor: the items in the order
 /// their keys were first inserted (as Python's dict keeps them), and an
 /// index by key.
 template <class K, class V>
-struct shared_dict_state {
+struct managed_dict_state {
   using item_list = std::list<std::pair<K, V>>;
   /// The items, oldest key first.
   item_list items;
   /// Where each key's item is in `items`.
   std::map<K, typename item_list::iterator> index;
   /// The owner's actor name.
-  static constexpr const char* name = "troupe.shared_dict";
+  static constexpr const char* name = "troupe.managed_dict";
 
   /// The item of `k`, or null.
   std::pair<K, V>* find(const K& k) {
@@ -68,10 +68,10 @@ caf::error missing_key(const K& k) {
   return make_error(errc::key_error, "key " + repr(k) + " is not in the dict");
 }
 
-/// The owner of a `shared_dict<K, V>`.
+/// The owner of a `managed_dict<K, V>`.
 template <class K, class V>
-caf::behavior shared_dict_owner(caf::stateful_actor<shared_dict_state<K, V>>* self) {
-  answer_unexpected_with_type_error(self, "shared_dict");
+caf::behavior managed_dict_owner(caf::stateful_actor<managed_dict_state<K, V>>* self) {
+  answer_unexpected_with_type_error(self, "managed_dict");
   auto& st = self->state;
   return {
     [&st](caf::get_atom, const K& k) -> caf::result<V> {
@@ -170,9 +170,9 @@ caf::behavior shared_dict_owner(caf::stateful_actor<shared_dict_state<K, V>>* se
 ///
 /// **Processes.** `make` spawns the owner in the calling process; publish
 /// `handle()` with `node::publish`, and other processes build a
-/// `shared_dict` from `node::lookup`. `K`, `V`, `std::vector<K>` and
+/// `managed_dict` from `node::lookup`. `K`, `V`, `std::vector<K>` and
 /// `std::vector<V>` must be CAF message types, registered under the same
-/// names in every process (`add_shared_types` does it for the common ones).
+/// names in every process (`add_managed_types` does it for the common ones).
 /// The owner lives until `stop()` (or, if it never was published nor
 /// reached from another process, until the last handle is gone). If the owner's process dies, calls
 /// fail with `errc::peer_lost`; if a local owner is gone, with `errc::owner_down`.
@@ -200,7 +200,7 @@ caf::behavior shared_dict_owner(caf::stateful_actor<shared_dict_state<K, V>>* se
 /// The handle is a value: copies talk to the same owner, and any thread may
 /// use one concurrently (each blocking call uses a caller actor of its own, see `detail::caller`).
 template <class K, class V>
-class shared_dict {
+class managed_dict {
 public:
   /// The key type.
   using key_type = K;
@@ -208,16 +208,16 @@ public:
   using mapped_type = V;
 
   /// Spawns an empty dict's owner in `sys` (this process).
-  static shared_dict make(caf::actor_system& sys) {
-    return shared_dict{
-      detail::served_on_readers(caf::actor{sys.spawn(detail::shared_dict_owner<K, V>)})};
+  static managed_dict make(caf::actor_system& sys) {
+    return managed_dict{
+      detail::served_on_readers(caf::actor{sys.spawn(detail::managed_dict_owner<K, V>)})};
   }
 
   /// An empty handle: every call fails with `errc::invalid_argument`.
-  shared_dict() = default;
+  managed_dict() = default;
 
   /// A handle to the owner `owner`, e.g. what `node::lookup` returned.
-  explicit shared_dict(caf::actor owner) : owner_(std::move(owner)) {}
+  explicit managed_dict(caf::actor owner) : owner_(std::move(owner)) {}
 
   /// The owner, to publish or to talk to with the protocol.
   [[nodiscard]] const caf::actor& handle() const noexcept {

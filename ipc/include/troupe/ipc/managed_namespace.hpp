@@ -1,12 +1,12 @@
 #pragma once
 
 /// @file
-/// `troupe::ipc::shared_namespace`: named fields of any CAF message type, owned by one actor and
+/// `troupe::ipc::managed_namespace`: named fields of any CAF message type, owned by one actor and
 /// reachable from every process of a group (Python's `Manager().Namespace()`).
 
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
-#include "troupe/ipc/shared_atoms.hpp"
+#include "troupe/ipc/managed_atoms.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/all.hpp>
@@ -21,12 +21,12 @@ namespace troupe::ipc {
 
 namespace detail {
 
-/// The state of a `shared_namespace`'s owner actor.
-struct shared_namespace_state {
+/// The state of a `managed_namespace`'s owner actor.
+struct managed_namespace_state {
   /// The fields, by name, each value as a one-element message.
   std::map<std::string, caf::message> fields;
   /// The owner's actor name.
-  static constexpr const char* name = "troupe.shared_namespace";
+  static constexpr const char* name = "troupe.managed_namespace";
 };
 
 /// `errc::key_error` for the field `name`.
@@ -34,9 +34,9 @@ inline caf::error missing_field(const std::string& name) {
   return make_error(errc::key_error, "namespace has no field '" + name + "'");
 }
 
-/// The owner of a `shared_namespace`.
-inline caf::behavior shared_namespace_owner(caf::stateful_actor<shared_namespace_state>* self) {
-  answer_unexpected_with_type_error(self, "shared_namespace");
+/// The owner of a `managed_namespace`.
+inline caf::behavior managed_namespace_owner(caf::stateful_actor<managed_namespace_state>* self) {
+  answer_unexpected_with_type_error(self, "managed_namespace");
   return {
     [self](caf::get_atom, const std::string& name) -> caf::result<caf::message> {
       auto& fs = self->state.fields;
@@ -86,7 +86,7 @@ inline caf::behavior shared_namespace_owner(caf::stateful_actor<shared_namespace
 ///
 /// **Processes.** `make` spawns the owner in the calling process; publish
 /// `handle()` with `node::publish`, and other processes build a
-/// `shared_namespace` from `node::lookup`. The owner lives until `stop()` (or, if
+/// `managed_namespace` from `node::lookup`. The owner lives until `stop()` (or, if
 /// it never was published nor reached from another process, until the last
 /// handle is gone). If the owner's process dies, calls fail with `errc::peer_lost`.
 ///
@@ -104,19 +104,19 @@ inline caf::behavior shared_namespace_owner(caf::stateful_actor<shared_namespace
 ///
 /// The handle is a value: copies talk to the same owner, and any thread may
 /// use one concurrently.
-class shared_namespace {
+class managed_namespace {
 public:
   /// Spawns an empty namespace's owner in `sys` (this process).
-  static shared_namespace make(caf::actor_system& sys) {
-    return shared_namespace{
-      detail::served_on_readers(caf::actor{sys.spawn(detail::shared_namespace_owner)})};
+  static managed_namespace make(caf::actor_system& sys) {
+    return managed_namespace{
+      detail::served_on_readers(caf::actor{sys.spawn(detail::managed_namespace_owner)})};
   }
 
   /// An empty handle: every call fails with `errc::invalid_argument`.
-  shared_namespace() = default;
+  managed_namespace() = default;
 
   /// A handle to the owner `owner`, e.g. what `node::lookup` returned.
-  explicit shared_namespace(caf::actor owner) : owner_(std::move(owner)) {}
+  explicit managed_namespace(caf::actor owner) : owner_(std::move(owner)) {}
 
   /// The owner, to publish or to talk to with the protocol.
   [[nodiscard]] const caf::actor& handle() const noexcept {

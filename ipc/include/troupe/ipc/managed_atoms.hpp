@@ -5,8 +5,8 @@
 #include <caf/atom.hpp>
 
 /// @file
-/// Message tags of the shared containers' protocols (`shared_dict`,
-/// `shared_list`, `managed_value`, `shared_queue`, `shared_namespace`).
+/// Message tags of the managed containers' protocols (`managed_dict`,
+/// `managed_list`, `managed_value`, `managed_queue`, `managed_namespace`).
 ///
 /// Each container is an actor; its handle class wraps these messages in
 /// blocking calls. An event-based actor talks to a container's actor (the

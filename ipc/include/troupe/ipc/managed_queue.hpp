@@ -1,13 +1,13 @@
 #pragma once
 
 /// @file
-/// `troupe::ipc::shared_queue<T>`: a bounded queue owned by one actor, with leases and
+/// `troupe::ipc::managed_queue<T>`: a bounded queue owned by one actor, with leases and
 /// `task_done`/`join`, for every process of a group (Python's `Manager().Queue()`).
 
 #include "troupe/detail/weak_timer.hpp"
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
-#include "troupe/ipc/shared_atoms.hpp"
+#include "troupe/ipc/managed_atoms.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/all.hpp>
@@ -23,11 +23,11 @@
 
 namespace troupe::ipc {
 
-/// An item taken from a `shared_queue` under a lease: `ack(id)` it once it
+/// An item taken from a `managed_queue` under a lease: `ack(id)` it once it
 /// is processed, or it goes back to the queue when its holder dies.
 template <class T>
 struct leased {
-  /// The lease's id, to pass to `shared_queue::ack`.
+  /// The lease's id, to pass to `managed_queue::ack`.
   uint64_t id = 0;
   /// The item.
   T value;
@@ -35,23 +35,23 @@ struct leased {
 
 namespace detail {
 
-/// The owner of a `shared_queue<T>`: the items, the callers waiting to get,
+/// The owner of a `managed_queue<T>`: the items, the callers waiting to get,
 /// to put or for `join`, and the leased items with their holders.
 template <class T>
-class shared_queue_owner : public caf::event_based_actor {
+class managed_queue_owner : public caf::event_based_actor {
 public:
   /// An empty queue of at most `maxsize` items (0: unbounded).
-  shared_queue_owner(caf::actor_config& cfg, int64_t maxsize)
+  managed_queue_owner(caf::actor_config& cfg, int64_t maxsize)
     : caf::event_based_actor(cfg), maxsize_(maxsize) {}
 
   /// The owner's actor name.
   const char* name() const override {
-    return "troupe.shared_queue";
+    return "troupe.managed_queue";
   }
 
-  /// The queue's protocol (see `shared_queue`).
+  /// The queue's protocol (see `managed_queue`).
   caf::behavior make_behavior() override {
-    answer_unexpected_with_type_error(this, "shared_queue");
+    answer_unexpected_with_type_error(this, "managed_queue");
     set_down_handler([this](caf::down_msg& dm) { on_down(dm.source); });
     return {
       [this](caf::put_atom, T& x, caf::timespan timeout) -> caf::result<caf::ok_atom> {
@@ -406,7 +406,7 @@ inline caf::behavior lease_holder_actor() {
 ///
 /// **Processes.** `make` spawns the owner in the calling process; publish
 /// `handle()` with `node::publish`, and other processes build a
-/// `shared_queue` from `node::lookup`. `T` must be a CAF message type
+/// `managed_queue` from `node::lookup`. `T` must be a CAF message type
 /// registered under the same name in every process. The owner lives until
 /// `stop()` (or, if it never was published nor reached from another
 /// process, until the last handle is gone). If the owner's process dies,
@@ -431,23 +431,23 @@ inline caf::behavior lease_holder_actor() {
 ///
 /// The handle may be used by any number of threads at once.
 template <class T>
-class shared_queue {
+class managed_queue {
 public:
   /// The item type.
   using value_type = T;
 
   /// Spawns the owner of an empty queue in `sys` (this process), holding at
   /// most `maxsize` items (0: unbounded).
-  static shared_queue make(caf::actor_system& sys, int64_t maxsize = 0) {
-    return shared_queue{
-      detail::served_on_readers(caf::actor{sys.spawn<detail::shared_queue_owner<T>>(maxsize)})};
+  static managed_queue make(caf::actor_system& sys, int64_t maxsize = 0) {
+    return managed_queue{
+      detail::served_on_readers(caf::actor{sys.spawn<detail::managed_queue_owner<T>>(maxsize)})};
   }
 
   /// An empty handle: every call fails with `errc::invalid_argument`.
-  shared_queue() = default;
+  managed_queue() = default;
 
   /// A handle to the owner `owner`, e.g. what `node::lookup` returned.
-  explicit shared_queue(caf::actor owner)
+  explicit managed_queue(caf::actor owner)
     : owner_(std::move(owner)), holder_(std::make_shared<holder_slot>()) {}
 
   /// The owner, to publish or to talk to with the protocol.
@@ -484,7 +484,7 @@ public:
   [[nodiscard]] caf::expected<leased<T>> get_leased(caf::timespan timeout = forever) const {
     auto holder = lease_holder();
     if (!holder)
-      return make_error(errc::invalid_argument, "empty shared_queue handle");
+      return make_error(errc::invalid_argument, "empty managed_queue handle");
     std::optional<leased<T>> res;
     auto err = detail::shared_call(
       owner_, forever,

@@ -139,7 +139,7 @@ caf::actor spawn_bounded_queue(caf::actor_system& sys, std::size_t capacity, ful
 
 caf::expected<queue_stats> queue_stats_of(const caf::actor& queue) {
   if (!queue)
-    return make_error(errc::owner_down, "empty queue handle");
+    return make_error(errc::invalid_argument, "empty queue handle");
   caf::scoped_actor self{queue->home_system()};
   caf::expected<queue_stats> result{queue_stats{}};
   self->request(queue, caf::infinite, stats_atom::value)

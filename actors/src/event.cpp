@@ -64,7 +64,7 @@ void event::clear() const {
 
 caf::expected<bool> event::is_set() const {
   if (!impl_)
-    return make_error(errc::owner_down, "empty event handle (moved from)");
+    return make_error(errc::invalid_argument, "empty event handle (moved from)");
   caf::scoped_actor self{impl_->home_system()};
   caf::expected<bool> result{false};
   self->request(impl_, caf::infinite, caf::get_atom::value)
@@ -79,7 +79,7 @@ caf::expected<std::size_t> event::waiting() const {
 
 caf::error event::wait(caf::timespan timeout) const {
   if (!impl_)
-    return make_error(errc::owner_down, "empty event handle (moved from)");
+    return make_error(errc::invalid_argument, "empty event handle (moved from)");
   caf::scoped_actor self{impl_->home_system()};
   return wait(self, timeout);
 }

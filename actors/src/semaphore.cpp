@@ -153,7 +153,7 @@ caf::expected<semaphore> semaphore::make(caf::actor_system& sys, std::size_t per
 caf::expected<semaphore::lease> semaphore::acquire(caf::scoped_actor& self,
                                                    caf::timespan timeout) const {
   if (!impl_)
-    return make_error(errc::owner_down, "empty semaphore handle (moved from)");
+    return make_error(errc::invalid_argument, "empty semaphore handle (moved from)");
   caf::error err;
   self->request(impl_, caf::infinite, acquire_atom::value, timeout)
     .receive([](caf::ok_atom) {},

@@ -646,7 +646,7 @@ caf::expected<caf::actor> supervisor::child(const std::string& name) const {
 
 caf::error supervisor::stop(caf::timespan timeout) const {
   if (!impl_)
-    return make_error(errc::owner_down, "empty supervisor handle");
+    return make_error(errc::invalid_argument, "empty supervisor handle");
   caf::scoped_actor self{impl_->home_system()};
   self->monitor(impl_);
   self->send_exit(impl_, caf::exit_reason::user_shutdown);

@@ -211,7 +211,7 @@ private:
 template <class... Ts>
 caf::expected<std::size_t> ask_count(const caf::actor& who, const Ts&... xs) {
   if (!who)
-    return make_error(errc::owner_down, "empty handle (moved from)");
+    return make_error(errc::invalid_argument, "empty handle (moved from)");
   caf::scoped_actor self{who->home_system()};
   caf::expected<std::size_t> result{std::size_t{0}};
   self->request(who, caf::infinite, xs...)

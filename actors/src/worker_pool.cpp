@@ -656,7 +656,7 @@ caf::expected<worker_pool> worker_pool::make(caf::actor_system& sys, factory_typ
 
 caf::expected<pool_stats> worker_pool::stats() const {
   if (!impl_)
-    return make_error(errc::owner_down, "empty worker pool handle");
+    return make_error(errc::invalid_argument, "empty worker pool handle");
   caf::scoped_actor self{impl_->home_system()};
   caf::expected<pool_stats> result{pool_stats{}};
   self->request(impl_, caf::infinite, stats_atom::value)
@@ -675,7 +675,7 @@ void worker_pool::cancel_queued() const {
 
 caf::error worker_pool::stop(caf::timespan timeout) const {
   if (!impl_)
-    return make_error(errc::owner_down, "empty worker pool handle");
+    return make_error(errc::invalid_argument, "empty worker pool handle");
   caf::scoped_actor self{impl_->home_system()};
   self->monitor(impl_);
   self->send_exit(impl_, caf::exit_reason::user_shutdown);

@@ -399,7 +399,7 @@ caf::behavior barrier_impl(barrier_actor* self, std::size_t parties) {
 // -- blocking helpers -------------------------------------------------------
 
 caf::error empty_handle() {
-  return troupe::make_error(errc::owner_down, "empty handle");
+  return troupe::make_error(errc::invalid_argument, "empty handle");
 }
 
 /// Asks `dest` through `self` and hands the answer to `on_answer`.

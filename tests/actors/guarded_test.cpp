@@ -1,5 +1,8 @@
 #include "support/fixture.hpp"
+#include "troupe/bounded_queue.hpp"
+#include "troupe/event.hpp"
 #include "troupe/guarded.hpp"
+#include "troupe/semaphore.hpp"
 
 #include <atomic>
 #include <future>
@@ -333,11 +336,27 @@ TEST_SUITE("actors.guarded") {
                [](caf::error& err) { CHECK(troupe::is(err, errc::owner_down)); });
   }
 
-  TEST_CASE_FIXTURE(fixture, "a moved-from handle answers owner_down") {
+  TEST_CASE_FIXTURE(fixture, "every moved-from handle answers invalid_argument, not owner_down") {
+    // One error for an empty handle, whatever the type: a caller's mistake,
+    // not an owner that died.
     guarded<int> sut{sys, 0};
     auto other = std::move(sut);
-    CHECK(troupe::is(sut.get().error(), errc::owner_down)); // NOLINT(bugprone-use-after-move)
+    CHECK(troupe::is(sut.get().error(), errc::invalid_argument)); // NOLINT(bugprone-use-after-move)
     CHECK(*other.get() == 0);
+    troupe::event ev{sys};
+    auto ev2 = std::move(ev);
+    CHECK(
+      troupe::is(ev.is_set().error(), errc::invalid_argument)); // NOLINT(bugprone-use-after-move)
+    auto sem = troupe::semaphore::make(sys, 1);
+    REQUIRE(sem);
+    auto sem2 = std::move(*sem);
+    CHECK(troupe::is(sem->acquire(self, std::chrono::seconds(1)).error(), // NOLINT
+                     errc::invalid_argument));
+    auto q = troupe::bounded_queue<int>::make(sys, 1);
+    REQUIRE(q);
+    auto q2 = std::move(*q);
+    CHECK(
+      troupe::is(q->stats().error(), errc::invalid_argument)); // NOLINT(bugprone-use-after-move)
   }
 
 } // TEST_SUITE

@@ -8,13 +8,14 @@
 #include "manager_workload.hpp"
 #include "support.hpp"
 #include "troupe/ipc/managed_array.hpp"
-#include "troupe/ipc/managed_value.hpp"
-#include "troupe/ipc/node.hpp"
 #include "troupe/ipc/managed_dict.hpp"
 #include "troupe/ipc/managed_list.hpp"
 #include "troupe/ipc/managed_namespace.hpp"
 #include "troupe/ipc/managed_queue.hpp"
 #include "troupe/ipc/managed_types.hpp"
+#include "troupe/ipc/managed_value.hpp"
+#include "troupe/ipc/node.hpp"
+#include "troupe/ipc/sync.hpp"
 
 #include <signal.h>
 
@@ -28,12 +29,12 @@ using namespace troupe::test::ipc;
 using std::chrono::milliseconds;
 using troupe::errc;
 using troupe::ipc::managed_array;
-using troupe::ipc::managed_value;
-using troupe::ipc::node;
 using troupe::ipc::managed_dict;
 using troupe::ipc::managed_list;
 using troupe::ipc::managed_namespace;
 using troupe::ipc::managed_queue;
+using troupe::ipc::managed_value;
+using troupe::ipc::node;
 
 namespace {
 
@@ -297,6 +298,12 @@ TEST_SUITE("ipc.manager") {
     CHECK(troupe::is(sut.at("a").error(), errc::invalid_argument));
     squeue q;
     CHECK(troupe::is(q.get_leased().error(), errc::invalid_argument));
+    // The sync primitives answer the same: one error for an empty handle.
+    troupe::ipc::event ev;
+    CHECK(troupe::is(ev.set(), errc::invalid_argument));
+    troupe::ipc::lock lk;
+    fixture f{"emptylock"};
+    CHECK(troupe::is(lk.acquire(f.self, milliseconds(10)).error(), errc::invalid_argument));
   }
 
   TEST_CASE("a shared namespace holds fields of any type and says what a field holds") {

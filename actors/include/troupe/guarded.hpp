@@ -337,7 +337,7 @@ private:
                     "for a T that cannot be copied");
     using op_type = detail::guarded_op<T, std::decay_t<F>, Copy>;
     if (!owner_)
-      return make_error(errc::owner_down, "empty guarded handle (moved from)");
+      return make_error(errc::invalid_argument, "empty guarded handle (moved from)");
     auto owner = caf::actor_cast<caf::abstract_actor*>(owner_);
     auto op = std::make_shared<op_type>(std::forward<F>(fn));
     auto site = detail::locate_guarded_call(owner);

@@ -89,7 +89,7 @@ struct acquired {
 /// process of the group; the permits belong to actors, not to threads.
 class permits {
 public:
-  /// An empty handle; every call fails with `errc::owner_down`.
+  /// An empty handle; every call fails with `errc::invalid_argument`.
   permits() = default;
 
   /// The handle of an existing primitive's actor (from `node::lookup` in
@@ -332,7 +332,7 @@ public:
 /// blocking calls for a handle found in another process.
 class event {
 public:
-  /// An empty handle; every call fails with `errc::owner_down`.
+  /// An empty handle; every call fails with `errc::invalid_argument`.
   event() = default;
 
   /// The handle of an existing event's actor (from `node::lookup`).
@@ -378,7 +378,7 @@ private:
 /// `(caf::get_atom, wait_atom)` with the number of waiting parties.
 class barrier {
 public:
-  /// An empty handle; every call fails with `errc::owner_down`.
+  /// An empty handle; every call fails with `errc::invalid_argument`.
   barrier() = default;
 
   /// The handle of an existing barrier's actor (from `node::lookup`).

@@ -54,12 +54,18 @@ caf::behavior event_impl(event_actor* self) {
 
 event::event(caf::actor_system& sys) : impl_(sys.spawn(event_impl)) {}
 
-void event::set() const {
+caf::error event::set() const {
+  if (!impl_)
+    return make_error(errc::invalid_argument, "empty event handle (moved from)");
   caf::anon_send(impl_, set_atom::value);
+  return caf::none;
 }
 
-void event::clear() const {
+caf::error event::clear() const {
+  if (!impl_)
+    return make_error(errc::invalid_argument, "empty event handle (moved from)");
   caf::anon_send(impl_, clear_atom::value);
+  return caf::none;
 }
 
 caf::expected<bool> event::is_set() const {

@@ -23,10 +23,7 @@ int main() {
   // 1. The setter: an actor that sets the event 100 ms after it starts.
   sys.spawn([ev](caf::event_based_actor* self) -> caf::behavior {
     self->delayed_send(self, std::chrono::milliseconds(100), caf::tick_atom::value);
-    return {[self, ev](caf::tick_atom) {
-      ev.set();
-      self->quit();
-    }};
+    return {[self, ev](caf::tick_atom) { self->quit(ev.set()); }};
   });
 
   // 2. The waiter: a thread that blocks until the event is set.
@@ -44,7 +41,10 @@ int main() {
   std::cout << "late waiter: " << (late ? troupe::describe(late) : "returned at once") << std::endl;
 
   // 4. After clear, a wait with a timeout ends in an error, not a hang.
-  ev.clear();
+  if (auto err = ev.clear()) {
+    std::cerr << troupe::describe(err) << '\n';
+    return 1;
+  }
   auto timed = ev.wait(std::chrono::milliseconds(50));
   std::cout << "wait after clear: " << troupe::describe(timed) << std::endl;
   return !late && troupe::is(timed, troupe::errc::timeout) ? 0 : 1;

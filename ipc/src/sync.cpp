@@ -439,14 +439,14 @@ caf::expected<T> ask_value(const caf::actor& dest, const Ts&... xs) {
 
 // -- permits ----------------------------------------------------------------
 
-void permit_guard::reset() noexcept {
+void lease::reset() noexcept {
   if (self_ == nullptr)
     return;
   try {
     if (auto err = release())
-      std::cerr << "[troupe] permit_guard: giving back a permit failed: " << describe(err) << '\n';
+      std::cerr << "[troupe] lease: giving back a permit failed: " << describe(err) << '\n';
   } catch (...) {
-    std::cerr << "[troupe] permit_guard: giving back a permit threw\n";
+    std::cerr << "[troupe] lease: giving back a permit threw\n";
   }
 }
 

@@ -2,6 +2,7 @@
 #include "troupe/error.hpp"
 #include "troupe/event.hpp"
 
+#include <atomic>
 #include <future>
 #include <thread>
 #include <vector>
@@ -40,7 +41,7 @@ TEST_SUITE("actors.event") {
     auto waiter = wait_async(sut);
     REQUIRE(waiting_becomes(sut, 1));
     CHECK(waiter.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout);
-    sut.set();
+    REQUIRE_FALSE(sut.set());
     REQUIRE(ready(waiter));
     CHECK_FALSE(waiter.get());
   }
@@ -52,7 +53,7 @@ TEST_SUITE("actors.event") {
     for (int i = 0; i < 5; ++i)
       waiters.push_back(wait_async(sut));
     REQUIRE(waiting_becomes(sut, 5));
-    sut.set();
+    REQUIRE_FALSE(sut.set());
     for (auto& w : waiters) {
       REQUIRE(ready(w));
       CHECK_FALSE(w.get());
@@ -71,7 +72,7 @@ TEST_SUITE("actors.event") {
 
   TEST_CASE_FIXTURE(fixture, "waiters that arrive after set return at once") {
     event sut{sys};
-    sut.set();
+    REQUIRE_FALSE(sut.set());
     CHECK(*sut.is_set());
     CHECK_FALSE(sut.wait(self, caf::timespan::zero()));
     CHECK_FALSE(sut.wait(self));
@@ -79,8 +80,8 @@ TEST_SUITE("actors.event") {
 
   TEST_CASE_FIXTURE(fixture, "clear resets the event so new waiters block again") {
     event sut{sys};
-    sut.set();
-    sut.clear();
+    REQUIRE_FALSE(sut.set());
+    REQUIRE_FALSE(sut.clear());
     CHECK_FALSE(*sut.is_set());
     CHECK(troupe::is(sut.wait(self, std::chrono::milliseconds(10)), errc::timeout));
   }
@@ -92,17 +93,19 @@ TEST_SUITE("actors.event") {
     for (int i = 0; i < 4; ++i)
       waiters.push_back(wait_async(sut, std::chrono::seconds(5)));
     REQUIRE(waiting_becomes(sut, 4));
+    std::atomic<int> failed{0};
     std::thread setter{[&] {
       for (int i = 0; i < 1000; ++i)
-        sut.set();
+        failed += sut.set() ? 1 : 0;
     }};
     std::thread clearer{[&] {
       for (int i = 0; i < 1000; ++i)
-        sut.clear();
+        failed += sut.clear() ? 1 : 0;
     }};
     setter.join();
     clearer.join();
-    sut.set(); // whatever the interleaving, the event ends set
+    CHECK(failed == 0);
+    REQUIRE_FALSE(sut.set()); // whatever the interleaving, the event ends set
     for (auto& w : waiters) {
       REQUIRE(ready(w));
       CHECK_FALSE(w.get());
@@ -123,7 +126,7 @@ TEST_SUITE("actors.event") {
     });
     auto answer = self->request(client, troupe::test::deadline, caf::get_atom::value);
     REQUIRE(waiting_becomes(sut, 1));
-    sut.set();
+    REQUIRE_FALSE(sut.set());
     answer.receive([](caf::ok_atom) {}, [](caf::error& err) { FAIL(troupe::describe(err)); });
   }
 
@@ -153,14 +156,14 @@ TEST_SUITE("actors.event") {
     auto done = std::async(std::launch::async, [] {
       fixture fx;
       event sut{fx.sys};
-      sut.set();
+      REQUIRE_FALSE(sut.set());
       auto waiter = wait_async(sut, std::chrono::hours(1));
       REQUIRE(waiter.get() == caf::error{});
       caf::anon_send(sut.handle(), troupe::clear_atom::value);
       CHECK(troupe::is(sut.wait(fx.self, std::chrono::milliseconds(1)), errc::timeout));
       auto late = wait_async(sut, std::chrono::hours(1));
       REQUIRE(eventually([&] { return *sut.waiting() == 1; }));
-      sut.set();
+      REQUIRE_FALSE(sut.set());
       CHECK_FALSE(late.get());
     });
     CHECK(done.wait_for(troupe::test::deadline) == std::future_status::ready);
@@ -220,7 +223,7 @@ TEST_SUITE("actors.event") {
     waiters.reserve(20);
     for (int i = 0; i < 20; ++i)
       waiters.push_back(wait_async(sut, std::chrono::microseconds(50 * i)));
-    sut.set();
+    REQUIRE_FALSE(sut.set());
     for (auto& w : waiters) {
       REQUIRE(ready(w));
       auto err = w.get();

@@ -81,11 +81,11 @@ TEST_SUITE("ipc.sync") {
     CHECK(sut.locked() == false);
   }
 
-  TEST_CASE("a permit_guard gives its lock back when its scope ends, by exception too") {
+  TEST_CASE("a lease gives its lock back when its scope ends, by exception too") {
     sync_fixture f{"sync-guard"};
     auto n = f.make_node();
     auto sut = f.host(n, "L", tipc::lock::make(f.sys));
-    caf::expected<tipc::permit_guard> held = tipc::permit_guard::acquire(sut, f.self);
+    caf::expected<tipc::lease> held = tipc::lease::acquire(sut, f.self);
     REQUIRE(held);
     CHECK(held->holds());
     CHECK_FALSE(held->previous_holder_died());
@@ -95,7 +95,7 @@ TEST_SUITE("ipc.sync") {
     f.expect_success(child);
     CHECK(sut.locked() == false);
     try {
-      auto g = tipc::permit_guard::acquire(sut, f.self);
+      auto g = tipc::lease::acquire(sut, f.self);
       REQUIRE(g);
       CHECK(sut.locked() == true);
       throw std::runtime_error("the body failed");
@@ -104,11 +104,11 @@ TEST_SUITE("ipc.sync") {
     CHECK(sut.locked() == false);
   }
 
-  TEST_CASE("a permit_guard released early holds nothing, and its error comes back") {
+  TEST_CASE("a lease released early holds nothing, and its error comes back") {
     sync_fixture f{"sync-guard-early"};
     auto n = f.make_node();
     auto sut = f.host(n, "S", *tipc::bounded_semaphore::make(f.sys, 2));
-    auto held = tipc::permit_guard::acquire(sut, f.self);
+    auto held = tipc::lease::acquire(sut, f.self);
     REQUIRE(held);
     CHECK(sut.available() == std::size_t{1});
     CHECK_FALSE(held->release());
@@ -116,7 +116,7 @@ TEST_SUITE("ipc.sync") {
     CHECK(sut.available() == std::size_t{2});
     CHECK_FALSE(held->release()); // nothing held, nothing to give back
     // A guard whose primitive is gone reports it when released.
-    auto g = tipc::permit_guard::acquire(sut, f.self);
+    auto g = tipc::lease::acquire(sut, f.self);
     REQUIRE(g);
     caf::anon_send_exit(sut.handle(), caf::exit_reason::kill);
     REQUIRE(eventually([&] { return !sut.available(); }));

@@ -40,7 +40,7 @@ constexpr int64_t contended_counters = 4;
 /// `await_event`, waits for the event (which the test process sets). Returns the first error.
 inline caf::error run_contended(const contended_primitives& c, caf::scoped_actor& self,
                                 int32_t rounds, bool await_event) {
-  using troupe::ipc::permit_guard;
+  using troupe::ipc::lease;
   constexpr auto patience = std::chrono::seconds(20);
   auto bump = [&](int64_t cell) {
     return [&c, cell]() -> caf::error {
@@ -51,7 +51,7 @@ inline caf::error run_contended(const contended_primitives& c, caf::scoped_actor
     };
   };
   auto under = [&](const troupe::ipc::permits& p, auto body) -> caf::error {
-    auto held = permit_guard::acquire(p, self, patience);
+    auto held = lease::acquire(p, self, patience);
     if (!held)
       return held.error();
     if (auto err = body())

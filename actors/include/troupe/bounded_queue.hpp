@@ -6,6 +6,7 @@
 
 #include "troupe/atoms.hpp"
 #include "troupe/error.hpp"
+#include "troupe/full_policy.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/all.hpp>
@@ -14,14 +15,6 @@
 #include <utility>
 
 namespace troupe {
-
-/// What `put` does when a bounded queue is full.
-enum class full_policy {
-  /// The putter waits (up to its timeout) until there is room.
-  wait,
-  /// The put fails at once with `errc::full`.
-  fail,
-};
 
 /// Counters of a bounded queue.
 struct queue_stats {

@@ -43,10 +43,13 @@ public:
 
   /// Sets the flag and wakes all waiters. The request is in the event's
   /// mailbox when this returns, so a later `wait` from any thread sees it.
-  void set() const;
+  /// Fails only on an empty handle (`errc::invalid_argument`); the same
+  /// shape as `troupe::ipc::event::set`.
+  [[nodiscard]] caf::error set() const;
 
-  /// Resets the flag; waiters arriving afterwards block again.
-  void clear() const;
+  /// Resets the flag; waiters arriving afterwards block again. Fails only on
+  /// an empty handle.
+  [[nodiscard]] caf::error clear() const;
 
   /// Returns whether the flag is set (blocks for the answer).
   [[nodiscard]] caf::expected<bool> is_set() const;

@@ -4,6 +4,7 @@
 /// `troupe::ipc::node`: a process's membership in a group of processes that share a segment, and
 /// the group's settings.
 
+#include "troupe/full_policy.hpp"
 #include "troupe/ipc/process.hpp"
 #include "troupe/timeout.hpp"
 
@@ -30,16 +31,9 @@ namespace testing {
 struct node_access;
 } // namespace testing
 
-/// What a sender does when the ring to another node is full (its reader is
-/// slow, or stopped).
-enum class full_policy {
-  /// Wait for space (up to `group_options::full_timeout`); the sending
-  /// thread blocks, which is the backpressure.
-  wait,
-  /// Fail at once: a request gets `errc::full`, an asynchronous sender gets
-  /// an error message.
-  fail,
-};
+/// What a sender does when the ring to another node is full (one enum for
+/// both layers: `bounded_queue` takes it too).
+using troupe::full_policy;
 
 /// Settings of a group and of one node in it. The creator's geometry
 /// (`max_nodes`, `ring_bytes`, `max_names`) is the group's; a joining node

@@ -108,7 +108,7 @@ public:
 
   /// Non-blocking acquire for event-based actors: calls
   /// `on_ok(acquired)` in `self`'s context once `self` holds a permit, or
-  /// `on_error(caf::error)`. Give it back with `release_async(self)`; it also
+  /// `on_error(caf::error)`. Give it back with `release(self)`; it also
   /// comes back when `self` terminates.
   template <class Self, class OnOk, class OnError>
   void acquire_then(Self* self, OnOk on_ok, OnError on_error,
@@ -123,7 +123,7 @@ public:
   /// Gives back a permit that the event-based actor `self` holds
   /// (asynchronously; a failure is reported on the host's stderr).
   template <class Self>
-  void release_async(Self* self) const {
+  void release(Self* self) const {
     self->send(impl_, release_atom::value);
   }
 
@@ -148,7 +148,7 @@ protected:
 /// of scope, on an exception too: Python's `with lock:`.
 ///
 /// ```
-/// auto held = troupe::ipc::permit_guard::acquire(lk, self, 1s);
+/// auto held = troupe::ipc::lease::acquire(lk, self, 1s);
 /// if (!held) return held.error();       // timeout, owner gone...
 /// if (held->previous_holder_died()) ... // repair what the lock protects
 /// ```
@@ -159,25 +159,25 @@ protected:
 /// either), it says so on stderr. The `scoped_actor` must outlive the guard.
 /// A guard belongs to the thread of its `scoped_actor`; the permit belongs
 /// to that actor, so it comes back too if the actor or its process dies.
-class permit_guard {
+class lease {
 public:
   /// Blocks until `self` holds a permit of `primitive` or `timeout` passed.
-  [[nodiscard]] static caf::expected<permit_guard>
+  [[nodiscard]] static caf::expected<lease>
   acquire(const permits& primitive, caf::scoped_actor& self, caf::timespan timeout = forever) {
     auto res = primitive.acquire(self, timeout);
     if (!res)
       return std::move(res.error());
-    return permit_guard{primitive, self, *res};
+    return lease{primitive, self, *res};
   }
 
   /// Takes over `other`'s permit; `other` then holds none.
-  permit_guard(permit_guard&& other) noexcept
+  lease(lease&& other) noexcept
     : primitive_(std::move(other.primitive_)), self_(std::exchange(other.self_, nullptr)),
       info_(other.info_) {}
 
   /// Gives back the permit this guard holds (a failure is reported on
   /// stderr), then takes over `other`'s.
-  permit_guard& operator=(permit_guard&& other) noexcept {
+  lease& operator=(lease&& other) noexcept {
     if (this != &other) {
       reset();
       primitive_ = std::move(other.primitive_);
@@ -187,10 +187,10 @@ public:
     return *this;
   }
 
-  permit_guard(const permit_guard&) = delete;
-  permit_guard& operator=(const permit_guard&) = delete;
+  lease(const lease&) = delete;
+  lease& operator=(const lease&) = delete;
 
-  ~permit_guard() {
+  ~lease() {
     reset();
   }
 
@@ -213,7 +213,7 @@ public:
   }
 
 private:
-  permit_guard(const permits& primitive, caf::scoped_actor& self, acquired info)
+  lease(const permits& primitive, caf::scoped_actor& self, acquired info)
     : primitive_(primitive), self_(&self), info_(info) {}
 
   void reset() noexcept;

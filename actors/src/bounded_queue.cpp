@@ -14,7 +14,11 @@ namespace {
 using stats_atom = caf::atom_constant<caf::atom("tr_qstats")>;
 
 struct queue_state {
-  std::size_t capacity = 0;
+  std::size_t capacity = 0; // 0: unbounded
+
+  bool has_room() const {
+    return capacity == 0 || items.size() < capacity;
+  }
   full_policy policy = full_policy::wait;
   std::deque<caf::message> items;
   std::size_t high_water = 0;
@@ -43,7 +47,7 @@ void settle(queue_actor* self) {
       st.items.pop_front();
       continue;
     }
-    if (st.items.size() < st.capacity && !st.putters.empty()) {
+    if (st.has_room() && !st.putters.empty()) {
       auto putter = st.putters.pop(self);
       store(self, std::move(putter->payload));
       putter->promise.deliver(caf::ok_atom::value);
@@ -66,7 +70,7 @@ caf::behavior queue_impl(queue_actor* self, std::size_t capacity, full_policy po
       auto& st = self->state;
       if (st.closed)
         return detail::fail(self, make_error(errc::closed, "put on a closed queue"));
-      if (st.items.size() < st.capacity && st.putters.empty()) {
+      if (st.has_room() && st.putters.empty()) {
         store(self, std::move(item));
         settle(self);
         return detail::ack(self);

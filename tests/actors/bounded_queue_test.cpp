@@ -23,8 +23,17 @@ TEST_SUITE("actors.bounded_queue") {
       CHECK(*sut.get(self) == i);
   }
 
-  TEST_CASE_FIXTURE(fixture, "a zero capacity is refused") {
-    CHECK(troupe::is(bounded_queue<int>::make(sys, 0).error(), errc::invalid_argument));
+  TEST_CASE_FIXTURE(fixture, "a capacity of 0 means no bound, as asyncio.Queue(maxsize=0)") {
+    auto sut = bounded_queue<int>::make(sys, 0, full_policy::fail);
+    REQUIRE(sut);
+    for (int i = 0; i < 1000; ++i)
+      REQUIRE_FALSE(sut->put(self, i)); // never full
+    auto stats = sut->stats();
+    REQUIRE(stats);
+    CHECK(stats->size == 1000);
+    CHECK(stats->capacity == 0);
+    for (int i = 0; i < 1000; ++i)
+      CHECK(*sut->get(self) == i);
   }
 
   TEST_CASE_FIXTURE(fixture, "put waits while the queue is full") {

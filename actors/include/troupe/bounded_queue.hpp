@@ -19,7 +19,7 @@ namespace troupe {
 /// Counters of a bounded queue.
 struct queue_stats {
   std::size_t size = 0;       ///< items in the queue
-  std::size_t capacity = 0;   ///< the most items it holds at once
+  std::size_t capacity = 0;   ///< the most items it holds at once (0: no bound)
   std::size_t high_water = 0; ///< the most items it ever held
   std::size_t putters = 0;    ///< puts waiting for room
   std::size_t getters = 0;    ///< gets waiting for an item
@@ -59,11 +59,10 @@ caf::expected<queue_stats> queue_stats_of(const caf::actor& queue);
 template <class T>
 class bounded_queue {
 public:
-  /// Spawns a queue; a capacity of 0 is `errc::invalid_argument`.
+  /// Spawns a queue of at most `capacity` items; 0 means no bound, as
+  /// `asyncio.Queue(maxsize=0)` and `managed_queue::make(sys, 0)` do.
   [[nodiscard]] static caf::expected<bounded_queue>
   make(caf::actor_system& sys, std::size_t capacity, full_policy policy = full_policy::wait) {
-    if (capacity == 0)
-      return make_error(errc::invalid_argument, "a bounded queue needs a capacity of at least 1");
     return bounded_queue{detail::spawn_bounded_queue(sys, capacity, policy)};
   }
 

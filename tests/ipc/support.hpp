@@ -98,6 +98,18 @@ bool eventually(Pred pred, std::chrono::steady_clock::duration limit = deadline)
   return pred();
 }
 
+/// Makes a request on behalf of the test and reports the outcome to `report`
+/// as a string: the answer, or the error's description.
+inline caf::behavior asker(caf::event_based_actor* self, caf::actor report) {
+  return {
+    [=](const caf::actor& dest, hold_atom) {
+      self->request(dest, caf::infinite, hold_atom::value)
+        .then([=](int32_t) { self->send(report, std::string{"answered"}); },
+              [=](caf::error& err) { self->send(report, troupe::describe(err)); });
+    },
+  };
+}
+
 /// A process in a group with a scoped actor to ask from.
 struct ipc_fixture {
   std::string group;

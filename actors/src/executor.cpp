@@ -1,5 +1,6 @@
 #include "troupe/executor.hpp"
 
+#include "troupe/detail/task_gate.hpp"
 #include "troupe/worker_pool.hpp"
 
 #include <caf/all.hpp>
@@ -14,7 +15,6 @@ namespace detail {
 
 using run_atom = caf::atom_constant<caf::atom("tr_run")>;
 using cancel_atom = caf::atom_constant<caf::atom("tr_xcancel")>;
-using cancel_atom = caf::atom_constant<caf::atom("tr_xcancel")>;
 
 /// What an executor shares with its actors: the pool, the submitter, and
 /// the count of tasks that have no outcome yet.
@@ -24,47 +24,16 @@ public:
   caf::actor submitter;
   std::atomic<bool> cancelling{false};
 
-  /// Registers a task; false once the executor is closed.
-  bool admit() {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (closed_)
-      return false;
-    ++outstanding_;
-    return true;
-  }
-
-  /// A task has its outcome.
-  void finished() {
-    std::lock_guard<std::mutex> guard{mtx_};
-    --outstanding_;
-    if (outstanding_ == 0)
-      cv_.notify_all();
-  }
-
-  /// Closes the executor; returns false if it was closed already.
-  bool close() {
-    std::lock_guard<std::mutex> guard{mtx_};
-    return !std::exchange(closed_, true);
-  }
-
-  void await_idle() {
-    std::unique_lock<std::mutex> guard{mtx_};
-    cv_.wait(guard, [this] { return outstanding_ == 0; });
-  }
+  /// The tasks without an outcome; `shutdown` closes it and waits.
+  task_gate tasks;
 
   /// Gives `t` its outcome `err` unless it has one.
   void fail(const task_ptr& t, caf::error err) {
     if (t->claim()) {
       t->fail(std::move(err));
-      finished();
+      tasks.finished();
     }
   }
-
-private:
-  std::mutex mtx_;
-  std::condition_variable cv_;
-  std::size_t outstanding_ = 0;
-  bool closed_ = false;
 };
 
 namespace {
@@ -78,7 +47,7 @@ caf::behavior worker_impl(caf::event_based_actor*, std::shared_ptr<executor_core
           t->fail(make_error(errc::cancelled, "the executor was shut down before the task ran"));
         else
           t->run();
-        core->finished();
+        core->tasks.finished();
       }
       return caf::ok_atom::value;
     },
@@ -140,7 +109,7 @@ executor::~executor() {
 }
 
 void executor::post(detail::task_ptr t) {
-  if (!core_ || !core_->admit()) {
+  if (!core_ || !core_->tasks.admit()) {
     if (t->claim())
       t->fail(make_error(errc::cancelled, "the executor is shut down"));
     return;
@@ -149,13 +118,13 @@ void executor::post(detail::task_ptr t) {
 }
 
 void executor::shutdown(shutdown_mode mode) {
-  if (!core_ || !core_->close())
+  if (!core_ || !core_->tasks.close())
     return;
   if (mode == shutdown_mode::cancel) {
     core_->cancelling = true;
     caf::anon_send(core_->submitter, detail::cancel_atom::value);
   }
-  core_->await_idle();
+  core_->tasks.await_idle();
   // Break the cycle between the core and the actors that hold it.
   caf::anon_send_exit(core_->submitter, caf::exit_reason::user_shutdown);
   core_->submitter = nullptr;

@@ -2,6 +2,7 @@
 
 #include "roles.hpp"
 #include "troupe/detail/relay.hpp"
+#include "troupe/detail/task_gate.hpp"
 #include "troupe/ipc/configure.hpp"
 #include "troupe/ipc/process_supervision.hpp"
 
@@ -13,7 +14,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -231,37 +231,16 @@ public:
     shutdown(shutdown_mode::cancel);
   }
 
-  /// Registers a task; false once the pool is closed.
-  bool admit() {
-    std::lock_guard<std::mutex> guard{tasks_mtx};
-    if (closed)
-      return false;
-    ++outstanding;
-    return true;
-  }
-
-  /// A registered task has its outcome.
-  void finished() {
-    std::lock_guard<std::mutex> guard{tasks_mtx};
-    if (--outstanding == 0)
-      tasks_cv.notify_all();
-  }
-
   /// As `executor::shutdown`: takes no more tasks, lets the queued ones run
   /// (`wait`) or fails them (`cancel`), waits for the running ones, then
   /// stops the workers.
   void shutdown(shutdown_mode mode) {
-    {
-      std::unique_lock<std::mutex> guard{tasks_mtx};
-      closed = true;
-      if (pool && outstanding > 0) {
-        if (mode == shutdown_mode::cancel) {
-          cancelling = true;
-          pool->cancel_queued();
-        }
-        tasks_cv.wait(guard, [this] { return outstanding == 0; });
-      }
+    tasks.close();
+    if (pool && mode == shutdown_mode::cancel) {
+      cancelling = true;
+      pool->cancel_queued();
     }
+    tasks.await_idle();
     if (stopped.exchange(true))
       return;
     if (pool)
@@ -307,11 +286,8 @@ public:
   std::vector<child_process> processes;
   uint64_t workers_started = 0;
   std::atomic<bool> stopped{false};
-  /// Tasks posted and not answered yet; no more are taken once `closed`.
-  std::mutex tasks_mtx;
-  std::condition_variable tasks_cv;
-  std::size_t outstanding = 0;
-  bool closed = false;
+  /// Tasks posted and not answered yet; `shutdown` closes it and waits.
+  troupe::detail::task_gate tasks;
   /// Set by `shutdown(cancel)`: a task not handed to the pool yet fails.
   std::atomic<bool> cancelling{false};
 };
@@ -443,13 +419,13 @@ void process_pool::shutdown(shutdown_mode mode) {
 
 void process_pool::post(const std::string& name, caf::message args,
                         std::function<void(caf::expected<caf::message>)> on_done) {
-  if (!core_ || !core_->admit()) {
+  if (!core_ || !core_->tasks.admit()) {
     on_done(make_error(errc::cancelled, "the process pool was shut down"));
     return;
   }
   auto done = [core = core_, on_done](caf::expected<caf::message> res) {
     on_done(std::move(res));
-    core->finished();
+    core->tasks.finished();
   };
   auto pool = core_->pool->handle();
   auto content = caf::make_message(task_atom::value, name, std::move(args));

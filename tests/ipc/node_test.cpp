@@ -885,10 +885,7 @@ TEST_SUITE("ipc.tcp") {
     ipc_fixture f{"tcpsup"};
     auto group = node::create(f.sys, f.group);
     REQUIRE(group);
-    troupe::ipc::process_spec spec;
-    spec.name = "w";
-    spec.program = TROUPE_IPC_CHILD;
-    spec.args = {"serve", "w"};
+    auto spec = echo_process("w");
     auto sup = troupe::supervisor::start(f.sys, {}, {troupe::ipc::process_child(*group, spec)});
     REQUIRE_MESSAGE(sup, troupe::describe(sup.error()));
     auto handle = *sup->child("w");

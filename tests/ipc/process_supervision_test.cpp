@@ -20,11 +20,7 @@ TEST_SUITE("ipc.process_supervision") {
     ipc_fixture f{"supproc"};
     auto group = node::create(f.sys, f.group);
     REQUIRE(group);
-    troupe::ipc::process_spec spec;
-    spec.name = "w";
-    spec.program = TROUPE_IPC_CHILD;
-    spec.args = {"serve", "w"};
-    spec.published_as = "w";
+    auto spec = echo_process("w");
     troupe::supervisor_flags flags;
     flags.max_restarts = 3;
     auto sut = troupe::supervisor::start(f.sys, flags, {troupe::ipc::process_child(*group, spec)});
@@ -50,11 +46,7 @@ TEST_SUITE("ipc.process_supervision") {
     ipc_fixture f{"supdown"};
     auto group = node::create(f.sys, f.group);
     REQUIRE(group);
-    troupe::ipc::process_spec spec;
-    spec.name = "w";
-    spec.program = TROUPE_IPC_CHILD;
-    spec.args = {"serve", "w"};
-    spec.published_as = "w";
+    auto spec = echo_process("w");
     auto sut = troupe::supervisor::start(f.sys, {}, {troupe::ipc::process_child(*group, spec)});
     REQUIRE_MESSAGE(sut, troupe::describe(sut.error()));
     auto handle = *sut->child("w");
@@ -78,11 +70,7 @@ TEST_SUITE("ipc.process_supervision") {
     REQUIRE(group);
     std::vector<troupe::child_spec> children;
     for (auto name : {"a", "b"}) {
-      troupe::ipc::process_spec spec;
-      spec.name = name;
-      spec.program = TROUPE_IPC_CHILD;
-      spec.args = {"serve", name};
-      spec.published_as = name;
+      auto spec = echo_process(name);
       children.push_back(troupe::ipc::process_child(*group, spec));
     }
     auto sut = troupe::supervisor::start(f.sys, {}, children);
@@ -106,11 +94,7 @@ TEST_SUITE("ipc.process_supervision") {
     ipc_fixture f{"supgive"};
     auto group = node::create(f.sys, f.group);
     REQUIRE(group);
-    troupe::ipc::process_spec spec;
-    spec.name = "w";
-    spec.program = TROUPE_IPC_CHILD;
-    spec.args = {"serve", "w"};
-    spec.published_as = "w";
+    auto spec = echo_process("w");
     troupe::supervisor_flags flags;
     flags.max_restarts = 1;
     flags.period = std::chrono::seconds(30);

@@ -7,6 +7,7 @@
 #include "messages.hpp"
 #include "troupe/error.hpp"
 #include "troupe/ipc/node.hpp"
+#include "troupe/ipc/process_supervision.hpp"
 
 #include <caf/all.hpp>
 #include <doctest/doctest.h>
@@ -108,6 +109,16 @@ inline caf::behavior asker(caf::event_based_actor* self, caf::actor report) {
               [=](caf::error& err) { self->send(report, troupe::describe(err)); });
     },
   };
+}
+
+/// A supervised `troupe-ipc-child serve NAME` process: an echo actor
+/// published as `name` (the supervisor's child of that name too).
+inline troupe::ipc::process_spec echo_process(const std::string& name) {
+  troupe::ipc::process_spec spec;
+  spec.name = name;
+  spec.program = TROUPE_IPC_CHILD;
+  spec.args = {"serve", name};
+  return spec;
 }
 
 /// A process in a group with a scoped actor to ask from.

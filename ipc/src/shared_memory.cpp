@@ -165,16 +165,23 @@ shm_block::shm_block() noexcept = default;
 shm_block::shm_block(shm_block&&) noexcept = default;
 shm_block& shm_block::operator=(shm_block&& other) noexcept {
   if (this != &other) {
-    if (impl_)
-      remove();
+    remove_if_creator();
     impl_ = std::move(other.impl_);
   }
   return *this;
 }
 
 shm_block::~shm_block() {
-  if (impl_)
-    remove();
+  remove_if_creator();
+}
+
+void shm_block::remove_if_creator() noexcept {
+  // Only the creator removes a block, and its `remove` cannot fail; an
+  // opener's handle just lets go.
+  if (impl_ && impl_->creator && !impl_->removed) {
+    impl_->removed = true;
+    remove_segment(impl_->shm_name);
+  }
 }
 
 caf::expected<shm_block> shm_block::create(const node& n, const std::string& name, shm_kind kind,

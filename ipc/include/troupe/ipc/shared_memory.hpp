@@ -94,16 +94,17 @@ public:
   /// Creates the object (create_only, mode 0600), runs `init` on its data
   /// (zeroed, `count * type.size` bytes) and then marks it ready. A leftover
   /// of a creator that died is swept first.
-  static caf::expected<shm_block> create(const node& n, const std::string& name, shm_kind kind,
-                                         const shm_type& type, uint64_t count,
-                                         const std::function<void(void*)>& init);
+  [[nodiscard]] static caf::expected<shm_block> create(const node& n, const std::string& name,
+                                                       shm_kind kind, const shm_type& type,
+                                                       uint64_t count,
+                                                       const std::function<void(void*)>& init);
 
   /// Opens an existing object and checks owner, mode, magic, kind and type.
-  static caf::expected<shm_block> open(const node& n, const std::string& name, shm_kind kind,
-                                       const shm_type& type);
+  [[nodiscard]] static caf::expected<shm_block> open(const node& n, const std::string& name,
+                                                     shm_kind kind, const shm_type& type);
 
   /// Removes the name of `troupe.<group>.v.<name>`, whoever created it.
-  static caf::error remove(const node& n, const std::string& name);
+  [[nodiscard]] static caf::error remove(const node& n, const std::string& name);
 
   /// The first element, in this process's mapping.
   void* data() const noexcept;
@@ -118,17 +119,20 @@ public:
   /// previous holder died holding it (the lock is then made consistent).
   /// Fails with `errc::timeout`, or `errc::would_deadlock` if this thread
   /// holds it already.
-  caf::expected<bool> lock(caf::timespan timeout) const;
+  [[nodiscard]] caf::expected<bool> lock(caf::timespan timeout) const;
   /// Releases the robust lock (held by this thread).
   void unlock() const noexcept;
 
   /// Removes the name now (the creator's destructor does it too).
-  caf::error remove();
+  [[nodiscard]] caf::error remove();
 
   /// Defined in shared_memory.cpp.
   struct impl;
 
 private:
+  /// What the destructor does: `remove` if this handle created the block.
+  void remove_if_creator() noexcept;
+
   std::unique_ptr<impl> impl_;
 };
 
@@ -196,8 +200,8 @@ public:
   /// value of that name exists and its creator runs (one whose creator died
   /// is swept and made anew). This process then owns the name: see the class
   /// comment.
-  static caf::expected<shared_value> create(const node& n, const std::string& name,
-                                            const T& initial = T{}) {
+  [[nodiscard]] static caf::expected<shared_value> create(const node& n, const std::string& name,
+                                                          const T& initial = T{}) {
     auto block =
       detail::shm_block::create(n, name, detail::shm_kind::value, detail::shm_type_of<T>(), 1,
                                 [&](void* data) { std::memcpy(data, &initial, sizeof(T)); });
@@ -210,7 +214,7 @@ public:
   /// `errc::name_not_found` if there is none, and `errc::bad_segment` if it is
   /// not the caller's, is readable by others, or holds another type or an
   /// array.
-  static caf::expected<shared_value> open(const node& n, const std::string& name) {
+  [[nodiscard]] static caf::expected<shared_value> open(const node& n, const std::string& name) {
     auto block =
       detail::shm_block::open(n, name, detail::shm_kind::value, detail::shm_type_of<T>());
     if (!block)
@@ -220,14 +224,14 @@ public:
 
   /// Removes the name of the value `name` of `n`'s group, whoever made it
   /// (for leftovers of a creator that was killed). Mappings stay valid.
-  static caf::error remove(const node& n, const std::string& name) {
+  [[nodiscard]] static caf::error remove(const node& n, const std::string& name) {
     return detail::shm_block::remove(n, name);
   }
 
   /// Reads the value: an atomic load on the fast path, else a copy taken
   /// under the lock (which fails with `errc::would_deadlock` when called from
   /// inside `with_lock` on the same thread).
-  caf::expected<T> get() const {
+  [[nodiscard]] caf::expected<T> get() const {
     if constexpr (fast_path) {
       return slot()->load();
     } else {
@@ -242,7 +246,7 @@ public:
   }
 
   /// Writes the value: an atomic store on the fast path, else under the lock.
-  caf::error set(const T& x) {
+  [[nodiscard]] caf::error set(const T& x) {
     if constexpr (fast_path) {
       slot()->store(x);
       return caf::none;
@@ -272,7 +276,7 @@ public:
   /// Sets the value to `desired` if it is `expected`, atomically, without the
   /// lock. Returns whether it did; if not, `expected` holds the current value.
   template <class U = T, class = std::enable_if_t<detail::has_fast_path_v<U>>>
-  bool compare_and_set(T& expected, T desired) {
+  [[nodiscard]] bool compare_and_set(T& expected, T desired) {
     return slot()->compare_exchange_strong(expected, desired);
   }
 
@@ -289,7 +293,7 @@ public:
   /// new value (nothing is lost, but keep `fn` free of other side effects).
   /// Otherwise `fn` works on the shared value itself, once.
   template <class F>
-  caf::expected<bool> with_lock(F&& fn, caf::timespan timeout = forever) {
+  [[nodiscard]] caf::expected<bool> with_lock(F&& fn, caf::timespan timeout = forever) {
     auto died = block_.lock(timeout);
     if (!died)
       return died;
@@ -321,7 +325,7 @@ public:
 
   /// Removes the name now if this object made it (idempotent); fails with
   /// `errc::invalid_argument` if it only opened it. Mappings stay valid.
-  caf::error remove() {
+  [[nodiscard]] caf::error remove() {
     return block_.remove();
   }
 
@@ -364,8 +368,8 @@ public:
 
   /// Makes the array `name` of `n`'s group with `size` elements (at least 1)
   /// set to `fill`. Fails as `shared_value::create` does.
-  static caf::expected<shared_array> create(const node& n, const std::string& name, size_t size,
-                                            const T& fill = T{}) {
+  [[nodiscard]] static caf::expected<shared_array> create(const node& n, const std::string& name,
+                                                          size_t size, const T& fill = T{}) {
     if (size == 0 || size > (uint64_t{1} << 40) / sizeof(T))
       return make_error(errc::invalid_argument, "an array has 1 to 2^40 bytes of elements");
     auto block = detail::shm_block::create(n, name, detail::shm_kind::array,
@@ -380,8 +384,8 @@ public:
   }
 
   /// Makes the array `name` of `n`'s group holding `values` (not empty).
-  static caf::expected<shared_array> create(const node& n, const std::string& name,
-                                            const std::vector<T>& values) {
+  [[nodiscard]] static caf::expected<shared_array> create(const node& n, const std::string& name,
+                                                          const std::vector<T>& values) {
     if (values.empty())
       return make_error(errc::invalid_argument, "an array has at least one element");
     auto block = detail::shm_block::create(
@@ -394,7 +398,7 @@ public:
 
   /// Opens the array `name` that a process of `n`'s group created. Fails as
   /// `shared_value::open` does.
-  static caf::expected<shared_array> open(const node& n, const std::string& name) {
+  [[nodiscard]] static caf::expected<shared_array> open(const node& n, const std::string& name) {
     auto block =
       detail::shm_block::open(n, name, detail::shm_kind::array, detail::shm_type_of<T>());
     if (!block)
@@ -403,7 +407,7 @@ public:
   }
 
   /// Removes the name `name` of `n`'s group, whoever made it.
-  static caf::error remove(const node& n, const std::string& name) {
+  [[nodiscard]] static caf::error remove(const node& n, const std::string& name) {
     return detail::shm_block::remove(n, name);
   }
 
@@ -414,7 +418,7 @@ public:
 
   /// Reads element `i` (`errc::invalid_argument` if out of range): atomic on
   /// the fast path, else under the lock.
-  caf::expected<T> get(size_t i) const {
+  [[nodiscard]] caf::expected<T> get(size_t i) const {
     if (i >= size())
       return detail::out_of_range(name(), i, size());
     if constexpr (fast_path) {
@@ -431,7 +435,7 @@ public:
   }
 
   /// Writes element `i`: atomic on the fast path, else under the lock.
-  caf::error set(size_t i, const T& x) {
+  [[nodiscard]] caf::error set(size_t i, const T& x) {
     if (i >= size())
       return detail::out_of_range(name(), i, size());
     if constexpr (fast_path) {
@@ -449,7 +453,7 @@ public:
   /// Adds `delta` to element `i` atomically, without the lock; returns the
   /// new value.
   template <class U = T, class = std::enable_if_t<detail::has_fast_path_v<U>>>
-  caf::expected<T> add(size_t i, T delta) {
+  [[nodiscard]] caf::expected<T> add(size_t i, T delta) {
     if (i >= size())
       return detail::out_of_range(name(), i, size());
     return static_cast<T>(slots()[i].fetch_add(delta) + delta);
@@ -458,7 +462,7 @@ public:
   /// Adds `delta` to element `i` atomically, without the lock; returns the
   /// old value.
   template <class U = T, class = std::enable_if_t<detail::has_fast_path_v<U>>>
-  caf::expected<T> fetch_add(size_t i, T delta) {
+  [[nodiscard]] caf::expected<T> fetch_add(size_t i, T delta) {
     if (i >= size())
       return detail::out_of_range(name(), i, size());
     return slots()[i].fetch_add(delta);
@@ -468,7 +472,7 @@ public:
   /// the lock. Returns whether it did; if not, `expected` holds the current
   /// value.
   template <class U = T, class = std::enable_if_t<detail::has_fast_path_v<U>>>
-  caf::expected<bool> compare_and_set(size_t i, T& expected, T desired) {
+  [[nodiscard]] caf::expected<bool> compare_and_set(size_t i, T& expected, T desired) {
     if (i >= size())
       return detail::out_of_range(name(), i, size());
     return slots()[i].compare_exchange_strong(expected, desired);
@@ -480,7 +484,7 @@ public:
   /// throws, the lock is released, nothing is stored (fast path) and the
   /// exception propagates.
   template <class F>
-  caf::expected<bool> with_lock(F&& fn, caf::timespan timeout = forever) {
+  [[nodiscard]] caf::expected<bool> with_lock(F&& fn, caf::timespan timeout = forever) {
     auto died = block_.lock(timeout);
     if (!died)
       return died;
@@ -513,7 +517,7 @@ public:
 
   /// Removes the name now if this object made it (idempotent); fails with
   /// `errc::invalid_argument` if it only opened it. Mappings stay valid.
-  caf::error remove() {
+  [[nodiscard]] caf::error remove() {
     return block_.remove();
   }
 

@@ -10,9 +10,9 @@
 #include "ipc_anchors.hpp"
 #include "troupe/error.hpp"
 #include "troupe/ipc/configure.hpp"
+#include "troupe/ipc/managed_dict.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/ipc/process_pool.hpp"
-#include "troupe/ipc/managed_dict.hpp"
 
 #include <caf/all.hpp>
 

@@ -21,9 +21,9 @@
 
 #include "troupe/error.hpp"
 #include "troupe/ipc/configure.hpp"
+#include "troupe/ipc/managed_types.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/ipc/process_supervision.hpp"
-#include "troupe/ipc/managed_types.hpp"
 #include "troupe/supervisor.hpp"
 
 #include <caf/all.hpp>

@@ -7,10 +7,10 @@
 // error raised there (Python's KeyError) comes back as a troupe error.
 
 #include "troupe/error.hpp"
-#include "troupe/ipc/program.hpp"
 #include "troupe/ipc/managed_dict.hpp"
 #include "troupe/ipc/managed_list.hpp"
 #include "troupe/ipc/managed_types.hpp"
+#include "troupe/ipc/program.hpp"
 
 #include <caf/all.hpp>
 

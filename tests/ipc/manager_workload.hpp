@@ -8,12 +8,12 @@
 #include "messages.hpp"
 #include "troupe/error.hpp"
 #include "troupe/ipc/managed_array.hpp"
-#include "troupe/ipc/managed_value.hpp"
 #include "troupe/ipc/managed_dict.hpp"
 #include "troupe/ipc/managed_list.hpp"
 #include "troupe/ipc/managed_namespace.hpp"
 #include "troupe/ipc/managed_queue.hpp"
 #include "troupe/ipc/managed_types.hpp"
+#include "troupe/ipc/managed_value.hpp"
 
 #include <cstdint>
 #include <string>

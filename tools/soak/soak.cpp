@@ -34,12 +34,12 @@
 
 #include "troupe/error.hpp"
 #include "troupe/ipc/configure.hpp"
-#include "troupe/ipc/managed_value.hpp"
-#include "troupe/ipc/node.hpp"
 #include "troupe/ipc/managed_dict.hpp"
-#include "troupe/ipc/shared_memory.hpp"
 #include "troupe/ipc/managed_queue.hpp"
 #include "troupe/ipc/managed_types.hpp"
+#include "troupe/ipc/managed_value.hpp"
+#include "troupe/ipc/node.hpp"
+#include "troupe/ipc/shared_memory.hpp"
 
 #include <caf/all.hpp>
 

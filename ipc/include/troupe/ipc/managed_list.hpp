@@ -57,7 +57,7 @@ caf::error not_in_list(const char* what, const T& x) {
 /// The owner of a `managed_list<T>`.
 template <class T>
 caf::behavior managed_list_owner(caf::stateful_actor<managed_list_state<T>>* self,
-                                std::vector<T> init) {
+                                 std::vector<T> init) {
   answer_unexpected_with_type_error(self, "managed_list");
   self->state.data = std::move(init);
   return {

@@ -155,11 +155,14 @@ caf::expected<node> node::join_from_env(caf::actor_system& sys, group_options op
 }
 
 std::string this_process_role() {
-  // Read once: an entry helper may clear it so that grandchildren start
-  // clean (`node::spawn` sets it for each child anyway).
+  // Read once, then taken out of the environment: a process this one starts
+  // without `node::spawn` (which sets the role of each child) must not pass
+  // for one in this role.
   static const std::string role = [] {
     auto* x = std::getenv(detail::role_env);
-    return std::string{x != nullptr ? x : ""};
+    std::string res{x != nullptr ? x : ""};
+    ::unsetenv(detail::role_env);
+    return res;
   }();
   return role;
 }

@@ -86,21 +86,28 @@ program& program::serve(std::string name, std::function<caf::actor(process_conte
 }
 
 int program::run(std::function<int(process_context&)> parent) {
+  // Read (and taken out of the environment) before any thread starts.
+  auto role = this_process_role();
+  caf::actor_system_config cfg;
+  ipc::configure(cfg);
+  if (configure_)
+    configure_(cfg);
+  caf::actor_system sys{cfg};
   try {
-    caf::actor_system_config cfg;
-    ipc::configure(cfg);
-    if (configure_)
-      configure_(cfg);
-    caf::actor_system sys{cfg};
-    return play(sys, parent);
+    return play(sys, role, parent);
   } catch (const std::exception& ex) {
+    // The part's locals are gone (its children killed and reaped) and the
+    // node has left, so the group is clean. Actors the failed part spawned
+    // may never end, and the actor system's shutdown would wait for them:
+    // end the process here rather than hang on the way out.
     std::cerr << name_ << ": " << ex.what() << std::endl;
-    return 1;
+    std::cout.flush();
+    std::_Exit(1);
   }
 }
 
-int program::play(caf::actor_system& sys, const std::function<int(process_context&)>& parent) {
-  auto role = this_process_role();
+int program::play(caf::actor_system& sys, const std::string& role,
+                  const std::function<int(process_context&)>& parent) {
   auto group =
     role.empty()
       ? node::create(sys, group_prefix(name_) + "-" + std::to_string(::getpid()), options_)

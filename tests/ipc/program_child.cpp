@@ -4,7 +4,8 @@
 //   orphan FILE   start a child in role "echo" (a served actor), write
 //                 "<group> <child pid>" to FILE once the child's actor is
 //                 published, then wait to be killed
-//   check         fail a `check` (exit 1, the failure on stderr)
+//   check         fail a `check` while an actor runs on (exit 1, the failure on
+//                 stderr, no hang)
 //   unknown       start a child in a role this program does not define, and
 //                 print its exit status
 //   args A B      start a child in role "show", which prints its role and
@@ -53,8 +54,16 @@ int parent(process_context& ctx) {
     for (;;)
       ::pause();
   }
-  if (mode == "check")
+  if (mode == "check") {
+    // An actor that never ends must not hold up the failure's exit.
+    // (Its behaviour holds the actor itself, so it is never unreachable:
+    // the actor system's shutdown would wait for it.)
+    ctx.system().spawn([](caf::event_based_actor* self) -> caf::behavior {
+      auto me = caf::actor_cast<caf::actor>(self);
+      return {[me](int32_t) {}};
+    });
     ctx.check(troupe::make_error(troupe::errc::invalid_argument, "a bad value"), "checking");
+  }
   if (mode == "unknown") {
     auto child = ctx.check(ctx.spawn("nosuch"), "spawn");
     return report(ctx, child);

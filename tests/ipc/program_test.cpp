@@ -35,7 +35,8 @@ TEST_SUITE("ipc.program") {
     CHECK_MESSAGE(contains(sut.output, "child exited with status 3"), sut.output);
   }
 
-  TEST_CASE("a failed check is reported with the program's name and gives status 1") {
+  TEST_CASE(
+    "a failed check is reported with the program's name and exits 1, actors running or not") {
     auto sut = run_program(TROUPE_PROGRAM_CHILD, "check");
     CHECK(sut.status == 1);
     CHECK_MESSAGE(contains(sut.output, "troupe-program-child: checking: troupe.invalid_argument: "

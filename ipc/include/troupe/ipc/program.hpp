@@ -113,10 +113,13 @@ private:
 /// it dispatches on `this_process_role()`: the parent's function, a
 /// `role`'s, a `serve` role, or a process pool's worker (served here: no
 /// `process_pool::is_worker` needed). Last it leaves the group, which ends
-/// what the process still publishes, and returns the exit status. A failure
-/// to set up, an exception from an entry function (`check` throws one) or
-/// an unknown role is printed to stderr as `<program>: <what>` and gives
-/// status 1.
+/// what the process still publishes, and returns the exit status; actors
+/// the part spawned itself must have ended by then, as the actor system's
+/// shutdown waits for them. A failure to set up, an exception from an entry
+/// function (`check` throws one) or an unknown role is printed to stderr as
+/// `<program>: <what>` and ends the process with status 1 at once, once the
+/// part's locals are destroyed and the node has left (so that an actor the
+/// failed part left running cannot hold the exit).
 class program {
 public:
   /// The program started with `argv` (`argc` entries, as `main` has them):
@@ -147,7 +150,8 @@ public:
   [[nodiscard]] int run(std::function<int(process_context&)> parent);
 
 private:
-  int play(caf::actor_system& sys, const std::function<int(process_context&)>& parent);
+  int play(caf::actor_system& sys, const std::string& role,
+           const std::function<int(process_context&)>& parent);
 
   std::string name_;
   std::vector<std::string> args_;

@@ -293,8 +293,13 @@ TEST_SUITE("actors.guarded") {
     guarded<int> sut{sys, 0};
     busy_owner busy{sut};
     auto ran = std::make_shared<std::atomic<bool>>(false);
-    auto client = sys.spawn([sut, ran](caf::event_based_actor* me) -> caf::behavior {
-      return {[me, sut, ran](caf::get_atom) {
+    // Set once update_then has stamped its deadline: the clock starts there,
+    // not when the test sends its request.
+    auto stamped = std::make_shared<std::promise<std::chrono::steady_clock::time_point>>();
+    auto stamped_at = stamped->get_future();
+    const caf::timespan timeout = std::chrono::milliseconds(1);
+    auto client = sys.spawn([=](caf::event_based_actor* me) -> caf::behavior {
+      return {[=](caf::get_atom) {
         auto rp = me->make_response_promise<int>();
         sut.update_then(
           me,
@@ -303,15 +308,16 @@ TEST_SUITE("actors.guarded") {
             return x;
           },
           [rp](int x) mutable { rp.deliver(x); },
-          [rp](caf::error err) mutable { rp.deliver(std::move(err)); },
-          std::chrono::milliseconds(1));
+          [rp](caf::error err) mutable { rp.deliver(std::move(err)); }, timeout);
+        stamped->set_value(std::chrono::steady_clock::now());
         return rp;
       }};
     });
     auto answer = self->request(client, troupe::test::deadline, caf::get_atom::value);
+    REQUIRE(stamped_at.wait_for(troupe::test::deadline) == std::future_status::ready);
     // Let the deadline pass while the owner is busy, then free the owner.
-    auto start = std::chrono::steady_clock::now();
-    while (std::chrono::steady_clock::now() < start + std::chrono::milliseconds(5))
+    auto passed = stamped_at.get() + 2 * timeout;
+    while (std::chrono::steady_clock::now() < passed)
       std::this_thread::yield();
     CHECK(busy.release());
     answer.receive([](int) { FAIL("the operation ran after its deadline"); },

@@ -424,7 +424,7 @@ double pool_map_seconds(caf::actor_system& sys, troupe::ipc::node& group, size_t
   for (auto& r : pool.map(burn, inputs))
     check(std::move(r), "burn");
   auto elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
-  pool.shutdown();
+  (void)pool.stop();
   return elapsed;
 }
 
@@ -454,7 +454,7 @@ int run_ipc_child(int argc, char** argv) {
     if (auto p = n->publish(name + suffix, x))
       names.push_back(std::move(*p));
   if (names.size() < 4) {
-    dict.stop();
+    (void)dict.stop(); // failing anyway: the exit status says so
     self->send_exit(pong, caf::exit_reason::kill);
     self->send_exit(bounce, caf::exit_reason::kill);
     return 3;
@@ -462,8 +462,7 @@ int run_ipc_child(int argc, char** argv) {
   self->receive([](leave_atom) {});
   self->send_exit(pong, caf::exit_reason::kill);
   self->send_exit(bounce, caf::exit_reason::kill);
-  dict.stop();
-  return 0;
+  return dict.stop() ? 3 : 0;
 }
 
 int run_ipc_sender(int argc, char** argv) {

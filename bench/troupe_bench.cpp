@@ -136,7 +136,7 @@ struct rtt_pair {
 rtt_pair request_rtts(caf::actor_system& sys, int samples) {
   caf::scoped_actor self{sys};
   auto server = sys.spawn(echo);
-  troupe::guarded<int> state{sys, 0};
+  auto state = troupe::guarded<int>::make(sys, 0);
   std::vector<double> caf_rtts;
   std::vector<double> guarded_rtts;
   caf_rtts.reserve(samples);
@@ -301,7 +301,10 @@ double cpu_seconds(caf::actor_system& sys, std::size_t workers, int tasks, int64
   for (auto& p : pending)
     p.receive([](int64_t) {}, [](caf::error&) { std::exit(1); });
   auto elapsed = seconds_since(start);
-  pool->stop();
+  if (auto err = pool->stop()) {
+    std::cerr << "stopping the pool: " << troupe::describe(err) << '\n';
+    std::exit(1);
+  }
   return elapsed;
 }
 
@@ -444,7 +447,10 @@ int run_pool(const options& opt, const char* self_path) {
     two_s.push_back(cpu_seconds(sys, 2, 8, iterations));
   }
   caf::anon_send_exit(caf_pool, caf::exit_reason::user_shutdown);
-  ours->stop();
+  if (auto err = ours->stop()) {
+    std::cerr << "stopping the pool: " << troupe::describe(err) << '\n';
+    std::exit(1);
+  }
   auto bounded_mb = flood_rss_mb(self_path, "bounded");
   auto raw_mb = flood_rss_mb(self_path, "caf");
   print("pool_dispatch_caf_s", median(caf_s), "s");

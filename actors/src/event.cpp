@@ -52,47 +52,68 @@ caf::behavior event_impl(event_actor* self) {
 
 } // namespace
 
-event::event(caf::actor_system& sys) : impl_(sys.spawn(event_impl)) {}
+event event::make(caf::actor_system& sys) {
+  return event{sys.spawn(event_impl)};
+}
+
+namespace {
+
+/// Sends `flag_op` (set or clear) so that a later `wait` from any thread of
+/// this process is ordered after it.
+caf::error change_flag(const caf::actor& owner, const caf::message& flag_op) {
+  if (!owner)
+    return make_error(errc::invalid_argument, "empty event handle (moved from)");
+  auto& sys = owner->home_system();
+  if (owner->node() == sys.node()) {
+    // The local mailbox orders it: enqueued before this returns.
+    caf::anon_send(owner, flag_op);
+    return caf::none;
+  }
+  // Messages from two threads to an actor of another process may overtake
+  // each other on the way: only the answer says the owner has it.
+  caf::scoped_actor self{sys};
+  caf::error result;
+  self->request(owner, caf::infinite, flag_op)
+    .receive([](caf::ok_atom) {},
+             [&](caf::error& err) { result = detail::normalize_request_error(std::move(err)); });
+  return result;
+}
+
+} // namespace
 
 caf::error event::set() const {
-  if (!impl_)
-    return make_error(errc::invalid_argument, "empty event handle (moved from)");
-  caf::anon_send(impl_, set_atom::value);
-  return caf::none;
+  return change_flag(owner_, caf::make_message(set_atom::value));
 }
 
 caf::error event::clear() const {
-  if (!impl_)
-    return make_error(errc::invalid_argument, "empty event handle (moved from)");
-  caf::anon_send(impl_, clear_atom::value);
-  return caf::none;
+  return change_flag(owner_, caf::make_message(clear_atom::value));
 }
 
 caf::expected<bool> event::is_set() const {
-  if (!impl_)
+  if (!owner_)
     return make_error(errc::invalid_argument, "empty event handle (moved from)");
-  caf::scoped_actor self{impl_->home_system()};
+  caf::scoped_actor self{owner_->home_system()};
   caf::expected<bool> result{false};
-  self->request(impl_, caf::infinite, caf::get_atom::value)
+  self->request(owner_, caf::infinite, caf::get_atom::value)
     .receive([&](bool flag) { result = flag; },
              [&](caf::error& err) { result = detail::normalize_request_error(std::move(err)); });
   return result;
 }
 
 caf::expected<std::size_t> event::waiting() const {
-  return detail::ask_count(impl_, caf::get_atom::value, wait_atom::value);
+  return detail::ask_count(owner_, caf::get_atom::value, wait_atom::value);
 }
 
 caf::error event::wait(caf::timespan timeout) const {
-  if (!impl_)
+  if (!owner_)
     return make_error(errc::invalid_argument, "empty event handle (moved from)");
-  caf::scoped_actor self{impl_->home_system()};
+  caf::scoped_actor self{owner_->home_system()};
   return wait(self, timeout);
 }
 
 caf::error event::wait(caf::scoped_actor& self, caf::timespan timeout) const {
   caf::error result;
-  self->request(impl_, caf::infinite, wait_atom::value, timeout)
+  self->request(owner_, caf::infinite, wait_atom::value, timeout)
     .receive([](caf::ok_atom) {},
              [&](caf::error& err) { result = detail::normalize_request_error(std::move(err)); });
   return result;

@@ -23,8 +23,10 @@ public:
   std::optional<worker_pool> pool;
   caf::actor submitter;
   std::atomic<bool> cancelling{false};
+  /// Held by the `stop` that stops the workers.
+  std::mutex stop_mtx;
 
-  /// The tasks without an outcome; `shutdown` closes it and waits.
+  /// The tasks without an outcome; `stop` closes it and waits.
   task_gate tasks;
 
   /// Gives `t` its outcome `err` unless it has one.
@@ -98,14 +100,14 @@ executor::executor(executor&&) noexcept = default;
 
 executor& executor::operator=(executor&& other) noexcept {
   if (this != &other) {
-    shutdown();
+    (void)stop();
     core_ = std::move(other.core_);
   }
   return *this;
 }
 
 executor::~executor() {
-  shutdown();
+  (void)stop();
 }
 
 void executor::post(detail::task_ptr t) {
@@ -117,19 +119,27 @@ void executor::post(detail::task_ptr t) {
   caf::anon_send(core_->submitter, detail::run_atom::value, std::move(t));
 }
 
-void executor::shutdown(shutdown_mode mode) {
-  if (!core_ || !core_->tasks.close())
-    return;
+caf::error executor::stop(shutdown_mode mode, caf::timespan timeout) {
+  if (!core_)
+    return make_error(errc::invalid_argument, "empty executor (moved from)");
+  core_->tasks.close();
   if (mode == shutdown_mode::cancel) {
-    core_->cancelling = true;
-    caf::anon_send(core_->submitter, detail::cancel_atom::value);
+    std::lock_guard<std::mutex> guard{core_->stop_mtx};
+    if (!core_->cancelling.exchange(true) && core_->submitter)
+      caf::anon_send(core_->submitter, detail::cancel_atom::value);
   }
-  core_->tasks.await_idle();
-  // Break the cycle between the core and the actors that hold it.
-  caf::anon_send_exit(core_->submitter, caf::exit_reason::user_shutdown);
-  core_->submitter = nullptr;
-  core_->pool->stop();
-  core_->pool.reset();
+  if (!core_->tasks.await_idle(timeout))
+    return make_error(errc::timeout, "the executor's tasks did not finish in time");
+  std::lock_guard<std::mutex> guard{core_->stop_mtx};
+  if (core_->submitter) {
+    // Break the cycle between the core and the actors that hold it.
+    caf::anon_send_exit(core_->submitter, caf::exit_reason::user_shutdown);
+    core_->submitter = nullptr;
+    auto err = core_->pool->stop();
+    core_->pool.reset();
+    return err;
+  }
+  return caf::none;
 }
 
 } // namespace troupe

@@ -609,8 +609,8 @@ caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_flags flags,
   return sys.spawn(supervisor_impl, flags, std::move(children));
 }
 
-caf::expected<supervisor> supervisor::start(caf::actor_system& sys, supervisor_flags flags,
-                                            std::vector<child_spec> children) {
+caf::expected<supervisor> supervisor::make(caf::actor_system& sys, supervisor_flags flags,
+                                           std::vector<child_spec> children) {
   if (auto err = validate(children, flags))
     return err;
   std::vector<std::string> names;
@@ -642,23 +642,6 @@ caf::expected<caf::actor> supervisor::child(const std::string& name) const {
     if (n == name)
       return h;
   return make_error(errc::invalid_argument, "no child named '" + name + "'");
-}
-
-caf::error supervisor::stop(caf::timespan timeout) const {
-  if (!impl_)
-    return make_error(errc::invalid_argument, "empty supervisor handle");
-  caf::scoped_actor self{impl_->home_system()};
-  self->monitor(impl_);
-  self->send_exit(impl_, caf::exit_reason::user_shutdown);
-  caf::error result;
-  self->receive(
-    [&](const caf::down_msg& msg) {
-      if (msg.source != impl_.address())
-        result = make_error(errc::invalid_argument, "unexpected down message");
-    },
-    caf::after(detail::to_duration(timeout)) >>
-      [&] { result = make_error(errc::timeout, "the supervisor did not stop in time"); });
-  return result;
 }
 
 } // namespace troupe

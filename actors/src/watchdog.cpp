@@ -106,16 +106,12 @@ caf::expected<watchdog> watchdog::make(caf::actor_system& sys, watchdog_options 
 }
 
 watchdog::watchdog(caf::actor impl)
-  : impl_(std::move(impl)),
+  : owner_handle(std::move(impl)),
     // A watchdog left running when the system shuts down could hold the
     // shutdown: its next tick may be armed in a clock that has stopped.
-    stopper_(nullptr, [impl = impl_](const void*) {
+    stopper_(nullptr, [impl = owner_](const void*) {
       caf::anon_send_exit(impl, caf::exit_reason::user_shutdown);
     }) {}
-
-void watchdog::stop() const {
-  caf::anon_send_exit(impl_, caf::exit_reason::user_shutdown);
-}
 
 void watchdog::watch(const caf::actor& who) const {
   if (!who)
@@ -125,7 +121,7 @@ void watchdog::watch(const caf::actor& who) const {
   std::string name = "actor " + std::to_string(who.id());
   if (auto* local = dynamic_cast<caf::local_actor*>(caf::actor_cast<caf::abstract_actor*>(who)))
     name = local->name();
-  caf::anon_send(impl_, watch_atom::value, who, std::move(name));
+  caf::anon_send(owner_, watch_atom::value, who, std::move(name));
 }
 
 } // namespace troupe

@@ -655,11 +655,11 @@ caf::expected<worker_pool> worker_pool::make(caf::actor_system& sys, factory_typ
 }
 
 caf::expected<pool_stats> worker_pool::stats() const {
-  if (!impl_)
+  if (!owner_)
     return make_error(errc::invalid_argument, "empty worker pool handle");
-  caf::scoped_actor self{impl_->home_system()};
+  caf::scoped_actor self{owner_->home_system()};
   caf::expected<pool_stats> result{pool_stats{}};
-  self->request(impl_, caf::infinite, stats_atom::value)
+  self->request(owner_, caf::infinite, stats_atom::value)
     .receive(
       [&](uint64_t workers, uint64_t queued, uint64_t running, uint64_t completed,
           uint64_t crashed) {
@@ -670,20 +670,7 @@ caf::expected<pool_stats> worker_pool::stats() const {
 }
 
 void worker_pool::cancel_queued() const {
-  caf::anon_send(impl_, cancel_atom::value);
-}
-
-caf::error worker_pool::stop(caf::timespan timeout) const {
-  if (!impl_)
-    return make_error(errc::invalid_argument, "empty worker pool handle");
-  caf::scoped_actor self{impl_->home_system()};
-  self->monitor(impl_);
-  self->send_exit(impl_, caf::exit_reason::user_shutdown);
-  caf::error result;
-  self->receive([](const caf::down_msg&) {},
-                caf::after(detail::to_duration(timeout)) >>
-                  [&] { result = make_error(errc::timeout, "the pool did not stop in time"); });
-  return result;
+  caf::anon_send(owner_, cancel_atom::value);
 }
 
 } // namespace troupe

@@ -61,7 +61,10 @@ int main() {
       std::cerr << troupe::describe(err) << '\n';
       return 1;
     }
-  queue->close();
+  if (auto err = queue->close()) {
+    std::cerr << troupe::describe(err) << '\n';
+    return 1;
+  }
 
   // 3. The consumer's results, once it saw the end of the stream.
   bool clean_end = false;

@@ -50,6 +50,9 @@ int main() {
       },
       [&](caf::error& err) { std::cerr << troupe::describe(err) << '\n'; });
   std::cout << results << " results, sum = " << sum << '\n';
-  pool->stop();
+  if (auto err = pool->stop()) {
+    std::cerr << troupe::describe(err) << '\n';
+    return 1;
+  }
   return results == 100 && sum == 9900 ? 0 : 1;
 }

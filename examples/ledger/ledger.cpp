@@ -850,7 +850,7 @@ int run_bank(const options& o) {
   flags.backoff =
     troupe::restart_backoff{std::chrono::milliseconds(10), std::chrono::milliseconds(250)};
   auto start = clock_type::now();
-  auto sup = troupe::supervisor::start(sys, flags, children);
+  auto sup = troupe::supervisor::make(sys, flags, children);
   if (!sup) {
     stop_actors();
     return fail("cannot start the workers", sup.error());

@@ -34,7 +34,7 @@ int parent(troupe::ipc::process_context& ctx) {
   for (auto& result : results)
     std::cout << std::exchange(sep, ", ") << ctx.check(std::move(result), "square");
   std::cout << "]\n";
-  pool.shutdown(); // ends and reaps the worker processes
+  (void)pool.stop(); // ends and reaps the worker processes
   return 0;
 }
 

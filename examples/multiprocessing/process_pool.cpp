@@ -39,7 +39,7 @@ int parent(troupe::ipc::process_context& ctx) {
   for (auto& f : futures)
     std::cout << std::exchange(sep, ", ") << ctx.check(f.get(), "a task failed");
   std::cout << "]\n";
-  pool.shutdown();
+  (void)pool.stop();
   return 0;
 }
 

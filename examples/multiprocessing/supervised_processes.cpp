@@ -45,7 +45,7 @@ int parent(troupe::ipc::process_context& ctx) {
     spec.role = "worker";
     children.push_back(troupe::ipc::process_child(ctx.group(), spec));
   }
-  auto sup = ctx.check(troupe::supervisor::start(ctx.system(), {}, children), "supervisor");
+  auto sup = ctx.check(troupe::supervisor::make(ctx.system(), {}, children), "supervisor");
   std::cout << "3 worker processes started" << std::endl;
   // 30 tasks round robin; a task whose worker died is sent again.
   caf::scoped_actor self{ctx.system()};

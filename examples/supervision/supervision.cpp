@@ -61,7 +61,7 @@ int main() {
   troupe::supervisor_flags flags;
   flags.max_restarts = 3;
   flags.period = std::chrono::seconds(5);
-  auto sup = troupe::supervisor::start(sys, flags, {worker("worker", starts)});
+  auto sup = troupe::supervisor::make(sys, flags, {worker("worker", starts)});
   if (!sup) {
     std::cerr << troupe::describe(sup.error()) << '\n';
     return 1;
@@ -86,12 +86,15 @@ int main() {
     return 1;
   }
   std::cout << "after the crash, the same handle answers: incarnation " << *answer << std::endl;
-  sup->stop();
+  if (auto err = sup->stop()) {
+    std::cerr << troupe::describe(err) << '\n';
+    return 1;
+  }
 
   // 2. A worker that crashes too often: at most 2 restarts within 5 s.
   auto flaky_starts = std::make_shared<std::atomic<int>>(0);
   flags.max_restarts = 2;
-  auto strict = troupe::supervisor::start(sys, flags, {worker("flaky", flaky_starts)});
+  auto strict = troupe::supervisor::make(sys, flags, {worker("flaky", flaky_starts)});
   if (!strict) {
     std::cerr << troupe::describe(strict.error()) << '\n';
     return 1;

@@ -18,7 +18,7 @@ int main() {
   caf::actor_system_config cfg;
   troupe::configure(cfg);
   caf::actor_system sys{cfg};
-  troupe::event ev{sys};
+  auto ev = troupe::event::make(sys);
 
   // 1. The setter: an actor that sets the event 100 ms after it starts.
   sys.spawn([ev](caf::event_based_actor* self) -> caf::behavior {

@@ -32,7 +32,7 @@ int main() {
   caf::actor_system_config cfg;
   troupe::configure(cfg);
   caf::actor_system sys{cfg};
-  troupe::guarded<account> acc{sys};
+  auto acc = troupe::guarded<account>::make(sys);
 
   // 1. Four threads, 10,000 deposits each, every one a read then a write.
   std::vector<std::thread> threads;

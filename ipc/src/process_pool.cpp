@@ -228,24 +228,24 @@ public:
   process_pool_core(caf::actor_system& sys, node& group) : sys(sys), group(group) {}
 
   ~process_pool_core() {
-    shutdown(shutdown_mode::cancel);
+    (void)stop(shutdown_mode::cancel, forever);
   }
 
-  /// As `executor::shutdown`: takes no more tasks, lets the queued ones run
+  /// As `executor::stop`: takes no more tasks, lets the queued ones run
   /// (`wait`) or fails them (`cancel`), waits for the running ones, then
   /// stops the workers.
-  void shutdown(shutdown_mode mode) {
+  caf::error stop(shutdown_mode mode, caf::timespan timeout) {
     tasks.close();
-    if (pool && mode == shutdown_mode::cancel) {
-      cancelling = true;
+    if (pool && mode == shutdown_mode::cancel && !cancelling.exchange(true))
       pool->cancel_queued();
-    }
-    tasks.await_idle();
+    if (!tasks.await_idle(timeout))
+      return make_error(errc::timeout, "the process pool's tasks did not finish in time");
     if (stopped.exchange(true))
-      return;
+      return caf::none;
+    caf::error result;
     if (pool)
-      pool->stop(std::chrono::seconds(10));
-    listing.stop();
+      result = pool->stop(std::chrono::seconds(10));
+    (void)listing.stop();
     // The workers exit once their actors are stopped; reap them (and kill
     // what does not go within the time).
     std::lock_guard<std::mutex> guard{mtx};
@@ -255,6 +255,7 @@ public:
     processes.clear();
     // A group of the pool's own ends with it (the last node out removes it).
     own_group.reset();
+    return result;
   }
 
   /// Starts one worker process and returns its actor.
@@ -286,9 +287,9 @@ public:
   std::vector<child_process> processes;
   uint64_t workers_started = 0;
   std::atomic<bool> stopped{false};
-  /// Tasks posted and not answered yet; `shutdown` closes it and waits.
+  /// Tasks posted and not answered yet; `stop` closes it and waits.
   troupe::detail::task_gate tasks;
-  /// Set by `shutdown(cancel)`: a task not handed to the pool yet fails.
+  /// Set by `stop(cancel)`: a task not handed to the pool yet fails.
   std::atomic<bool> cancelling{false};
 };
 
@@ -316,7 +317,7 @@ caf::expected<process_pool> process_pool::make(caf::actor_system& sys, node& gro
   // Workers watch this name: when the parent dies, so does its publication.
   auto listing = group.publish(core->name, core->pool->handle());
   if (!listing) {
-    core->shutdown(shutdown_mode::cancel);
+    (void)core->stop(shutdown_mode::cancel, forever);
     return std::move(listing.error());
   }
   core->listing = std::move(*listing);
@@ -398,23 +399,24 @@ process_pool::process_pool(process_pool&&) noexcept = default;
 
 process_pool& process_pool::operator=(process_pool&& other) noexcept {
   if (this != &other) {
-    shutdown();
+    (void)stop();
     core_ = std::move(other.core_);
   }
   return *this;
 }
 
 process_pool::~process_pool() {
-  shutdown();
+  (void)stop();
 }
 
 const worker_pool& process_pool::workers() const {
   return *core_->pool;
 }
 
-void process_pool::shutdown(shutdown_mode mode) {
-  if (core_)
-    core_->shutdown(mode);
+caf::error process_pool::stop(shutdown_mode mode, caf::timespan timeout) {
+  if (!core_)
+    return make_error(errc::invalid_argument, "empty process pool (moved from)");
+  return core_->stop(mode, timeout);
 }
 
 void process_pool::post(const std::string& name, caf::message args,

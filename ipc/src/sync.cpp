@@ -453,7 +453,7 @@ void lease::reset() noexcept {
 caf::expected<acquired> permits::acquire(caf::scoped_actor& self, caf::timespan timeout) const {
   acquired result;
   if (auto err = ask_with(
-        self, impl_, [&](caf::ok_atom, bool died) { result.previous_holder_died = died; },
+        self, owner_, [&](caf::ok_atom, bool died) { result.previous_holder_died = died; },
         acquire_atom::value, timeout))
     return err;
   return result;
@@ -461,15 +461,15 @@ caf::expected<acquired> permits::acquire(caf::scoped_actor& self, caf::timespan 
 
 caf::error permits::release(caf::scoped_actor& self) const {
   return ask_with(
-    self, impl_, [](caf::ok_atom) {}, release_atom::value);
+    self, owner_, [](caf::ok_atom) {}, release_atom::value);
 }
 
 caf::expected<std::size_t> permits::available() const {
-  return ask_value<std::size_t>(impl_, caf::get_atom::value);
+  return ask_value<std::size_t>(owner_, caf::get_atom::value);
 }
 
 caf::expected<std::size_t> permits::waiting() const {
-  return ask_value<std::size_t>(impl_, caf::get_atom::value, wait_atom::value);
+  return ask_value<std::size_t>(owner_, caf::get_atom::value, wait_atom::value);
 }
 
 lock lock::make(caf::actor_system& sys) {
@@ -509,7 +509,7 @@ condition condition::make(caf::actor_system& sys, bool reentrant) {
 caf::expected<waited> condition::wait(caf::scoped_actor& self, caf::timespan timeout) const {
   waited result;
   if (auto err = ask_with(
-        self, impl_,
+        self, owner_,
         [&](caf::ok_atom, bool notified, bool died) {
           result = waited{notified, died};
         },
@@ -520,42 +520,22 @@ caf::expected<waited> condition::wait(caf::scoped_actor& self, caf::timespan tim
 
 caf::error condition::notify(caf::scoped_actor& self, std::size_t n) const {
   return ask_with(
-    self, impl_, [](caf::ok_atom) {}, notify_atom::value, n);
+    self, owner_, [](caf::ok_atom) {}, notify_atom::value, n);
 }
 
 caf::error condition::notify_all(caf::scoped_actor& self) const {
   return ask_with(
-    self, impl_, [](caf::ok_atom) {}, notify_all_atom::value);
+    self, owner_, [](caf::ok_atom) {}, notify_all_atom::value);
 }
 
 caf::expected<std::size_t> condition::sleeping() const {
-  return ask_value<std::size_t>(impl_, caf::get_atom::value, notify_atom::value);
+  return ask_value<std::size_t>(owner_, caf::get_atom::value, notify_atom::value);
 }
 
 // -- event ------------------------------------------------------------------
 
 event event::make(caf::actor_system& sys) {
-  // The actor is layer 1's event, as it is.
-  return event{detail::served_on_readers(troupe::event{sys}.handle())};
-}
-
-caf::error event::set() const {
-  return ask(
-    impl_, [](caf::ok_atom) {}, set_atom::value);
-}
-
-caf::error event::clear() const {
-  return ask(
-    impl_, [](caf::ok_atom) {}, clear_atom::value);
-}
-
-caf::expected<bool> event::is_set() const {
-  return ask_value<bool>(impl_, caf::get_atom::value);
-}
-
-caf::error event::wait(caf::timespan timeout) const {
-  return ask(
-    impl_, [](caf::ok_atom) {}, wait_atom::value, timeout);
+  return event{detail::served_on_readers(troupe::event::make(sys).handle())};
 }
 
 // -- barrier ----------------------------------------------------------------
@@ -569,23 +549,23 @@ caf::expected<barrier> barrier::make(caf::actor_system& sys, std::size_t parties
 caf::expected<std::size_t> barrier::wait(caf::scoped_actor& self, caf::timespan timeout) const {
   std::size_t index = 0;
   if (auto err = ask_with(
-        self, impl_, [&](std::size_t i) { index = i; }, wait_atom::value, timeout))
+        self, owner_, [&](std::size_t i) { index = i; }, wait_atom::value, timeout))
     return err;
   return index;
 }
 
 caf::error barrier::abort() const {
   return ask(
-    impl_, [](caf::ok_atom) {}, abort_atom::value);
+    owner_, [](caf::ok_atom) {}, abort_atom::value);
 }
 
 caf::error barrier::reset() const {
   return ask(
-    impl_, [](caf::ok_atom) {}, reset_atom::value);
+    owner_, [](caf::ok_atom) {}, reset_atom::value);
 }
 
 caf::expected<std::size_t> barrier::waiting() const {
-  return ask_value<std::size_t>(impl_, caf::get_atom::value, wait_atom::value);
+  return ask_value<std::size_t>(owner_, caf::get_atom::value, wait_atom::value);
 }
 
 } // namespace troupe::ipc

@@ -85,7 +85,7 @@ TEST_SUITE("actors.bounded_queue") {
       }
     });
     REQUIRE(eventually([&] { return sut.stats()->getters == 1; }));
-    sut.close();
+    REQUIRE_FALSE(sut.close());
     REQUIRE(waiting.wait_for(troupe::test::deadline) == std::future_status::ready);
     auto [seen, end] = waiting.get();
     CHECK(seen == std::vector<int>{1});
@@ -98,7 +98,7 @@ TEST_SUITE("actors.bounded_queue") {
     REQUIRE_FALSE(sut.put(self, 1));
     auto putter = std::async(std::launch::async, [&] { return sut.put(2); });
     REQUIRE(eventually([&] { return sut.stats()->putters == 1; }));
-    sut.close();
+    REQUIRE_FALSE(sut.close());
     REQUIRE(putter.wait_for(troupe::test::deadline) == std::future_status::ready);
     CHECK(troupe::is(putter.get(), errc::closed));
     CHECK(*sut.get(self) == 1); // what was in stays until drained
@@ -149,7 +149,7 @@ TEST_SUITE("actors.bounded_queue") {
   TEST_CASE_FIXTURE(fixture,
                     "asynchronous puts and gets neither answer strays nor end the sender") {
     auto sut = *bounded_queue<int>::make(sys, 1);
-    sut.close();
+    REQUIRE_FALSE(sut.close());
     auto client = sys.spawn([sut](caf::event_based_actor* me) -> caf::behavior {
       return {[me, sut](caf::get_atom) {
         // A get on a closed queue, sent without asking for an answer, then a

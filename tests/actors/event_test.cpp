@@ -37,7 +37,7 @@ bool ready(std::future<caf::error>& f) {
 TEST_SUITE("actors.event") {
 
   TEST_CASE_FIXTURE(fixture, "a waiter blocks until another thread sets the event") {
-    event sut{sys};
+    auto sut = event::make(sys);
     auto waiter = wait_async(sut);
     REQUIRE(waiting_becomes(sut, 1));
     CHECK(waiter.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout);
@@ -47,7 +47,7 @@ TEST_SUITE("actors.event") {
   }
 
   TEST_CASE_FIXTURE(fixture, "set wakes every waiter") {
-    event sut{sys};
+    auto sut = event::make(sys);
     std::vector<std::future<caf::error>> waiters;
     waiters.reserve(5);
     for (int i = 0; i < 5; ++i)
@@ -62,7 +62,7 @@ TEST_SUITE("actors.event") {
   }
 
   TEST_CASE_FIXTURE(fixture, "waiting on an unset event with a timeout ends in timeout") {
-    event sut{sys};
+    auto sut = event::make(sys);
     auto err = sut.wait(self, std::chrono::milliseconds(20));
     CHECK(troupe::is(err, errc::timeout));
     CHECK(*sut.waiting() == 0);
@@ -71,7 +71,7 @@ TEST_SUITE("actors.event") {
   }
 
   TEST_CASE_FIXTURE(fixture, "waiters that arrive after set return at once") {
-    event sut{sys};
+    auto sut = event::make(sys);
     REQUIRE_FALSE(sut.set());
     CHECK(*sut.is_set());
     CHECK_FALSE(sut.wait(self, caf::timespan::zero()));
@@ -79,7 +79,7 @@ TEST_SUITE("actors.event") {
   }
 
   TEST_CASE_FIXTURE(fixture, "clear resets the event so new waiters block again") {
-    event sut{sys};
+    auto sut = event::make(sys);
     REQUIRE_FALSE(sut.set());
     REQUIRE_FALSE(sut.clear());
     CHECK_FALSE(*sut.is_set());
@@ -87,7 +87,7 @@ TEST_SUITE("actors.event") {
   }
 
   TEST_CASE_FIXTURE(fixture, "racing set and clear leave no waiter hanging") {
-    event sut{sys};
+    auto sut = event::make(sys);
     std::vector<std::future<caf::error>> waiters;
     waiters.reserve(4);
     for (int i = 0; i < 4; ++i)
@@ -114,7 +114,7 @@ TEST_SUITE("actors.event") {
   }
 
   TEST_CASE_FIXTURE(fixture, "an actor can wait without blocking through the handle") {
-    event sut{sys};
+    auto sut = event::make(sys);
     auto client = sys.spawn([sut](caf::event_based_actor* me) -> caf::behavior {
       return {[me, sut](caf::get_atom) {
         auto rp = me->make_response_promise<caf::ok_atom>();
@@ -131,7 +131,7 @@ TEST_SUITE("actors.event") {
   }
 
   TEST_CASE_FIXTURE(fixture, "waiters get owner_down when the event's actor is killed") {
-    event sut{sys};
+    auto sut = event::make(sys);
     auto waiter = wait_async(sut);
     REQUIRE(waiting_becomes(sut, 1));
     troupe::test::kill_and_wait(self, sut.handle());
@@ -140,7 +140,7 @@ TEST_SUITE("actors.event") {
   }
 
   TEST_CASE_FIXTURE(fixture, "waiting on an event whose actor is gone yields owner_down") {
-    event sut{sys};
+    auto sut = event::make(sys);
     troupe::test::kill_and_wait(self, sut.handle());
     CHECK(troupe::is(sut.wait(self), errc::owner_down));
     CHECK(troupe::is(sut.is_set().error(), errc::owner_down));
@@ -155,7 +155,7 @@ TEST_SUITE("actors.event") {
     // were all answered shuts down at once, not when the timers run out.
     auto done = std::async(std::launch::async, [] {
       fixture fx;
-      event sut{fx.sys};
+      auto sut = event::make(fx.sys);
       REQUIRE_FALSE(sut.set());
       auto waiter = wait_async(sut, std::chrono::hours(1));
       REQUIRE(waiter.get() == caf::error{});
@@ -170,7 +170,7 @@ TEST_SUITE("actors.event") {
   }
 
   TEST_CASE_FIXTURE(fixture, "a waiter actor that dies leaves the queue") {
-    event sut{sys};
+    auto sut = event::make(sys);
     auto waiter = sys.spawn([sut](caf::event_based_actor* me) -> caf::behavior {
       sut.wait_then(
         me, [] {}, [](const caf::error&) {});
@@ -182,7 +182,7 @@ TEST_SUITE("actors.event") {
   }
 
   TEST_CASE_FIXTURE(fixture, "wait_then reports a timeout to an event-based actor") {
-    event sut{sys};
+    auto sut = event::make(sys);
     auto client = sys.spawn([sut](caf::event_based_actor* me) -> caf::behavior {
       return {[me, sut](caf::get_atom) {
         auto rp = me->make_response_promise<caf::ok_atom>();
@@ -199,7 +199,7 @@ TEST_SUITE("actors.event") {
   }
 
   TEST_CASE_FIXTURE(fixture, "a failed asynchronous wait does not terminate the sender") {
-    event sut{sys};
+    auto sut = event::make(sys);
     auto client = sys.spawn([sut](caf::event_based_actor* me) -> caf::behavior {
       return {[me, sut](caf::get_atom) {
         // A poll of an unset event, sent without asking for an answer, then a
@@ -218,7 +218,7 @@ TEST_SUITE("actors.event") {
   }
 
   TEST_CASE_FIXTURE(fixture, "timeouts racing a set leave every waiter answered") {
-    event sut{sys};
+    auto sut = event::make(sys);
     std::vector<std::future<caf::error>> waiters;
     waiters.reserve(20);
     for (int i = 0; i < 20; ++i)

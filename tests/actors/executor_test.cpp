@@ -23,6 +23,28 @@ executor_options workers(std::size_t n) {
   return result;
 }
 
+/// A task that runs on a worker of `ex` until `open()`; running when the
+/// constructor returns.
+struct gated_task {
+  explicit gated_task(executor& ex) {
+    auto running = started_.get_future();
+    result = ex.submit([this, gate = gate_.get_future().share()] {
+      started_.set_value();
+      gate.wait();
+      return 1;
+    });
+    running.wait();
+  }
+
+  void open() {
+    gate_.set_value();
+  }
+
+  std::promise<void> gate_;
+  std::promise<void> started_;
+  troupe::future<int> result;
+};
+
 } // namespace
 
 TEST_SUITE("actors.executor") {
@@ -106,7 +128,7 @@ TEST_SUITE("actors.executor") {
     CHECK(seen == std::vector<int>{1, 2, 0});
   }
 
-  TEST_CASE_FIXTURE(fixture, "shutdown waits for the queued tasks") {
+  TEST_CASE_FIXTURE(fixture, "stop waits for the queued tasks") {
     auto sut = executor::make(sys, workers(1));
     REQUIRE(sut);
     std::atomic<int> ran{0};
@@ -114,7 +136,7 @@ TEST_SUITE("actors.executor") {
     futures.reserve(5);
     for (int i = 0; i < 5; ++i)
       futures.push_back(sut->submit([&ran] { ++ran; }));
-    sut->shutdown(shutdown_mode::wait);
+    REQUIRE_FALSE(sut->stop(shutdown_mode::wait));
     CHECK(ran == 5);
     for (auto& f : futures)
       CHECK(f.ready());
@@ -123,32 +145,48 @@ TEST_SUITE("actors.executor") {
   }
 
   TEST_CASE_FIXTURE(fixture,
-                    "shutdown with cancel fails the queued tasks and lets the running one finish") {
+                    "stop with cancel fails the queued tasks and lets the running one finish") {
     auto sut = executor::make(sys, workers(1));
     REQUIRE(sut);
-    std::promise<void> started;
-    std::promise<void> open;
-    auto gate = open.get_future().share();
-    auto running = sut->submit([&started, gate] {
-      started.set_value();
-      gate.wait();
-      return 1;
-    });
-    started.get_future().wait();
+    gated_task task{*sut};
     std::vector<troupe::future<int>> queued;
     queued.reserve(3);
     for (int i = 0; i < 3; ++i)
       queued.push_back(sut->submit([] { return 2; }));
-    auto stopping = std::async(std::launch::async, [&] { sut->shutdown(shutdown_mode::cancel); });
+    auto stopping =
+      std::async(std::launch::async, [&] { return sut->stop(shutdown_mode::cancel); });
     for (auto& f : queued) {
       auto outcome = f.get(troupe::test::deadline);
       REQUIRE_FALSE(outcome);
       CHECK_MESSAGE(troupe::is(outcome.error(), errc::cancelled),
                     troupe::describe(outcome.error()));
     }
-    open.set_value();
-    CHECK(*running.get(troupe::test::deadline) == 1);
-    CHECK(stopping.wait_for(troupe::test::deadline) == std::future_status::ready);
+    task.open();
+    CHECK(*task.result.get(troupe::test::deadline) == 1);
+    REQUIRE(stopping.wait_for(troupe::test::deadline) == std::future_status::ready);
+    CHECK_FALSE(stopping.get());
+  }
+
+  TEST_CASE_FIXTURE(fixture, "stop reports timeout while a task runs on, and a later stop waits") {
+    auto sut = executor::make(sys, workers(1));
+    REQUIRE(sut);
+    gated_task task{*sut};
+    CHECK(troupe::is(sut->stop(shutdown_mode::wait, std::chrono::milliseconds(1)), errc::timeout));
+    // Closed by the first stop although it timed out.
+    CHECK(troupe::is(sut->submit([] { return 2; }).get().error(), errc::cancelled));
+    task.open();
+    CHECK_FALSE(sut->stop());
+    CHECK(*task.result.get() == 1);
+    CHECK_FALSE(sut->stop()); // stopping again is no error
+  }
+
+  TEST_CASE("stop on a moved-from executor is invalid_argument") {
+    fixture fx;
+    auto sut = executor::make(fx.sys, workers(1));
+    REQUIRE(sut);
+    auto moved = std::move(*sut);
+    CHECK(troupe::is(sut->stop(), errc::invalid_argument)); // NOLINT(bugprone-use-after-move)
+    CHECK_FALSE(moved.stop());
   }
 
 } // TEST_SUITE

@@ -51,7 +51,7 @@ private:
 TEST_SUITE("actors.guarded") {
 
   TEST_CASE_FIXTURE(fixture, "update applies the function and returns its result") {
-    guarded<int> sut{sys, 40};
+    auto sut = guarded<int>::make(sys, 40);
     auto result = sut.update([](int& x) { return x += 2; });
     REQUIRE(result);
     CHECK(*result == 42);
@@ -59,14 +59,14 @@ TEST_SUITE("actors.guarded") {
   }
 
   TEST_CASE_FIXTURE(fixture, "a function returning void yields success") {
-    guarded<std::vector<int>> sut{sys};
+    auto sut = guarded<std::vector<int>>::make(sys);
     auto result = sut.update([](std::vector<int>& xs) { xs.push_back(7); });
     CHECK(result);
     CHECK(sut.get()->size() == 1);
   }
 
   TEST_CASE_FIXTURE(fixture, "concurrent read-modify-writes from many threads lose nothing") {
-    guarded<long> sut{sys, 0L};
+    auto sut = guarded<long>::make(sys, 0L);
     constexpr int threads = 4;
     constexpr int per_thread = 5'000;
     std::atomic<int> failures{0};
@@ -93,7 +93,7 @@ TEST_SUITE("actors.guarded") {
 
   TEST_CASE_FIXTURE(fixture,
                     "a nested update of the same owner runs at once instead of deadlocking") {
-    guarded<int> sut{sys, 0};
+    auto sut = guarded<int>::make(sys, 0);
     auto deposit = [&](int amount) {
       return sut.update([amount](int& x) { return x += amount; }, std::chrono::seconds(5));
     };
@@ -113,7 +113,7 @@ TEST_SUITE("actors.guarded") {
 
   TEST_CASE_FIXTURE(fixture,
                     "a throwing function yields update_failed and leaves the state intact") {
-    guarded<std::vector<int>> sut{sys, std::vector<int>{1, 2, 3}};
+    auto sut = guarded<std::vector<int>>::make(sys, std::vector<int>{1, 2, 3});
     auto result = sut.update([](std::vector<int>& xs) -> int {
       xs.clear(); // a partial change, then the failure
       throw std::runtime_error("insufficient funds");
@@ -129,7 +129,7 @@ TEST_SUITE("actors.guarded") {
 
   TEST_CASE_FIXTURE(fixture,
                     "a throwing nested update fails alone and the outer update still commits") {
-    guarded<int> sut{sys, 0};
+    auto sut = guarded<int>::make(sys, 0);
     auto result = sut.update([&](int& x) {
       x = 5;
       auto inner = sut.update([](int& y) -> int {
@@ -145,7 +145,7 @@ TEST_SUITE("actors.guarded") {
   }
 
   TEST_CASE_FIXTURE(fixture, "update_in_place keeps the changes made before a throw") {
-    guarded<int> sut{sys, 1};
+    auto sut = guarded<int>::make(sys, 1);
     auto result = sut.update_in_place([](int& x) -> int {
       x = 2;
       throw std::runtime_error("half done");
@@ -155,7 +155,7 @@ TEST_SUITE("actors.guarded") {
   }
 
   TEST_CASE_FIXTURE(fixture, "an update that gets no answer in time yields timeout") {
-    guarded<int> sut{sys, 0};
+    auto sut = guarded<int>::make(sys, 0);
     busy_owner busy{sut};
     auto result = sut.update([](int& x) { return x; }, std::chrono::milliseconds(20));
     REQUIRE_FALSE(result);
@@ -164,7 +164,7 @@ TEST_SUITE("actors.guarded") {
   }
 
   TEST_CASE_FIXTURE(fixture, "update_then delivers the result to an event-based actor") {
-    guarded<int> sut{sys, 1};
+    auto sut = guarded<int>::make(sys, 1);
     auto client = sys.spawn([sut](caf::event_based_actor* me) -> caf::behavior {
       return {[me, sut](caf::get_atom) {
         auto rp = me->make_response_promise<int>();
@@ -179,7 +179,7 @@ TEST_SUITE("actors.guarded") {
   }
 
   TEST_CASE_FIXTURE(fixture, "update_then reports a throwing function as an error") {
-    guarded<int> sut{sys, 1};
+    auto sut = guarded<int>::make(sys, 1);
     auto client = sys.spawn([sut](caf::event_based_actor* me) -> caf::behavior {
       return {[me, sut](caf::get_atom) {
         auto rp = me->make_response_promise<int>();
@@ -197,7 +197,7 @@ TEST_SUITE("actors.guarded") {
   }
 
   TEST_CASE_FIXTURE(fixture, "an update sent to a terminated owner yields owner_down") {
-    guarded<int> sut{sys, 0};
+    auto sut = guarded<int>::make(sys, 0);
     troupe::test::kill_and_wait(self, sut.handle());
     auto result = sut.update([](int& x) { return x; });
     REQUIRE_FALSE(result);
@@ -205,7 +205,7 @@ TEST_SUITE("actors.guarded") {
   }
 
   TEST_CASE_FIXTURE(fixture, "an update that timed out never runs later") {
-    guarded<int> sut{sys, 0};
+    auto sut = guarded<int>::make(sys, 0);
     busy_owner busy{sut};
     auto ran = std::make_shared<std::atomic<bool>>(false);
     auto result = sut.update(
@@ -223,7 +223,7 @@ TEST_SUITE("actors.guarded") {
   }
 
   TEST_CASE_FIXTURE(fixture, "an update the owner started before the timeout returns its result") {
-    guarded<int> sut{sys, 0};
+    auto sut = guarded<int>::make(sys, 0);
     std::promise<void> unblock;
     auto gate = unblock.get_future().share();
     std::promise<void> entered;
@@ -251,7 +251,7 @@ TEST_SUITE("actors.guarded") {
   }
 
   TEST_CASE_FIXTURE(fixture, "a timeout of zero or less fails at once without running") {
-    guarded<int> sut{sys, 0};
+    auto sut = guarded<int>::make(sys, 0);
     bool ran = false;
     auto result = sut.update(
       [&ran](int&) {
@@ -267,8 +267,8 @@ TEST_SUITE("actors.guarded") {
 
   TEST_CASE_FIXTURE(fixture,
                     "a call that would wait for itself across owners fails with would_deadlock") {
-    guarded<int> a{sys, 1};
-    guarded<int> b{sys, 2};
+    auto a = guarded<int>::make(sys, 1);
+    auto b = guarded<int>::make(sys, 2);
     caf::error inner;
     auto result = a.update(
       [&](int& x) {
@@ -290,7 +290,7 @@ TEST_SUITE("actors.guarded") {
 
   TEST_CASE_FIXTURE(
     fixture, "update_then reports timeout and never runs a function the busy owner did not start") {
-    guarded<int> sut{sys, 0};
+    auto sut = guarded<int>::make(sys, 0);
     busy_owner busy{sut};
     auto ran = std::make_shared<std::atomic<bool>>(false);
     // Set once update_then has stamped its deadline: the clock starts there,
@@ -326,7 +326,7 @@ TEST_SUITE("actors.guarded") {
   }
 
   TEST_CASE_FIXTURE(fixture, "update_then on a terminated owner reports owner_down") {
-    guarded<int> sut{sys, 0};
+    auto sut = guarded<int>::make(sys, 0);
     troupe::test::kill_and_wait(self, sut.handle());
     auto client = sys.spawn([sut](caf::event_based_actor* me) -> caf::behavior {
       return {[me, sut](caf::get_atom) {
@@ -345,11 +345,11 @@ TEST_SUITE("actors.guarded") {
   TEST_CASE_FIXTURE(fixture, "every moved-from handle answers invalid_argument, not owner_down") {
     // One error for an empty handle, whatever the type: a caller's mistake,
     // not an owner that died.
-    guarded<int> sut{sys, 0};
+    auto sut = guarded<int>::make(sys, 0);
     auto other = std::move(sut);
     CHECK(troupe::is(sut.get().error(), errc::invalid_argument)); // NOLINT(bugprone-use-after-move)
     CHECK(*other.get() == 0);
-    troupe::event ev{sys};
+    auto ev = troupe::event::make(sys);
     auto ev2 = std::move(ev);
     CHECK(
       troupe::is(ev.is_set().error(), errc::invalid_argument)); // NOLINT(bugprone-use-after-move)

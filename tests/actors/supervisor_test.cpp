@@ -108,8 +108,8 @@ TEST_SUITE("actors.supervisor") {
 
   TEST_CASE_FIXTURE(fixture, "a crashed child is restarted and its stable handle reaches it") {
     auto log = std::make_shared<journal>();
-    auto sut = supervisor::start(sys, flags(restart_strategy::one_for_one),
-                                 {test_child(log, "a"), test_child(log, "b")});
+    auto sut = supervisor::make(sys, flags(restart_strategy::one_for_one),
+                                {test_child(log, "a"), test_child(log, "b")});
     REQUIRE(sut);
     auto a = *sut->child("a");
     auto b = *sut->child("b");
@@ -123,8 +123,8 @@ TEST_SUITE("actors.supervisor") {
 
   TEST_CASE_FIXTURE(fixture, "one_for_all restarts every child when one crashes") {
     auto log = std::make_shared<journal>();
-    auto sut = supervisor::start(sys, flags(restart_strategy::one_for_all),
-                                 {test_child(log, "a"), test_child(log, "b")});
+    auto sut = supervisor::make(sys, flags(restart_strategy::one_for_all),
+                                {test_child(log, "a"), test_child(log, "b")});
     REQUIRE(sut);
     self->send(*sut->child("a"), crash_atom::value);
     REQUIRE(eventually([&] { return log->started("a") == 2 && log->started("b") == 2; }));
@@ -134,9 +134,8 @@ TEST_SUITE("actors.supervisor") {
 
   TEST_CASE_FIXTURE(fixture, "rest_for_one restarts the crashed child and those started after it") {
     auto log = std::make_shared<journal>();
-    auto sut =
-      supervisor::start(sys, flags(restart_strategy::rest_for_one),
-                        {test_child(log, "a"), test_child(log, "b"), test_child(log, "c")});
+    auto sut = supervisor::make(sys, flags(restart_strategy::rest_for_one),
+                                {test_child(log, "a"), test_child(log, "b"), test_child(log, "c")});
     REQUIRE(sut);
     self->send(*sut->child("b"), crash_atom::value);
     REQUIRE(eventually([&] { return log->started("b") == 2 && log->started("c") == 2; }));
@@ -147,8 +146,8 @@ TEST_SUITE("actors.supervisor") {
 
   TEST_CASE_FIXTURE(fixture, "too many restarts within the period make the supervisor give up") {
     auto log = std::make_shared<journal>();
-    auto sut = supervisor::start(sys, flags(restart_strategy::one_for_one, 2),
-                                 {test_child(log, "a"), test_child(log, "b")});
+    auto sut = supervisor::make(sys, flags(restart_strategy::one_for_one, 2),
+                                {test_child(log, "a"), test_child(log, "b")});
     REQUIRE(sut);
     self->monitor(sut->handle());
     auto a = *sut->child("a");
@@ -180,7 +179,7 @@ TEST_SUITE("actors.supervisor") {
       std::lock_guard<std::mutex> guard{ears->mtx};
       ears->events.push_back(kind + ev.child + " after " + troupe::describe(ev.reason));
     };
-    auto sut = supervisor::start(sys, f, {test_child(log, "a"), test_child(log, "b")});
+    auto sut = supervisor::make(sys, f, {test_child(log, "a"), test_child(log, "b")});
     REQUIRE(sut);
     self->monitor(sut->handle());
     self->send(*sut->child("b"), crash_atom::value);
@@ -198,8 +197,8 @@ TEST_SUITE("actors.supervisor") {
   TEST_CASE_FIXTURE(fixture, "restarts spread beyond the period do not add up") {
     auto log = std::make_shared<journal>();
     constexpr auto period = std::chrono::milliseconds(50);
-    auto sut = supervisor::start(sys, flags(restart_strategy::one_for_one, 1, period),
-                                 {test_child(log, "a")});
+    auto sut = supervisor::make(sys, flags(restart_strategy::one_for_one, 1, period),
+                                {test_child(log, "a")});
     REQUIRE(sut);
     auto a = *sut->child("a");
     for (int i = 1; i <= 3; ++i) {
@@ -216,8 +215,8 @@ TEST_SUITE("actors.supervisor") {
   TEST_CASE_FIXTURE(fixture,
                     "a transient child is restarted after a crash but not after a normal exit") {
     auto log = std::make_shared<journal>();
-    auto sut = supervisor::start(sys, flags(restart_strategy::one_for_one),
-                                 {test_child(log, "t", restart_policy::transient)});
+    auto sut = supervisor::make(sys, flags(restart_strategy::one_for_one),
+                                {test_child(log, "t", restart_policy::transient)});
     REQUIRE(sut);
     auto t = *sut->child("t");
     self->send(t, crash_atom::value);
@@ -233,8 +232,8 @@ TEST_SUITE("actors.supervisor") {
 
   TEST_CASE_FIXTURE(fixture, "a permanent child is restarted even after a normal exit") {
     auto log = std::make_shared<journal>();
-    auto sut = supervisor::start(sys, flags(restart_strategy::one_for_one),
-                                 {test_child(log, "p", restart_policy::permanent)});
+    auto sut = supervisor::make(sys, flags(restart_strategy::one_for_one),
+                                {test_child(log, "p", restart_policy::permanent)});
     REQUIRE(sut);
     self->send(*sut->child("p"), leave_atom::value);
     REQUIRE(eventually([&] { return log->started("p") == 2; }));
@@ -244,8 +243,8 @@ TEST_SUITE("actors.supervisor") {
   TEST_CASE_FIXTURE(fixture, "a temporary child is never restarted") {
     auto log = std::make_shared<journal>();
     auto sut =
-      supervisor::start(sys, flags(restart_strategy::one_for_one),
-                        {test_child(log, "x", restart_policy::temporary), test_child(log, "y")});
+      supervisor::make(sys, flags(restart_strategy::one_for_one),
+                       {test_child(log, "x", restart_policy::temporary), test_child(log, "y")});
     REQUIRE(sut);
     auto x = *sut->child("x");
     self->send(x, crash_atom::value);
@@ -259,7 +258,7 @@ TEST_SUITE("actors.supervisor") {
 
   TEST_CASE_FIXTURE(fixture, "a request in flight to a crashing child fails with child_down") {
     auto log = std::make_shared<journal>();
-    auto sut = supervisor::start(sys, flags(restart_strategy::one_for_one), {test_child(log, "a")});
+    auto sut = supervisor::make(sys, flags(restart_strategy::one_for_one), {test_child(log, "a")});
     REQUIRE(sut);
     auto a = *sut->child("a");
     // The child takes this request and never answers it; then it crashes.
@@ -277,7 +276,7 @@ TEST_SUITE("actors.supervisor") {
     supervisor_flags f = flags(restart_strategy::one_for_one);
     f.backoff =
       troupe::restart_backoff{std::chrono::milliseconds(30), std::chrono::milliseconds(30), 0.0};
-    auto sut = supervisor::start(sys, f, {test_child(log, "a")});
+    auto sut = supervisor::make(sys, f, {test_child(log, "a")});
     REQUIRE(sut);
     auto a = *sut->child("a");
     auto crashed_at = std::chrono::steady_clock::now();
@@ -294,9 +293,8 @@ TEST_SUITE("actors.supervisor") {
 
   TEST_CASE_FIXTURE(fixture, "an orderly stop ends the children in reverse start order") {
     auto log = std::make_shared<journal>();
-    auto sut =
-      supervisor::start(sys, flags(restart_strategy::one_for_one),
-                        {test_child(log, "a"), test_child(log, "b"), test_child(log, "c")});
+    auto sut = supervisor::make(sys, flags(restart_strategy::one_for_one),
+                                {test_child(log, "a"), test_child(log, "b"), test_child(log, "c")});
     REQUIRE(sut);
     CHECK_FALSE(sut->stop(troupe::test::deadline));
     std::lock_guard<std::mutex> guard{log->mtx};
@@ -313,7 +311,7 @@ TEST_SUITE("actors.supervisor") {
         return {[](caf::get_atom) { return 1; }};
       });
     };
-    auto sut = supervisor::start(sys, flags(restart_strategy::one_for_one), {stubborn});
+    auto sut = supervisor::make(sys, flags(restart_strategy::one_for_one), {stubborn});
     REQUIRE(sut);
     auto start = std::chrono::steady_clock::now();
     CHECK_FALSE(sut->stop(troupe::test::deadline));
@@ -335,7 +333,7 @@ TEST_SUITE("actors.supervisor") {
         return {[self](leave_atom) { self->quit(caf::exit_reason::user_shutdown); }};
       });
     };
-    auto sut = supervisor::start(sys, flags(restart_strategy::one_for_one), {slow});
+    auto sut = supervisor::make(sys, flags(restart_strategy::one_for_one), {slow});
     REQUIRE(sut);
     CHECK_FALSE(sut->stop(troupe::test::deadline));
     auto why = reason->get_future();
@@ -346,8 +344,8 @@ TEST_SUITE("actors.supervisor") {
   TEST_CASE_FIXTURE(fixture, "a temporary sibling ends instead of being restarted by one_for_all") {
     auto log = std::make_shared<journal>();
     auto sut =
-      supervisor::start(sys, flags(restart_strategy::one_for_all),
-                        {test_child(log, "a"), test_child(log, "tmp", restart_policy::temporary)});
+      supervisor::make(sys, flags(restart_strategy::one_for_all),
+                       {test_child(log, "a"), test_child(log, "tmp", restart_policy::temporary)});
     REQUIRE(sut);
     self->send(*sut->child("a"), crash_atom::value);
     REQUIRE(eventually([&] { return log->started("a") == 2; }));
@@ -364,7 +362,7 @@ TEST_SUITE("actors.supervisor") {
     f.backoff =
       troupe::restart_backoff{std::chrono::milliseconds(50), std::chrono::milliseconds(50), 0.0};
     auto sut =
-      supervisor::start(sys, f, {test_child(log, "a"), test_child(log, "b"), test_child(log, "c")});
+      supervisor::make(sys, f, {test_child(log, "a"), test_child(log, "b"), test_child(log, "c")});
     REQUIRE(sut);
     // c's restart waits out the backoff while a and b crash too.
     for (auto name : {"c", "a", "b"})
@@ -399,7 +397,7 @@ TEST_SUITE("actors.supervisor") {
         return {[self](crash_atom) { self->quit(caf::sec::runtime_error); }};
       });
     };
-    auto sut = supervisor::start(sys, flags(restart_strategy::one_for_one, 50), {fragile});
+    auto sut = supervisor::make(sys, flags(restart_strategy::one_for_one, 50), {fragile});
     REQUIRE(sut);
     self->monitor(sut->handle());
     self->send(*sut->child("fragile"), crash_atom::value);
@@ -412,7 +410,7 @@ TEST_SUITE("actors.supervisor") {
   TEST_CASE_FIXTURE(fixture,
                     "a stable handle passes on empty answers and error answers as they are") {
     auto log = std::make_shared<journal>();
-    auto sut = supervisor::start(sys, flags(restart_strategy::one_for_one), {test_child(log, "a")});
+    auto sut = supervisor::make(sys, flags(restart_strategy::one_for_one), {test_child(log, "a")});
     REQUIRE(sut);
     auto a = *sut->child("a");
     self->request(a, troupe::test::deadline, caf::add_atom::value)
@@ -424,7 +422,7 @@ TEST_SUITE("actors.supervisor") {
 
   TEST_CASE_FIXTURE(fixture, "an error sent as a message goes to the child, not to the handle") {
     auto log = std::make_shared<journal>();
-    auto sut = supervisor::start(sys, flags(restart_strategy::one_for_one), {test_child(log, "a")});
+    auto sut = supervisor::make(sys, flags(restart_strategy::one_for_one), {test_child(log, "a")});
     REQUIRE(sut);
     auto a = *sut->child("a");
     self->monitor(a);
@@ -446,7 +444,7 @@ TEST_SUITE("actors.supervisor") {
     inner.start = [leaf_spec](caf::actor_system& sys) {
       return troupe::spawn_supervisor(sys, flags(restart_strategy::one_for_one, 0), {leaf_spec});
     };
-    auto sut = supervisor::start(sys, flags(restart_strategy::one_for_one), {inner});
+    auto sut = supervisor::make(sys, flags(restart_strategy::one_for_one), {inner});
     REQUIRE(sut);
     REQUIRE(eventually([&] { return log->started("leaf") == 1; }));
     // Ask the inner supervisor for its child's handle, then crash the child:
@@ -472,13 +470,13 @@ TEST_SUITE("actors.supervisor") {
 
   TEST_CASE_FIXTURE(fixture, "invalid child specs are refused") {
     auto log = std::make_shared<journal>();
-    auto twice = supervisor::start(sys, {}, {test_child(log, "a"), test_child(log, "a")});
+    auto twice = supervisor::make(sys, {}, {test_child(log, "a"), test_child(log, "a")});
     CHECK(troupe::is(twice.error(), errc::invalid_argument));
     child_spec no_start;
     no_start.name = "x";
-    CHECK(troupe::is(supervisor::start(sys, {}, {no_start}).error(), errc::invalid_argument));
+    CHECK(troupe::is(supervisor::make(sys, {}, {no_start}).error(), errc::invalid_argument));
     child_spec no_name = test_child(log, "");
-    CHECK(troupe::is(supervisor::start(sys, {}, {no_name}).error(), errc::invalid_argument));
+    CHECK(troupe::is(supervisor::make(sys, {}, {no_name}).error(), errc::invalid_argument));
   }
 
   TEST_CASE_FIXTURE(fixture, "a child that fails to start fails the start and stops its elders") {
@@ -486,7 +484,7 @@ TEST_SUITE("actors.supervisor") {
     child_spec broken;
     broken.name = "broken";
     broken.start = [](caf::actor_system&) -> caf::actor { throw std::runtime_error("no db"); };
-    auto sut = supervisor::start(sys, {}, {test_child(log, "a"), broken});
+    auto sut = supervisor::make(sys, {}, {test_child(log, "a"), broken});
     REQUIRE_FALSE(sut);
     CHECK(troupe::is(sut.error(), errc::start_failed));
     CHECK(troupe::describe(sut.error()).find("no db") != std::string::npos);
@@ -498,7 +496,7 @@ TEST_SUITE("actors.supervisor") {
 
   TEST_CASE_FIXTURE(fixture, "an unknown child name is an error") {
     auto log = std::make_shared<journal>();
-    auto sut = supervisor::start(sys, {}, {test_child(log, "a")});
+    auto sut = supervisor::make(sys, {}, {test_child(log, "a")});
     REQUIRE(sut);
     CHECK(troupe::is(sut->child("nope").error(), errc::invalid_argument));
   }

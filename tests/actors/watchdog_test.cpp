@@ -94,7 +94,7 @@ TEST_SUITE("actors.watchdog") {
     }
     CHECK(troupe::test::eventually([&] { return *reports == 2; }));
     open.set_value();
-    sut->stop();
+    CHECK_FALSE(sut->stop());
   }
 
 } // TEST_SUITE

@@ -279,9 +279,8 @@ TEST_SUITE("ipc.manager") {
     CHECK(troupe::is(wrong.set(0, 1.5), errc::type_error));
     CHECK(troupe::is(wrong.add(0, 1.5).error(), errc::type_error));
     CHECK(sut.get(0) == int64_t{10});
-    sut.stop();
-    CHECK(
-      eventually([&] { return troupe::is(sut.len(milliseconds(100)).error(), errc::owner_down); }));
+    REQUIRE_FALSE(sut.stop());
+    CHECK(troupe::is(sut.len().error(), errc::owner_down));
   }
 
   TEST_CASE("a handle of other element types than the owner's gets type_error") {
@@ -416,6 +415,24 @@ TEST_SUITE("ipc.manager") {
     CHECK(sut.qsize() == int64_t{0});
     f.self->send_exit(consumer, caf::exit_reason::kill);
     CHECK(sut.get(deadline) == int32_t{5});
+  }
+
+  TEST_CASE("stop ends a container in another process and returns once it has ended") {
+    fixture f{"remstop"};
+    auto n = f.make_node();
+    auto child = f.start(n, {"host", "m"});
+    auto d = sdict{f.find(n, "m.dict")};
+    auto l = slist{f.find(n, "m.list")};
+    REQUIRE_FALSE(d.set("key", "value"));
+    REQUIRE_FALSE(d.stop(deadline));
+    // Gone for every caller at once, not eventually.
+    auto after = d.len(deadline);
+    REQUIRE_FALSE(after);
+    CHECK(
+      (troupe::is(after.error(), errc::owner_down) || troupe::is(after.error(), errc::peer_lost)));
+    // The process and its other containers live on.
+    CHECK(l.len(deadline) == int64_t{0});
+    f.stop_host(n, child);
   }
 
   TEST_CASE("containers in another process answer and their errors come back") {

@@ -886,7 +886,7 @@ TEST_SUITE("ipc.tcp") {
     auto group = node::create(f.sys, f.group);
     REQUIRE(group);
     auto spec = echo_process("w");
-    auto sup = troupe::supervisor::start(f.sys, {}, {troupe::ipc::process_child(*group, spec)});
+    auto sup = troupe::supervisor::make(f.sys, {}, {troupe::ipc::process_child(*group, spec)});
     REQUIRE_MESSAGE(sup, troupe::describe(sup.error()));
     auto handle = *sup->child("w");
     auto port = group->publish_tcp(handle, 0);

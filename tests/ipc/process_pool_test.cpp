@@ -151,13 +151,13 @@ TEST_SUITE("ipc.process_pool") {
     CHECK_FALSE(segment_with_prefix(prefix));
   }
 
-  TEST_CASE("shutdown runs the queued tasks, or cancels them when asked, as the executor's does") {
+  TEST_CASE("stop runs the queued tasks, or cancels them when asked, as the executor's does") {
     {
       pool_fixture f{"ppwait", 1};
       std::vector<troupe::future<int>> queued;
       for (int x = 1; x <= 4; ++x)
         queued.push_back(f.sut.submit(cube, x));
-      f.sut.shutdown(); // shutdown_mode::wait, as executor's default
+      REQUIRE_FALSE(f.sut.stop()); // shutdown_mode::wait, as executor's default
       for (int x = 1; x <= 4; ++x)
         CHECK(queued[static_cast<size_t>(x - 1)].get(caf::timespan{0}) == x * x * x);
       auto late = f.sut.submit(cube, 5).get(deadline);
@@ -182,7 +182,7 @@ TEST_SUITE("ipc.process_pool") {
     std::vector<troupe::future<int>> queued;
     for (int x = 1; x <= 3; ++x)
       queued.push_back(f.sut.submit(cube, x));
-    std::thread stopper{[&] { f.sut.shutdown(troupe::shutdown_mode::cancel); }};
+    std::thread stopper{[&] { CHECK_FALSE(f.sut.stop(troupe::shutdown_mode::cancel)); }};
     // The queued tasks fail while the running one still runs.
     for (auto& q : queued) {
       auto res = q.get(deadline);

@@ -23,7 +23,7 @@ TEST_SUITE("ipc.process_supervision") {
     auto spec = echo_process("w");
     troupe::supervisor_flags flags;
     flags.max_restarts = 3;
-    auto sut = troupe::supervisor::start(f.sys, flags, {troupe::ipc::process_child(*group, spec)});
+    auto sut = troupe::supervisor::make(f.sys, flags, {troupe::ipc::process_child(*group, spec)});
     REQUIRE_MESSAGE(sut, troupe::describe(sut.error()));
     auto handle = sut->child("w");
     REQUIRE(handle);
@@ -47,7 +47,7 @@ TEST_SUITE("ipc.process_supervision") {
     auto group = node::create(f.sys, f.group);
     REQUIRE(group);
     auto spec = echo_process("w");
-    auto sut = troupe::supervisor::start(f.sys, {}, {troupe::ipc::process_child(*group, spec)});
+    auto sut = troupe::supervisor::make(f.sys, {}, {troupe::ipc::process_child(*group, spec)});
     REQUIRE_MESSAGE(sut, troupe::describe(sut.error()));
     auto handle = *sut->child("w");
     auto a = f.spawn(asker, caf::actor{f.self});
@@ -73,7 +73,7 @@ TEST_SUITE("ipc.process_supervision") {
       auto spec = echo_process(name);
       children.push_back(troupe::ipc::process_child(*group, spec));
     }
-    auto sut = troupe::supervisor::start(f.sys, {}, children);
+    auto sut = troupe::supervisor::make(f.sys, {}, children);
     REQUIRE_MESSAGE(sut, troupe::describe(sut.error()));
     children.clear(); // the supervisor holds the only copies
     std::vector<int32_t> pids;
@@ -98,7 +98,7 @@ TEST_SUITE("ipc.process_supervision") {
     troupe::supervisor_flags flags;
     flags.max_restarts = 1;
     flags.period = std::chrono::seconds(30);
-    auto sut = troupe::supervisor::start(f.sys, flags, {troupe::ipc::process_child(*group, spec)});
+    auto sut = troupe::supervisor::make(f.sys, flags, {troupe::ipc::process_child(*group, spec)});
     REQUIRE(sut);
     f.self->monitor(sut->handle());
     auto handle = *sut->child("w");

@@ -1002,9 +1002,9 @@ round_result run_round(caf::actor_system& sys, const options& o, int64_t round,
   auto tally = sys.spawn(tally_actor);
   auto echo = sys.spawn(echo_actor);
   auto stop_owners = [&] {
-    dict.stop();
-    counter.stop();
-    queue.stop();
+    for (const auto& err : {dict.stop(), counter.stop(), queue.stop()})
+      if (err)
+        std::cerr << "soak: stopping an owner: " << troupe::describe(err) << '\n';
     self->send_exit(tally, caf::exit_reason::user_shutdown);
     self->send_exit(echo, caf::exit_reason::user_shutdown);
   };

@@ -7,6 +7,7 @@
 #include "troupe/atoms.hpp"
 #include "troupe/error.hpp"
 #include "troupe/full_policy.hpp"
+#include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/all.hpp>
@@ -57,7 +58,7 @@ caf::expected<queue_stats> queue_stats_of(const caf::actor& queue);
 /// answered with `caf::ok_atom`; `(get_atom, caf::timespan)` answered with
 /// the item; `(close_atom)` answered with `caf::ok_atom`.
 template <class T>
-class bounded_queue {
+class bounded_queue : public owner_handle {
 public:
   /// Spawns a queue of at most `capacity` items; 0 means no bound, as
   /// `asyncio.Queue(maxsize=0)` and `managed_queue::make(sys, 0)` do.
@@ -68,15 +69,19 @@ public:
 
   /// Puts `item` at the end; blocks while the queue is full (policy `wait`).
   caf::error put(T item, caf::timespan timeout = forever) const {
-    caf::scoped_actor self{impl_->home_system()};
+    if (!owner_)
+      return empty_handle_error();
+    caf::scoped_actor self{owner_->home_system()};
     return put(self, std::move(item), timeout);
   }
 
   /// As `put(item, timeout)`, asking through the caller's `self`.
   caf::error put(caf::scoped_actor& self, T item, caf::timespan timeout = forever) const {
+    if (!owner_)
+      return empty_handle_error();
     caf::error result;
     self
-      ->request(impl_, caf::infinite, caf::put_atom::value, timeout,
+      ->request(owner_, caf::infinite, caf::put_atom::value, timeout,
                 caf::make_message(std::move(item)))
       .receive([](caf::ok_atom) {},
                [&](caf::error& err) { result = detail::normalize_request_error(std::move(err)); });
@@ -85,41 +90,45 @@ public:
 
   /// Takes the first item; blocks while the queue is empty.
   [[nodiscard]] caf::expected<T> get(caf::timespan timeout = forever) const {
-    caf::scoped_actor self{impl_->home_system()};
+    if (!owner_)
+      return empty_handle_error();
+    caf::scoped_actor self{owner_->home_system()};
     return get(self, timeout);
   }
 
   /// As `get(timeout)`, asking through the caller's `self`.
   [[nodiscard]] caf::expected<T> get(caf::scoped_actor& self,
                                      caf::timespan timeout = forever) const {
+    if (!owner_)
+      return empty_handle_error();
     caf::expected<T> result{caf::error{}};
-    self->request(impl_, caf::infinite, caf::get_atom::value, timeout)
+    self->request(owner_, caf::infinite, caf::get_atom::value, timeout)
       .receive([&](T& item) { result = std::move(item); },
                [&](caf::error& err) { result = detail::normalize_request_error(std::move(err)); });
     return result;
   }
 
-  /// Closes the queue (see above). Returns once the queue has it.
-  void close() const {
-    caf::scoped_actor self{impl_->home_system()};
-    self->request(impl_, caf::infinite, caf::close_atom::value)
-      .receive([](caf::ok_atom) {}, [](caf::error&) {});
+  /// Closes the queue (see above). Returns once the queue has it:
+  /// `errc::owner_down` if the queue is gone, `errc::invalid_argument` on an
+  /// empty handle.
+  [[nodiscard]] caf::error close() const {
+    if (!owner_)
+      return empty_handle_error();
+    caf::scoped_actor self{owner_->home_system()};
+    caf::error result;
+    self->request(owner_, caf::infinite, caf::close_atom::value)
+      .receive([](caf::ok_atom) {},
+               [&](caf::error& err) { result = detail::normalize_request_error(std::move(err)); });
+    return result;
   }
 
   /// The queue's counters (blocks for the answer).
   [[nodiscard]] caf::expected<queue_stats> stats() const {
-    return detail::queue_stats_of(impl_);
-  }
-
-  /// The queue's actor.
-  [[nodiscard]] const caf::actor& handle() const noexcept {
-    return impl_;
+    return detail::queue_stats_of(owner_);
   }
 
 private:
-  explicit bounded_queue(caf::actor impl) : impl_(std::move(impl)) {}
-
-  caf::actor impl_;
+  explicit bounded_queue(caf::actor impl) : owner_handle(std::move(impl)) {}
 };
 
 } // namespace troupe

@@ -4,6 +4,7 @@
 /// `troupe::event`: a flag that waiters block on until it is set (Python's `threading.Event`).
 
 #include "troupe/atoms.hpp"
+#include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/actor.hpp>
@@ -36,19 +37,27 @@ namespace troupe {
 /// as `bool`; `(caf::get_atom, wait_atom)` with the number of waiters.
 /// Errors are answered to requests only; a failed asynchronous message is
 /// reported on stderr.
-class event {
+class event : public owner_handle {
 public:
-  /// Spawns the event's actor, initially not set.
-  explicit event(caf::actor_system& sys);
+  /// Spawns an event's actor, initially not set.
+  [[nodiscard]] static event make(caf::actor_system& sys);
 
-  /// Sets the flag and wakes all waiters. The request is in the event's
-  /// mailbox when this returns, so a later `wait` from any thread sees it.
-  /// Fails only on an empty handle (`errc::invalid_argument`); the same
-  /// shape as `troupe::ipc::event::set`.
+  /// An empty handle.
+  event() = default;
+
+  /// A handle to an existing event's actor, e.g. what `node::lookup`
+  /// returned in another process.
+  explicit event(caf::actor owner) noexcept : owner_handle(std::move(owner)) {}
+
+  /// Sets the flag and wakes all waiters. When this returns, a later `wait`
+  /// from any thread sees the flag set: for an event in this process the
+  /// request is in its mailbox; for one in another process this waits for
+  /// its answer. `errc::invalid_argument` on an empty handle;
+  /// `errc::owner_down` or `errc::peer_lost` when the owner is gone.
   [[nodiscard]] caf::error set() const;
 
-  /// Resets the flag; waiters arriving afterwards block again. Fails only on
-  /// an empty handle.
+  /// Resets the flag; waiters arriving afterwards block again. Returns as
+  /// `set` does.
   [[nodiscard]] caf::error clear() const;
 
   /// Returns whether the flag is set (blocks for the answer).
@@ -70,20 +79,14 @@ public:
   /// (`errc::timeout`, `errc::owner_down`).
   template <class Self, class OnOk, class OnError>
   void wait_then(Self* self, OnOk on_ok, OnError on_error, caf::timespan timeout = forever) const {
-    self->request(impl_, caf::infinite, wait_atom::value, timeout)
+    self->request(owner_, caf::infinite, wait_atom::value, timeout)
       .then([on_ok](caf::ok_atom) mutable { on_ok(); },
             [on_error](caf::error& err) mutable {
               on_error(detail::normalize_request_error(std::move(err)));
             });
   }
 
-  /// The event's actor.
-  [[nodiscard]] const caf::actor& handle() const noexcept {
-    return impl_;
-  }
-
 private:
-  caf::actor impl_;
 };
 
 } // namespace troupe

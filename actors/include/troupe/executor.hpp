@@ -94,7 +94,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(troupe::detail::task_ptr)
 
 namespace troupe {
 
-/// How `executor::shutdown` treats tasks that have not started.
+/// How `executor::stop` and `process_pool::stop` treat tasks that have not started.
 enum class shutdown_mode {
   /// Run them all, then stop.
   wait,
@@ -122,8 +122,8 @@ struct executor_options {
 ///   outcome is swallowed: whoever takes the result sees it.
 /// - Each worker is a detached actor (a thread of its own), so blocking and
 ///   CPU-bound tasks do not hold CAF's scheduler threads.
-/// - `shutdown` waits for the queued tasks (or cancels them, by option);
-///   the destructor shuts down and waits. Tasks submitted afterwards fail
+/// - `stop` waits for the queued tasks (or cancels them, by option); the
+///   destructor stops and waits. Tasks submitted afterwards fail
 ///   with `errc::cancelled`.
 ///
 /// The actor system must outlive the executor. An executor is movable, not
@@ -136,12 +136,12 @@ public:
 
   /// Moves the executor; the moved-from object is empty.
   executor(executor&&) noexcept;
-  /// Shuts down this executor (as the destructor does), then takes over `other`'s.
+  /// Stops this executor (as the destructor does), then takes over `other`'s.
   executor& operator=(executor&&) noexcept;
   executor(const executor&) = delete;
   executor& operator=(const executor&) = delete;
 
-  /// Shuts down with `shutdown_mode::wait`.
+  /// Stops with `shutdown_mode::wait`.
   ~executor();
 
   /// Runs `fn(args...)` on a worker; the future holds what it returns.
@@ -175,10 +175,15 @@ public:
     return results;
   }
 
-  /// Stops accepting tasks, runs or cancels the queued ones by `mode`, waits
-  /// for the running ones, and stops the workers. Calling it again is
-  /// harmless.
-  void shutdown(shutdown_mode mode = shutdown_mode::wait);
+  /// Python's `shutdown(wait=True, cancel_futures=...)`: stops accepting
+  /// tasks (later ones fail with `errc::cancelled`), runs the queued ones
+  /// (`wait`) or fails them with `errc::cancelled` (`cancel`), waits for the
+  /// running ones, and stops the workers. `errc::timeout` if tasks still run
+  /// after `timeout`: the executor then takes no tasks, and a later `stop`
+  /// (or the destructor) waits for the rest. Stopping again is no error;
+  /// `errc::invalid_argument` on a moved-from executor.
+  [[nodiscard]] caf::error stop(shutdown_mode mode = shutdown_mode::wait,
+                                caf::timespan timeout = forever);
 
 private:
   explicit executor(std::shared_ptr<detail::executor_core> core);

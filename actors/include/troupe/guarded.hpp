@@ -5,6 +5,7 @@
 /// `Lock` and `RLock` around shared data).
 
 #include "troupe/error.hpp"
+#include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/all.hpp>
@@ -241,7 +242,7 @@ namespace troupe {
 /// Blocking calls (`update`, `get`) are for threads outside actors; from an
 /// event-based actor use `update_then`, which does not block the scheduler.
 template <class T>
-class guarded {
+class guarded : public owner_handle {
 public:
   /// The result of `update(fn)`: what `fn(T&)` returns, or an error.
   template <class F>
@@ -249,8 +250,13 @@ public:
 
   /// Spawns the owner with a state built from `args`.
   template <class... Args>
-  explicit guarded(caf::actor_system& sys, Args&&... args)
-    : owner_(detail::spawn_guarded_owner(sys, std::make_shared<T>(std::forward<Args>(args)...))) {}
+  [[nodiscard]] static guarded make(caf::actor_system& sys, Args&&... args) {
+    return guarded{
+      detail::spawn_guarded_owner(sys, std::make_shared<T>(std::forward<Args>(args)...))};
+  }
+
+  /// An empty handle.
+  guarded() = default;
 
   /// Applies `fn` atomically to the state and returns its result (strong
   /// exception guarantee). Blocks the calling thread; uses a temporary
@@ -323,12 +329,9 @@ public:
         });
   }
 
-  /// The owner actor, for monitoring or linking.
-  [[nodiscard]] const caf::actor& handle() const noexcept {
-    return owner_;
-  }
-
 private:
+  explicit guarded(caf::actor owner) noexcept : owner_handle(std::move(owner)) {}
+
   template <bool Copy, class F>
   result_t<F> call(caf::scoped_actor* self, F&& fn, caf::timespan timeout) const {
     if constexpr (Copy)
@@ -337,7 +340,7 @@ private:
                     "for a T that cannot be copied");
     using op_type = detail::guarded_op<T, std::decay_t<F>, Copy>;
     if (!owner_)
-      return make_error(errc::invalid_argument, "empty guarded handle (moved from)");
+      return empty_handle_error();
     auto owner = caf::actor_cast<caf::abstract_actor*>(owner_);
     auto op = std::make_shared<op_type>(std::forward<F>(fn));
     auto site = detail::locate_guarded_call(owner);
@@ -373,8 +376,6 @@ private:
       return detail::normalize_request_error(std::move(err));
     return op->take();
   }
-
-  caf::actor owner_;
 };
 
 } // namespace troupe

@@ -5,6 +5,7 @@
 /// rate limit (Python's `threading.Semaphore`).
 
 #include "troupe/atoms.hpp"
+#include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/actor.hpp>
@@ -45,7 +46,7 @@ namespace troupe {
 /// Errors are answered to requests only; an asynchronous message that fails
 /// is reported on stderr (CAF 0.17 would terminate a sender that gets an
 /// unexpected error message).
-class semaphore {
+class semaphore : public owner_handle {
 public:
   /// A held permit. Releases it on destruction unless released earlier or
   /// moved from. Move-only.
@@ -97,7 +98,7 @@ public:
   template <class Self, class OnOk, class OnError>
   void acquire_then(Self* self, OnOk on_ok, OnError on_error,
                     caf::timespan timeout = forever) const {
-    self->request(impl_, caf::infinite, acquire_atom::value, timeout)
+    self->request(owner_, caf::infinite, acquire_atom::value, timeout)
       .then([on_ok](caf::ok_atom) mutable { on_ok(); },
             [on_error](caf::error& err) mutable {
               on_error(detail::normalize_request_error(std::move(err)));
@@ -108,7 +109,7 @@ public:
   /// order).
   template <class Self>
   void release(Self* self) const {
-    self->send(impl_, release_atom::value);
+    self->send(owner_, release_atom::value);
   }
 
   /// Returns the number of free permits (blocks for the answer).
@@ -125,15 +126,8 @@ public:
   /// Returns how many actors are queued for a permit (blocks for the answer).
   [[nodiscard]] caf::expected<std::size_t> waiting() const;
 
-  /// The semaphore's actor.
-  [[nodiscard]] const caf::actor& handle() const noexcept {
-    return impl_;
-  }
-
 private:
-  explicit semaphore(caf::actor impl) : impl_(std::move(impl)) {}
-
-  caf::actor impl_;
+  explicit semaphore(caf::actor impl) : owner_handle(std::move(impl)) {}
 };
 
 } // namespace troupe

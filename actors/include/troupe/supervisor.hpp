@@ -4,6 +4,7 @@
 /// `troupe::supervisor`: restarts the actors (or processes) it supervises, with Erlang/OTP's
 /// strategies and restart intensity.
 
+#include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/actor.hpp>
@@ -141,7 +142,7 @@ caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_flags flags,
 ///   that the child is gone for good.
 ///
 /// A supervisor is an actor and can be the child of another supervisor
-/// (`child_spec::start` returns `supervisor::start(...)->handle()`). Sending
+/// (`child_spec::start` returns `supervisor::make(...)->handle()`). Sending
 /// it an exit message (`stop`) shuts it down in order: children are stopped
 /// in reverse start order, each given its `shutdown_timeout` before it is
 /// killed, then the supervisor exits with the reason it was given. A
@@ -154,34 +155,24 @@ caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_flags flags,
 /// `exit_reason::kill` cannot be intercepted by any CAF actor: sent to a
 /// stable handle, it ends the handle, not the child. Crash a child through
 /// its handle with any other reason.
-class supervisor {
+class supervisor : public owner_handle {
 public:
   /// Validates `children` (non-empty unique names, a start function each),
   /// spawns the supervisor and starts the children in order. Returns
   /// `errc::invalid_argument` for a bad spec and `errc::start_failed` if a
   /// child fails to start (the children started before it are stopped).
   [[nodiscard]] static caf::expected<supervisor>
-  start(caf::actor_system& sys, supervisor_flags flags, std::vector<child_spec> children);
+  make(caf::actor_system& sys, supervisor_flags flags, std::vector<child_spec> children);
 
   /// The stable handle of the child called `name`, or `errc::invalid_argument`.
   /// The handle does not keep the supervisor alive: keep this `supervisor`
   /// (or its `handle()`) for as long as its children are used.
   [[nodiscard]] caf::expected<caf::actor> child(const std::string& name) const;
 
-  /// Stops the supervisor in order (see above) and waits until it is gone or
-  /// `timeout` passed.
-  caf::error stop(caf::timespan timeout = forever) const;
-
-  /// The supervisor actor.
-  [[nodiscard]] const caf::actor& handle() const noexcept {
-    return impl_;
-  }
-
 private:
   supervisor(caf::actor impl, std::vector<std::pair<std::string, caf::actor>> handles)
-    : impl_(std::move(impl)), handles_(std::move(handles)) {}
+    : owner_handle(std::move(impl)), handles_(std::move(handles)) {}
 
-  caf::actor impl_;
   std::vector<std::pair<std::string, caf::actor>> handles_;
 };
 

@@ -3,6 +3,7 @@
 /// @file
 /// `troupe::watchdog`: reports actors whose message handlers block a thread too long.
 
+#include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/actor.hpp>
@@ -51,7 +52,7 @@ struct watchdog_options {
 /// actors alive and forgets those that end. It ends with the last copy of
 /// its handle (or earlier, by `stop`): keep the handle no longer than the
 /// actor system, whose shutdown waits for the watchdog's thread.
-class watchdog {
+class watchdog : public owner_handle {
 public:
   /// Spawns the watchdog; a threshold that is not positive is
   /// `errc::invalid_argument`.
@@ -61,19 +62,9 @@ public:
   /// Starts watching `who`.
   void watch(const caf::actor& who) const;
 
-  /// Stops the watchdog now; it also stops when the last copy of this
-  /// handle goes.
-  void stop() const;
-
-  /// The watchdog's actor.
-  [[nodiscard]] const caf::actor& handle() const noexcept {
-    return impl_;
-  }
-
 private:
   explicit watchdog(caf::actor impl);
 
-  caf::actor impl_;
   /// Shared by the copies of this handle: the last one stops the watchdog.
   std::shared_ptr<const void> stopper_;
 };

@@ -4,6 +4,7 @@
 /// `troupe::worker_pool`: supervised worker actors behind one handle, with balancing or round-robin
 /// dispatch.
 
+#include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/actor.hpp>
@@ -83,7 +84,7 @@ std::size_t default_pool_size() noexcept;
 /// worker, in the thread that reports the crash; never twice at once.
 /// Workers that block (CPU-bound or sleeping tasks) should be spawned
 /// `caf::detached`, so they do not hold CAF's scheduler threads.
-class worker_pool {
+class worker_pool : public owner_handle {
 public:
   /// Spawns one worker: an actor that answers tasks (see the class comment
   /// for when and on which thread it is called).
@@ -94,11 +95,6 @@ public:
   [[nodiscard]] static caf::expected<worker_pool> make(caf::actor_system& sys, factory_type factory,
                                                        pool_options options = {});
 
-  /// The pool actor: send tasks here.
-  [[nodiscard]] const caf::actor& handle() const noexcept {
-    return impl_;
-  }
-
   /// Asks the pool for its counters (blocks for the answer). They are read
   /// worker by worker while tasks keep flowing: exact once the pool is
   /// quiet, close while it is busy.
@@ -108,14 +104,8 @@ public:
   /// tasks already running finish. The pool keeps serving new tasks.
   void cancel_queued() const;
 
-  /// Stops the pool (waiting tasks fail with `errc::cancelled`, workers are
-  /// stopped) and waits until it is gone or `timeout` passed.
-  caf::error stop(caf::timespan timeout = forever) const;
-
 private:
-  explicit worker_pool(caf::actor impl) : impl_(std::move(impl)) {}
-
-  caf::actor impl_;
+  explicit worker_pool(caf::actor impl) : owner_handle(std::move(impl)) {}
 };
 
 } // namespace troupe

@@ -14,7 +14,7 @@ int main() {
   caf::actor_system_config cfg;
   troupe::ipc::configure(cfg);
   caf::actor_system sys{cfg};
-  troupe::guarded<int> counter{sys, 0};
+  auto counter = troupe::guarded<int>::make(sys, 0);
   for (int i = 0; i < 3; ++i)
     if (!counter.update([](int& x) { ++x; }))
       return 1;

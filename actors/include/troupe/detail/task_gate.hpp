@@ -2,8 +2,11 @@
 
 /// @file
 /// Internal (not part of the API): `task_gate`, the count of an executor's tasks that have no
-/// outcome yet, which `shutdown` closes and waits on.
+/// outcome yet, which `stop` closes and waits on.
 
+#include "troupe/timeout.hpp"
+
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
@@ -37,10 +40,16 @@ public:
     return !std::exchange(closed_, true);
   }
 
-  /// Blocks until every registered task has its outcome.
-  void await_idle() {
+  /// Blocks until every registered task has its outcome or `timeout`
+  /// passed; returns whether they all have.
+  bool await_idle(caf::timespan timeout = forever) {
     std::unique_lock<std::mutex> guard{mtx_};
-    idle_.wait(guard, [this] { return outstanding_ == 0; });
+    auto idle = [this] { return outstanding_ == 0; };
+    if (is_forever(timeout)) {
+      idle_.wait(guard, idle);
+      return true;
+    }
+    return idle_.wait_for(guard, timeout, idle);
   }
 
 private:

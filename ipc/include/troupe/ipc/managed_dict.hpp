@@ -7,6 +7,7 @@
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
 #include "troupe/ipc/managed_atoms.hpp"
+#include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/all.hpp>
@@ -200,7 +201,7 @@ caf::behavior managed_dict_owner(caf::stateful_actor<managed_dict_state<K, V>>* 
 /// The handle is a value: copies talk to the same owner, and any thread may
 /// use one concurrently (each blocking call uses a caller actor of its own, see `detail::caller`).
 template <class K, class V>
-class managed_dict {
+class managed_dict : public owner_handle {
 public:
   /// The key type.
   using key_type = K;
@@ -217,23 +218,7 @@ public:
   managed_dict() = default;
 
   /// A handle to the owner `owner`, e.g. what `node::lookup` returned.
-  explicit managed_dict(caf::actor owner) : owner_(std::move(owner)) {}
-
-  /// The owner, to publish or to talk to with the protocol.
-  [[nodiscard]] const caf::actor& handle() const noexcept {
-    return owner_;
-  }
-
-  /// Tells the owner to exit (from any thread or process); later calls fail
-  /// with `errc::owner_down` (or `errc::peer_lost`). An owner that was
-  /// published or reached from another process is kept by the actor
-  /// system's registry, as every actor exported through CAF's network
-  /// layer is, so it lives until it is stopped: stop it before the actor
-  /// system shuts down, which waits for it.
-  void stop() const {
-    if (owner_)
-      caf::anon_send_exit(owner_, caf::exit_reason::user_shutdown);
-  }
+  explicit managed_dict(caf::actor owner) : owner_handle(std::move(owner)) {}
 
   /// `d[k]`: the value of `k`, or `errc::key_error`.
   [[nodiscard]] caf::expected<V> at(const K& k, caf::timespan timeout = forever) const {
@@ -364,9 +349,6 @@ public:
   caf::error clear(caf::timespan timeout = forever) const {
     return detail::shared_do(owner_, timeout, clear_atom::value);
   }
-
-private:
-  caf::actor owner_;
 };
 
 } // namespace troupe::ipc

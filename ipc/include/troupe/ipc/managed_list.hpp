@@ -7,6 +7,7 @@
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
 #include "troupe/ipc/managed_atoms.hpp"
+#include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/all.hpp>
@@ -211,7 +212,7 @@ caf::behavior managed_list_owner(caf::stateful_actor<managed_list_state<T>>* sel
 /// The handle is a value: copies talk to the same owner, and any thread may
 /// use one concurrently.
 template <class T>
-class managed_list {
+class managed_list : public owner_handle {
 public:
   /// The element type.
   using value_type = T;
@@ -226,23 +227,7 @@ public:
   managed_list() = default;
 
   /// A handle to the owner `owner`, e.g. what `node::lookup` returned.
-  explicit managed_list(caf::actor owner) : owner_(std::move(owner)) {}
-
-  /// The owner, to publish or to talk to with the protocol.
-  [[nodiscard]] const caf::actor& handle() const noexcept {
-    return owner_;
-  }
-
-  /// Tells the owner to exit (from any thread or process); later calls fail
-  /// with `errc::owner_down` (or `errc::peer_lost`). An owner that was
-  /// published or reached from another process is kept by the actor
-  /// system's registry, as every actor exported through CAF's network
-  /// layer is, so it lives until it is stopped: stop it before the actor
-  /// system shuts down, which waits for it.
-  void stop() const {
-    if (owner_)
-      caf::anon_send_exit(owner_, caf::exit_reason::user_shutdown);
-  }
+  explicit managed_list(caf::actor owner) : owner_handle(std::move(owner)) {}
 
   /// `l.append(x)`.
   caf::error append(const T& x, caf::timespan timeout = forever) const {
@@ -332,9 +317,6 @@ public:
   [[nodiscard]] caf::expected<std::vector<T>> snapshot(caf::timespan timeout = forever) const {
     return detail::shared_ask<std::vector<T>>(owner_, timeout, snapshot_atom::value);
   }
-
-private:
-  caf::actor owner_;
 };
 
 } // namespace troupe::ipc

@@ -7,6 +7,7 @@
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
 #include "troupe/ipc/managed_atoms.hpp"
+#include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/all.hpp>
@@ -104,7 +105,7 @@ inline caf::behavior managed_namespace_owner(caf::stateful_actor<managed_namespa
 ///
 /// The handle is a value: copies talk to the same owner, and any thread may
 /// use one concurrently.
-class managed_namespace {
+class managed_namespace : public owner_handle {
 public:
   /// Spawns an empty namespace's owner in `sys` (this process).
   static managed_namespace make(caf::actor_system& sys) {
@@ -116,23 +117,7 @@ public:
   managed_namespace() = default;
 
   /// A handle to the owner `owner`, e.g. what `node::lookup` returned.
-  explicit managed_namespace(caf::actor owner) : owner_(std::move(owner)) {}
-
-  /// The owner, to publish or to talk to with the protocol.
-  [[nodiscard]] const caf::actor& handle() const noexcept {
-    return owner_;
-  }
-
-  /// Tells the owner to exit (from any thread or process); later calls fail
-  /// with `errc::owner_down` (or `errc::peer_lost`). An owner that was
-  /// published or reached from another process is kept by the actor
-  /// system's registry, as every actor exported through CAF's network
-  /// layer is, so it lives until it is stopped: stop it before the actor
-  /// system shuts down, which waits for it.
-  void stop() const {
-    if (owner_)
-      caf::anon_send_exit(owner_, caf::exit_reason::user_shutdown);
-  }
+  explicit managed_namespace(caf::actor owner) : owner_handle(std::move(owner)) {}
 
   /// `ns.name = x`: the field `name` now holds `x` (of any type).
   template <class T>
@@ -188,9 +173,6 @@ public:
   names(caf::timespan timeout = forever) const {
     return detail::shared_ask<std::vector<std::string>>(owner_, timeout, keys_atom::value);
   }
-
-private:
-  caf::actor owner_;
 };
 
 } // namespace troupe::ipc

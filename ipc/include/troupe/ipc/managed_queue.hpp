@@ -8,6 +8,7 @@
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
 #include "troupe/ipc/managed_atoms.hpp"
+#include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/all.hpp>
@@ -431,7 +432,7 @@ inline caf::behavior lease_holder_actor() {
 ///
 /// The handle may be used by any number of threads at once.
 template <class T>
-class managed_queue {
+class managed_queue : public owner_handle {
 public:
   /// The item type.
   using value_type = T;
@@ -448,23 +449,7 @@ public:
 
   /// A handle to the owner `owner`, e.g. what `node::lookup` returned.
   explicit managed_queue(caf::actor owner)
-    : owner_(std::move(owner)), holder_(std::make_shared<holder_slot>()) {}
-
-  /// The owner, to publish or to talk to with the protocol.
-  [[nodiscard]] const caf::actor& handle() const noexcept {
-    return owner_;
-  }
-
-  /// Tells the owner to exit (from any thread or process); later calls fail
-  /// with `errc::owner_down` (or `errc::peer_lost`). An owner that was
-  /// published or reached from another process is kept by the actor
-  /// system's registry, as every actor exported through CAF's network
-  /// layer is, so it lives until it is stopped: stop it before the actor
-  /// system shuts down, which waits for it.
-  void stop() const {
-    if (owner_)
-      caf::anon_send_exit(owner_, caf::exit_reason::user_shutdown);
-  }
+    : owner_handle(std::move(owner)), holder_(std::make_shared<holder_slot>()) {}
 
   /// `q.put(x, timeout=...)`: appends `x`, waiting up to `timeout` for room
   /// in a bounded queue; `errc::full` if there was none.
@@ -557,7 +542,6 @@ private:
     return holder_->holder->actor();
   }
 
-  caf::actor owner_;
   std::shared_ptr<holder_slot> holder_;
 };
 

@@ -7,6 +7,7 @@
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
 #include "troupe/ipc/managed_atoms.hpp"
+#include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/all.hpp>
@@ -91,7 +92,7 @@ caf::behavior managed_value_owner(caf::stateful_actor<managed_value_state<T>>* s
 /// The handle is a value: copies talk to the same owner, and any thread may
 /// use one concurrently.
 template <class T>
-class managed_value {
+class managed_value : public owner_handle {
 public:
   /// The value's type.
   using value_type = T;
@@ -106,23 +107,7 @@ public:
   managed_value() = default;
 
   /// A handle to the owner `owner`, e.g. what `node::lookup` returned.
-  explicit managed_value(caf::actor owner) : owner_(std::move(owner)) {}
-
-  /// The owner, to publish or to talk to with the protocol.
-  [[nodiscard]] const caf::actor& handle() const noexcept {
-    return owner_;
-  }
-
-  /// Tells the owner to exit (from any thread or process); later calls fail
-  /// with `errc::owner_down` (or `errc::peer_lost`). An owner that was
-  /// published or reached from another process is kept by the actor
-  /// system's registry, as every actor exported through CAF's network
-  /// layer is, so it lives until it is stopped: stop it before the actor
-  /// system shuts down, which waits for it.
-  void stop() const {
-    if (owner_)
-      caf::anon_send_exit(owner_, caf::exit_reason::user_shutdown);
-  }
+  explicit managed_value(caf::actor owner) : owner_handle(std::move(owner)) {}
 
   /// The current value.
   [[nodiscard]] caf::expected<T> get(caf::timespan timeout = forever) const {
@@ -148,9 +133,6 @@ public:
   [[nodiscard]] caf::expected<T> add(T delta, caf::timespan timeout = forever) const {
     return detail::shared_ask<T>(owner_, timeout, caf::add_atom::value, delta);
   }
-
-private:
-  caf::actor owner_;
 };
 
 } // namespace troupe::ipc

@@ -177,13 +177,12 @@ public:
 
   /// Takes over `other`'s pool; `other` is then empty.
   process_pool(process_pool&&) noexcept;
-  /// Shuts this pool down (as the destructor does), then takes over
-  /// `other`'s.
+  /// Stops this pool (as the destructor does), then takes over `other`'s.
   process_pool& operator=(process_pool&&) noexcept;
   process_pool(const process_pool&) = delete;
   process_pool& operator=(const process_pool&) = delete;
 
-  /// Shuts down with `shutdown_mode::wait`, as `executor`'s destructor does.
+  /// Stops with `shutdown_mode::wait`, as `executor`'s destructor does.
   ~process_pool();
 
   /// Runs `fn(args...)` in a worker process. `fn` is a plain function of
@@ -233,11 +232,14 @@ public:
   /// as `(task_atom, name, args)` requests from actors).
   const worker_pool& workers() const;
 
-  /// As `executor::shutdown`: stops taking tasks (later ones fail with
+  /// As `executor::stop`: stops taking tasks (later ones fail with
   /// `errc::cancelled`), runs the queued ones (`wait`) or fails them with
   /// `errc::cancelled` (`cancel`), waits for the running ones, then stops
-  /// the worker processes, which exit and are reaped. Idempotent.
-  void shutdown(shutdown_mode mode = shutdown_mode::wait);
+  /// the worker processes, which exit and are reaped. `errc::timeout` if
+  /// tasks still run after `timeout` (a later `stop` waits for the rest);
+  /// stopping again is no error.
+  [[nodiscard]] caf::error stop(shutdown_mode mode = shutdown_mode::wait,
+                                caf::timespan timeout = forever);
 
 private:
   explicit process_pool(std::shared_ptr<detail::process_pool_core> core);

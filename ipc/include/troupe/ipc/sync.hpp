@@ -1,6 +1,8 @@
 #pragma once
 
 #include "troupe/atoms.hpp"
+#include "troupe/event.hpp"
+#include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/actor.hpp>
@@ -87,14 +89,14 @@ struct acquired {
 ///
 /// The handle is cheap to copy and may be used from any thread of any
 /// process of the group; the permits belong to actors, not to threads.
-class permits {
+class permits : public owner_handle {
 public:
   /// An empty handle; every call fails with `errc::invalid_argument`.
   permits() = default;
 
   /// The handle of an existing primitive's actor (from `node::lookup` in
   /// another process, or `handle()` in this one). No type check happens.
-  explicit permits(caf::actor handle) : impl_(std::move(handle)) {}
+  explicit permits(caf::actor handle) noexcept : owner_handle(std::move(handle)) {}
 
   /// Blocks until `self` holds a permit or `timeout` passed. The permit
   /// belongs to `self` (the actor, not the thread) until `release(self)` or
@@ -113,7 +115,7 @@ public:
   template <class Self, class OnOk, class OnError>
   void acquire_then(Self* self, OnOk on_ok, OnError on_error,
                     caf::timespan timeout = forever) const {
-    self->request(impl_, caf::infinite, acquire_atom::value, timeout)
+    self->request(owner_, caf::infinite, acquire_atom::value, timeout)
       .then([on_ok](caf::ok_atom, bool died) mutable { on_ok(acquired{died}); },
             [on_error](caf::error& err) mutable {
               on_error(troupe::detail::normalize_request_error(std::move(err)));
@@ -124,7 +126,7 @@ public:
   /// (asynchronously; a failure is reported on the host's stderr).
   template <class Self>
   void release(Self* self) const {
-    self->send(impl_, release_atom::value);
+    self->send(owner_, release_atom::value);
   }
 
   /// Returns the number of free permits (blocks for the answer).
@@ -132,15 +134,6 @@ public:
 
   /// Returns how many actors wait to acquire (blocks for the answer).
   [[nodiscard]] caf::expected<std::size_t> waiting() const;
-
-  /// The primitive's actor: publish it with `node::publish`.
-  [[nodiscard]] const caf::actor& handle() const noexcept {
-    return impl_;
-  }
-
-protected:
-  /// The primitive's actor, for the derived handles.
-  caf::actor impl_;
 };
 
 /// Holds one permit of a `lock`, `rlock`, `semaphore`, `bounded_semaphore`
@@ -325,42 +318,16 @@ public:
   [[nodiscard]] caf::expected<std::size_t> sleeping() const;
 };
 
-/// A flag that processes wait on until it is set (Python's `Event`). Its
-/// actor is layer 1's `troupe::event` (same protocol: `(wait_atom,
-/// caf::timespan)` answered with `caf::ok_atom`, `(set_atom)`,
-/// `(clear_atom)`, `(caf::get_atom)` for the flag); this handle adds the
-/// blocking calls for a handle found in another process.
-class event {
+/// A flag that processes wait on until it is set (Python's `Event`): layer
+/// 1's `troupe::event`, the same handle and protocol, made so that the
+/// threads reading the group's rings serve it (see `node`). Its `set` and
+/// `clear` on an event of another process return once the event has them.
+class event : public troupe::event {
 public:
-  /// An empty handle; every call fails with `errc::invalid_argument`.
-  event() = default;
-
-  /// The handle of an existing event's actor (from `node::lookup`).
-  explicit event(caf::actor handle) : impl_(std::move(handle)) {}
+  using troupe::event::event;
 
   /// Spawns an event in this process, initially not set.
   [[nodiscard]] static event make(caf::actor_system& sys);
-
-  /// Sets the flag and wakes every waiter in every process; returns once the
-  /// event's actor has done so.
-  [[nodiscard]] caf::error set() const;
-
-  /// Resets the flag; returns once the event's actor has done so.
-  [[nodiscard]] caf::error clear() const;
-
-  /// Returns whether the flag is set (blocks for the answer).
-  [[nodiscard]] caf::expected<bool> is_set() const;
-
-  /// Blocks until the flag is set or `timeout` passed (`errc::timeout`).
-  [[nodiscard]] caf::error wait(caf::timespan timeout = forever) const;
-
-  /// The event's actor: publish it with `node::publish`.
-  [[nodiscard]] const caf::actor& handle() const noexcept {
-    return impl_;
-  }
-
-private:
-  caf::actor impl_;
 };
 
 /// A barrier for a fixed number of parties (Python's `Barrier`): `wait`
@@ -376,13 +343,13 @@ private:
 /// Protocol: `(wait_atom)` or `(wait_atom, caf::timespan)` answered with the
 /// index as `size_t`; `(reset_atom)` and `(abort_atom)` with `caf::ok_atom`;
 /// `(caf::get_atom, wait_atom)` with the number of waiting parties.
-class barrier {
+class barrier : public owner_handle {
 public:
   /// An empty handle; every call fails with `errc::invalid_argument`.
   barrier() = default;
 
   /// The handle of an existing barrier's actor (from `node::lookup`).
-  explicit barrier(caf::actor handle) : impl_(std::move(handle)) {}
+  explicit barrier(caf::actor handle) noexcept : owner_handle(std::move(handle)) {}
 
   /// Spawns a barrier for `parties` parties in this process; zero parties is
   /// `errc::invalid_argument`.
@@ -401,14 +368,6 @@ public:
 
   /// Returns how many parties wait now (blocks for the answer).
   [[nodiscard]] caf::expected<std::size_t> waiting() const;
-
-  /// The barrier's actor: publish it with `node::publish`.
-  [[nodiscard]] const caf::actor& handle() const noexcept {
-    return impl_;
-  }
-
-private:
-  caf::actor impl_;
 };
 
 } // namespace troupe::ipc

@@ -20,7 +20,7 @@ struct semaphore_state {
   /// (none if `rate_count` is 0); `granted_at` holds the recent grants.
   std::size_t rate_count = 0;
   caf::timespan rate_window{0};
-  std::deque<std::chrono::steady_clock::time_point> granted_at;
+  std::deque<caf::actor_clock::time_point> granted_at;
   bool wake_pending = false;
   std::unordered_map<caf::actor_addr, std::size_t> holders;
   detail::waiter_queue waiters; // also watches the holders
@@ -35,7 +35,7 @@ bool rate_allows(semaphore_actor* self) {
   auto& st = self->state;
   if (st.rate_count == 0)
     return true;
-  auto now = std::chrono::steady_clock::now();
+  auto now = self->clock().now();
   while (!st.granted_at.empty() && now - st.granted_at.front() >= st.rate_window)
     st.granted_at.pop_front();
   if (st.granted_at.size() < st.rate_count)
@@ -52,7 +52,7 @@ bool rate_allows(semaphore_actor* self) {
 void hold(semaphore_actor* self, const caf::actor_addr& who) {
   auto& st = self->state;
   if (st.rate_count > 0)
-    st.granted_at.push_back(std::chrono::steady_clock::now());
+    st.granted_at.push_back(self->clock().now());
   --st.available;
   ++st.holders[who];
   st.waiters.watch().add(self, who);

@@ -224,7 +224,7 @@ struct child_slot {
   caf::actor incarnation; // null while not running
   bool done = false;      // ended for good (temporary, or transient after a normal exit)
   std::size_t consecutive_restarts = 0;
-  std::chrono::steady_clock::time_point started;
+  caf::actor_clock::time_point started;
 };
 
 enum class phase {
@@ -237,7 +237,9 @@ enum class phase {
 struct supervisor_state {
   supervisor_flags flags;
   std::vector<child_slot> children;
-  std::deque<std::chrono::steady_clock::time_point> restarts;
+  /// When the recent restarts happened, by the actor clock (virtual time
+  /// under CAF's test coordinator).
+  std::deque<caf::actor_clock::time_point> restarts;
   phase mode = phase::running;
   /// Children to stop, one at a time, first to last.
   std::deque<std::size_t> stop_queue;
@@ -301,7 +303,7 @@ std::optional<std::size_t> index_of(supervisor_actor* self, const caf::actor_add
 caf::error start_child(supervisor_actor* self, std::size_t i) {
   auto& slot = self->state.children[i];
   // Every attempt counts for the backoff, a failed one too.
-  slot.started = std::chrono::steady_clock::now();
+  slot.started = self->clock().now();
   caf::actor incarnation;
   try {
     incarnation = slot.spec.start(self->home_system());
@@ -429,7 +431,7 @@ void run_restart_batch(supervisor_actor* self) {
 /// Records a restart; returns false if that exceeds the intensity.
 bool within_intensity(supervisor_actor* self) {
   auto& st = self->state;
-  auto now = std::chrono::steady_clock::now();
+  auto now = self->clock().now();
   st.restarts.push_back(now);
   while (!st.restarts.empty() && now - st.restarts.front() > st.flags.period)
     st.restarts.pop_front();
@@ -465,7 +467,7 @@ void handle_termination(supervisor_actor* self, std::size_t i, caf::error reason
     return;
   }
   // Backoff counts consecutive restarts of a child that did not stay up.
-  auto lived = std::chrono::steady_clock::now() - slot.started;
+  auto lived = self->clock().now() - slot.started;
   slot.consecutive_restarts = lived > st.flags.period ? 1 : slot.consecutive_restarts + 1;
   // The children the strategy affects: they are stopped (in reverse order)
   // and started again (in order), except temporary ones, which end.

@@ -9,7 +9,6 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -192,24 +191,6 @@ TEST_SUITE("actors.supervisor") {
     CHECK(ears->events
           == std::vector<std::string>{"restarted a after " + crash, "restarted b after " + crash,
                                       "gave up b after " + crash});
-  }
-
-  TEST_CASE_FIXTURE(fixture, "restarts spread beyond the period do not add up") {
-    auto log = std::make_shared<journal>();
-    constexpr auto period = std::chrono::milliseconds(50);
-    auto sut = supervisor::make(sys, flags(restart_strategy::one_for_one, 1, period),
-                                {test_child(log, "a")});
-    REQUIRE(sut);
-    auto a = *sut->child("a");
-    for (int i = 1; i <= 3; ++i) {
-      auto crashed_at = std::chrono::steady_clock::now();
-      self->send(a, crash_atom::value);
-      REQUIRE(eventually([&] { return log->started("a") == i + 1; }));
-      // The event that matters here is the period running out.
-      while (std::chrono::steady_clock::now() < crashed_at + 2 * period)
-        std::this_thread::yield();
-    }
-    CHECK(*incarnation(self, a) == 4);
   }
 
   TEST_CASE_FIXTURE(fixture,

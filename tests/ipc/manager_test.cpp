@@ -1,20 +1,16 @@
-// Tests of the managed containers (managed_dict.hpp, managed_list.hpp,
-// managed_value.hpp, managed_array.hpp, managed_queue.hpp, managed_namespace.hpp): each operation
-// on a local owner, then owners in another process, concurrent writers in
-// two processes, a leased queue item that comes back when its consumer
-// process is killed, and callers that read their answers from the rings
-// themselves without losing a wake-up of the reader thread.
+// Tests of the managed containers as a whole, Python's Manager: every
+// container's handle on an empty handle, owners in another process,
+// concurrent writers in three processes, and callers that read their answers
+// from the rings themselves without losing a wake-up of the reader thread.
+// Each container's own operations are tested in managed_<container>_test.cpp.
 
-#include "manager_workload.hpp"
-#include "support.hpp"
+#include "manager_fixture.hpp"
 #include "troupe/ipc/managed_array.hpp"
 #include "troupe/ipc/managed_dict.hpp"
 #include "troupe/ipc/managed_list.hpp"
 #include "troupe/ipc/managed_namespace.hpp"
 #include "troupe/ipc/managed_queue.hpp"
-#include "troupe/ipc/managed_types.hpp"
 #include "troupe/ipc/managed_value.hpp"
-#include "troupe/ipc/node.hpp"
 #include "troupe/ipc/sync.hpp"
 
 #include <signal.h>
@@ -26,271 +22,8 @@
 #include <vector>
 
 using namespace troupe::test::ipc;
-using std::chrono::milliseconds;
-using troupe::errc;
-using troupe::ipc::managed_array;
-using troupe::ipc::managed_dict;
-using troupe::ipc::managed_list;
-using troupe::ipc::managed_namespace;
-using troupe::ipc::managed_queue;
-using troupe::ipc::managed_value;
-using troupe::ipc::node;
-
-namespace {
-
-/// Whether `x.add(delta)` compiles for a `managed_value` `V`.
-template <class V, class = void>
-constexpr bool has_add = false;
-template <class V>
-constexpr bool has_add<
-  V, std::void_t<decltype(std::declval<V&>().add(std::declval<typename V::value_type>()))>> = true;
-
-// `add` exists where it can succeed, and only there: `bool` has no `+=` that
-// a counter wants, so `managed_value<bool>::add` is a compile error, not a
-// run-time `type_error`.
-static_assert(has_add<managed_value<int64_t>>);
-static_assert(has_add<managed_value<double>>);
-static_assert(!has_add<managed_value<bool>>);
-static_assert(!has_add<managed_value<std::string>>);
-
-/// One process's actor system, with a unique group name and a shm guard.
-struct fixture {
-  std::string group;
-  shm_guard guard{group};
-  manager_config cfg;
-  caf::actor_system sys{cfg};
-  caf::scoped_actor self{sys};
-
-  /// Owners the test published: stopped when the test ends, however it
-  /// ends, so that the actor system can shut down.
-  std::vector<caf::actor> published;
-
-  explicit fixture(const char* tag) : group(unique_group(tag)) {}
-
-  ~fixture() {
-    for (auto& x : published)
-      caf::anon_send_exit(x, caf::exit_reason::kill);
-  }
-
-  /// Publishes the owner of `x` as `name`.
-  template <class Handle>
-  void publish(node& n, const std::string& name, const Handle& x) {
-    published.push_back(x.handle());
-    auto publication = n.publish(name, x.handle());
-    REQUIRE_MESSAGE(publication, troupe::describe(publication.error()));
-    publication->release(); // ends with the node, or with the test
-  }
-
-  node make_node(troupe::ipc::group_options opts = {}) {
-    auto n = node::create(sys, group, opts);
-    REQUIRE_MESSAGE(n, troupe::describe(n.error()));
-    return std::move(*n);
-  }
-
-  troupe::ipc::child_process start(node& n, const std::vector<std::string>& args) {
-    auto child = n.spawn(TROUPE_IPC_CHILD, args);
-    REQUIRE_MESSAGE(child, troupe::describe(child.error()));
-    return std::move(*child);
-  }
-
-  caf::actor find(node& n, const std::string& name) {
-    auto x = n.lookup(name, deadline);
-    REQUIRE_MESSAGE(x, troupe::describe(x.error()));
-    return *x;
-  }
-
-  /// Tells a `host m` child to leave; it must exit cleanly.
-  void stop_host(node& n, troupe::ipc::child_process& child);
-};
-
-void check_exits_cleanly(troupe::ipc::child_process& child) {
-  auto status = child.wait(deadline);
-  REQUIRE_MESSAGE(status, troupe::describe(status.error()));
-  CHECK(status->success());
-}
-
-/// Group options whose readers, and blocking callers, spin for `spin`.
-troupe::ipc::group_options spinning(caf::timespan spin) {
-  troupe::ipc::group_options opts;
-  opts.spin = spin;
-  return opts;
-}
-
-void fixture::stop_host(node& n, troupe::ipc::child_process& child) {
-  self->send(find(n, "m.ctl"), leave_atom::value);
-  check_exits_cleanly(child);
-}
-
-} // namespace
 
 TEST_SUITE("ipc.manager") {
-
-  TEST_CASE("a shared dict answers as Python's dict, name for name, order and errors included") {
-    using item = std::pair<std::string, std::string>;
-    fixture f{"dict"};
-    auto sut = sdict::make(f.sys);
-    REQUIRE_FALSE(sut.set("b", "1"));
-    REQUIRE_FALSE(sut.set("a", "x"));
-    CHECK(sut.at("b") == std::string{"1"});
-    CHECK(sut.setdefault("b", "other") == std::string{"1"});
-    CHECK(sut.setdefault("c", "2") == std::string{"2"});
-    REQUIRE_FALSE(sut.update({{"d", "3"}, {"b", "10"}})); // b keeps its place
-    CHECK(sut.len() == int64_t{4});
-    CHECK(sut.contains("c") == true);
-    CHECK(sut.contains("zz") == false);
-    // Insertion order, as Python's dict keeps it.
-    CHECK(sut.keys() == std::vector<std::string>{"b", "a", "c", "d"});
-    CHECK(sut.values() == std::vector<std::string>{"10", "x", "2", "3"});
-    auto items = sut.items();
-    REQUIRE(items);
-    CHECK(*items == std::vector<item>{{"b", "10"}, {"a", "x"}, {"c", "2"}, {"d", "3"}});
-    CHECK(sut.copy() == *items);
-    // d.get(k) never fails on a missing key; d[k] does.
-    auto present = sut.get("a");
-    auto absent = sut.get("zz");
-    REQUIRE(present);
-    REQUIRE(absent);
-    CHECK(*present == std::optional<std::string>{"x"});
-    CHECK(*absent == std::nullopt);
-    CHECK(sut.get("zz", "fallback") == std::string{"fallback"});
-    auto missing = sut.at("zz");
-    REQUIRE_FALSE(missing);
-    CHECK(troupe::is(missing.error(), errc::key_error));
-    CHECK(troupe::describe(missing.error()) == "troupe.key_error: key 'zz' is not in the dict");
-    CHECK(sut.pop("c") == std::string{"2"});
-    CHECK(troupe::is(sut.pop("c").error(), errc::key_error));
-    CHECK(sut.pop("c", "gone") == std::string{"gone"});
-    CHECK(sut.popitem() == item{"d", "3"}); // the newest
-    REQUIRE_FALSE(sut.erase("a"));          // del d['a']
-    CHECK(troupe::is(sut.erase("a"), errc::key_error));
-    REQUIRE_FALSE(sut.set("e", "5"));
-    CHECK(sut.keys() == std::vector<std::string>{"b", "e"});
-    REQUIRE_FALSE(sut.clear());
-    CHECK(sut.len() == int64_t{0});
-    CHECK(troupe::describe(sut.popitem().error())
-          == "troupe.key_error: popitem(): dictionary is empty");
-  }
-
-  TEST_CASE("a shared list answers every operation with Python's indices and errors") {
-    fixture f{"list"};
-    auto sut = slist::make(f.sys, {1, 2, 3});
-    REQUIRE_FALSE(sut.append(4));
-    REQUIRE_FALSE(sut.extend({5, 6}));
-    CHECK(sut.snapshot() == std::vector<int32_t>{1, 2, 3, 4, 5, 6});
-    CHECK(sut.get(0) == int32_t{1});
-    CHECK(sut.get(-1) == int32_t{6});
-    REQUIRE_FALSE(sut.set(1, 20));
-    REQUIRE_FALSE(sut.insert(0, 0));
-    REQUIRE_FALSE(sut.insert(100, 7)); // clamped, as list.insert does
-    CHECK(sut.snapshot() == std::vector<int32_t>{0, 1, 20, 3, 4, 5, 6, 7});
-    CHECK(sut.pop() == int32_t{7});
-    CHECK(sut.pop(0) == int32_t{0});
-    REQUIRE_FALSE(sut.remove(20));
-    CHECK(sut.index(4) == int64_t{2});
-    CHECK(sut.len() == int64_t{5});
-    CHECK(sut.slice(1, -1) == std::vector<int32_t>{3, 4, 5});
-    CHECK(sut.slice(-2, 100) == std::vector<int32_t>{5, 6});
-    CHECK(sut.slice(3, 1) == std::vector<int32_t>{});
-    auto out = sut.get(5);
-    REQUIRE_FALSE(out);
-    CHECK(troupe::is(out.error(), errc::index_error));
-    CHECK(troupe::describe(out.error())
-          == "troupe.index_error: get: index 5 out of range for a list of 5");
-    CHECK(troupe::is(sut.set(-6, 0), errc::index_error));
-    CHECK(troupe::is(sut.remove(42), errc::value_error));
-    CHECK(troupe::is(sut.index(42).error(), errc::value_error));
-    // Slices with a step and open ends: l[::2], l[::-1], l[3:0:-2], l[-100:2].
-    auto open = troupe::ipc::open_end;
-    CHECK(sut.snapshot() == std::vector<int32_t>{1, 3, 4, 5, 6});
-    CHECK(sut.slice(open, open, 2) == std::vector<int32_t>{1, 4, 6});
-    CHECK(sut.slice(open, open, -1) == std::vector<int32_t>{6, 5, 4, 3, 1});
-    CHECK(sut.slice(3, 0, -2) == std::vector<int32_t>{5, 3});
-    CHECK(sut.slice(-100, 2) == std::vector<int32_t>{1, 3});
-    CHECK(sut.slice(open, -100, -1) == std::vector<int32_t>{6, 5, 4, 3, 1});
-    CHECK(troupe::is(sut.slice(0, 1, 0).error(), errc::value_error));
-    // count, in, del, reverse, sort.
-    REQUIRE_FALSE(sut.extend({3, 3}));
-    CHECK(sut.count(3) == int64_t{3});
-    CHECK(sut.count(42) == int64_t{0});
-    CHECK(sut.contains(6) == true);
-    CHECK(sut.contains(42) == false);
-    REQUIRE_FALSE(sut.erase(-1));
-    CHECK(troupe::is(sut.erase(10), errc::index_error));
-    REQUIRE_FALSE(sut.reverse());
-    CHECK(sut.snapshot() == std::vector<int32_t>{3, 6, 5, 4, 3, 1});
-    REQUIRE_FALSE(sut.sort());
-    CHECK(sut.snapshot() == std::vector<int32_t>{1, 3, 3, 4, 5, 6});
-    auto empty = slist::make(f.sys);
-    CHECK(troupe::describe(empty.pop().error()) == "troupe.index_error: pop from empty list");
-  }
-
-  TEST_CASE("a shared value gets, sets, compares-and-sets and adds") {
-    fixture f{"value"};
-    auto sut = svalue::make(f.sys, 5);
-    CHECK(sut.get() == int64_t{5});
-    CHECK(sut.add(3) == int64_t{8});
-    CHECK(sut.compare_and_set(7, 100) == false);
-    CHECK(sut.compare_and_set(8, 100) == true);
-    REQUIRE_FALSE(sut.set(-1));
-    CHECK(sut.get() == int64_t{-1});
-    auto text = managed_value<std::string>::make(f.sys, "a");
-    CHECK(text.compare_and_set("a", "b") == true);
-    CHECK(text.get() == std::string{"b"});
-  }
-
-  TEST_CASE("a managed array answers every operation with Python's indices and errors") {
-    fixture f{"array"};
-    auto zeros = sarray::make(f.sys, 3);
-    CHECK(zeros.snapshot() == std::vector<int64_t>{0, 0, 0});
-    auto filled = sarray::make(f.sys, 2, 7);
-    CHECK(filled.snapshot() == std::vector<int64_t>{7, 7});
-    CHECK(sarray::make(f.sys, 0).len() == int64_t{0});
-    auto sut = sarray::make(f.sys, std::vector<int64_t>{1, 2, 3, 4, 5});
-    CHECK(sut.len() == int64_t{5});
-    CHECK(sut.get(0) == int64_t{1});
-    CHECK(sut.get(-1) == int64_t{5});
-    CHECK(sut.get(-5) == int64_t{1});
-    REQUIRE_FALSE(sut.set(1, 20));
-    REQUIRE_FALSE(sut.set(-1, 50));
-    CHECK(sut.add(0, 9) == int64_t{10});
-    CHECK(sut.add(-2, -4) == int64_t{0});
-    CHECK(sut.snapshot() == std::vector<int64_t>{10, 20, 3, 0, 50});
-    CHECK(sut.slice(1, -1) == std::vector<int64_t>{20, 3, 0});
-    CHECK(sut.slice(-2, 100) == std::vector<int64_t>{0, 50});
-    CHECK(sut.slice(3, 1) == std::vector<int64_t>{});
-    auto out = sut.get(5);
-    REQUIRE_FALSE(out);
-    CHECK(troupe::is(out.error(), errc::index_error));
-    CHECK(troupe::describe(out.error())
-          == "troupe.index_error: get: index 5 out of range for an array of 5");
-    CHECK(troupe::is(sut.get(-6).error(), errc::index_error));
-    CHECK(troupe::is(sut.set(5, 0), errc::index_error));
-    CHECK(troupe::describe(sut.add(-6, 1).error())
-          == "troupe.index_error: add: index -6 out of range for an array of 5");
-    // The failed calls changed nothing, and the length is fixed.
-    CHECK(sut.snapshot() == std::vector<int64_t>{10, 20, 3, 0, 50});
-    auto doubles = managed_array<double>::make(f.sys, {0.5, 1.5});
-    CHECK(doubles.add(1, 0.25) == 1.75);
-    auto texts = managed_array<std::string>::make(f.sys, 2, "x");
-    REQUIRE_FALSE(texts.set(0, "y"));
-    CHECK(texts.snapshot() == std::vector<std::string>{"y", "x"});
-    // A handle of another element type than the owner's.
-    auto wrong = managed_array<double>{sut.handle()};
-    CHECK(troupe::is(wrong.set(0, 1.5), errc::type_error));
-    CHECK(troupe::is(wrong.add(0, 1.5).error(), errc::type_error));
-    CHECK(sut.get(0) == int64_t{10});
-    REQUIRE_FALSE(sut.stop());
-    CHECK(troupe::is(sut.len().error(), errc::owner_down));
-  }
-
-  TEST_CASE("a handle of other element types than the owner's gets type_error") {
-    fixture f{"mismatch"};
-    auto owner = svalue::make(f.sys, 1);
-    auto sut = managed_value<std::string>{owner.handle()};
-    auto err = sut.set("x");
-    CHECK(troupe::is(err, errc::type_error));
-    CHECK(owner.get() == int64_t{1});
-  }
 
   TEST_CASE("a call on an empty handle fails instead of hanging") {
     sdict sut;
@@ -301,124 +34,12 @@ TEST_SUITE("ipc.manager") {
     troupe::ipc::event ev;
     CHECK(troupe::is(ev.set(), errc::invalid_argument));
     troupe::ipc::lock lk;
-    fixture f{"emptylock"};
+    manager_fixture f{"emptylock"};
     CHECK(troupe::is(lk.acquire(f.self, milliseconds(10)).error(), errc::invalid_argument));
   }
 
-  TEST_CASE("a shared namespace holds fields of any type and says what a field holds") {
-    fixture f{"ns"};
-    auto sut = managed_namespace::make(f.sys);
-    REQUIRE_FALSE(sut.set("x", int32_t{42}));
-    REQUIRE_FALSE(sut.set("name", std::string{"troupe"}));
-    CHECK(sut.get<int32_t>("x") == int32_t{42});
-    CHECK(sut.get<std::string>("name") == std::string{"troupe"});
-    auto wrong = sut.get<std::string>("x");
-    REQUIRE_FALSE(wrong);
-    CHECK(troupe::is(wrong.error(), errc::type_error));
-    CHECK(sut.contains("x") == true);
-    CHECK(sut.names() == std::vector<std::string>{"name", "x"});
-    REQUIRE_FALSE(sut.erase("x"));
-    CHECK(troupe::is(sut.get<int32_t>("x").error(), errc::key_error));
-    CHECK(troupe::is(sut.erase("x"), errc::key_error));
-    CHECK(sut.contains("x") == false);
-  }
-
-  TEST_CASE("a shared queue is FIFO and get waits for an item up to its timeout") {
-    fixture f{"queue"};
-    auto sut = squeue::make(f.sys);
-    REQUIRE_FALSE(sut.put(1));
-    REQUIRE_FALSE(sut.put(2));
-    CHECK(sut.qsize() == int64_t{2});
-    CHECK(sut.get() == int32_t{1});
-    CHECK(sut.get() == int32_t{2});
-    CHECK(troupe::is(sut.get(caf::timespan{0}).error(), errc::empty));
-    auto t0 = std::chrono::steady_clock::now();
-    CHECK(troupe::is(sut.get(milliseconds(50)).error(), errc::empty));
-    CHECK(std::chrono::steady_clock::now() - t0 >= milliseconds(50));
-    // A getter waiting forever gets the item put later by another thread.
-    auto waiter = std::async(std::launch::async, [&] { return sut.get(); });
-    CHECK(waiter.wait_for(milliseconds(20)) == std::future_status::timeout);
-    REQUIRE_FALSE(sut.put(3));
-    CHECK(waiter.get() == int32_t{3});
-    // The expired getter above did not swallow anything.
-    CHECK(sut.qsize() == int64_t{0});
-  }
-
-  TEST_CASE("a bounded shared queue makes put wait for room or fail with full") {
-    fixture f{"bounded"};
-    auto sut = squeue::make(f.sys, 1);
-    CHECK(sut.empty() == true);
-    CHECK(sut.full() == false);
-    REQUIRE_FALSE(sut.put(1));
-    CHECK(sut.empty() == false);
-    CHECK(sut.full() == true);
-    CHECK(squeue::make(f.sys).full() == false); // unbounded: never full
-    CHECK(troupe::is(sut.put(2, caf::timespan{0}), errc::full));
-    CHECK(troupe::is(sut.put(2, milliseconds(20)), errc::full));
-    auto putter = std::async(std::launch::async, [&] { return sut.put(3); });
-    CHECK(sut.get() == int32_t{1});
-    CHECK(putter.get() == caf::error{});
-    CHECK(sut.get() == int32_t{3});
-    CHECK(sut.qsize() == int64_t{0});
-  }
-
-  TEST_CASE("join waits until every item is done, by task_done or ack") {
-    fixture f{"join"};
-    auto sut = squeue::make(f.sys);
-    CHECK_FALSE(sut.join(caf::timespan{0}));
-    REQUIRE_FALSE(sut.put(1));
-    REQUIRE_FALSE(sut.put(2));
-    CHECK(troupe::is(sut.join(milliseconds(10)), errc::timeout));
-    auto joiner = std::async(std::launch::async, [&] { return sut.join(); });
-    REQUIRE(sut.get() == int32_t{1});
-    REQUIRE_FALSE(sut.task_done());
-    auto item = sut.get_leased();
-    REQUIRE(item);
-    CHECK(item->value == 2);
-    CHECK(troupe::is(sut.task_done(), errc::value_error)); // only the lease is open
-    CHECK(joiner.wait_for(milliseconds(0)) != std::future_status::ready);
-    REQUIRE_FALSE(sut.ack(item->id));
-    CHECK(joiner.get() == caf::error{});
-    CHECK(troupe::is(sut.ack(item->id), errc::not_held));
-  }
-
-  TEST_CASE("a leased item goes back to the queue when its holder dies before acking") {
-    fixture f{"lease"};
-    auto sut = squeue::make(f.sys);
-    REQUIRE_FALSE(sut.put(7));
-    REQUIRE_FALSE(sut.put(8));
-    {
-      auto consumer = squeue{sut.handle()};
-      auto item = consumer.get_leased();
-      REQUIRE(item);
-      CHECK(item->value == 7);
-      CHECK(sut.leased_count() == int64_t{1});
-    } // the consumer's handle and its lease holder are gone, unacked
-    CHECK(eventually([&] { return sut.leased_count() == int64_t{0}; }));
-    CHECK(sut.get() == int32_t{7}); // redelivered first
-    CHECK(sut.get() == int32_t{8});
-  }
-
-  TEST_CASE("an event-based actor leases with the protocol and its death returns the item") {
-    fixture f{"lease-actor"};
-    auto sut = squeue::make(f.sys);
-    REQUIRE_FALSE(sut.put(5));
-    auto report = caf::actor{f.self};
-    auto q = sut.handle();
-    auto consumer = f.sys.spawn([report, q](caf::event_based_actor* self) -> caf::behavior {
-      self->request(q, caf::infinite, troupe::ipc::lease_atom::value, troupe::forever)
-        .then([=](uint64_t, int32_t x) { self->send(report, x); });
-      return {[](caf::ok_atom) {}};
-    });
-    f.self->receive([](int32_t x) { CHECK(x == 5); },
-                    caf::after(deadline) >> [] { FAIL("no leased item"); });
-    CHECK(sut.qsize() == int64_t{0});
-    f.self->send_exit(consumer, caf::exit_reason::kill);
-    CHECK(sut.get(deadline) == int32_t{5});
-  }
-
   TEST_CASE("stop ends a container in another process and returns once it has ended") {
-    fixture f{"remstop"};
+    manager_fixture f{"remstop"};
     auto n = f.make_node();
     auto child = f.start(n, {"host", "m"});
     auto d = sdict{f.find(n, "m.dict")};
@@ -436,7 +57,7 @@ TEST_SUITE("ipc.manager") {
   }
 
   TEST_CASE("containers in another process answer and their errors come back") {
-    fixture f{"remote"};
+    manager_fixture f{"remote"};
     auto n = f.make_node();
     auto child = f.start(n, {"host", "m"});
     auto d = sdict{f.find(n, "m.dict")};
@@ -471,7 +92,7 @@ TEST_SUITE("ipc.manager") {
     // The owner runs on the other node's reader thread, which never waits
     // for ring space: its answer (400 KB, a 1 MiB ring takes 256 KiB per
     // record) goes out in pieces as the ring has room.
-    fixture f{"bigans"};
+    manager_fixture f{"bigans"};
     auto n = f.make_node();
     auto child = f.start(n, {"host", "m"});
     auto sut = slist{f.find(n, "m.list")};
@@ -494,7 +115,7 @@ TEST_SUITE("ipc.manager") {
     // readers, or on a caller of this process that reads the rings) while
     // this thread calls an owner in another child, so that both kinds of
     // reader write the large answers.
-    fixture f{"bigout"};
+    manager_fixture f{"bigout"};
     auto n = f.make_node();
     auto sut = slist::make(f.sys);
     f.publish(n, "p.list", sut);
@@ -515,7 +136,7 @@ TEST_SUITE("ipc.manager") {
   }
 
   TEST_CASE("every container operation, from three processes at once, loses and tears nothing") {
-    fixture f{"concurrent"};
+    manager_fixture f{"concurrent"};
     auto n = f.make_node();
     mixed_containers c{sdict::make(f.sys),  slist::make(f.sys),
                        svalue::make(f.sys), sarray::make(f.sys, mixed_array_cells),
@@ -563,34 +184,8 @@ TEST_SUITE("ipc.manager") {
     CHECK(c.dict.len() == int64_t{0});
   }
 
-  TEST_CASE("a leased item comes back when its consumer process is killed with SIGKILL") {
-    fixture f{"lease-kill"};
-    auto n = f.make_node();
-    auto q = squeue::make(f.sys);
-    REQUIRE_FALSE(q.put(42));
-    REQUIRE_FALSE(q.put(43));
-    f.publish(n, "m.queue", q);
-    auto report = n.publish("m.report", caf::actor{f.self});
-    REQUIRE(report);
-    auto child = f.start(n, {"lease", "m"});
-    // The child reports the item it leased.
-    f.self->receive([](int32_t x) { CHECK(x == 42); },
-                    caf::after(deadline) >> [] { FAIL("the child leased nothing"); });
-    CHECK(q.leased_count() == int64_t{1});
-    CHECK(q.get() == int32_t{43});
-    REQUIRE_FALSE(child.kill(SIGKILL));
-    // No sleep: the owner sees the holder's peer_lost and puts the item back.
-    CHECK(q.get(deadline) == int32_t{42});
-    CHECK(q.leased_count() == int64_t{0});
-    (void)child.wait(deadline);
-  }
-
-  // A blocking caller reads the rings itself while it waits for its answer
-  // (core.hpp, "who reads the rings"); the reader thread sleeps meanwhile and
-  // must be woken for whatever comes after the caller stops reading.
-
   TEST_CASE("a blocking caller reads its answer from the rings, and no wake-up is lost") {
-    fixture f{"caller-reads"};
+    manager_fixture f{"caller-reads"};
     // Callers poll up to 5 ms: long enough for an answer even on a loaded
     // machine.
     auto n = f.make_node(spinning(milliseconds(5)));
@@ -609,7 +204,7 @@ TEST_SUITE("ipc.manager") {
   }
 
   TEST_CASE("answers that come after the caller stopped reading wake the reader") {
-    fixture f{"caller-hands-back"};
+    manager_fixture f{"caller-hands-back"};
     // With the shortest spin, callers hand the rings back before most
     // answers arrive, and the reader thread parks between calls: each of
     // those answers must ring it awake, or the call waits for the reader's
@@ -627,7 +222,7 @@ TEST_SUITE("ipc.manager") {
   }
 
   TEST_CASE("callers reading the rings deliver requests for this process's owners too") {
-    fixture f{"caller-serves"};
+    manager_fixture f{"caller-serves"};
     // A short spin: the polling caller hands the rings back often, many
     // times while B's requests keep coming.
     auto n = f.make_node(spinning(std::chrono::microseconds(20)));
@@ -663,7 +258,7 @@ TEST_SUITE("ipc.manager") {
   }
 
   TEST_CASE("a functor attached to a remote actor runs on the reader thread, not on a caller's") {
-    fixture f{"caller-functor"};
+    manager_fixture f{"caller-functor"};
     // A caller waits 20 ms for an item of an empty queue and reads the rings
     // all that time: the actor's end comes in while it does.
     auto n = f.make_node(spinning(milliseconds(50)));
@@ -704,7 +299,7 @@ TEST_SUITE("ipc.manager") {
   }
 
   TEST_CASE("a node that leaves while a caller reads its rings fails the calls with peer_lost") {
-    fixture f{"caller-leave"};
+    manager_fixture f{"caller-leave"};
     // One of the two callers is reading the rings when the node leaves.
     auto n = f.make_node(spinning(milliseconds(50)));
     auto child = f.start(n, {"host", "m"});

@@ -142,17 +142,15 @@ caf::actor spawn_bounded_queue(caf::actor_system& sys, std::size_t capacity, ful
 }
 
 caf::expected<queue_stats> queue_stats_of(const caf::actor& queue) {
-  if (!queue)
-    return make_error(errc::invalid_argument, "empty queue handle");
-  caf::scoped_actor self{queue->home_system()};
-  caf::expected<queue_stats> result{queue_stats{}};
-  self->request(queue, caf::infinite, stats_atom::value)
-    .receive(
-      [&](uint64_t size, uint64_t capacity, uint64_t high_water, uint64_t putters, uint64_t getters,
-          bool closed) {
-        result = queue_stats{size, capacity, high_water, putters, getters, closed};
-      },
-      [&](caf::error& err) { result = normalize_request_error(std::move(err)); });
+  queue_stats result;
+  if (auto err = call(
+        queue,
+        [&](uint64_t size, uint64_t capacity, uint64_t high_water, uint64_t putters,
+            uint64_t getters, bool closed) {
+          result = queue_stats{size, capacity, high_water, putters, getters, closed};
+        },
+        stats_atom::value))
+    return err;
   return result;
 }
 

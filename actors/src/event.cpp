@@ -1,5 +1,6 @@
 #include "troupe/event.hpp"
 
+#include "troupe/detail/blocking_call.hpp"
 #include "troupe/error.hpp"
 #include "waiter_queue.hpp"
 
@@ -60,23 +61,16 @@ namespace {
 
 /// Sends `flag_op` (set or clear) so that a later `wait` from any thread of
 /// this process is ordered after it.
-caf::error change_flag(const caf::actor& owner, const caf::message& flag_op) {
-  if (!owner)
-    return make_error(errc::invalid_argument, "empty event handle (moved from)");
-  auto& sys = owner->home_system();
-  if (owner->node() == sys.node()) {
+caf::error change_flag(const caf::actor& owner, caf::message flag_op) {
+  if (owner && owner->node() == owner->home_system().node()) {
     // The local mailbox orders it: enqueued before this returns.
-    caf::anon_send(owner, flag_op);
+    caf::anon_send(owner, std::move(flag_op));
     return caf::none;
   }
   // Messages from two threads to an actor of another process may overtake
   // each other on the way: only the answer says the owner has it.
-  caf::scoped_actor self{sys};
-  caf::error result;
-  self->request(owner, caf::infinite, flag_op)
-    .receive([](caf::ok_atom) {},
-             [&](caf::error& err) { result = detail::normalize_request_error(std::move(err)); });
-  return result;
+  return detail::call(
+    owner, [](caf::ok_atom) {}, std::move(flag_op));
 }
 
 } // namespace
@@ -90,33 +84,21 @@ caf::error event::clear() const {
 }
 
 caf::expected<bool> event::is_set() const {
-  if (!owner_)
-    return make_error(errc::invalid_argument, "empty event handle (moved from)");
-  caf::scoped_actor self{owner_->home_system()};
-  caf::expected<bool> result{false};
-  self->request(owner_, caf::infinite, caf::get_atom::value)
-    .receive([&](bool flag) { result = flag; },
-             [&](caf::error& err) { result = detail::normalize_request_error(std::move(err)); });
-  return result;
+  return detail::ask<bool>(owner_, caf::get_atom::value);
 }
 
 caf::expected<std::size_t> event::waiting() const {
-  return detail::ask_count(owner_, caf::get_atom::value, wait_atom::value);
+  return detail::ask<std::size_t>(owner_, caf::get_atom::value, wait_atom::value);
 }
 
 caf::error event::wait(caf::timespan timeout) const {
-  if (!owner_)
-    return make_error(errc::invalid_argument, "empty event handle (moved from)");
-  caf::scoped_actor self{owner_->home_system()};
-  return wait(self, timeout);
+  return detail::call(
+    owner_, [](caf::ok_atom) {}, wait_atom::value, timeout);
 }
 
 caf::error event::wait(caf::scoped_actor& self, caf::timespan timeout) const {
-  caf::error result;
-  self->request(owner_, caf::infinite, wait_atom::value, timeout)
-    .receive([](caf::ok_atom) {},
-             [&](caf::error& err) { result = detail::normalize_request_error(std::move(err)); });
-  return result;
+  return detail::call_through(
+    self, owner_, [](caf::ok_atom) {}, wait_atom::value, timeout);
 }
 
 } // namespace troupe

@@ -6,7 +6,7 @@
 
 namespace troupe {
 
-caf::error owner_handle::empty_handle_error() {
+caf::error detail::empty_handle_error() {
   return make_error(errc::invalid_argument, "empty handle (default-constructed or moved from)");
 }
 

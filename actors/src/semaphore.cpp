@@ -1,5 +1,6 @@
 #include "troupe/semaphore.hpp"
 
+#include "troupe/detail/blocking_call.hpp"
 #include "troupe/error.hpp"
 #include "waiter_queue.hpp"
 
@@ -152,23 +153,18 @@ caf::expected<semaphore> semaphore::make(caf::actor_system& sys, std::size_t per
 
 caf::expected<semaphore::lease> semaphore::acquire(caf::scoped_actor& self,
                                                    caf::timespan timeout) const {
-  if (!owner_)
-    return make_error(errc::invalid_argument, "empty semaphore handle (moved from)");
-  caf::error err;
-  self->request(owner_, caf::infinite, acquire_atom::value, timeout)
-    .receive([](caf::ok_atom) {},
-             [&](caf::error& x) { err = detail::normalize_request_error(std::move(x)); });
-  if (err)
+  if (auto err = detail::call_through(
+        self, owner_, [](caf::ok_atom) {}, acquire_atom::value, timeout))
     return err;
   return lease{owner_, caf::actor_cast<caf::weak_actor_ptr>(self.ptr())};
 }
 
 caf::expected<std::size_t> semaphore::available() const {
-  return detail::ask_count(owner_, caf::get_atom::value);
+  return detail::ask<std::size_t>(owner_, caf::get_atom::value);
 }
 
 caf::expected<std::size_t> semaphore::waiting() const {
-  return detail::ask_count(owner_, caf::get_atom::value, wait_atom::value);
+  return detail::ask<std::size_t>(owner_, caf::get_atom::value, wait_atom::value);
 }
 
 semaphore::lease::lease(lease&& other) noexcept

@@ -206,18 +206,4 @@ private:
   uint64_t next_id_ = 1;
 };
 
-/// Asks `who` a question answered with a `size_t`, from a temporary
-/// `scoped_actor`; for the counters that handles expose.
-template <class... Ts>
-caf::expected<std::size_t> ask_count(const caf::actor& who, const Ts&... xs) {
-  if (!who)
-    return make_error(errc::invalid_argument, "empty handle (moved from)");
-  caf::scoped_actor self{who->home_system()};
-  caf::expected<std::size_t> result{std::size_t{0}};
-  self->request(who, caf::infinite, xs...)
-    .receive([&](std::size_t n) { result = n; },
-             [&](caf::error& err) { result = normalize_request_error(std::move(err)); });
-  return result;
-}
-
 } // namespace troupe::detail

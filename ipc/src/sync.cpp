@@ -398,16 +398,12 @@ caf::behavior barrier_impl(barrier_actor* self, std::size_t parties) {
 
 // -- blocking helpers -------------------------------------------------------
 
-caf::error empty_handle() {
-  return troupe::make_error(errc::invalid_argument, "empty handle");
-}
-
 /// Asks `dest` through `self` and hands the answer to `on_answer`.
 template <class OnAnswer, class... Ts>
 caf::error ask_with(caf::scoped_actor& self, const caf::actor& dest, OnAnswer on_answer,
                     const Ts&... xs) {
   if (!dest)
-    return empty_handle();
+    return troupe::detail::empty_handle_error();
   caf::error result;
   auto answer = self->request(dest, caf::infinite, xs...);
   detail::await_answer(self, dest, forever);
@@ -415,24 +411,6 @@ caf::error ask_with(caf::scoped_actor& self, const caf::actor& dest, OnAnswer on
     result = troupe::detail::normalize_request_error(std::move(err));
   });
   return result;
-}
-
-/// As `ask_with`, from a borrowed caller (no timeout: always answered).
-template <class OnAnswer, class... Ts>
-caf::error ask(const caf::actor& dest, OnAnswer on_answer, const Ts&... xs) {
-  if (!dest)
-    return empty_handle();
-  detail::caller self{dest, true};
-  return ask_with(*self, dest, on_answer, xs...);
-}
-
-template <class T, class... Ts>
-caf::expected<T> ask_value(const caf::actor& dest, const Ts&... xs) {
-  T value{};
-  if (auto err = ask(
-        dest, [&](T x) { value = x; }, xs...))
-    return err;
-  return value;
 }
 
 } // namespace
@@ -465,11 +443,11 @@ caf::error permits::release(caf::scoped_actor& self) const {
 }
 
 caf::expected<std::size_t> permits::available() const {
-  return ask_value<std::size_t>(owner_, caf::get_atom::value);
+  return detail::shared_ask<std::size_t>(owner_, forever, caf::get_atom::value);
 }
 
 caf::expected<std::size_t> permits::waiting() const {
-  return ask_value<std::size_t>(owner_, caf::get_atom::value, wait_atom::value);
+  return detail::shared_ask<std::size_t>(owner_, forever, caf::get_atom::value, wait_atom::value);
 }
 
 lock lock::make(caf::actor_system& sys) {
@@ -529,7 +507,7 @@ caf::error condition::notify_all(caf::scoped_actor& self) const {
 }
 
 caf::expected<std::size_t> condition::sleeping() const {
-  return ask_value<std::size_t>(owner_, caf::get_atom::value, notify_atom::value);
+  return detail::shared_ask<std::size_t>(owner_, forever, caf::get_atom::value, notify_atom::value);
 }
 
 // -- event ------------------------------------------------------------------
@@ -555,17 +533,17 @@ caf::expected<std::size_t> barrier::wait(caf::scoped_actor& self, caf::timespan 
 }
 
 caf::error barrier::abort() const {
-  return ask(
-    owner_, [](caf::ok_atom) {}, abort_atom::value);
+  return detail::shared_call(
+    owner_, forever, [](caf::ok_atom) {}, abort_atom::value);
 }
 
 caf::error barrier::reset() const {
-  return ask(
-    owner_, [](caf::ok_atom) {}, reset_atom::value);
+  return detail::shared_call(
+    owner_, forever, [](caf::ok_atom) {}, reset_atom::value);
 }
 
 caf::expected<std::size_t> barrier::waiting() const {
-  return ask_value<std::size_t>(owner_, caf::get_atom::value, wait_atom::value);
+  return detail::shared_ask<std::size_t>(owner_, forever, caf::get_atom::value, wait_atom::value);
 }
 
 } // namespace troupe::ipc

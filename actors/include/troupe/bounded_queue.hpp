@@ -5,6 +5,7 @@
 /// (Python's `asyncio.Queue`).
 
 #include "troupe/atoms.hpp"
+#include "troupe/detail/blocking_call.hpp"
 #include "troupe/error.hpp"
 #include "troupe/full_policy.hpp"
 #include "troupe/owner_handle.hpp"
@@ -69,57 +70,35 @@ public:
 
   /// Puts `item` at the end; blocks while the queue is full (policy `wait`).
   caf::error put(T item, caf::timespan timeout = forever) const {
-    if (!owner_)
-      return empty_handle_error();
-    caf::scoped_actor self{owner_->home_system()};
-    return put(self, std::move(item), timeout);
+    return detail::call(
+      owner_, [](caf::ok_atom) {}, caf::put_atom::value, timeout,
+      caf::make_message(std::move(item)));
   }
 
   /// As `put(item, timeout)`, asking through the caller's `self`.
   caf::error put(caf::scoped_actor& self, T item, caf::timespan timeout = forever) const {
-    if (!owner_)
-      return empty_handle_error();
-    caf::error result;
-    self
-      ->request(owner_, caf::infinite, caf::put_atom::value, timeout,
-                caf::make_message(std::move(item)))
-      .receive([](caf::ok_atom) {},
-               [&](caf::error& err) { result = detail::normalize_request_error(std::move(err)); });
-    return result;
+    return detail::call_through(
+      self, owner_, [](caf::ok_atom) {}, caf::put_atom::value, timeout,
+      caf::make_message(std::move(item)));
   }
 
   /// Takes the first item; blocks while the queue is empty.
   [[nodiscard]] caf::expected<T> get(caf::timespan timeout = forever) const {
-    if (!owner_)
-      return empty_handle_error();
-    caf::scoped_actor self{owner_->home_system()};
-    return get(self, timeout);
+    return detail::ask<T>(owner_, caf::get_atom::value, timeout);
   }
 
   /// As `get(timeout)`, asking through the caller's `self`.
   [[nodiscard]] caf::expected<T> get(caf::scoped_actor& self,
                                      caf::timespan timeout = forever) const {
-    if (!owner_)
-      return empty_handle_error();
-    caf::expected<T> result{caf::error{}};
-    self->request(owner_, caf::infinite, caf::get_atom::value, timeout)
-      .receive([&](T& item) { result = std::move(item); },
-               [&](caf::error& err) { result = detail::normalize_request_error(std::move(err)); });
-    return result;
+    return detail::ask_through<T>(self, owner_, caf::get_atom::value, timeout);
   }
 
   /// Closes the queue (see above). Returns once the queue has it:
   /// `errc::owner_down` if the queue is gone, `errc::invalid_argument` on an
   /// empty handle.
   [[nodiscard]] caf::error close() const {
-    if (!owner_)
-      return empty_handle_error();
-    caf::scoped_actor self{owner_->home_system()};
-    caf::error result;
-    self->request(owner_, caf::infinite, caf::close_atom::value)
-      .receive([](caf::ok_atom) {},
-               [&](caf::error& err) { result = detail::normalize_request_error(std::move(err)); });
-    return result;
+    return detail::call(
+      owner_, [](caf::ok_atom) {}, caf::close_atom::value);
   }
 
   /// The queue's counters (blocks for the answer).

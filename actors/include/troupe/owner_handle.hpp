@@ -11,6 +11,13 @@
 
 namespace troupe {
 
+namespace detail {
+
+/// What every call on an empty handle returns: `errc::invalid_argument`.
+caf::error empty_handle_error();
+
+} // namespace detail
+
 /// The part every troupe handle shares. A handle is a value naming the
 /// actor (the *owner*) that holds some state, a queue, a pool or a shared
 /// dict; copies talk to the same owner, from any thread.
@@ -53,7 +60,9 @@ public:
 
 protected:
   /// What every call on an empty handle returns.
-  static caf::error empty_handle_error();
+  static caf::error empty_handle_error() {
+    return detail::empty_handle_error();
+  }
 
   /// The owner; empty in an empty handle.
   caf::actor owner_;

@@ -9,6 +9,7 @@
 // users: the containers' headers include it.
 
 #include "troupe/error.hpp"
+#include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/all.hpp>
@@ -98,7 +99,7 @@ template <class OnReply, class... Ts>
 caf::error shared_call(const caf::actor& owner, caf::timespan timeout, OnReply on_reply,
                        Ts&&... xs) {
   if (!owner)
-    return make_error(errc::invalid_argument, "empty managed container handle");
+    return troupe::detail::empty_handle_error();
   caller self{owner, troupe::detail::is_forever(timeout)};
   caf::error result;
   auto answer =

@@ -1,6 +1,6 @@
 #include "troupe/bounded_queue.hpp"
 
-#include "waiter_queue.hpp"
+#include "troupe/detail/waiter_queue.hpp"
 
 #include <caf/all.hpp>
 

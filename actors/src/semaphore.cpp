@@ -2,7 +2,7 @@
 
 #include "troupe/detail/blocking_call.hpp"
 #include "troupe/error.hpp"
-#include "waiter_queue.hpp"
+#include "troupe/detail/waiter_queue.hpp"
 
 #include <caf/all.hpp>
 #include <caf/send.hpp>

@@ -1,6 +1,6 @@
 #include "troupe/ipc/sync.hpp"
 
-#include "troupe/detail/weak_timer.hpp"
+#include "troupe/detail/waiter_queue.hpp"
 #include "troupe/error.hpp"
 #include "troupe/event.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
@@ -11,14 +11,14 @@
 #include <deque>
 #include <iostream>
 #include <unordered_map>
-#include <unordered_set>
 
 namespace troupe::ipc {
 
 namespace {
 
-/// Private tag of the timer messages a primitive gets from its relay.
-using expire_atom = caf::atom_constant<caf::atom("tr_sexpire")>;
+using troupe::detail::ack;
+using troupe::detail::expire_atom;
+using troupe::detail::fail;
 
 /// A request accepted but not answered yet.
 struct waiter {
@@ -38,30 +38,20 @@ void fail_waiter(waiter& w, const caf::error& err) {
     w.promise.deliver(err);
 }
 
-/// Answers the current message with `err` if it is a request; reports an
-/// asynchronous failure on stderr instead (CAF 0.17 would terminate a sender
-/// without an error handler).
-template <class... Ts, class Self>
-caf::result<Ts...> fail(Self* self, caf::error err) {
-  if (self->current_message_id().is_request())
-    return err;
-  std::cerr << "[troupe] " << self->name() << ": an asynchronous message failed with "
-            << describe(err) << '\n';
-  return caf::delegated<Ts...>{};
-}
-
 /// What every primitive's state has: monitors and timers.
 struct base_state {
-  std::unordered_set<caf::actor_addr> monitored;
+  /// The clients, watched from their first request until they end (a
+  /// monitor of a proxy of another process's actor fires with
+  /// `errc::peer_lost` when that process dies).
+  troupe::detail::watch_list clients;
   troupe::detail::weak_timer<expire_atom> timer;
   uint64_t next_id = 1;
 
-  /// Monitors `who` once (a monitor of a proxy of another process's actor
-  /// fires with `errc::peer_lost` when that process dies).
+  /// Monitors `who` if it is not watched yet.
   template <class Self>
   void watch(Self* self, const caf::actor_addr& who) {
-    if (who && monitored.insert(who).second)
-      self->monitor(who);
+    if (!clients.contains(who))
+      clients.add(self, who);
   }
 
   template <class Self>
@@ -164,7 +154,7 @@ caf::behavior permit_impl(permit_actor* self, kind k, std::size_t permits) {
   self->state.available = permits;
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
-    st.monitored.erase(msg.source);
+    st.clients.forget(msg.source);
     drop(st.acquirers, msg.source);
     drop(st.sleepers, msg.source);
     if (auto i = st.holders.find(msg.source); i != st.holders.end()) {
@@ -239,9 +229,7 @@ caf::behavior permit_impl(permit_actor* self, kind k, std::size_t permits) {
       w.notified = true;
       st.acquirers.push_back(std::move(w));
     }
-    if (self->current_message_id().is_request())
-      return caf::ok_atom::value;
-    return caf::delegated<caf::ok_atom>{};
+    return ack(self);
   };
   return {
     [acquire](acquire_atom) { return acquire(forever); },
@@ -261,9 +249,7 @@ caf::behavior permit_impl(permit_actor* self, kind k, std::size_t permits) {
         ++st.available;
       }
       grant(self);
-      if (self->current_message_id().is_request())
-        return caf::ok_atom::value;
-      return caf::delegated<caf::ok_atom>{};
+      return ack(self);
     },
     [self](caf::get_atom) { return self->state.available; },
     [self](caf::get_atom, wait_atom) { return self->state.acquirers.size(); },
@@ -337,7 +323,7 @@ caf::behavior barrier_impl(barrier_actor* self, std::size_t parties) {
   self->state.parties = parties;
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
-    st.monitored.erase(msg.source);
+    st.clients.forget(msg.source);
     auto waiting = std::any_of(st.waiters.begin(), st.waiters.end(),
                                [&](const waiter& w) { return w.who == msg.source; });
     if (!waiting)
@@ -363,22 +349,17 @@ caf::behavior barrier_impl(barrier_actor* self, std::size_t parties) {
     }
     return caf::delegated<std::size_t>{};
   };
-  auto ack = [self]() -> caf::result<caf::ok_atom> {
-    if (self->current_message_id().is_request())
-      return caf::ok_atom::value;
-    return caf::delegated<caf::ok_atom>{};
-  };
   return {
     [wait](wait_atom) { return wait(forever); },
     [wait](wait_atom, caf::timespan timeout) { return wait(timeout); },
-    [self, ack](reset_atom) {
+    [self](reset_atom) {
       self->state.fail_all("the barrier was reset");
       self->state.broken = false;
-      return ack();
+      return ack(self);
     },
-    [self, ack](abort_atom) {
+    [self](abort_atom) {
       self->state.break_it("the barrier was aborted");
-      return ack();
+      return ack(self);
     },
     [self](caf::get_atom, wait_atom) { return self->state.waiters.size(); },
     [self](expire_atom, uint64_t id) {

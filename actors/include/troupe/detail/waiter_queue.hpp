@@ -1,5 +1,10 @@
 #pragma once
 
+/// @file
+/// Internal (for the owners of both layers; not part of the API): what an owner actor needs to
+/// hold requests it answers later: a queue of waiters with timeouts, the watch list of the actors
+/// it waits on, and the two ways to answer (`ack`, `fail`).
+
 #include "troupe/detail/weak_timer.hpp"
 #include "troupe/error.hpp"
 #include "troupe/timeout.hpp"
@@ -48,6 +53,11 @@ public:
     }
   }
 
+  /// Whether `who` is watched.
+  [[nodiscard]] bool contains(const caf::actor_addr& who) const {
+    return counts_.count(who) > 0;
+  }
+
   /// Forgets `who` once its down message arrived.
   void forget(const caf::actor_addr& who) {
     counts_.erase(who);
@@ -71,13 +81,15 @@ caf::result<caf::ok_atom> ack(Self* self) {
 /// asynchronous message gets no error back, because CAF 0.17 would deliver it
 /// as an error message that terminates a sender without an error handler;
 /// the failure is reported on stderr instead, never dropped unseen.
-template <class T = caf::ok_atom, class Self>
-caf::result<T> fail(Self* self, caf::error err) {
+///
+/// `T, Ts...` are the types of the answer a success would have had.
+template <class T = caf::ok_atom, class... Ts, class Self>
+caf::result<T, Ts...> fail(Self* self, caf::error err) {
   if (self->current_message_id().is_request())
     return err;
   std::cerr << "[troupe] " << self->name() << ": an asynchronous message failed with "
             << describe(err) << " (send it as a request to receive the error)\n";
-  return caf::delegated<T>{};
+  return caf::delegated<T, Ts...>{};
 }
 
 /// FIFO of accepted requests kept in an actor's state, with the monitors

@@ -24,6 +24,7 @@
 #include "troupe/ipc/managed_types.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/ipc/process_supervision.hpp"
+#include "troupe/ipc/program.hpp"
 #include "troupe/supervisor.hpp"
 
 #include <caf/all.hpp>
@@ -92,8 +93,7 @@ options:
   --accounts N          accounts in the ledger, at least 2 (default 10)
   --window N            transfers in flight per worker (default 16)
   --role ROLE           bank (default): the ledger and its workers;
-                        ledger: the ledger alone, reachable over TCP (--listen);
-                        worker: started by the bank, not by hand
+                        ledger: the ledger alone, reachable over TCP (--listen)
   --listen [ADDR:]PORT  with --role ledger: publish the ledger through CAF's
                         middleman on ADDR (default 127.0.0.1), PORT 0 picks one
   --connect HOST:PORT   the bank's workers use the ledger published there
@@ -181,8 +181,8 @@ std::variant<options, bad_option, bool> parse_options(int argc, char** argv) {
         err =
           bad_option{"option --duration needs a number of seconds above 0, not '" + value + "'"};
     } else if (arg == "--role") {
-      if (value != "bank" && value != "ledger" && value != "worker")
-        err = bad_option{"--role is bank, ledger or worker, not '" + value + "'"};
+      if (value != "bank" && value != "ledger")
+        err = bad_option{"--role is bank or ledger, not '" + value + "'"};
       o.role = value;
     } else if (arg == "--listen") {
       std::string host;
@@ -208,8 +208,6 @@ std::variant<options, bad_option, bool> parse_options(int argc, char** argv) {
     return bad_option{"--listen goes with --role ledger"};
   if (o.role == "ledger" && !o.connect.empty())
     return bad_option{"--connect goes with the bank, not with --role ledger"};
-  if (o.role == "worker" && o.index < 0)
-    return bad_option{"--role worker needs --index"};
   if (o.index >= o.workers)
     return bad_option{"--index must be below --workers"};
   return o;
@@ -266,9 +264,11 @@ typename Inspector::result_type inspect(Inspector& f, ledger_report& x) {
            x.journal_from, x.journal_to, x.journal_amount, x.rejected, x.duplicates);
 }
 
-/// The same configuration in every process: types travel by name.
+/// The same configuration in every process (types travel by name), after
+/// `troupe::ipc::configure`, which the program does.
 void configure(caf::actor_system_config& cfg) {
-  troupe::ipc::configure(cfg);
+  if (troupe::ipc::this_process_role() == "worker")
+    cfg.set("scheduler.max-threads", 2);
   troupe::ipc::add_managed_types(cfg);
   cfg.add_message_type<ledger_report>("ledger_report");
   cfg.add_error_category(
@@ -575,40 +575,28 @@ caf::expected<caf::actor> find_ledger(troupe::ipc::node& group, const options& o
   return group.remote_tcp(host, port);
 }
 
-int run_worker(const options& o) {
+/// A worker process (role "worker", started by the bank's supervisor).
+int run_worker(troupe::ipc::process_context& ctx, const options& o) {
   // Ctrl-C is for the bank, which stops its workers in order.
   ::signal(SIGINT, SIG_IGN);
-  caf::actor_system_config cfg;
-  configure(cfg);
-  cfg.set("scheduler.max-threads", 2);
-  caf::actor_system sys{cfg};
+  if (o.index < 0)
+    ctx.fail("a worker needs --index", troupe::make_error(troupe::errc::invalid_argument));
   auto name = worker_name(o.index);
-  auto fail = [&](const caf::error& err) {
-    std::cerr << name << ": " << troupe::describe(err) << '\n';
-    return 1;
-  };
-  auto group = troupe::ipc::node::join_from_env(sys);
-  if (!group)
-    return fail(group.error());
-  auto ledger = find_ledger(*group, o, std::chrono::seconds(10));
-  if (!ledger)
-    return fail(ledger.error());
-  auto tally = group->lookup("tally", std::chrono::seconds(10));
-  if (!tally)
-    return fail(tally.error());
+  auto ledger = ctx.check(find_ledger(ctx.group(), o, std::chrono::seconds(10)), "the ledger");
+  auto tally = ctx.check(ctx.group().lookup("tally", std::chrono::seconds(10)), "the tally");
   // `self` lives until this process has left the group: the tally watches
   // it to know when the process is gone.
-  caf::scoped_actor self{sys};
-  auto w = sys.spawn(worker_actor, o, *ledger, *tally, caf::actor{self});
+  caf::scoped_actor self{ctx.system()};
+  auto w = ctx.system().spawn(worker_actor, o, ledger, tally, caf::actor{self});
   self->monitor(w);
-  auto listing = group->publish(name, w);
+  auto listing = ctx.group().publish(name, w);
   if (!listing) {
     self->send_exit(w, caf::exit_reason::kill);
-    return fail(listing.error());
+    ctx.fail("cannot publish " + name, listing.error());
   }
   // Live as long as the worker actor: the supervisor stops it in the end.
   self->receive([](caf::down_msg&) {});
-  group->leave();
+  ctx.group().leave();
   return 0;
 }
 
@@ -640,32 +628,24 @@ bool segment_exists(const std::string& group) {
 // --role ledger: the ledger alone, published over TCP
 // ---------------------------------------------------------------------------
 
-int run_ledger_server(const options& o) {
+int run_ledger_server(troupe::ipc::process_context& ctx, const options& o) {
   catch_signals();
-  caf::actor_system_config cfg;
-  configure(cfg);
-  caf::actor_system sys{cfg};
+  auto& sys = ctx.system();
+  auto& group = ctx.group();
   std::string host = "127.0.0.1";
   uint16_t port = 0;
   parse_endpoint(o.listen, host, port);
   // 1. A group of its own, with the ledger published by name (as the bank
   //    does) and through CAF's middleman, for other hosts.
-  auto group_name = "ledger-" + std::to_string(::getpid());
-  auto group = troupe::ipc::node::create(sys, group_name);
-  if (!group) {
-    std::cerr << "ledger: " << troupe::describe(group.error()) << '\n';
-    return 1;
-  }
   auto ledger = sys.spawn(ledger_actor, o.accounts);
   caf::scoped_actor self{sys};
   self->monitor(ledger);
-  auto port_or = group->publish_tcp(ledger, port, host);
-  auto listing = port_or ? group->publish("ledger", ledger)
+  auto port_or = group.publish_tcp(ledger, port, host);
+  auto listing = port_or ? group.publish("ledger", ledger)
                          : caf::expected<troupe::ipc::publication>{port_or.error()};
   if (!listing) {
-    std::cerr << "ledger: " << troupe::describe(listing.error()) << '\n';
     self->send_exit(ledger, caf::exit_reason::kill);
-    return 1;
+    ctx.fail("cannot publish the ledger", listing.error());
   }
   std::cout << "ledger listening on " << host << ':' << *port_or << " (" << o.accounts
             << " accounts of " << opening_balance << ")" << std::endl;
@@ -679,7 +659,6 @@ int run_ledger_server(const options& o) {
     self->receive([](caf::down_msg&) {});
   }
   std::cout << "ledger stopped" << (stopped ? "" : " (interrupted)") << std::endl;
-  group->leave();
   return stopped ? 0 : 1;
 }
 
@@ -774,43 +753,25 @@ verdict check(const options& o, const ledger_report& r, const std::vector<int64_
 
 constexpr auto patience = std::chrono::seconds(30);
 
-int run_bank(const options& o) {
+int run_bank(troupe::ipc::process_context& ctx, const options& o) {
   catch_signals();
-  caf::actor_system_config cfg;
-  configure(cfg);
-  caf::actor_system sys{cfg};
-  auto fail = [](const std::string& what, const caf::error& err) {
+  auto& sys = ctx.system();
+  auto* group = &ctx.group();
+  auto warn = [](const std::string& what, const caf::error& err) {
     std::cerr << "ledger: " << what << ": " << troupe::describe(err) << '\n';
-    return 1;
   };
-  // 1. The group; the ledger in this process (or a remote one), published
-  //    by name, and the tally the workers report to.
-  // A killed node's slot rests for `slot_grace` (1 s) before a new process
-  // may take it: room for the workers and a second of chaos.
-  troupe::ipc::group_options gopts;
-  gopts.max_nodes = 64;
-  auto group_name = "ledger-" + std::to_string(::getpid());
-  auto group = troupe::ipc::node::create(sys, group_name, gopts);
-  if (!group)
-    return fail("cannot create the group", group.error());
+  // 1. The ledger in this process (or a remote one), published by name, and
+  //    the tally the workers report to.
   caf::actor ledger;
   troupe::ipc::publication ledger_listing;
   if (o.connect.empty()) {
     ledger = sys.spawn(ledger_actor, o.accounts);
-    auto listing = group->publish("ledger", ledger);
-    if (!listing)
-      return fail("cannot publish the ledger", listing.error());
-    ledger_listing = std::move(*listing);
+    ledger_listing = ctx.check(group->publish("ledger", ledger), "cannot publish the ledger");
   } else {
-    auto remote = find_ledger(*group, o, patience);
-    if (!remote)
-      return fail("cannot reach the ledger at " + o.connect, remote.error());
-    ledger = *remote;
+    ledger = ctx.check(find_ledger(*group, o, patience), "cannot reach the ledger at " + o.connect);
   }
   auto tally = sys.spawn(tally_actor, o.workers, o.transfers);
-  auto tally_listing = group->publish("tally", tally);
-  if (!tally_listing)
-    return fail("cannot publish the tally", tally_listing.error());
+  auto tally_listing = ctx.check(group->publish("tally", tally), "cannot publish the tally");
   caf::scoped_actor self{sys};
   auto stop_actors = [&] {
     self->send_exit(tally, caf::exit_reason::user_shutdown);
@@ -824,12 +785,11 @@ int run_bank(const options& o) {
   for (int32_t k = 0; k < o.workers; ++k) {
     troupe::ipc::process_spec spec;
     spec.name = worker_name(k);
-    spec.args = {"--role",      "worker",
-                 "--index",     std::to_string(k),
-                 "--workers",   std::to_string(o.workers),
-                 "--transfers", std::to_string(o.transfers),
-                 "--accounts",  std::to_string(o.accounts),
-                 "--window",    std::to_string(o.window)};
+    spec.role = "worker";
+    spec.args = {
+      "--index",     std::to_string(k),           "--workers",  std::to_string(o.workers),
+      "--transfers", std::to_string(o.transfers), "--accounts", std::to_string(o.accounts),
+      "--window",    std::to_string(o.window)};
     if (!o.connect.empty()) {
       spec.args.emplace_back("--connect");
       spec.args.push_back(o.connect);
@@ -853,7 +813,7 @@ int run_bank(const options& o) {
   auto sup = troupe::supervisor::make(sys, flags, children);
   if (!sup) {
     stop_actors();
-    return fail("cannot start the workers", sup.error());
+    ctx.fail("cannot start the workers", sup.error());
   }
   std::cout << o.workers << " worker processes started, " << o.transfers << " transfers over "
             << o.accounts << " accounts";
@@ -969,10 +929,10 @@ int run_bank(const options& o) {
   std::optional<ledger_report> report;
   self->request(ledger, patience, report_atom::value)
     .receive([&](ledger_report& r) { report = std::move(r); },
-             [&](caf::error& err) { fail("no report from the ledger", err); });
+             [&](caf::error& err) { warn("no report from the ledger", err); });
   if (!o.connect.empty())
     self->request(ledger, patience, stop_atom::value)
-      .receive([] {}, [&](caf::error& err) { fail("cannot stop the ledger", err); });
+      .receive([] {}, [&](caf::error& err) { warn("cannot stop the ledger", err); });
   stop_actors();
 
   // 5. The summary and the check.
@@ -1008,6 +968,7 @@ int run_bank(const options& o) {
   }
 
   // 6. Leave the group: the last node out removes its segment.
+  auto group_name = group->group();
   group->leave();
   if (segment_exists(group_name)) {
     std::cout << "shared memory: /dev/shm/troupe." << group_name << " is still there" << std::endl;
@@ -1031,9 +992,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   auto& o = std::get<options>(parsed);
-  if (o.role == "worker")
-    return run_worker(o);
-  if (o.role == "ledger")
-    return run_ledger_server(o);
-  return run_bank(o);
+  // A killed node's slot rests for `slot_grace` (1 s) before a new process
+  // may take it: room for the workers and a second of chaos.
+  troupe::ipc::group_options group;
+  group.max_nodes = 64;
+  return troupe::ipc::program{argc, argv}
+    .configure(configure)
+    .options(group)
+    .role("worker", [&o](troupe::ipc::process_context& ctx) { return run_worker(ctx, o); })
+    .run([&o](troupe::ipc::process_context& ctx) {
+      return o.role == "ledger" ? run_ledger_server(ctx, o) : run_bank(ctx, o);
+    });
 }

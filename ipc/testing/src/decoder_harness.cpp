@@ -164,7 +164,14 @@ decoder_harness::decoder_harness(caf::actor_system& sys, uint64_t max_message_by
 
 decoder_harness::~decoder_harness() {
   impl_->sys.registry().erase(static_cast<caf::actor_id>(receiver_id));
-  caf::anon_send_exit(impl_->sink, caf::exit_reason::kill); // it traps the others
+  // The sink ends before the node leaves: its end may still go through the
+  // node (links and monitors an input gave it to the made-up peer's
+  // actors). Once the node has left, a proxy made for that would hold the
+  // node, and the node its proxies: neither would ever be freed.
+  auto& self = impl_->self;
+  self->monitor(impl_->sink);
+  self->send_exit(impl_->sink, caf::exit_reason::kill); // it traps the others
+  self->receive([](const caf::down_msg&) {}, caf::after(std::chrono::seconds(10)) >> [] {});
   impl_->core->leave();
 }
 

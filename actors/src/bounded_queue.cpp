@@ -144,7 +144,7 @@ caf::actor spawn_bounded_queue(caf::actor_system& sys, std::size_t capacity, ful
 caf::expected<queue_stats> queue_stats_of(const caf::actor& queue) {
   queue_stats result;
   if (auto err = call(
-        queue,
+        queue, forever,
         [&](uint64_t size, uint64_t capacity, uint64_t high_water, uint64_t putters,
             uint64_t getters, bool closed) {
           result = queue_stats{size, capacity, high_water, putters, getters, closed};

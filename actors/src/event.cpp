@@ -1,8 +1,8 @@
 #include "troupe/event.hpp"
 
 #include "troupe/detail/blocking_call.hpp"
-#include "troupe/error.hpp"
 #include "troupe/detail/waiter_queue.hpp"
+#include "troupe/error.hpp"
 
 #include <caf/all.hpp>
 
@@ -69,8 +69,7 @@ caf::error change_flag(const caf::actor& owner, caf::message flag_op) {
   }
   // Messages from two threads to an actor of another process may overtake
   // each other on the way: only the answer says the owner has it.
-  return detail::call(
-    owner, [](caf::ok_atom) {}, std::move(flag_op));
+  return detail::call_ok(owner, forever, std::move(flag_op));
 }
 
 } // namespace
@@ -84,21 +83,20 @@ caf::error event::clear() const {
 }
 
 caf::expected<bool> event::is_set() const {
-  return detail::ask<bool>(owner_, caf::get_atom::value);
+  return detail::ask<bool>(owner_, forever, caf::get_atom::value);
 }
 
 caf::expected<std::size_t> event::waiting() const {
-  return detail::ask<std::size_t>(owner_, caf::get_atom::value, wait_atom::value);
+  return detail::ask<std::size_t>(owner_, forever, caf::get_atom::value, wait_atom::value);
 }
 
 caf::error event::wait(caf::timespan timeout) const {
-  return detail::call(
-    owner_, [](caf::ok_atom) {}, wait_atom::value, timeout);
+  return detail::call_ok(owner_, forever, wait_atom::value, timeout);
 }
 
 caf::error event::wait(caf::scoped_actor& self, caf::timespan timeout) const {
   return detail::call_through(
-    self, owner_, [](caf::ok_atom) {}, wait_atom::value, timeout);
+    self, owner_, forever, [](caf::ok_atom) {}, wait_atom::value, timeout);
 }
 
 } // namespace troupe

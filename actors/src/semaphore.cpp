@@ -1,8 +1,8 @@
 #include "troupe/semaphore.hpp"
 
 #include "troupe/detail/blocking_call.hpp"
-#include "troupe/error.hpp"
 #include "troupe/detail/waiter_queue.hpp"
+#include "troupe/error.hpp"
 
 #include <caf/all.hpp>
 #include <caf/send.hpp>
@@ -154,17 +154,17 @@ caf::expected<semaphore> semaphore::make(caf::actor_system& sys, std::size_t per
 caf::expected<semaphore::lease> semaphore::acquire(caf::scoped_actor& self,
                                                    caf::timespan timeout) const {
   if (auto err = detail::call_through(
-        self, owner_, [](caf::ok_atom) {}, acquire_atom::value, timeout))
+        self, owner_, forever, [](caf::ok_atom) {}, acquire_atom::value, timeout))
     return err;
   return lease{owner_, caf::actor_cast<caf::weak_actor_ptr>(self.ptr())};
 }
 
 caf::expected<std::size_t> semaphore::available() const {
-  return detail::ask<std::size_t>(owner_, caf::get_atom::value);
+  return detail::ask<std::size_t>(owner_, forever, caf::get_atom::value);
 }
 
 caf::expected<std::size_t> semaphore::waiting() const {
-  return detail::ask<std::size_t>(owner_, caf::get_atom::value, wait_atom::value);
+  return detail::ask<std::size_t>(owner_, forever, caf::get_atom::value, wait_atom::value);
 }
 
 semaphore::lease::lease(lease&& other) noexcept

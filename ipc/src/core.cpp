@@ -39,6 +39,7 @@ core::core(caf::actor_system& sys, std::unique_ptr<mapped_segment> seg, group_op
   opts_.max_message_bytes = seg_->view.header()->max_message_bytes;
   peers_.resize(seg_->view.geo.max_nodes);
   seen_epoch_.resize(seg_->view.geo.max_nodes, 0);
+  install_call_hooks();
 }
 
 core::~core() {

@@ -30,6 +30,11 @@
 
 namespace troupe::ipc::detail {
 
+/// Makes troupe's blocking calls borrow a node's callers and read its rings
+/// while they wait for an answer from another process (see
+/// `troupe::detail::remote_call_hooks`). Done by every core; idempotent.
+void install_call_hooks() noexcept;
+
 /// Idle `scoped_actor`s for blocking calls to other nodes' actors, kept by
 /// the node so that they end before the actor system does.
 struct caller_pool {
@@ -228,7 +233,7 @@ public:
   }
 
   /// The idle callers of blocking calls to this group's actors (see
-  /// `detail::caller`); emptied and closed when the node leaves.
+  /// `lend_caller` in node.cpp); emptied and closed when the node leaves.
   const std::shared_ptr<caller_pool>& callers() const noexcept {
     return callers_;
   }

@@ -303,31 +303,75 @@ void node::leave() {
 
 namespace troupe::ipc::detail {
 
-caller::caller(const caf::actor& dest, bool reusable) : reusable_(reusable) {
-  auto* px = dynamic_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(dest));
-  if (px != nullptr && reusable) {
-    pool_ = px->owner().callers();
+namespace {
+
+/// A caller borrowed from the pool of the node that reaches `dest`. An
+/// answered call gives it back: the owner's process then knows it already,
+/// which saves a proxy and its lifetime bookkeeping on both sides per call
+/// (most of a call's cost). A caller whose call was not answered is not
+/// given back (a late answer may still come), nor one whose call ended by an
+/// exception.
+class pooled_caller final : public troupe::detail::lent_caller {
+public:
+  pooled_caller(std::shared_ptr<caller_pool> pool, std::unique_ptr<caf::scoped_actor> self)
+    : pool_(std::move(pool)), self_(std::move(self)) {}
+
+  ~pooled_caller() override {
+    if (spoiled_ || std::uncaught_exceptions() > uncaught_)
+      return;
     std::lock_guard<std::mutex> guard{pool_->mtx};
-    if (!pool_->idle.empty()) {
-      self_ = std::move(pool_->idle.back());
-      pool_->idle.pop_back();
+    if (!pool_->closed && pool_->idle.size() < caller_pool::max_idle)
+      pool_->idle.push_back(std::move(self_));
+  }
+
+  caf::scoped_actor& self() noexcept override {
+    return *self_;
+  }
+
+  void spoil() noexcept override {
+    spoiled_ = true;
+  }
+
+private:
+  std::shared_ptr<caller_pool> pool_;
+  std::unique_ptr<caf::scoped_actor> self_;
+  bool spoiled_ = false;
+  int uncaught_ = std::uncaught_exceptions();
+};
+
+shm_proxy* as_proxy(const caf::actor& dest) {
+  return dynamic_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(dest));
+}
+
+/// Lends a caller for a call to an actor of another process of a group. A
+/// call with a finite timeout gets none: CAF leaves a timer message behind
+/// in its caller, so that caller could not be lent again.
+std::unique_ptr<troupe::detail::lent_caller> lend_caller(const caf::actor& dest, bool reusable) {
+  auto* px = reusable ? as_proxy(dest) : nullptr;
+  if (px == nullptr)
+    return nullptr;
+  auto pool = px->owner().callers();
+  std::unique_ptr<caf::scoped_actor> self;
+  {
+    std::lock_guard<std::mutex> guard{pool->mtx};
+    if (!pool->idle.empty()) {
+      self = std::move(pool->idle.back());
+      pool->idle.pop_back();
     }
   }
-  if (!self_)
+  if (!self)
     // Hidden: an idle caller must not keep `await_all_actors_done` waiting.
-    self_ = std::make_unique<caf::scoped_actor>(dest->home_system(), pool_ != nullptr);
+    self = std::make_unique<caf::scoped_actor>(dest->home_system(), true);
+  return std::make_unique<pooled_caller>(std::move(pool), std::move(self));
 }
 
-caller::~caller() {
-  if (!pool_ || !reusable_ || std::uncaught_exceptions() > uncaught_)
-    return;
-  std::lock_guard<std::mutex> guard{pool_->mtx};
-  if (!pool_->closed && pool_->idle.size() < caller_pool::max_idle)
-    pool_->idle.push_back(std::move(self_));
-}
-
+/// After `self` sent a request to `dest`: if `dest` is an actor of another
+/// process, reads the node's rings on this thread until something is in
+/// `self`'s mailbox, for at most `group_options::spin` (or `timeout`, if
+/// shorter), so that the answer needs no other thread of this process to
+/// wake up. Then `self` receives as usual.
 void await_answer(caf::scoped_actor& self, const caf::actor& dest, caf::timespan timeout) {
-  auto* px = dynamic_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(dest));
+  auto* px = as_proxy(dest);
   if (px == nullptr)
     return;
   auto& owner = px->owner();
@@ -337,6 +381,14 @@ void await_answer(caf::scoped_actor& self, const caf::actor& dest, caf::timespan
   auto& mailbox = self->mailbox();
   owner.poll_until([&mailbox] { return !mailbox.empty(); },
                    std::chrono::steady_clock::now() + budget);
+}
+
+const troupe::detail::remote_call_hooks call_hooks{lend_caller, await_answer};
+
+} // namespace
+
+void install_call_hooks() noexcept {
+  troupe::detail::install_remote_call_hooks(&call_hooks);
 }
 
 } // namespace troupe::ipc::detail

@@ -377,23 +377,6 @@ caf::behavior barrier_impl(barrier_actor* self, std::size_t parties) {
   };
 }
 
-// -- blocking helpers -------------------------------------------------------
-
-/// Asks `dest` through `self` and hands the answer to `on_answer`.
-template <class OnAnswer, class... Ts>
-caf::error ask_with(caf::scoped_actor& self, const caf::actor& dest, OnAnswer on_answer,
-                    const Ts&... xs) {
-  if (!dest)
-    return troupe::detail::empty_handle_error();
-  caf::error result;
-  auto answer = self->request(dest, caf::infinite, xs...);
-  detail::await_answer(self, dest, forever);
-  answer.receive(on_answer, [&](caf::error& err) {
-    result = troupe::detail::normalize_request_error(std::move(err));
-  });
-  return result;
-}
-
 } // namespace
 
 // -- permits ----------------------------------------------------------------
@@ -411,24 +394,24 @@ void lease::reset() noexcept {
 
 caf::expected<acquired> permits::acquire(caf::scoped_actor& self, caf::timespan timeout) const {
   acquired result;
-  if (auto err = ask_with(
-        self, owner_, [&](caf::ok_atom, bool died) { result.previous_holder_died = died; },
+  if (auto err = troupe::detail::call_through(
+        self, owner_, forever, [&](caf::ok_atom, bool died) { result.previous_holder_died = died; },
         acquire_atom::value, timeout))
     return err;
   return result;
 }
 
 caf::error permits::release(caf::scoped_actor& self) const {
-  return ask_with(
-    self, owner_, [](caf::ok_atom) {}, release_atom::value);
+  return troupe::detail::call_through(
+    self, owner_, forever, [](caf::ok_atom) {}, release_atom::value);
 }
 
 caf::expected<std::size_t> permits::available() const {
-  return detail::shared_ask<std::size_t>(owner_, forever, caf::get_atom::value);
+  return troupe::detail::ask<std::size_t>(owner_, forever, caf::get_atom::value);
 }
 
 caf::expected<std::size_t> permits::waiting() const {
-  return detail::shared_ask<std::size_t>(owner_, forever, caf::get_atom::value, wait_atom::value);
+  return troupe::detail::ask<std::size_t>(owner_, forever, caf::get_atom::value, wait_atom::value);
 }
 
 lock lock::make(caf::actor_system& sys) {
@@ -467,8 +450,8 @@ condition condition::make(caf::actor_system& sys, bool reentrant) {
 
 caf::expected<waited> condition::wait(caf::scoped_actor& self, caf::timespan timeout) const {
   waited result;
-  if (auto err = ask_with(
-        self, owner_,
+  if (auto err = troupe::detail::call_through(
+        self, owner_, forever,
         [&](caf::ok_atom, bool notified, bool died) {
           result = waited{notified, died};
         },
@@ -478,17 +461,18 @@ caf::expected<waited> condition::wait(caf::scoped_actor& self, caf::timespan tim
 }
 
 caf::error condition::notify(caf::scoped_actor& self, std::size_t n) const {
-  return ask_with(
-    self, owner_, [](caf::ok_atom) {}, notify_atom::value, n);
+  return troupe::detail::call_through(
+    self, owner_, forever, [](caf::ok_atom) {}, notify_atom::value, n);
 }
 
 caf::error condition::notify_all(caf::scoped_actor& self) const {
-  return ask_with(
-    self, owner_, [](caf::ok_atom) {}, notify_all_atom::value);
+  return troupe::detail::call_through(
+    self, owner_, forever, [](caf::ok_atom) {}, notify_all_atom::value);
 }
 
 caf::expected<std::size_t> condition::sleeping() const {
-  return detail::shared_ask<std::size_t>(owner_, forever, caf::get_atom::value, notify_atom::value);
+  return troupe::detail::ask<std::size_t>(owner_, forever, caf::get_atom::value,
+                                          notify_atom::value);
 }
 
 // -- event ------------------------------------------------------------------
@@ -507,24 +491,24 @@ caf::expected<barrier> barrier::make(caf::actor_system& sys, std::size_t parties
 
 caf::expected<std::size_t> barrier::wait(caf::scoped_actor& self, caf::timespan timeout) const {
   std::size_t index = 0;
-  if (auto err = ask_with(
-        self, owner_, [&](std::size_t i) { index = i; }, wait_atom::value, timeout))
+  if (auto err = troupe::detail::call_through(
+        self, owner_, forever, [&](std::size_t i) { index = i; }, wait_atom::value, timeout))
     return err;
   return index;
 }
 
 caf::error barrier::abort() const {
-  return detail::shared_call(
+  return troupe::detail::call(
     owner_, forever, [](caf::ok_atom) {}, abort_atom::value);
 }
 
 caf::error barrier::reset() const {
-  return detail::shared_call(
+  return troupe::detail::call(
     owner_, forever, [](caf::ok_atom) {}, reset_atom::value);
 }
 
 caf::expected<std::size_t> barrier::waiting() const {
-  return detail::shared_ask<std::size_t>(owner_, forever, caf::get_atom::value, wait_atom::value);
+  return troupe::detail::ask<std::size_t>(owner_, forever, caf::get_atom::value, wait_atom::value);
 }
 
 } // namespace troupe::ipc

@@ -70,35 +70,33 @@ public:
 
   /// Puts `item` at the end; blocks while the queue is full (policy `wait`).
   caf::error put(T item, caf::timespan timeout = forever) const {
-    return detail::call(
-      owner_, [](caf::ok_atom) {}, caf::put_atom::value, timeout,
-      caf::make_message(std::move(item)));
+    return detail::call_ok(owner_, forever, caf::put_atom::value, timeout,
+                           caf::make_message(std::move(item)));
   }
 
   /// As `put(item, timeout)`, asking through the caller's `self`.
   caf::error put(caf::scoped_actor& self, T item, caf::timespan timeout = forever) const {
     return detail::call_through(
-      self, owner_, [](caf::ok_atom) {}, caf::put_atom::value, timeout,
+      self, owner_, forever, [](caf::ok_atom) {}, caf::put_atom::value, timeout,
       caf::make_message(std::move(item)));
   }
 
   /// Takes the first item; blocks while the queue is empty.
   [[nodiscard]] caf::expected<T> get(caf::timespan timeout = forever) const {
-    return detail::ask<T>(owner_, caf::get_atom::value, timeout);
+    return detail::ask<T>(owner_, forever, caf::get_atom::value, timeout);
   }
 
   /// As `get(timeout)`, asking through the caller's `self`.
   [[nodiscard]] caf::expected<T> get(caf::scoped_actor& self,
                                      caf::timespan timeout = forever) const {
-    return detail::ask_through<T>(self, owner_, caf::get_atom::value, timeout);
+    return detail::ask_through<T>(self, owner_, forever, caf::get_atom::value, timeout);
   }
 
   /// Closes the queue (see above). Returns once the queue has it:
   /// `errc::owner_down` if the queue is gone, `errc::invalid_argument` on an
   /// empty handle.
   [[nodiscard]] caf::error close() const {
-    return detail::call(
-      owner_, [](caf::ok_atom) {}, caf::close_atom::value);
+    return detail::call_ok(owner_, forever, caf::close_atom::value);
   }
 
   /// The queue's counters (blocks for the answer).

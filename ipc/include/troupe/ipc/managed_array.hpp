@@ -166,35 +166,35 @@ public:
 
   /// `len(a)`: the fixed length.
   [[nodiscard]] caf::expected<int64_t> len(caf::timespan timeout = forever) const {
-    return detail::shared_ask<int64_t>(owner_, timeout, len_atom::value);
+    return troupe::detail::ask<int64_t>(owner_, timeout, len_atom::value);
   }
 
   /// `a[i]`, or `errc::index_error`.
   [[nodiscard]] caf::expected<T> get(int64_t i, caf::timespan timeout = forever) const {
-    return detail::shared_ask<T>(owner_, timeout, caf::get_atom::value, i);
+    return troupe::detail::ask<T>(owner_, timeout, caf::get_atom::value, i);
   }
 
   /// `a[i] = x`, or `errc::index_error`.
   caf::error set(int64_t i, const T& x, caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, timeout, set_atom::value, i, x);
+    return troupe::detail::call_ok(owner_, timeout, set_atom::value, i, x);
   }
 
   /// `a[i] += delta` as one atomic step on the owner; returns the cell's
   /// new value, or `errc::index_error` (arithmetic `T` but `bool` only).
   template <class U = T, class = std::enable_if_t<detail::managed_array_adds<U>>>
   [[nodiscard]] caf::expected<T> add(int64_t i, T delta, caf::timespan timeout = forever) const {
-    return detail::shared_ask<T>(owner_, timeout, caf::add_atom::value, i, delta);
+    return troupe::detail::ask<T>(owner_, timeout, caf::add_atom::value, i, delta);
   }
 
   /// `a[first:last]`: a consistent copy of that part.
   [[nodiscard]] caf::expected<std::vector<T>> slice(int64_t first, int64_t last,
                                                     caf::timespan timeout = forever) const {
-    return detail::shared_ask<std::vector<T>>(owner_, timeout, slice_atom::value, first, last);
+    return troupe::detail::ask<std::vector<T>>(owner_, timeout, slice_atom::value, first, last);
   }
 
   /// `a[:]`: a consistent copy of every element.
   [[nodiscard]] caf::expected<std::vector<T>> snapshot(caf::timespan timeout = forever) const {
-    return detail::shared_ask<std::vector<T>>(owner_, timeout, snapshot_atom::value);
+    return troupe::detail::ask<std::vector<T>>(owner_, timeout, snapshot_atom::value);
   }
 };
 

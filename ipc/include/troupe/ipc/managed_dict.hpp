@@ -199,7 +199,8 @@ caf::behavior managed_dict_owner(caf::stateful_actor<managed_dict_state<K, V>>* 
 /// `node`).
 ///
 /// The handle is a value: copies talk to the same owner, and any thread may
-/// use one concurrently (each blocking call uses a caller actor of its own, see `detail::caller`).
+/// use one concurrently (each blocking call uses a caller actor of its own, see
+/// `troupe::detail::call`).
 template <class K, class V>
 class managed_dict : public owner_handle {
 public:
@@ -222,7 +223,7 @@ public:
 
   /// `d[k]`: the value of `k`, or `errc::key_error`.
   [[nodiscard]] caf::expected<V> at(const K& k, caf::timespan timeout = forever) const {
-    return detail::shared_ask<V>(owner_, timeout, caf::get_atom::value, k);
+    return troupe::detail::ask<V>(owner_, timeout, caf::get_atom::value, k);
   }
 
   /// `d.get(k)`: the value of `k`, or nothing (Python's `None`) if `k` is
@@ -242,19 +243,19 @@ public:
 
   /// `d[k] = v`.
   caf::error set(const K& k, const V& v, caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, timeout, set_atom::value, k, v);
+    return troupe::detail::call_ok(owner_, timeout, set_atom::value, k, v);
   }
 
   /// `d.setdefault(k, v)`: inserts `v` if `k` is missing; returns the value
   /// `k` has afterwards. Atomic.
   [[nodiscard]] caf::expected<V> setdefault(const K& k, const V& v,
                                             caf::timespan timeout = forever) const {
-    return detail::shared_ask<V>(owner_, timeout, setdefault_atom::value, k, v);
+    return troupe::detail::ask<V>(owner_, timeout, setdefault_atom::value, k, v);
   }
 
   /// `d.pop(k)`: removes `k` and returns its value, or `errc::key_error`.
   [[nodiscard]] caf::expected<V> pop(const K& k, caf::timespan timeout = forever) const {
-    return detail::shared_ask<V>(owner_, timeout, pop_atom::value, k);
+    return troupe::detail::ask<V>(owner_, timeout, pop_atom::value, k);
   }
 
   /// `d.pop(k, fallback)`: removes `k` and returns its value, or `fallback`
@@ -267,14 +268,14 @@ public:
 
   /// `del d[k]`: removes `k`, or `errc::key_error`.
   caf::error erase(const K& k, caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, timeout, caf::delete_atom::value, k);
+    return troupe::detail::call_ok(owner_, timeout, caf::delete_atom::value, k);
   }
 
   /// `d.popitem()`: removes and returns the newest item, or
   /// `errc::key_error` if the dict is empty.
   [[nodiscard]] caf::expected<std::pair<K, V>> popitem(caf::timespan timeout = forever) const {
     std::pair<K, V> res;
-    auto err = detail::shared_call(
+    auto err = troupe::detail::call(
       owner_, timeout,
       [&](K& k, V& v) {
         res = {std::move(k), std::move(v)};
@@ -297,18 +298,18 @@ public:
       ks.push_back(kv.first);
       vs.push_back(kv.second);
     }
-    return detail::shared_do(owner_, timeout, caf::update_atom::value, std::move(ks),
-                             std::move(vs));
+    return troupe::detail::call_ok(owner_, timeout, caf::update_atom::value, std::move(ks),
+                                   std::move(vs));
   }
 
   /// `list(d.keys())`, in insertion order.
   [[nodiscard]] caf::expected<std::vector<K>> keys(caf::timespan timeout = forever) const {
-    return detail::shared_ask<std::vector<K>>(owner_, timeout, keys_atom::value);
+    return troupe::detail::ask<std::vector<K>>(owner_, timeout, keys_atom::value);
   }
 
   /// `list(d.values())`, in the insertion order of their keys.
   [[nodiscard]] caf::expected<std::vector<V>> values(caf::timespan timeout = forever) const {
-    return detail::shared_ask<std::vector<V>>(owner_, timeout, values_atom::value);
+    return troupe::detail::ask<std::vector<V>>(owner_, timeout, values_atom::value);
   }
 
   /// `d.copy()`: a plain copy of the items, in insertion order (what
@@ -322,7 +323,7 @@ public:
   [[nodiscard]] caf::expected<std::vector<std::pair<K, V>>>
   items(caf::timespan timeout = forever) const {
     std::vector<std::pair<K, V>> res;
-    auto err = detail::shared_call(
+    auto err = troupe::detail::call(
       owner_, timeout,
       [&](std::vector<K>& ks, std::vector<V>& vs) {
         res.reserve(ks.size());
@@ -337,17 +338,17 @@ public:
 
   /// `len(d)`.
   [[nodiscard]] caf::expected<int64_t> len(caf::timespan timeout = forever) const {
-    return detail::shared_ask<int64_t>(owner_, timeout, len_atom::value);
+    return troupe::detail::ask<int64_t>(owner_, timeout, len_atom::value);
   }
 
   /// `k in d`.
   [[nodiscard]] caf::expected<bool> contains(const K& k, caf::timespan timeout = forever) const {
-    return detail::shared_ask<bool>(owner_, timeout, contains_atom::value, k);
+    return troupe::detail::ask<bool>(owner_, timeout, contains_atom::value, k);
   }
 
   /// `d.clear()`.
   caf::error clear(caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, timeout, clear_atom::value);
+    return troupe::detail::call_ok(owner_, timeout, clear_atom::value);
   }
 };
 

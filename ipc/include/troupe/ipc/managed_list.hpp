@@ -231,50 +231,50 @@ public:
 
   /// `l.append(x)`.
   caf::error append(const T& x, caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, timeout, append_atom::value, x);
+    return troupe::detail::call_ok(owner_, timeout, append_atom::value, x);
   }
 
   /// `l.extend(xs)`: appends all of `xs` in one step.
   caf::error extend(const std::vector<T>& xs, caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, timeout, extend_atom::value, xs);
+    return troupe::detail::call_ok(owner_, timeout, extend_atom::value, xs);
   }
 
   /// `l[i]`, or `errc::index_error`.
   [[nodiscard]] caf::expected<T> get(int64_t i, caf::timespan timeout = forever) const {
-    return detail::shared_ask<T>(owner_, timeout, caf::get_atom::value, i);
+    return troupe::detail::ask<T>(owner_, timeout, caf::get_atom::value, i);
   }
 
   /// `l[i] = x`, or `errc::index_error`.
   caf::error set(int64_t i, const T& x, caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, timeout, set_atom::value, i, x);
+    return troupe::detail::call_ok(owner_, timeout, set_atom::value, i, x);
   }
 
   /// `l.insert(i, x)`.
   caf::error insert(int64_t i, const T& x, caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, timeout, insert_atom::value, i, x);
+    return troupe::detail::call_ok(owner_, timeout, insert_atom::value, i, x);
   }
 
   /// `l.pop(i)` (the last item by default): removes and returns it, or
   /// `errc::index_error`.
   [[nodiscard]] caf::expected<T> pop(int64_t i = -1, caf::timespan timeout = forever) const {
-    return detail::shared_ask<T>(owner_, timeout, pop_atom::value, i);
+    return troupe::detail::ask<T>(owner_, timeout, pop_atom::value, i);
   }
 
   /// `l.remove(x)`: removes the first item equal to `x`, or
   /// `errc::value_error`.
   caf::error remove(const T& x, caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, timeout, remove_atom::value, x);
+    return troupe::detail::call_ok(owner_, timeout, remove_atom::value, x);
   }
 
   /// `l.index(x)`: the position of the first item equal to `x`, or
   /// `errc::value_error`.
   [[nodiscard]] caf::expected<int64_t> index(const T& x, caf::timespan timeout = forever) const {
-    return detail::shared_ask<int64_t>(owner_, timeout, index_atom::value, x);
+    return troupe::detail::ask<int64_t>(owner_, timeout, index_atom::value, x);
   }
 
   /// `len(l)`.
   [[nodiscard]] caf::expected<int64_t> len(caf::timespan timeout = forever) const {
-    return detail::shared_ask<int64_t>(owner_, timeout, len_atom::value);
+    return troupe::detail::ask<int64_t>(owner_, timeout, len_atom::value);
   }
 
   /// `l[start:stop:step]`: a copy of those items, Python's bounds and all
@@ -282,40 +282,40 @@ public:
   /// negative step walks backwards); `errc::value_error` for step 0.
   [[nodiscard]] caf::expected<std::vector<T>> slice(int64_t start, int64_t stop, int64_t step = 1,
                                                     caf::timespan timeout = forever) const {
-    return detail::shared_ask<std::vector<T>>(owner_, timeout, slice_atom::value, start, stop,
-                                              step);
+    return troupe::detail::ask<std::vector<T>>(owner_, timeout, slice_atom::value, start, stop,
+                                               step);
   }
 
   /// `del l[i]`, or `errc::index_error`.
   caf::error erase(int64_t i, caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, timeout, caf::delete_atom::value, i);
+    return troupe::detail::call_ok(owner_, timeout, caf::delete_atom::value, i);
   }
 
   /// `l.count(x)`: how many items equal `x`.
   [[nodiscard]] caf::expected<int64_t> count(const T& x, caf::timespan timeout = forever) const {
-    return detail::shared_ask<int64_t>(owner_, timeout, count_atom::value, x);
+    return troupe::detail::ask<int64_t>(owner_, timeout, count_atom::value, x);
   }
 
   /// `x in l`.
   [[nodiscard]] caf::expected<bool> contains(const T& x, caf::timespan timeout = forever) const {
-    return detail::shared_ask<bool>(owner_, timeout, contains_atom::value, x);
+    return troupe::detail::ask<bool>(owner_, timeout, contains_atom::value, x);
   }
 
   /// `l.reverse()`, in place.
   caf::error reverse(caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, timeout, reverse_atom::value);
+    return troupe::detail::call_ok(owner_, timeout, reverse_atom::value);
   }
 
   /// `l.sort()`: in place, ascending, stable (for `T` with `<` only: for any
   /// other `T` the call does not compile).
   template <class U = T, class = std::enable_if_t<detail::is_sortable<U>>>
   caf::error sort(caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, timeout, sort_atom::value);
+    return troupe::detail::call_ok(owner_, timeout, sort_atom::value);
   }
 
   /// `list(l)`: a consistent copy of every item.
   [[nodiscard]] caf::expected<std::vector<T>> snapshot(caf::timespan timeout = forever) const {
-    return detail::shared_ask<std::vector<T>>(owner_, timeout, snapshot_atom::value);
+    return troupe::detail::ask<std::vector<T>>(owner_, timeout, snapshot_atom::value);
   }
 };
 

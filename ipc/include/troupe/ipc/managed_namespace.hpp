@@ -128,7 +128,7 @@ public:
   /// Sets the field `name` to the message `value` as it is.
   caf::error set_message(const std::string& name, caf::message value,
                          caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, timeout, set_atom::value, name, std::move(value));
+    return troupe::detail::call_ok(owner_, timeout, set_atom::value, name, std::move(value));
   }
 
   /// `ns.name`, as a `T`: `errc::key_error` if there is no such field,
@@ -149,7 +149,7 @@ public:
   [[nodiscard]] caf::expected<caf::message> get_message(const std::string& name,
                                                         caf::timespan timeout = forever) const {
     std::optional<caf::message> res;
-    auto err = detail::shared_call(
+    auto err = troupe::detail::call(
       owner_, timeout, [&](caf::ok_atom, caf::message& m) { res = std::move(m); },
       caf::get_atom::value, name);
     if (err)
@@ -159,19 +159,19 @@ public:
 
   /// `del ns.name`, or `errc::key_error` if there is no such field.
   caf::error erase(const std::string& name, caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, timeout, caf::delete_atom::value, name);
+    return troupe::detail::call_ok(owner_, timeout, caf::delete_atom::value, name);
   }
 
   /// Whether the field `name` exists.
   [[nodiscard]] caf::expected<bool> contains(const std::string& name,
                                              caf::timespan timeout = forever) const {
-    return detail::shared_ask<bool>(owner_, timeout, contains_atom::value, name);
+    return troupe::detail::ask<bool>(owner_, timeout, contains_atom::value, name);
   }
 
   /// The names of all fields, sorted.
   [[nodiscard]] caf::expected<std::vector<std::string>>
   names(caf::timespan timeout = forever) const {
-    return detail::shared_ask<std::vector<std::string>>(owner_, timeout, keys_atom::value);
+    return troupe::detail::ask<std::vector<std::string>>(owner_, timeout, keys_atom::value);
   }
 };
 

@@ -454,13 +454,13 @@ public:
   /// `q.put(x, timeout=...)`: appends `x`, waiting up to `timeout` for room
   /// in a bounded queue; `errc::full` if there was none.
   caf::error put(const T& x, caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, forever, caf::put_atom::value, x, timeout);
+    return troupe::detail::call_ok(owner_, forever, caf::put_atom::value, x, timeout);
   }
 
   /// `q.get(timeout=...)`: removes and returns the oldest item, waiting up
   /// to `timeout` for one; `errc::empty` if none came.
   [[nodiscard]] caf::expected<T> get(caf::timespan timeout = forever) const {
-    return detail::shared_ask<T>(owner_, forever, caf::get_atom::value, timeout);
+    return troupe::detail::ask<T>(owner_, forever, caf::get_atom::value, timeout);
   }
 
   /// As `get`, under a lease held by this handle and its copies: `ack` the
@@ -471,7 +471,7 @@ public:
     if (!holder)
       return make_error(errc::invalid_argument, "empty managed_queue handle");
     std::optional<leased<T>> res;
-    auto err = detail::shared_call(
+    auto err = troupe::detail::call(
       owner_, forever,
       [&](uint64_t id, T& x) {
         res = leased<T>{id, std::move(x)};
@@ -486,24 +486,24 @@ public:
   /// `errc::not_held` if there is no such lease (acked already, or returned
   /// to the queue because its holder died).
   caf::error ack(uint64_t id, caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, timeout, ack_atom::value, id);
+    return troupe::detail::call_ok(owner_, timeout, ack_atom::value, id);
   }
 
   /// `q.task_done()`.
   caf::error task_done(caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, timeout, task_done_atom::value);
+    return troupe::detail::call_ok(owner_, timeout, task_done_atom::value);
   }
 
   /// `q.join()`: waits up to `timeout` until every item put was finished
   /// (`task_done` or `ack`); `errc::timeout` if some remain.
   caf::error join(caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, forever, caf::join_atom::value, timeout);
+    return troupe::detail::call_ok(owner_, forever, caf::join_atom::value, timeout);
   }
 
   /// `q.qsize()`: how many items wait in the queue (leased ones not
   /// included).
   [[nodiscard]] caf::expected<int64_t> qsize(caf::timespan timeout = forever) const {
-    return detail::shared_ask<int64_t>(owner_, timeout, len_atom::value);
+    return troupe::detail::ask<int64_t>(owner_, timeout, len_atom::value);
   }
 
   /// `q.empty()`: whether no item waits in the queue.
@@ -517,12 +517,12 @@ public:
   /// `q.full()`: whether a bounded queue holds `maxsize` items (never for an
   /// unbounded one).
   [[nodiscard]] caf::expected<bool> full(caf::timespan timeout = forever) const {
-    return detail::shared_ask<bool>(owner_, timeout, full_atom::value);
+    return troupe::detail::ask<bool>(owner_, timeout, full_atom::value);
   }
 
   /// How many items are leased and not yet acked.
   [[nodiscard]] caf::expected<int64_t> leased_count(caf::timespan timeout = forever) const {
-    return detail::shared_ask<int64_t>(owner_, timeout, len_atom::value, lease_atom::value);
+    return troupe::detail::ask<int64_t>(owner_, timeout, len_atom::value, lease_atom::value);
   }
 
 private:

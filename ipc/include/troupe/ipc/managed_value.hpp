@@ -111,19 +111,19 @@ public:
 
   /// The current value.
   [[nodiscard]] caf::expected<T> get(caf::timespan timeout = forever) const {
-    return detail::shared_ask<T>(owner_, timeout, caf::get_atom::value);
+    return troupe::detail::ask<T>(owner_, timeout, caf::get_atom::value);
   }
 
   /// Replaces the value.
   caf::error set(const T& x, caf::timespan timeout = forever) const {
-    return detail::shared_do(owner_, timeout, set_atom::value, x);
+    return troupe::detail::call_ok(owner_, timeout, set_atom::value, x);
   }
 
   /// Sets the value to `desired` if it equals `expected`, atomically;
   /// returns whether it did.
   [[nodiscard]] caf::expected<bool> compare_and_set(const T& expected, const T& desired,
                                                     caf::timespan timeout = forever) const {
-    return detail::shared_ask<bool>(owner_, timeout, cas_atom::value, expected, desired);
+    return troupe::detail::ask<bool>(owner_, timeout, cas_atom::value, expected, desired);
   }
 
   /// Adds `delta` atomically and returns the new value (arithmetic `T`
@@ -131,7 +131,7 @@ public:
   template <class U = T,
             class = std::enable_if_t<std::is_arithmetic_v<U> && !std::is_same_v<U, bool>>>
   [[nodiscard]] caf::expected<T> add(T delta, caf::timespan timeout = forever) const {
-    return detail::shared_ask<T>(owner_, timeout, caf::add_atom::value, delta);
+    return troupe::detail::ask<T>(owner_, timeout, caf::add_atom::value, delta);
   }
 };
 

@@ -1,13 +1,12 @@
 #pragma once
 
 /// @file
-/// Internal (for templates; not part of the API): blocking calls on the owner actor of a shared
-/// container or primitive, and helpers of the owners.
+/// Internal (for templates; not part of the API): what the owners of the managed containers and
+/// their handles share: Python-style index arithmetic, the texts of their errors, and running on
+/// the readers. Their blocking calls are `troupe::detail::call`'s
+/// (`troupe/detail/blocking_call.hpp`).
 
-// What the managed containers' handles and owners have in common: the blocking
-// call, Python-style index arithmetic and the texts of their errors. Not for
-// users: the containers' headers include it.
-
+#include "troupe/detail/blocking_call.hpp"
 #include "troupe/error.hpp"
 #include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
@@ -28,16 +27,6 @@ namespace troupe::ipc::detail {
 /// Timer message an owner sends itself when a waiting call's time is up.
 using shared_expire_atom = caf::atom_constant<caf::atom("sh_expire")>;
 
-/// The callers a node lends to blocking calls (defined in the ipc sources).
-struct caller_pool;
-
-/// After `self` sent a request to `dest`: if `dest` is an actor of another
-/// process, reads the node's rings on this thread until something is in
-/// `self`'s mailbox, for at most `group_options::spin` (or `timeout`, if
-/// shorter), so that the answer needs no other thread of this process to
-/// wake up. Then `self` receives as usual. Does nothing for a local `dest`.
-void await_answer(caf::scoped_actor& self, const caf::actor& dest, caf::timespan timeout);
-
 /// Makes the threads that read this process's rings always run `owner`
 /// themselves when a message from another process makes it ready: first,
 /// even while more input waits, and also on a blocking caller that reads
@@ -51,84 +40,6 @@ void serve_on_readers(const caf::actor& owner);
 inline caf::actor served_on_readers(caf::actor owner) {
   serve_on_readers(owner);
   return owner;
-}
-
-/// The `caf::scoped_actor` one blocking call is made from. For an owner in
-/// another process of the group, callers are borrowed from a pool of the
-/// local node and given back after an answered call: the owner's process
-/// then knows the caller already, which saves a proxy and its lifetime
-/// bookkeeping on both sides per call (most of a call's cost). A caller
-/// whose call was not answered, or that waited with a finite timeout (CAF
-/// then leaves a timer message behind), is not given back. For a local
-/// owner a fresh `scoped_actor` is as cheap as a borrowed one.
-class caller {
-public:
-  /// A caller for a call to `dest`; `reusable` is false for a call with a
-  /// finite timeout.
-  caller(const caf::actor& dest, bool reusable);
-  ~caller();
-
-  caller(const caller&) = delete;
-  caller& operator=(const caller&) = delete;
-
-  /// The actor to make the call from.
-  caf::scoped_actor& operator*() noexcept {
-    return *self_;
-  }
-
-  /// The call was not answered: a late answer may still come, so the actor
-  /// is not reused.
-  void spoil() noexcept {
-    reusable_ = false;
-  }
-
-private:
-  std::shared_ptr<caller_pool> pool_;
-  std::unique_ptr<caf::scoped_actor> self_;
-  bool reusable_;
-  /// A call that ends by an exception may leave its answer to come.
-  int uncaught_ = std::uncaught_exceptions();
-};
-
-/// Sends `xs...` to `owner` from a `caller` and waits up to `timeout` for
-/// the answer, which goes to `on_reply`. Returns the error instead:
-/// troupe's own (`errc::key_error`...), `errc::timeout`, `errc::owner_down`
-/// (a local owner terminated) or `errc::peer_lost` (the owner's process
-/// died).
-template <class OnReply, class... Ts>
-caf::error shared_call(const caf::actor& owner, caf::timespan timeout, OnReply on_reply,
-                       Ts&&... xs) {
-  if (!owner)
-    return troupe::detail::empty_handle_error();
-  caller self{owner, troupe::detail::is_forever(timeout)};
-  caf::error result;
-  auto answer =
-    (*self)->request(owner, troupe::detail::to_duration(timeout), std::forward<Ts>(xs)...);
-  await_answer(*self, owner, timeout);
-  answer.receive(on_reply, [&](caf::error& err) {
-    if (err == caf::sec::request_timeout)
-      self.spoil();
-    result = troupe::detail::normalize_request_error(std::move(err));
-  });
-  return result;
-}
-
-/// `shared_call` for a call answered with one value of type `T`.
-template <class T, class... Ts>
-caf::expected<T> shared_ask(const caf::actor& owner, caf::timespan timeout, Ts&&... xs) {
-  std::optional<T> value;
-  auto err = shared_call(
-    owner, timeout, [&](T& x) { value = std::move(x); }, std::forward<Ts>(xs)...);
-  if (err)
-    return err;
-  return std::move(*value);
-}
-
-/// `shared_call` for a call answered with `caf::ok_atom`.
-template <class... Ts>
-caf::error shared_do(const caf::actor& owner, caf::timespan timeout, Ts&&... xs) {
-  return shared_call(
-    owner, timeout, [](caf::ok_atom) {}, std::forward<Ts>(xs)...);
 }
 
 /// `x`'s value through `convert`, or `fallback` where `x` failed with

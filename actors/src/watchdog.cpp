@@ -18,7 +18,7 @@ using tick_atom = caf::atom_constant<caf::atom("tr_tick")>;
 struct watched {
   caf::weak_actor_ptr actor;
   std::string name;
-  std::optional<std::chrono::steady_clock::time_point> probe_sent;
+  std::optional<caf::actor_clock::time_point> probe_sent;
   bool reported = false;
 };
 
@@ -39,7 +39,7 @@ void default_report(const stall_report& r) {
 }
 
 void probe(watchdog_actor* self, caf::actor_id id, const caf::actor& who) {
-  self->state.actors[id].probe_sent = std::chrono::steady_clock::now();
+  self->state.actors[id].probe_sent = self->clock().now();
   self
     ->request<caf::message_priority::high>(who, caf::infinite, caf::sys_atom::value,
                                            caf::get_atom::value, std::string{"info"})
@@ -73,7 +73,7 @@ caf::behavior watchdog_impl(watchdog_actor* self, watchdog_options options) {
     },
     [self](tick_atom) {
       auto& st = self->state;
-      auto now = std::chrono::steady_clock::now();
+      auto now = self->clock().now();
       for (auto i = st.actors.begin(); i != st.actors.end();) {
         auto strong = i->second.actor.lock();
         if (!strong) {
@@ -102,6 +102,11 @@ caf::expected<watchdog> watchdog::make(caf::actor_system& sys, watchdog_options 
     return make_error(errc::invalid_argument, "a watchdog needs a positive threshold");
   // Detached: it must tick when every scheduler thread is blocked, which is
   // what it watches for. Hidden: it never holds up the system's shutdown.
+  // On CAF's test coordinator no thread blocks (the test runs each actor
+  // when it chooses, on virtual time), and a thread of its own would race
+  // with the coordinator: there the watchdog is scheduled like any actor.
+  if (caf::get_or(sys.config(), "scheduler.policy", caf::atom("stealing")) == caf::atom("testing"))
+    return watchdog{sys.spawn<caf::hidden>(watchdog_impl, std::move(options))};
   return watchdog{sys.spawn<caf::detached + caf::hidden>(watchdog_impl, std::move(options))};
 }
 

@@ -5,6 +5,7 @@
 #include "troupe/error.hpp"
 #include "troupe/semaphore.hpp"
 #include "troupe/supervisor.hpp"
+#include "troupe/watchdog.hpp"
 
 #include <doctest/doctest.h>
 
@@ -98,6 +99,41 @@ void acquire_at_once(virtual_time& vt, const troupe::semaphore& sem, caf::timesp
   });
   vt.to_kill.push_back(client);
 }
+
+/// A watchdog on virtual time that writes down what it reports.
+struct watched : virtual_time {
+  std::vector<troupe::stall_report> reports;
+  troupe::watchdog dog = make_dog();
+  /// An actor the test runs only when it says so: not running it stands for
+  /// a handler that blocks its thread.
+  caf::actor sleeper = sys.spawn([]() -> caf::behavior { return {[](int x) { return x; }}; });
+
+  watched() {
+    to_kill.push_back(sleeper);
+    dog.watch(sleeper);
+  }
+
+  troupe::watchdog make_dog() {
+    troupe::watchdog_options options;
+    options.threshold = 100ms;
+    options.interval = 25ms;
+    options.on_stall = [this](const troupe::stall_report& r) { reports.push_back(r); };
+    auto result = troupe::watchdog::make(sys, options);
+    REQUIRE(result);
+    return std::move(*result);
+  }
+
+  /// Lets `d` pass in steps of the watchdog's interval, running only the
+  /// watchdog: the sleeper never reaches its mailbox.
+  void stall_for(caf::timespan d) {
+    auto* dog_job =
+      dynamic_cast<caf::resumable*>(caf::actor_cast<caf::abstract_actor*>(dog.handle()));
+    for (auto passed = caf::timespan{0}; passed < d; passed += 25ms) {
+      sched.clock().advance_time(25ms);
+      sched.run_jobs_filtered([dog_job](caf::resumable* job) { return job == dog_job; });
+    }
+  }
+};
 
 supervisor_flags with_backoff(caf::timespan min, caf::timespan max, caf::timespan period) {
   supervisor_flags flags;
@@ -211,5 +247,31 @@ TEST_SUITE("actors.timing") {
     CHECK(failed.empty());
     advance(1ns);
     CHECK(failed == std::vector<caf::timespan>{300ms});
+  }
+
+  TEST_CASE_FIXTURE(watched, "the watchdog reports an actor past its threshold, once per stall") {
+    sched.run_jobs_filtered([this](caf::resumable* job) {
+      return job
+             == dynamic_cast<caf::resumable*>(caf::actor_cast<caf::abstract_actor*>(dog.handle()));
+    }); // the watchdog takes the watch and probes the sleeper at 0
+    stall_for(100ms);
+    CHECK(reports.empty()); // exactly at the threshold: not past it
+    stall_for(25ms);
+    REQUIRE(reports.size() == 1);
+    CHECK(reports[0].id == sleeper.id());
+    CHECK(reports[0].blocked_for == 125ms);
+    stall_for(500ms);
+    CHECK(reports.size() == 1); // once per stall
+    run();                      // the sleeper answers the probe: the stall is over
+    stall_for(150ms);           // the next tick probes again, and that stall is reported too
+    REQUIRE(reports.size() == 2);
+    CHECK(reports[1].blocked_for == 125ms);
+  }
+
+  TEST_CASE_FIXTURE(watched,
+                    "the watchdog never reports an actor that keeps reaching its mailbox") {
+    for (int i = 0; i < 100; ++i)
+      advance(25ms); // 2.5 s, running every actor at each step
+    CHECK(reports.empty());
   }
 }

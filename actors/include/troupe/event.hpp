@@ -85,8 +85,6 @@ public:
               on_error(detail::normalize_request_error(std::move(err)));
             });
   }
-
-private:
 };
 
 } // namespace troupe

@@ -9,6 +9,8 @@
 #include <caf/actor.hpp>
 #include <caf/error.hpp>
 
+#include <utility>
+
 namespace troupe {
 
 namespace detail {

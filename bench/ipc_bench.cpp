@@ -8,8 +8,8 @@
 #include "ipc_bench.hpp"
 
 #include "ipc_anchors.hpp"
-#include "troupe/error.hpp"
 #include "troupe/ipc/configure.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/managed_dict.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/ipc/process_pool.hpp"

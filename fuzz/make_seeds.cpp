@@ -6,7 +6,7 @@
 // Usage: troupe-frame-seeds DIR (made if missing)
 
 #include "ipc/messages.hpp"
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/testing/decoder_harness.hpp"
 
 #include <caf/all.hpp>

@@ -8,6 +8,8 @@
 #include <caf/message.hpp>
 #include <caf/sec.hpp>
 
+#include <atomic>
+
 namespace troupe {
 
 namespace {
@@ -29,6 +31,21 @@ std::string with_context(std::string head, const caf::message& ctx) {
     head += text;
   }
   return head;
+}
+
+/// Set by troupe::ipc before `main`; an atomic so that reading it while a
+/// late-loaded library sets it is no race. Constant-initialised to null, so
+/// no static initialisation order can see it unset after it was set.
+std::atomic<detail::code_namer> layer_code_namer{nullptr};
+
+/// Returns the name of any code of the troupe category.
+std::string code_name(uint8_t code) {
+  if (code < 64)
+    return to_string(static_cast<errc>(code));
+  if (auto namer = layer_code_namer.load(std::memory_order_acquire))
+    if (auto name = namer(code))
+      return name;
+  return "errc(" + std::to_string(static_cast<int>(code)) + ")";
 }
 
 } // namespace
@@ -65,40 +82,6 @@ std::string to_string(errc x) {
     return "full";
   case errc::peer_lost:
     return "peer_lost";
-  case errc::message_too_large:
-    return "message_too_large";
-  case errc::group_running:
-    return "group_running";
-  case errc::no_such_group:
-    return "no_such_group";
-  case errc::bad_key:
-    return "bad_key";
-  case errc::bad_segment:
-    return "bad_segment";
-  case errc::group_full:
-    return "group_full";
-  case errc::name_taken:
-    return "name_taken";
-  case errc::name_not_found:
-    return "name_not_found";
-  case errc::spawn_failed:
-    return "spawn_failed";
-  case errc::bad_frame:
-    return "bad_frame";
-  case errc::key_error:
-    return "key_error";
-  case errc::index_error:
-    return "index_error";
-  case errc::value_error:
-    return "value_error";
-  case errc::type_error:
-    return "type_error";
-  case errc::empty:
-    return "empty";
-  case errc::broken_barrier:
-    return "broken_barrier";
-  case errc::no_shared_memory:
-    return "no_shared_memory";
   }
   return "errc(" + std::to_string(static_cast<int>(x)) + ")";
 }
@@ -120,7 +103,7 @@ std::string describe(const caf::error& err) {
   if (!err)
     return "no error";
   if (err.category() == error_category)
-    return with_context("troupe." + to_string(static_cast<errc>(err.code())), err.context());
+    return with_context("troupe." + code_name(err.code()), err.context());
   if (err.category() == caf::atom("system"))
     return with_context("caf." + caf::to_string(static_cast<caf::sec>(err.code())), err.context());
   if (err.category() == caf::atom("exit"))
@@ -132,13 +115,17 @@ std::string describe(const caf::error& err) {
 void configure(caf::actor_system_config& cfg) {
   cfg.add_error_category(error_category,
                          [](uint8_t code, caf::atom_value, const caf::message& ctx) {
-                           return with_context("troupe." + to_string(static_cast<errc>(code)), ctx);
+                           return with_context("troupe." + code_name(code), ctx);
                          });
 }
 
 } // namespace troupe
 
 namespace troupe::detail {
+
+void set_layer_code_namer(code_namer namer) noexcept {
+  layer_code_namer.store(namer, std::memory_order_release);
+}
 
 caf::error normalize_request_error(caf::error err) {
   if (err && err.category() == caf::atom("system")) {

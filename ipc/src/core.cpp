@@ -4,7 +4,7 @@
 
 #include "core_internal.hpp"
 #include "transport/ring.hpp"
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 
 #include <caf/all.hpp>
 #include <caf/default_attachable.hpp>
@@ -202,7 +202,7 @@ void core::leave_claimed() {
     uint64_t one = 1;
     [[maybe_unused]] auto rc = ::write(wake_fd_, &one, sizeof(one));
   }
-  auto reason = make_error(errc::peer_lost, "this node left group '" + group() + "'");
+  auto reason = make_error(troupe::errc::peer_lost, "this node left group '" + group() + "'");
   // An actor that the reader thread runs may be waiting for an answer from
   // another node: it gets this error now, so that the reader can stop.
   for (auto& p : peer_snapshot())
@@ -340,7 +340,7 @@ peer_ptr core::add_peer_locked(uint32_t slot, uint32_t epoch) {
   peers_[slot] = p;
   ++peers_version_;
   if (!process_alive(p->pid, p->start_ticks))
-    mark_lost(p, make_error(errc::peer_lost, describe_peer(*p) + " died"));
+    mark_lost(p, make_error(troupe::errc::peer_lost, describe_peer(*p) + " died"));
   return p;
 }
 
@@ -358,7 +358,7 @@ void core::refresh_peers() {
       auto& known = peers_[i];
       if (known && (st != slot_alive || ep != known->epoch)) {
         auto how = st == slot_free && ep == known->epoch ? " left the group" : " died";
-        mark_lost(known, make_error(errc::peer_lost, describe_peer(*known) + how));
+        mark_lost(known, make_error(troupe::errc::peer_lost, describe_peer(*known) + how));
         known = nullptr;
         ++peers_version_;
       }
@@ -376,7 +376,7 @@ void core::refresh_peers() {
         seen_epoch_[i] = ep;
         if (auto p = add_peer_locked(i, ep); p && !p->lost.load())
           mark_lost(
-            p, make_error(errc::peer_lost,
+            p, make_error(troupe::errc::peer_lost,
                           describe_peer(*p) + (st == slot_free ? " left the group" : " died")));
         added = true;
       }
@@ -514,7 +514,7 @@ void core::watcher_loop() {
         fds.push_back(pollfd{p->pidfd, POLLIN, 0});
         watched.push_back(p);
       } else if (!process_alive(p->pid, p->start_ticks)) {
-        mark_lost(p, make_error(errc::peer_lost, describe_peer(*p) + " died"));
+        mark_lost(p, make_error(troupe::errc::peer_lost, describe_peer(*p) + " died"));
       }
     }
     // Deaths wake it through the pidfds, joins and leaves through the
@@ -534,8 +534,9 @@ void core::watcher_loop() {
     }
     for (size_t i = first_peer; i < fds.size(); ++i)
       if (fds[i].revents != 0)
-        mark_lost(watched[i - first_peer],
-                  make_error(errc::peer_lost, describe_peer(*watched[i - first_peer]) + " died"));
+        mark_lost(
+          watched[i - first_peer],
+          make_error(troupe::errc::peer_lost, describe_peer(*watched[i - first_peer]) + " died"));
   }
 }
 
@@ -546,8 +547,8 @@ caf::error core::watch_parent(pid_t parent) {
   if (parent <= 1 || ::getppid() != parent) {
     if (fd >= 0)
       ::close(fd);
-    return make_error(errc::peer_lost, "the process that started this one (pid "
-                                         + std::to_string(parent) + ") is gone");
+    return make_error(troupe::errc::peer_lost, "the process that started this one (pid "
+                                                 + std::to_string(parent) + ") is gone");
   }
   parent_pid_.store(parent, std::memory_order_release);
   parent_pidfd_.store(fd, std::memory_order_release);
@@ -605,11 +606,13 @@ namespace {
 
 caf::error check_actor_name(const std::string& name) {
   if (name.empty() || name.size() > actor_name_max)
-    return make_error(errc::invalid_argument, "a published name has 1 to "
-                                                + std::to_string(actor_name_max) + " characters");
+    return make_error(troupe::errc::invalid_argument, "a published name has 1 to "
+                                                        + std::to_string(actor_name_max)
+                                                        + " characters");
   for (unsigned char c : name)
     if (c < 0x20 || c == 0x7f)
-      return make_error(errc::invalid_argument, "a published name holds no control characters");
+      return make_error(troupe::errc::invalid_argument,
+                        "a published name holds no control characters");
   return caf::none;
 }
 
@@ -639,9 +642,9 @@ caf::error core::publish(const std::string& name, const caf::actor& x) {
   if (auto err = check_actor_name(name))
     return err;
   if (!x)
-    return make_error(errc::invalid_argument, "cannot publish an invalid actor handle");
+    return make_error(troupe::errc::invalid_argument, "cannot publish an invalid actor handle");
   if (x->node() != sys_.node())
-    return make_error(errc::invalid_argument,
+    return make_error(troupe::errc::invalid_argument,
                       "'" + name + "': only actors of this process can be published here");
   auto& seg = seg_->view;
   auto ptr = caf::actor_cast<caf::strong_actor_ptr>(x);
@@ -690,8 +693,9 @@ caf::error core::publish(const std::string& name, const caf::actor& x) {
     bump_names(seg.header());
     return caf::none;
   }
-  return make_error(errc::invalid_argument, "group '" + group() + "' has no room for more names ("
-                                              + std::to_string(seg.geo.max_names) + ")");
+  return make_error(troupe::errc::invalid_argument, "group '" + group()
+                                                      + "' has no room for more names ("
+                                                      + std::to_string(seg.geo.max_names) + ")");
 }
 
 caf::error core::unpublish(const std::string& name) {

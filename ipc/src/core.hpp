@@ -208,7 +208,7 @@ public:
 
   /// Makes this process end when process `parent` (which started it) does:
   /// the watcher sees it go, the node leaves, and the process exits with
-  /// status 1. Fails with `errc::peer_lost` if `parent` is gone already.
+  /// status 1. Fails with `troupe::errc::peer_lost` if `parent` is gone already.
   caf::error watch_parent(pid_t parent);
 
   caf::error publish(const std::string& name, const caf::actor& x);

@@ -4,7 +4,7 @@
 
 #include "core_internal.hpp"
 #include "transport/ring.hpp"
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 
 #include <caf/all.hpp>
 #include <caf/default_attachable.hpp>
@@ -284,7 +284,7 @@ void core::test_forget(peer& p) {
   p.assembly.clear();
   p.assembly.shrink_to_fit();
   p.assembly_total = 0;
-  auto reason = make_error(errc::peer_lost, "the test forgot " + describe_peer(p));
+  auto reason = make_error(troupe::errc::peer_lost, "the test forgot " + describe_peer(p));
   kill_proxies_of(p.nid, reason);
   proxies_.clear();
   fail_pending(p, reason);

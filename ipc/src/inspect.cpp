@@ -3,7 +3,7 @@
 #include "block_layout.hpp"
 #include "layout.hpp"
 #include "segment.hpp"
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/shared_memory.hpp"
 
 #include <caf/message.hpp>
@@ -517,7 +517,7 @@ caf::error remove_dead_group(const std::string& group) {
 caf::error remove_dead_block(const std::string& shm_name) {
   if (shm_name.rfind(shm_prefix, 0) != 0 || !is_block_name(shm_name)
       || shm_name.find('/') != std::string::npos)
-    return make_error(errc::invalid_argument,
+    return make_error(troupe::errc::invalid_argument,
                       "'" + shm_name + "' is not the name of a shared value's block");
   return remove_if_dead(
     shm_name, "/dev/shm/" + shm_name, errc::name_taken,

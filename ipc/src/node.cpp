@@ -5,9 +5,9 @@
 #include "segment.hpp"
 #include "troupe/configure.hpp"
 #include "troupe/detail/relay.hpp"
-#include "troupe/error.hpp"
 #include "troupe/ipc/configure.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
+#include "troupe/ipc/error.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -62,7 +62,7 @@ caf::behavior tcp_forwarder(caf::event_based_actor* self, caf::actor target) {
 /// CAF 0.17 only gives a process a node id when its middleman is loaded.
 caf::error check_system(caf::actor_system& sys) {
   if (!sys.node())
-    return make_error(errc::invalid_argument,
+    return make_error(troupe::errc::invalid_argument,
                       "this actor system has no node id: call troupe::ipc::configure(cfg) (or "
                       "cfg.load<caf::io::middleman>()) before the actor system starts");
   return caf::none;
@@ -219,7 +219,7 @@ caf::expected<caf::actor> node::lookup(const std::string& name, caf::timespan wa
 
 caf::expected<caf::actor> node::lookup_in(pid_t pid, const std::string& name, caf::timespan wait) {
   if (pid <= 0)
-    return make_error(errc::invalid_argument, "lookup_in needs a process id");
+    return make_error(troupe::errc::invalid_argument, "lookup_in needs a process id");
   return core_->lookup(name, wait, pid);
 }
 
@@ -239,7 +239,7 @@ caf::expected<child_process> node::spawn_role(const std::string& role,
                                               const std::vector<std::string>& args,
                                               std::vector<std::string> env) {
   if (role.empty())
-    return make_error(errc::invalid_argument, "spawn_role needs a role");
+    return make_error(troupe::errc::invalid_argument, "spawn_role needs a role");
   set_default(env, detail::role_env, role);
   return spawn_self(args, std::move(env));
 }
@@ -258,11 +258,11 @@ caf::expected<uint16_t> node::publish_tcp(const caf::actor& x, uint16_t port,
                                           const std::string& in) {
   auto& sys = core_->system();
   if (!x)
-    return make_error(errc::invalid_argument, "cannot publish an invalid actor handle");
+    return make_error(troupe::errc::invalid_argument, "cannot publish an invalid actor handle");
   if (!sys.has_middleman())
-    return make_error(errc::invalid_argument, "publish_tcp needs CAF's middleman: call "
-                                              "cfg.load<caf::io::middleman>() before the "
-                                              "actor system starts");
+    return make_error(troupe::errc::invalid_argument, "publish_tcp needs CAF's middleman: call "
+                                                      "cfg.load<caf::io::middleman>() before the "
+                                                      "actor system starts");
   auto target = x;
   if (x->node() != sys.node())
     target = sys.spawn<caf::hidden>(tcp_forwarder, x);
@@ -272,9 +272,9 @@ caf::expected<uint16_t> node::publish_tcp(const caf::actor& x, uint16_t port,
 caf::expected<caf::actor> node::remote_tcp(const std::string& host, uint16_t port) {
   auto& sys = core_->system();
   if (!sys.has_middleman())
-    return make_error(errc::invalid_argument, "remote_tcp needs CAF's middleman: call "
-                                              "cfg.load<caf::io::middleman>() before the "
-                                              "actor system starts");
+    return make_error(troupe::errc::invalid_argument, "remote_tcp needs CAF's middleman: call "
+                                                      "cfg.load<caf::io::middleman>() before the "
+                                                      "actor system starts");
   return sys.middleman().remote_actor(host, port);
 }
 

@@ -4,7 +4,7 @@
 
 #include "core_internal.hpp"
 #include "transport/ring.hpp"
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 
 #include <caf/all.hpp>
 #include <caf/default_attachable.hpp>
@@ -104,7 +104,7 @@ void core::send(const peer_ptr& p, caf::actor_id receiver, caf::mailbox_element_
       std::lock_guard<std::mutex> guard{p->pending_mtx};
       p->pending.erase(key);
     }
-    bounce(sender, mid, werr, !is(werr, errc::peer_lost));
+    bounce(sender, mid, werr, !is(werr, troupe::errc::peer_lost));
   }
 }
 
@@ -252,7 +252,7 @@ core::put_result core::put_record(peer& p, const char* a, size_t an, const char*
     if (!may_wait)
       return put_result::would_block;
     if (opts_.on_full == full_policy::fail) {
-      err = make_error(errc::full, "the ring to " + describe_peer(p) + " is full");
+      err = make_error(troupe::errc::full, "the ring to " + describe_peer(p) + " is full");
       return put_result::failed;
     }
     if (auto e = wait_for_space(p, out.bytes_needed(an + bn), deadline)) {
@@ -333,7 +333,7 @@ caf::error core::wait_for_space(peer& p, uint64_t need, steady::time_point deadl
       return p.lost_reason;
     auto now = steady::now();
     if (now >= deadline)
-      return make_error(errc::full, "the ring to " + describe_peer(p) + " stayed full");
+      return make_error(troupe::errc::full, "the ring to " + describe_peer(p) + " stayed full");
     auto wait = std::min<steady::duration>(deadline - now, std::chrono::milliseconds(10));
     futex_wait(&hdr->space_seq, seen, wait);
   }
@@ -358,7 +358,8 @@ void core::ring_doorbell(peer& p) {
 caf::error core::write_raw(uint32_t peer_slot, const std::vector<unsigned char>& bytes) {
   auto p = peer_at(peer_slot);
   if (!p)
-    return make_error(errc::invalid_argument, "no live node in slot " + std::to_string(peer_slot));
+    return make_error(troupe::errc::invalid_argument,
+                      "no live node in slot " + std::to_string(peer_slot));
   std::lock_guard<std::mutex> guard{p->write_mtx};
   if (!p->rings_reserved)
     if (auto err = reserve_rings(*p))
@@ -368,7 +369,7 @@ caf::error core::write_raw(uint32_t peer_slot, const std::vector<unsigned char>&
   auto tail = hdr->tail.load(std::memory_order_relaxed);
   auto rec = align8(bytes.size());
   if (cap - (tail - hdr->head.load(std::memory_order_acquire)) < rec)
-    return make_error(errc::full, "the ring is full");
+    return make_error(troupe::errc::full, "the ring is full");
   for (size_t i = 0; i < rec; ++i)
     p->out.data[(tail + i) & (cap - 1)] = i < bytes.size() ? bytes[i] : 0;
   hdr->tail.store(tail + rec, std::memory_order_release);
@@ -418,7 +419,7 @@ bool shm_proxy::drop_link_from(const caf::actor_addr& source) {
 void shm_proxy::send_now(caf::mailbox_element_ptr what) {
   if (dead_.load(std::memory_order_acquire)) {
     // Like a dead local actor, except that a lost node says so.
-    auto err = troupe::is(reason_, errc::peer_lost)
+    auto err = troupe::is(reason_, troupe::errc::peer_lost)
                  ? reason_
                  : caf::make_error(caf::sec::request_receiver_down);
     if (what->mid.is_request() && what->sender)

@@ -1,6 +1,6 @@
 #include "troupe/ipc/process.hpp"
 
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 
 #include <signal.h>
 #include <spawn.h>
@@ -56,16 +56,16 @@ pid_t child_process::detach() noexcept {
 
 caf::error child_process::kill(int signal) {
   if (!running())
-    return make_error(errc::invalid_argument, "the process was already reaped");
+    return make_error(troupe::errc::invalid_argument, "the process was already reaped");
   if (::kill(pid_, signal) != 0)
-    return make_error(errc::invalid_argument,
+    return make_error(troupe::errc::invalid_argument,
                       "kill(" + std::to_string(pid_) + "): " + std::strerror(errno));
   return caf::none;
 }
 
 caf::expected<exit_status> child_process::wait(caf::timespan timeout) {
   if (!running())
-    return make_error(errc::invalid_argument, "no running process to wait for");
+    return make_error(troupe::errc::invalid_argument, "no running process to wait for");
   auto decode = [this](int status) {
     reaped_ = true;
     exit_status res;
@@ -84,7 +84,8 @@ caf::expected<exit_status> child_process::wait(caf::timespan timeout) {
       if (rc == pid_)
         return decode(status);
       if (rc < 0 && errno != EINTR)
-        return make_error(errc::invalid_argument, std::string{"waitpid: "} + std::strerror(errno));
+        return make_error(troupe::errc::invalid_argument,
+                          std::string{"waitpid: "} + std::strerror(errno));
     }
   }
   // No portable way to wait on a child with a deadline before pidfd: poll
@@ -97,9 +98,10 @@ caf::expected<exit_status> child_process::wait(caf::timespan timeout) {
     if (rc == pid_)
       return decode(status);
     if (rc < 0 && errno != EINTR)
-      return make_error(errc::invalid_argument, std::string{"waitpid: "} + std::strerror(errno));
+      return make_error(troupe::errc::invalid_argument,
+                        std::string{"waitpid: "} + std::strerror(errno));
     if (std::chrono::steady_clock::now() >= deadline)
-      return make_error(errc::timeout, "process " + std::to_string(pid_) + " still runs");
+      return make_error(troupe::errc::timeout, "process " + std::to_string(pid_) + " still runs");
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::microseconds(10'000));
   }

@@ -138,7 +138,7 @@ caf::expected<uintptr_t> resolve_place(const std::string& module, const std::str
     &s);
   if (s.addr)
     return *s.addr;
-  return make_error(errc::invalid_argument,
+  return make_error(troupe::errc::invalid_argument,
                     "cannot find the task: " + s.why + module + "' in this process");
 }
 
@@ -154,7 +154,7 @@ resolve_reference(const std::string& ref) {
       break;
     pos = next + 1;
   }
-  auto bad = make_error(errc::invalid_argument, "a malformed task reference");
+  auto bad = make_error(troupe::errc::invalid_argument, "a malformed task reference");
   if (parts.size() != 6)
     return bad;
   uintptr_t addrs[2];
@@ -184,7 +184,8 @@ caf::behavior task_runner(caf::event_based_actor*) {
       } else {
         auto invoke = detail::task_named(name);
         if (invoke == nullptr)
-          return make_error(errc::invalid_argument, "no task named '" + name + "' in this program");
+          return make_error(troupe::errc::invalid_argument,
+                            "no task named '" + name + "' in this program");
         res = invoke(args);
       }
       if (!res)
@@ -239,7 +240,7 @@ public:
     if (pool && mode == shutdown_mode::cancel && !cancelling.exchange(true))
       pool->cancel_queued();
     if (!tasks.await_idle(timeout))
-      return make_error(errc::timeout, "the process pool's tasks did not finish in time");
+      return make_error(troupe::errc::timeout, "the process pool's tasks did not finish in time");
     if (stopped.exchange(true))
       return caf::none;
     caf::error result;
@@ -415,14 +416,14 @@ const worker_pool& process_pool::workers() const {
 
 caf::error process_pool::stop(shutdown_mode mode, caf::timespan timeout) {
   if (!core_)
-    return make_error(errc::invalid_argument, "empty process pool (moved from)");
+    return make_error(troupe::errc::invalid_argument, "empty process pool (moved from)");
   return core_->stop(mode, timeout);
 }
 
 void process_pool::post(const std::string& name, caf::message args,
                         std::function<void(caf::expected<caf::message>)> on_done) {
   if (!core_ || !core_->tasks.admit()) {
-    on_done(make_error(errc::cancelled, "the process pool was shut down"));
+    on_done(make_error(troupe::errc::cancelled, "the process pool was shut down"));
     return;
   }
   auto done = [core = core_, on_done](caf::expected<caf::message> res) {
@@ -433,7 +434,8 @@ void process_pool::post(const std::string& name, caf::message args,
   auto content = caf::make_message(task_atom::value, name, std::move(args));
   core_->sys.spawn([pool, content, done, core = core_](caf::event_based_actor* self) {
     if (core->cancelling) {
-      done(make_error(errc::cancelled, "the process pool was shut down before the task ran"));
+      done(
+        make_error(troupe::errc::cancelled, "the process pool was shut down before the task ran"));
       return;
     }
     troupe::detail::relay_request(

@@ -1,7 +1,7 @@
 #include "troupe/ipc/process_supervision.hpp"
 
 #include "roles.hpp"
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 
 #include <caf/all.hpp>
 

@@ -1,8 +1,8 @@
 #include "troupe/ipc/program.hpp"
 
 #include "roles.hpp"
-#include "troupe/error.hpp"
 #include "troupe/ipc/configure.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/process_pool.hpp"
 
 #include <caf/all.hpp>

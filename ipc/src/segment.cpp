@@ -1,6 +1,6 @@
 #include "segment.hpp"
 
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 
 #include <boost/interprocess/exceptions.hpp>
 #include <boost/interprocess/mapped_region.hpp>
@@ -163,31 +163,32 @@ std::string shm_name_of(const std::string& group) {
 
 caf::error check_group_name(const std::string& group) {
   if (group.empty() || group.size() > group_name_max)
-    return make_error(errc::invalid_argument,
+    return make_error(troupe::errc::invalid_argument,
                       "a group name has 1 to " + std::to_string(group_name_max) + " characters");
   for (char c : group) {
     auto ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'
               || c == '-' || c == '.';
     if (!ok)
-      return make_error(errc::invalid_argument,
+      return make_error(troupe::errc::invalid_argument,
                         "group name '" + group + "' may only hold [A-Za-z0-9_.-]");
   }
   if (group == "." || group == "..")
-    return make_error(errc::invalid_argument, "'" + group + "' is not a group name");
+    return make_error(troupe::errc::invalid_argument, "'" + group + "' is not a group name");
   return caf::none;
 }
 
 caf::error check_options(const group_options& opts) {
   if (opts.max_nodes < 2 || opts.max_nodes > 64)
-    return make_error(errc::invalid_argument, "max_nodes must be from 2 to 64");
+    return make_error(troupe::errc::invalid_argument, "max_nodes must be from 2 to 64");
   if (!is_power_of_two(opts.ring_bytes) || opts.ring_bytes < (uint64_t{64} << 10)
       || opts.ring_bytes > (uint64_t{256} << 20))
-    return make_error(errc::invalid_argument,
+    return make_error(troupe::errc::invalid_argument,
                       "ring_bytes must be a power of two from 64 KiB to 256 MiB");
   if (opts.max_names < 1 || opts.max_names > 65536)
-    return make_error(errc::invalid_argument, "max_names must be from 1 to 65536");
+    return make_error(troupe::errc::invalid_argument, "max_names must be from 1 to 65536");
   if (opts.max_message_bytes < 1024 || opts.max_message_bytes > (uint64_t{1} << 30))
-    return make_error(errc::invalid_argument, "max_message_bytes must be from 1 KiB to 1 GiB");
+    return make_error(troupe::errc::invalid_argument,
+                      "max_message_bytes must be from 1 KiB to 1 GiB");
   return caf::none;
 }
 

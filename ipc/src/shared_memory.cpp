@@ -53,17 +53,18 @@ const char* kind_name(uint32_t kind) {
 
 caf::error check_name(const std::string& name) {
   if (name.empty() || name.size() > name_max)
-    return make_error(errc::invalid_argument,
+    return make_error(troupe::errc::invalid_argument,
                       "a shared value's name has 1 to " + std::to_string(name_max) + " characters");
   for (char c : name) {
     auto ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'
               || c == '-' || c == '.';
     if (!ok)
-      return make_error(errc::invalid_argument,
+      return make_error(troupe::errc::invalid_argument,
                         "shared value name '" + name + "' may only hold [A-Za-z0-9_.-]");
   }
   if (name == "." || name == "..")
-    return make_error(errc::invalid_argument, "'" + name + "' is not a shared value's name");
+    return make_error(troupe::errc::invalid_argument,
+                      "'" + name + "' is not a shared value's name");
   return caf::none;
 }
 
@@ -190,7 +191,7 @@ caf::expected<shm_block> shm_block::create(const node& n, const std::string& nam
   if (auto err = check_name(name))
     return err;
   if (type.size == 0 || type.align == 0 || count == 0)
-    return make_error(errc::invalid_argument, "a shared value holds at least one byte");
+    return make_error(troupe::errc::invalid_argument, "a shared value holds at least one byte");
   auto data_offset = round_up(sizeof(block_header), std::max<uint64_t>(64, type.align));
   auto total = data_offset + type.size * count;
   auto shm_name = shm_name_for(n, name);
@@ -351,9 +352,9 @@ caf::expected<bool> shm_block::lock(caf::timespan timeout) const {
     }
     return true;
   case ETIMEDOUT:
-    return make_error(errc::timeout, "the lock of " + impl_->what() + " stayed taken");
+    return make_error(troupe::errc::timeout, "the lock of " + impl_->what() + " stayed taken");
   case EDEADLK:
-    return make_error(errc::would_deadlock,
+    return make_error(troupe::errc::would_deadlock,
                       "this thread already holds the lock of " + impl_->what());
   default:
     return make_error(errc::bad_segment, errno_text("pthread_mutex_lock", rc));
@@ -366,7 +367,7 @@ void shm_block::unlock() const noexcept {
 
 caf::error shm_block::remove() {
   if (!impl_ || !impl_->creator)
-    return make_error(errc::invalid_argument,
+    return make_error(troupe::errc::invalid_argument,
                       "only the process that made a shared value removes it");
   if (!impl_->removed) {
     impl_->removed = true;
@@ -387,9 +388,9 @@ void sweep_dead_blocks(const std::string& group) {
 }
 
 caf::error out_of_range(const std::string& name, uint64_t index, uint64_t size) {
-  return make_error(errc::invalid_argument, "index " + std::to_string(index)
-                                              + " is out of range for shared array '" + name
-                                              + "' of size " + std::to_string(size));
+  return make_error(troupe::errc::invalid_argument, "index " + std::to_string(index)
+                                                      + " is out of range for shared array '" + name
+                                                      + "' of size " + std::to_string(size));
 }
 
 } // namespace troupe::ipc::detail

@@ -1,9 +1,9 @@
 #include "troupe/ipc/sync.hpp"
 
 #include "troupe/detail/waiter_queue.hpp"
-#include "troupe/error.hpp"
 #include "troupe/event.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
+#include "troupe/ipc/error.hpp"
 
 #include <caf/all.hpp>
 
@@ -42,7 +42,7 @@ void fail_waiter(waiter& w, const caf::error& err) {
 struct base_state {
   /// The clients, watched from their first request until they end (a
   /// monitor of a proxy of another process's actor fires with
-  /// `errc::peer_lost` when that process dies).
+  /// `troupe::errc::peer_lost` when that process dies).
   troupe::detail::watch_list clients;
   troupe::detail::weak_timer<expire_atom> timer;
   uint64_t next_id = 1;
@@ -96,7 +96,7 @@ struct permit_state : base_state {
   permit_state& operator=(const permit_state&) = delete;
 
   ~permit_state() {
-    auto err = troupe::make_error(errc::owner_down, "the primitive's actor terminated");
+    auto err = troupe::make_error(troupe::errc::owner_down, "the primitive's actor terminated");
     for (auto& w : acquirers)
       fail_waiter(w, err);
     for (auto& w : sleepers)
@@ -169,14 +169,16 @@ caf::behavior permit_impl(permit_actor* self, kind k, std::size_t permits) {
     auto& st = self->state;
     auto who = caf::actor_cast<caf::actor_addr>(self->current_sender());
     if (!who)
-      return fail<caf::ok_atom, bool>(
-        self, troupe::make_error(errc::invalid_argument, "acquire needs a sender: locks and "
+      return fail<caf::ok_atom, bool>(self,
+                                      troupe::make_error(troupe::errc::invalid_argument,
+                                                         "acquire needs a sender: locks and "
                                                          "permits are leases held by actors"));
     if (st.is_lock()) {
       if (auto i = st.holders.find(who); i != st.holders.end()) {
         if (st.k == kind::lock)
           return fail<caf::ok_atom, bool>(
-            self, troupe::make_error(errc::would_deadlock, "the caller holds this lock already"));
+            self,
+            troupe::make_error(troupe::errc::would_deadlock, "the caller holds this lock already"));
         ++i->second;
         return {caf::ok_atom::value, false};
       }
@@ -187,7 +189,7 @@ caf::behavior permit_impl(permit_actor* self, kind k, std::size_t permits) {
       return {caf::ok_atom::value, st.take_lost()};
     }
     if (timeout <= caf::timespan::zero())
-      return fail<caf::ok_atom, bool>(self, troupe::make_error(errc::timeout, "not free"));
+      return fail<caf::ok_atom, bool>(self, troupe::make_error(troupe::errc::timeout, "not free"));
     auto w = st.make_waiter(self);
     st.schedule(self, timeout, w.id);
     st.acquirers.push_back(std::move(w));
@@ -203,7 +205,7 @@ caf::behavior permit_impl(permit_actor* self, kind k, std::size_t permits) {
     auto i = held_by_sender();
     if (!st.is_lock() || i == st.holders.end())
       return fail<caf::ok_atom, bool, bool>(
-        self, troupe::make_error(errc::not_held, "wait on a condition needs its lock"));
+        self, troupe::make_error(troupe::errc::not_held, "wait on a condition needs its lock"));
     auto count = i->second;
     st.holders.erase(i);
     ++st.available;
@@ -222,7 +224,8 @@ caf::behavior permit_impl(permit_actor* self, kind k, std::size_t permits) {
   auto notify = [self, held_by_sender](std::size_t n) -> caf::result<caf::ok_atom> {
     auto& st = self->state;
     if (!st.is_lock() || held_by_sender() == st.holders.end())
-      return fail<caf::ok_atom>(self, troupe::make_error(errc::not_held, "notify needs the lock"));
+      return fail<caf::ok_atom>(
+        self, troupe::make_error(troupe::errc::not_held, "notify needs the lock"));
     for (; n > 0 && !st.sleepers.empty(); --n) {
       auto w = std::move(st.sleepers.front());
       st.sleepers.pop_front();
@@ -241,7 +244,8 @@ caf::behavior permit_impl(permit_actor* self, kind k, std::size_t permits) {
       if (i == st.holders.end()) {
         if (st.k != kind::semaphore)
           return fail<caf::ok_atom>(
-            self, troupe::make_error(errc::not_held, "release by an actor that does not hold it"));
+            self, troupe::make_error(troupe::errc::not_held,
+                                     "release by an actor that does not hold it"));
         ++st.available; // Python's Semaphore: anyone may add a permit
       } else if (--i->second == 0 || !st.is_lock()) {
         if (i->second == 0)
@@ -267,7 +271,8 @@ caf::behavior permit_impl(permit_actor* self, kind k, std::size_t permits) {
           i != st.acquirers.end()) {
         if (i->cond)
           return; // notified already: waits for the lock as long as it takes
-        fail_waiter(*i, troupe::make_error(errc::timeout, "not acquired within the timeout"));
+        fail_waiter(*i,
+                    troupe::make_error(troupe::errc::timeout, "not acquired within the timeout"));
         st.acquirers.erase(i);
         return;
       }
@@ -295,7 +300,7 @@ struct barrier_state : base_state {
   barrier_state& operator=(const barrier_state&) = delete;
 
   ~barrier_state() {
-    auto err = troupe::make_error(errc::owner_down, "the barrier's actor terminated");
+    auto err = troupe::make_error(troupe::errc::owner_down, "the barrier's actor terminated");
     for (auto& w : waiters)
       fail_waiter(w, err);
   }
@@ -337,7 +342,7 @@ caf::behavior barrier_impl(barrier_actor* self, std::size_t parties) {
       return fail<std::size_t>(self, make_error(errc::broken_barrier, st.why));
     if (!self->current_sender())
       return fail<std::size_t>(
-        self, troupe::make_error(errc::invalid_argument, "a barrier wait needs a sender"));
+        self, troupe::make_error(troupe::errc::invalid_argument, "a barrier wait needs a sender"));
     auto w = st.make_waiter(self);
     st.schedule(self, timeout, w.id);
     st.waiters.push_back(std::move(w));
@@ -370,7 +375,7 @@ caf::behavior barrier_impl(barrier_actor* self, std::size_t parties) {
                             [id](const waiter& w) { return w.id == id; });
       if (i == st.waiters.end())
         return;
-      fail_waiter(*i, troupe::make_error(errc::timeout, "not all parties arrived in time"));
+      fail_waiter(*i, troupe::make_error(troupe::errc::timeout, "not all parties arrived in time"));
       st.waiters.erase(i);
       st.break_it("a party timed out");
     },
@@ -436,7 +441,7 @@ semaphore semaphore::make(caf::actor_system& sys, std::size_t initial) {
 caf::expected<bounded_semaphore> bounded_semaphore::make(caf::actor_system& sys,
                                                          std::size_t permits) {
   if (permits == 0)
-    return troupe::make_error(errc::invalid_argument, "a bounded semaphore needs a permit");
+    return troupe::make_error(troupe::errc::invalid_argument, "a bounded semaphore needs a permit");
   return bounded_semaphore{
     detail::served_on_readers(sys.spawn(permit_impl, kind::bounded, permits))};
 }
@@ -485,7 +490,7 @@ event event::make(caf::actor_system& sys) {
 
 caf::expected<barrier> barrier::make(caf::actor_system& sys, std::size_t parties) {
   if (parties == 0)
-    return troupe::make_error(errc::invalid_argument, "a barrier needs a party");
+    return troupe::make_error(troupe::errc::invalid_argument, "a barrier needs a party");
   return barrier{detail::served_on_readers(sys.spawn(barrier_impl, parties))};
 }
 

@@ -6,10 +6,11 @@ TEST_SUITE("actors.error") {
 
   TEST_CASE("every error code has a name") {
     using troupe::errc;
-    for (auto code : {errc::timeout, errc::owner_down, errc::update_failed, errc::not_held,
-                      errc::invalid_argument, errc::would_deadlock, errc::child_down,
-                      errc::restart_intensity, errc::start_failed, errc::worker_crashed,
-                      errc::cancelled, errc::task_failed, errc::closed, errc::full}) {
+    for (auto code :
+         {errc::timeout, errc::owner_down, errc::update_failed, errc::not_held,
+          errc::invalid_argument, errc::would_deadlock, errc::child_down, errc::restart_intensity,
+          errc::start_failed, errc::worker_crashed, errc::cancelled, errc::task_failed,
+          errc::closed, errc::full, errc::peer_lost}) {
       auto name = troupe::to_string(code);
       CHECK(name.find("errc(") == std::string::npos);
       CHECK(troupe::describe(code) == "troupe." + name);

@@ -2,8 +2,8 @@
 // managed_types.hpp (the element types that cross processes in managed
 // containers).
 
-#include "troupe/error.hpp"
 #include "troupe/ipc/configure.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/managed_types.hpp"
 
 #include <caf/all.hpp>
@@ -46,6 +46,8 @@ TEST_SUITE("ipc.configure") {
     caf::actor_system sys{cfg};
     auto text = sys.render(troupe::make_error(troupe::errc::peer_lost, "x"));
     CHECK(text.find("troupe.peer_lost") != std::string::npos);
+    text = sys.render(troupe::ipc::make_error(troupe::ipc::errc::bad_key, "x"));
+    CHECK(text.find("troupe.bad_key") != std::string::npos);
   }
 
   TEST_CASE("configure makes idle scheduler workers sleep until woken instead of polling") {

@@ -1,5 +1,5 @@
 #include "messages.hpp"
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/testing/decoder_harness.hpp"
 
 #include <caf/all.hpp>

@@ -51,7 +51,7 @@
 #include "manager_workload.hpp"
 #include "messages.hpp"
 #include "sync_workload.hpp"
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/managed_array.hpp"
 #include "troupe/ipc/managed_dict.hpp"
 #include "troupe/ipc/managed_list.hpp"
@@ -389,7 +389,7 @@ int small_shm() {
   expect(!first, "the first pair of rings is reserved: " + troupe::describe(first));
   auto second = ask(servers[1]);
   auto text = troupe::describe(second);
-  expect(troupe::is(second, troupe::errc::no_shared_memory)
+  expect(troupe::is(second, troupe::ipc::errc::no_shared_memory)
            && text.find("/dev/shm") != std::string::npos
            && text.find("needed") != std::string::npos,
          "the second fails: " + text);
@@ -503,7 +503,7 @@ int sync_steps(const std::vector<std::string>& steps) {
         err = res.error();
     } else if (op == "bbroken") {
       auto res = tipc::barrier{*found}.wait(self, std::chrono::seconds(10));
-      if (res || !troupe::is(res.error(), troupe::errc::broken_barrier))
+      if (res || !troupe::is(res.error(), troupe::ipc::errc::broken_barrier))
         err = troupe::make_error(troupe::errc::invalid_argument, "the barrier is not broken");
     } else if (op == "cwait") {
       auto res = tipc::condition{*found}.wait(self, std::chrono::seconds(10));

@@ -32,11 +32,11 @@ TEST_SUITE("ipc.managed_array") {
     CHECK(sut.slice(3, 1) == std::vector<int64_t>{});
     auto out = sut.get(5);
     REQUIRE_FALSE(out);
-    CHECK(troupe::is(out.error(), errc::index_error));
+    CHECK(troupe::is(out.error(), troupe::ipc::errc::index_error));
     CHECK(troupe::describe(out.error())
           == "troupe.index_error: get: index 5 out of range for an array of 5");
-    CHECK(troupe::is(sut.get(-6).error(), errc::index_error));
-    CHECK(troupe::is(sut.set(5, 0), errc::index_error));
+    CHECK(troupe::is(sut.get(-6).error(), troupe::ipc::errc::index_error));
+    CHECK(troupe::is(sut.set(5, 0), troupe::ipc::errc::index_error));
     CHECK(troupe::describe(sut.add(-6, 1).error())
           == "troupe.index_error: add: index -6 out of range for an array of 5");
     // The failed calls changed nothing, and the length is fixed.
@@ -48,8 +48,8 @@ TEST_SUITE("ipc.managed_array") {
     CHECK(texts.snapshot() == std::vector<std::string>{"y", "x"});
     // A handle of another element type than the owner's.
     auto wrong = managed_array<double>{sut.handle()};
-    CHECK(troupe::is(wrong.set(0, 1.5), errc::type_error));
-    CHECK(troupe::is(wrong.add(0, 1.5).error(), errc::type_error));
+    CHECK(troupe::is(wrong.set(0, 1.5), troupe::ipc::errc::type_error));
+    CHECK(troupe::is(wrong.add(0, 1.5).error(), troupe::ipc::errc::type_error));
     CHECK(sut.get(0) == int64_t{10});
     REQUIRE_FALSE(sut.stop());
     CHECK(troupe::is(sut.len().error(), errc::owner_down));

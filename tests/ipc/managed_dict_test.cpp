@@ -41,14 +41,14 @@ TEST_SUITE("ipc.managed_dict") {
     CHECK(sut.get("zz", "fallback") == std::string{"fallback"});
     auto missing = sut.at("zz");
     REQUIRE_FALSE(missing);
-    CHECK(troupe::is(missing.error(), errc::key_error));
+    CHECK(troupe::is(missing.error(), troupe::ipc::errc::key_error));
     CHECK(troupe::describe(missing.error()) == "troupe.key_error: key 'zz' is not in the dict");
     CHECK(sut.pop("c") == std::string{"2"});
-    CHECK(troupe::is(sut.pop("c").error(), errc::key_error));
+    CHECK(troupe::is(sut.pop("c").error(), troupe::ipc::errc::key_error));
     CHECK(sut.pop("c", "gone") == std::string{"gone"});
     CHECK(sut.popitem() == item{"d", "3"}); // the newest
     REQUIRE_FALSE(sut.erase("a"));          // del d['a']
-    CHECK(troupe::is(sut.erase("a"), errc::key_error));
+    CHECK(troupe::is(sut.erase("a"), troupe::ipc::errc::key_error));
     REQUIRE_FALSE(sut.set("e", "5"));
     CHECK(sut.keys() == std::vector<std::string>{"b", "e"});
     REQUIRE_FALSE(sut.clear());

@@ -31,12 +31,12 @@ TEST_SUITE("ipc.managed_list") {
     CHECK(sut.slice(3, 1) == std::vector<int32_t>{});
     auto out = sut.get(5);
     REQUIRE_FALSE(out);
-    CHECK(troupe::is(out.error(), errc::index_error));
+    CHECK(troupe::is(out.error(), troupe::ipc::errc::index_error));
     CHECK(troupe::describe(out.error())
           == "troupe.index_error: get: index 5 out of range for a list of 5");
-    CHECK(troupe::is(sut.set(-6, 0), errc::index_error));
-    CHECK(troupe::is(sut.remove(42), errc::value_error));
-    CHECK(troupe::is(sut.index(42).error(), errc::value_error));
+    CHECK(troupe::is(sut.set(-6, 0), troupe::ipc::errc::index_error));
+    CHECK(troupe::is(sut.remove(42), troupe::ipc::errc::value_error));
+    CHECK(troupe::is(sut.index(42).error(), troupe::ipc::errc::value_error));
     // Slices with a step and open ends: l[::2], l[::-1], l[3:0:-2], l[-100:2].
     auto open = troupe::ipc::open_end;
     CHECK(sut.snapshot() == std::vector<int32_t>{1, 3, 4, 5, 6});
@@ -45,7 +45,7 @@ TEST_SUITE("ipc.managed_list") {
     CHECK(sut.slice(3, 0, -2) == std::vector<int32_t>{5, 3});
     CHECK(sut.slice(-100, 2) == std::vector<int32_t>{1, 3});
     CHECK(sut.slice(open, -100, -1) == std::vector<int32_t>{6, 5, 4, 3, 1});
-    CHECK(troupe::is(sut.slice(0, 1, 0).error(), errc::value_error));
+    CHECK(troupe::is(sut.slice(0, 1, 0).error(), troupe::ipc::errc::value_error));
     // count, in, del, reverse, sort.
     REQUIRE_FALSE(sut.extend({3, 3}));
     CHECK(sut.count(3) == int64_t{3});
@@ -53,7 +53,7 @@ TEST_SUITE("ipc.managed_list") {
     CHECK(sut.contains(6) == true);
     CHECK(sut.contains(42) == false);
     REQUIRE_FALSE(sut.erase(-1));
-    CHECK(troupe::is(sut.erase(10), errc::index_error));
+    CHECK(troupe::is(sut.erase(10), troupe::ipc::errc::index_error));
     REQUIRE_FALSE(sut.reverse());
     CHECK(sut.snapshot() == std::vector<int32_t>{3, 6, 5, 4, 3, 1});
     REQUIRE_FALSE(sut.sort());

@@ -19,12 +19,12 @@ TEST_SUITE("ipc.managed_namespace") {
     CHECK(sut.get<std::string>("name") == std::string{"troupe"});
     auto wrong = sut.get<std::string>("x");
     REQUIRE_FALSE(wrong);
-    CHECK(troupe::is(wrong.error(), errc::type_error));
+    CHECK(troupe::is(wrong.error(), troupe::ipc::errc::type_error));
     CHECK(sut.contains("x") == true);
     CHECK(sut.names() == std::vector<std::string>{"name", "x"});
     REQUIRE_FALSE(sut.erase("x"));
-    CHECK(troupe::is(sut.get<int32_t>("x").error(), errc::key_error));
-    CHECK(troupe::is(sut.erase("x"), errc::key_error));
+    CHECK(troupe::is(sut.get<int32_t>("x").error(), troupe::ipc::errc::key_error));
+    CHECK(troupe::is(sut.erase("x"), troupe::ipc::errc::key_error));
     CHECK(sut.contains("x") == false);
   }
 }

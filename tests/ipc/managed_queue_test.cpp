@@ -20,9 +20,9 @@ TEST_SUITE("ipc.managed_queue") {
     CHECK(sut.qsize() == int64_t{2});
     CHECK(sut.get() == int32_t{1});
     CHECK(sut.get() == int32_t{2});
-    CHECK(troupe::is(sut.get(caf::timespan{0}).error(), errc::empty));
+    CHECK(troupe::is(sut.get(caf::timespan{0}).error(), troupe::ipc::errc::empty));
     auto t0 = std::chrono::steady_clock::now();
-    CHECK(troupe::is(sut.get(milliseconds(50)).error(), errc::empty));
+    CHECK(troupe::is(sut.get(milliseconds(50)).error(), troupe::ipc::errc::empty));
     CHECK(std::chrono::steady_clock::now() - t0 >= milliseconds(50));
     // A getter waiting forever gets the item put later by another thread.
     auto waiter = std::async(std::launch::async, [&] { return sut.get(); });
@@ -64,7 +64,7 @@ TEST_SUITE("ipc.managed_queue") {
     auto item = sut.get_leased();
     REQUIRE(item);
     CHECK(item->value == 2);
-    CHECK(troupe::is(sut.task_done(), errc::value_error)); // only the lease is open
+    CHECK(troupe::is(sut.task_done(), troupe::ipc::errc::value_error)); // only the lease is open
     CHECK(joiner.wait_for(milliseconds(0)) != std::future_status::ready);
     REQUIRE_FALSE(sut.ack(item->id));
     CHECK(joiner.get() == caf::error{});

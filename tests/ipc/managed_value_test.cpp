@@ -47,7 +47,7 @@ TEST_SUITE("ipc.managed_value") {
     auto owner = svalue::make(f.sys, 1);
     auto sut = managed_value<std::string>{owner.handle()};
     auto err = sut.set("x");
-    CHECK(troupe::is(err, errc::type_error));
+    CHECK(troupe::is(err, troupe::ipc::errc::type_error));
     CHECK(owner.get() == int64_t{1});
   }
 }

@@ -72,7 +72,7 @@ TEST_SUITE("ipc.manager") {
           == "troupe.key_error: key 'nope' is not in the dict");
     REQUIRE_FALSE(l.extend({1, 2}));
     CHECK(l.snapshot() == std::vector<int32_t>{1, 2});
-    CHECK(troupe::is(l.get(9).error(), errc::index_error));
+    CHECK(troupe::is(l.get(9).error(), troupe::ipc::errc::index_error));
     CHECK(v.add(2) == int64_t{2});
     CHECK(arr.add(-1, 4) == int64_t{4});
     CHECK(arr.snapshot() == std::vector<int64_t>{0, 0, 4});
@@ -80,10 +80,10 @@ TEST_SUITE("ipc.manager") {
           == "troupe.index_error: get: index 3 out of range for an array of 3");
     REQUIRE_FALSE(q.put(11));
     CHECK(q.get() == int32_t{11});
-    CHECK(troupe::is(q.get(milliseconds(10)).error(), errc::empty));
+    CHECK(troupe::is(q.get(milliseconds(10)).error(), troupe::ipc::errc::empty));
     REQUIRE_FALSE(ns.set("pi", 3.25));
     CHECK(ns.get<double>("pi") == 3.25);
-    CHECK(troupe::is(ns.get<double>("e").error(), errc::key_error));
+    CHECK(troupe::is(ns.get<double>("e").error(), troupe::ipc::errc::key_error));
     f.stop_host(n, child);
   }
 
@@ -279,7 +279,7 @@ TEST_SUITE("ipc.manager") {
       caf::error err;
       while (!ran.load() && std::chrono::steady_clock::now() < until) {
         auto item = q.get(milliseconds(20));
-        if (item || !troupe::is(item.error(), errc::empty)) {
+        if (item || !troupe::is(item.error(), troupe::ipc::errc::empty)) {
           err = item ? troupe::make_error(errc::invalid_argument, "an item in an empty queue")
                      : item.error();
           break;

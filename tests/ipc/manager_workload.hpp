@@ -6,7 +6,7 @@
 // known trace, so the end state says whether any step was lost or torn.
 
 #include "messages.hpp"
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/managed_array.hpp"
 #include "troupe/ipc/managed_dict.hpp"
 #include "troupe/ipc/managed_list.hpp"
@@ -59,18 +59,18 @@ struct mixed_containers {
 /// - array: cell 0 is P * rounds, a process's own cell `rounds - 1`;
 /// - queue: empty, nothing leased, `join` returns at once;
 /// - namespace: `<tag>f` is `rounds - 1`, no `<tag>tmp`.
-/// Returns the first error, or `errc::value_error` for a wrong answer.
+/// Returns the first error, or `troupe::ipc::errc::value_error` for a wrong answer.
 inline caf::error run_mixed(const mixed_containers& c, int32_t rounds, const std::string& tag,
                             int64_t cell) {
   caf::error err;
   // Keeps the first error; `what` says which step saw it.
   auto fail = [&](const std::string& what, caf::error e) {
     if (!err)
-      err = make_error(errc::value_error, tag + ": " + what + ": " + describe(e));
+      err = make_error(troupe::ipc::errc::value_error, tag + ": " + what + ": " + describe(e));
     return false;
   };
   auto wrong = [&](const std::string& what) {
-    return fail(what, make_error(errc::value_error, "wrong answer"));
+    return fail(what, make_error(troupe::ipc::errc::value_error, "wrong answer"));
   };
   auto ok = [&](const std::string& what, caf::error e) {
     return e ? fail(what, std::move(e)) : true;

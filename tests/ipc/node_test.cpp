@@ -217,11 +217,13 @@ TEST_SUITE("ipc.node") {
     auto published = sut->publish("sink", s);
     REQUIRE_MESSAGE(published, troupe::describe(published.error()));
     auto again = sut->publish("sink", f.spawn(sink));
-    CHECK(troupe::is(again.error(), errc::name_taken));
-    CHECK(troupe::is(sut->lookup("nobody", caf::timespan{0}).error(), errc::name_not_found));
+    CHECK(troupe::is(again.error(), troupe::ipc::errc::name_taken));
+    CHECK(troupe::is(sut->lookup("nobody", caf::timespan{0}).error(),
+                     troupe::ipc::errc::name_not_found));
     CHECK(troupe::is(sut->publish("", s).error(), errc::invalid_argument));
     REQUIRE_FALSE(sut->unpublish("sink"));
-    CHECK(troupe::is(sut->lookup("sink", caf::timespan{0}).error(), errc::name_not_found));
+    CHECK(
+      troupe::is(sut->lookup("sink", caf::timespan{0}).error(), troupe::ipc::errc::name_not_found));
   }
 
   TEST_CASE("a publication ends its name and its actor with its scope, or with the node") {
@@ -249,7 +251,8 @@ TEST_SUITE("ipc.node") {
       CHECK(pub->name() == "scoped");
       CHECK(sut->lookup("scoped", caf::timespan{0}) == scoped);
     }
-    CHECK(troupe::is(sut->lookup("scoped", caf::timespan{0}).error(), errc::name_not_found));
+    CHECK(troupe::is(sut->lookup("scoped", caf::timespan{0}).error(),
+                     troupe::ipc::errc::name_not_found));
     CHECK(down_reason(scoped) == caf::exit_reason::user_shutdown);
     // Released: published and running until the node leaves.
     auto pub = sut->publish("released", released);
@@ -674,13 +677,13 @@ TEST_SUITE("ipc.node") {
     auto slot = troupe::ipc::testing::slot_of(*sut, "echo");
     REQUIRE(slot);
     // A request written behind a frame that corrupts the ring is dropped with
-    // it; the requester gets errc::bad_frame and asks again.
+    // it; the requester gets troupe::ipc::errc::bad_frame and asks again.
     auto rejected = [&]() -> uint64_t {
       for (int attempt = 0; attempt < 10; ++attempt) {
         auto s = f.ask<std::vector<uint64_t>>(echo, stats_atom::value);
         if (s)
           return (*s)[2];
-        if (!troupe::is(s.error(), errc::bad_frame))
+        if (!troupe::is(s.error(), troupe::ipc::errc::bad_frame))
           break;
       }
       FAIL("the child stopped answering");
@@ -718,7 +721,7 @@ TEST_SUITE("ipc.node") {
     // requester hears why.
     auto res = f.ask<std::string>(echo, secret{"psst"});
     REQUIRE_FALSE(res);
-    CHECK(troupe::is(res.error(), errc::bad_frame));
+    CHECK(troupe::is(res.error(), troupe::ipc::errc::bad_frame));
     CHECK(f.ask<std::string>(echo, std::string{"still here"}) == std::string{"still here"});
   }
 
@@ -740,9 +743,9 @@ TEST_SUITE("ipc.node") {
     CHECK(blob->size() == (size_t{5} << 20));
     // Above the limit: a clear error, either way.
     std::string huge((uint64_t{16} << 20) + 1, 'z');
-    CHECK(troupe::is(f.ask<std::string>(echo, huge).error(), errc::message_too_large));
+    CHECK(troupe::is(f.ask<std::string>(echo, huge).error(), troupe::ipc::errc::message_too_large));
     CHECK(troupe::is(f.ask<std::string>(echo, blob_atom::value, (uint64_t{16} << 20) + 1).error(),
-                     errc::message_too_large));
+                     troupe::ipc::errc::message_too_large));
     CHECK(f.ask<int32_t>(echo, int32_t{1}) == int32_t{1});
   }
 
@@ -759,13 +762,14 @@ TEST_SUITE("ipc.node") {
     wrong[0] = wrong[0] == '0' ? '1' : '0';
     auto joined = node::join(f.sys, f.group, wrong);
     REQUIRE_FALSE(joined);
-    CHECK(troupe::is(joined.error(), errc::bad_key));
+    CHECK(troupe::is(joined.error(), troupe::ipc::errc::bad_key));
     CHECK(troupe::describe(joined.error()).find("wrong key") != std::string::npos);
-    CHECK(troupe::is(node::join(f.sys, f.group, "not-hex").error(), errc::bad_key));
-    CHECK(troupe::is(node::join(f.sys, f.group + "-none", key).error(), errc::no_such_group));
+    CHECK(troupe::is(node::join(f.sys, f.group, "not-hex").error(), troupe::ipc::errc::bad_key));
+    CHECK(troupe::is(node::join(f.sys, f.group + "-none", key).error(),
+                     troupe::ipc::errc::no_such_group));
     auto second = node::create(f.sys, f.group);
     REQUIRE_FALSE(second);
-    CHECK(troupe::is(second.error(), errc::group_running));
+    CHECK(troupe::is(second.error(), troupe::ipc::errc::group_running));
     auto text = troupe::describe(second.error());
     CHECK(text.find("group '" + f.group + "' is already running (pid " + std::to_string(::getpid())
                     + ")")
@@ -783,10 +787,10 @@ TEST_SUITE("ipc.node") {
     ::close(fd);
     auto joined = node::join(f.sys, f.group, std::string(32, '0'));
     REQUIRE_FALSE(joined);
-    CHECK(troupe::is(joined.error(), errc::bad_segment));
+    CHECK(troupe::is(joined.error(), troupe::ipc::errc::bad_segment));
     CHECK(troupe::describe(joined.error()).find("mode 0644") != std::string::npos);
     // Nor is it swept: create refuses instead of deleting what it cannot trust.
-    CHECK(troupe::is(node::create(f.sys, f.group).error(), errc::bad_segment));
+    CHECK(troupe::is(node::create(f.sys, f.group).error(), troupe::ipc::errc::bad_segment));
   }
 
   TEST_CASE("a segment left by a group whose processes all died is swept and reused") {
@@ -799,7 +803,7 @@ TEST_SUITE("ipc.node") {
     std::remove(key_file.c_str());
     auto refused = node::create(f.sys, f.group);
     REQUIRE_FALSE(refused);
-    CHECK(troupe::is(refused.error(), errc::group_running));
+    CHECK(troupe::is(refused.error(), troupe::ipc::errc::group_running));
     REQUIRE_FALSE(child->kill(SIGKILL));
     REQUIRE(child->wait(deadline));
     CHECK(shm_exists(f.group));
@@ -825,7 +829,8 @@ TEST_SUITE("ipc.node") {
       REQUIRE(status);
       CHECK(status->success());
       f.self->receive([](caf::down_msg&) {}, caf::after(deadline) >> [] { FAIL("no down_msg"); });
-      CHECK(troupe::is(sut->lookup("echo", caf::timespan{0}).error(), errc::name_not_found));
+      CHECK(troupe::is(sut->lookup("echo", caf::timespan{0}).error(),
+                       troupe::ipc::errc::name_not_found));
       CHECK(shm_exists(f.group));
     }
     CHECK_FALSE(shm_exists(f.group));

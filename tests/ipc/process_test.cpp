@@ -41,7 +41,7 @@ TEST_SUITE("ipc.process") {
   TEST_CASE("a program that cannot be started is a clear error") {
     auto sut = spawn_process("/nonexistent/troupe-nothing");
     REQUIRE_FALSE(sut);
-    CHECK(troupe::is(sut.error(), errc::spawn_failed));
+    CHECK(troupe::is(sut.error(), troupe::ipc::errc::spawn_failed));
     CHECK(troupe::describe(sut.error()).find("/nonexistent/troupe-nothing") != std::string::npos);
   }
 

@@ -13,7 +13,7 @@
 //   stop-served   start a child in role "echo", stop its actor, and print
 //                 the child's exit status
 
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/program.hpp"
 
 #include <caf/all.hpp>

@@ -257,14 +257,14 @@ TEST_SUITE("ipc.shared_memory") {
     REQUIRE(sut);
     auto narrow = shared_value<int32_t>::open(f.n, "n");
     REQUIRE_FALSE(narrow);
-    CHECK(troupe::is(narrow.error(), errc::bad_segment));
+    CHECK(troupe::is(narrow.error(), troupe::ipc::errc::bad_segment));
     CHECK(troupe::describe(narrow.error()).find("8 bytes") != std::string::npos);
     auto unsig = shared_value<uint64_t>::open(f.n, "n");
     REQUIRE_FALSE(unsig);
-    CHECK(troupe::is(unsig.error(), errc::bad_segment));
+    CHECK(troupe::is(unsig.error(), troupe::ipc::errc::bad_segment));
     auto as_array = shared_array<int64_t>::open(f.n, "n");
     REQUIRE_FALSE(as_array);
-    CHECK(troupe::is(as_array.error(), errc::bad_segment));
+    CHECK(troupe::is(as_array.error(), troupe::ipc::errc::bad_segment));
     CHECK(troupe::describe(as_array.error()).find("not a shared array") != std::string::npos);
   }
 
@@ -275,21 +275,24 @@ TEST_SUITE("ipc.shared_memory") {
     REQUIRE(::chmod(value_path(f.group, "n").c_str(), 0644) == 0);
     auto opened = shared_value<int64_t>::open(f.n, "n");
     REQUIRE_FALSE(opened);
-    CHECK(troupe::is(opened.error(), errc::bad_segment));
+    CHECK(troupe::is(opened.error(), troupe::ipc::errc::bad_segment));
     CHECK(troupe::describe(opened.error()).find("mode 0644") != std::string::npos);
   }
 
   TEST_CASE("a missing name, a bad name and a taken name are errors") {
     shm_fixture f{"sv-names"};
-    CHECK(troupe::is(shared_value<int64_t>::open(f.n, "nothing").error(), errc::name_not_found));
+    CHECK(troupe::is(shared_value<int64_t>::open(f.n, "nothing").error(),
+                     troupe::ipc::errc::name_not_found));
     CHECK(troupe::is(shared_value<int64_t>::create(f.n, "a/b").error(), errc::invalid_argument));
     CHECK(troupe::is(shared_value<int64_t>::create(f.n, "").error(), errc::invalid_argument));
     CHECK(troupe::is(shared_value<int64_t>::create(f.n, std::string(65, 'x')).error(),
                      errc::invalid_argument));
     auto sut = shared_value<int64_t>::create(f.n, "once");
     REQUIRE(sut);
-    CHECK(troupe::is(shared_value<int64_t>::create(f.n, "once").error(), errc::name_taken));
-    CHECK(troupe::is(shared_array<int64_t>::create(f.n, "once", 3).error(), errc::name_taken));
+    CHECK(troupe::is(shared_value<int64_t>::create(f.n, "once").error(),
+                     troupe::ipc::errc::name_taken));
+    CHECK(troupe::is(shared_array<int64_t>::create(f.n, "once", 3).error(),
+                     troupe::ipc::errc::name_taken));
   }
 
   TEST_CASE("the creator removes the name and those who opened it keep their memory") {
@@ -304,7 +307,8 @@ TEST_SUITE("ipc.shared_memory") {
       CHECK(troupe::is(opened->remove(), errc::invalid_argument));
     }
     CHECK_FALSE(exists(value_path(f.group, "gone")));
-    CHECK(troupe::is(shared_value<int64_t>::open(f.n, "gone").error(), errc::name_not_found));
+    CHECK(troupe::is(shared_value<int64_t>::open(f.n, "gone").error(),
+                     troupe::ipc::errc::name_not_found));
     CHECK(opened->add(1) == 4);
     auto again = shared_value<int64_t>::create(f.n, "gone", 0);
     REQUIRE(again);
@@ -318,7 +322,8 @@ TEST_SUITE("ipc.shared_memory") {
     auto creator = f.child({"shm-create", "left"});
     REQUIRE(eventually([&] { return process_state(creator.pid()) == 'T'; }));
     // While its creator lives, the name is taken and can be opened.
-    CHECK(troupe::is(shared_value<int64_t>::create(f.n, "left").error(), errc::name_taken));
+    CHECK(troupe::is(shared_value<int64_t>::create(f.n, "left").error(),
+                     troupe::ipc::errc::name_taken));
     auto old = shared_value<int64_t>::open(f.n, "left");
     REQUIRE(old);
     CHECK(old->get() == int64_t{5});
@@ -332,7 +337,8 @@ TEST_SUITE("ipc.shared_memory") {
     CHECK(sut->get() == int64_t{7});
     CHECK(old->get() == int64_t{5}); // the old memory, now unnamed
     REQUIRE_FALSE(shared_value<int64_t>::remove(f.n, "left"));
-    CHECK(troupe::is(shared_value<int64_t>::remove(f.n, "left"), errc::name_not_found));
+    CHECK(
+      troupe::is(shared_value<int64_t>::remove(f.n, "left"), troupe::ipc::errc::name_not_found));
   }
 
   TEST_CASE("the group's last node out sweeps values left by a creator that was killed") {

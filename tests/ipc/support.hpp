@@ -5,7 +5,7 @@
 // and reach child processes.
 
 #include "messages.hpp"
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/ipc/process_supervision.hpp"
 

@@ -332,7 +332,7 @@ TEST_SUITE("ipc.sync") {
     f.expect_success(survivor);
     auto late = sut.wait(f.self, deadline);
     REQUIRE_FALSE(late);
-    CHECK(troupe::is(late.error(), troupe::errc::broken_barrier));
+    CHECK(troupe::is(late.error(), troupe::ipc::errc::broken_barrier));
     REQUIRE_FALSE(sut.reset());
     CHECK(troupe::is(sut.wait(f.self, milliseconds(10)).error(), errc::timeout));
   }

@@ -7,7 +7,7 @@
 // inside a lock at once.
 
 #include "manager_workload.hpp"
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/sync.hpp"
 
 #include <caf/scoped_actor.hpp>

@@ -183,7 +183,7 @@ TEST_SUITE("ipc.tool") {
     CHECK(sut.status == 1);
     CHECK(contains(sut.output, "kept /dev/shm/troupe." + group));
     CHECK(shm_exists(group));
-    CHECK(troupe::is(troupe::ipc::inspect_group(group).error(), errc::bad_segment));
+    CHECK(troupe::is(troupe::ipc::inspect_group(group).error(), troupe::ipc::errc::bad_segment));
   }
 
   TEST_CASE("tool: troupe exits with 2 and says why on a usage error") {

@@ -32,8 +32,8 @@
 // One line per round, then `N passed, M failed`; exit status 1 on a failure,
 // 2 on a bad option.
 
-#include "troupe/error.hpp"
 #include "troupe/ipc/configure.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/managed_dict.hpp"
 #include "troupe/ipc/managed_queue.hpp"
 #include "troupe/ipc/managed_types.hpp"
@@ -585,8 +585,9 @@ void operate(traffic_actor_t* self) {
       .then(
         [self, x](int32_t y) {
           if (x != y)
-            note_unexpected(self, "host echo",
-                            troupe::make_error(troupe::errc::value_error, "wrong answer"));
+            note_unexpected(
+              self, "host echo",
+              troupe::ipc::make_error(troupe::ipc::errc::value_error, "wrong answer"));
           answered(self);
         },
         [self](caf::error& err) {
@@ -605,7 +606,7 @@ void operate(traffic_actor_t* self) {
     auto on_answer = [self, x](int32_t y) {
       if (x != y)
         note_unexpected(self, "peer echo",
-                        troupe::make_error(troupe::errc::value_error, "wrong answer"));
+                        troupe::ipc::make_error(troupe::ipc::errc::value_error, "wrong answer"));
       answered(self);
     };
     auto on_error = [self](caf::error& err) { peer_error(self, err); };
@@ -656,7 +657,7 @@ void operate(traffic_actor_t* self) {
         [self, key](int64_t v) {
           if (v != dict_value(key))
             note_unexpected(self, "dict get",
-                            troupe::make_error(troupe::errc::value_error, "wrong value"));
+                            troupe::ipc::make_error(troupe::ipc::errc::value_error, "wrong value"));
           answered(self);
         },
         [self](caf::error& err) {
@@ -703,7 +704,7 @@ void operate(traffic_actor_t* self) {
         },
         [self](caf::error& err) {
           self->state.leasing = false;
-          if (!troupe::is(err, troupe::errc::empty))
+          if (!troupe::is(err, troupe::ipc::errc::empty))
             note_unexpected(self, "queue lease", err);
           answered(self);
         });
@@ -1313,7 +1314,7 @@ round_result run_round(caf::actor_system& sys, const options& o, int64_t round,
     for (;;) {
       auto x = queue.get(caf::timespan{0});
       if (!x) {
-        if (!troupe::is(x.error(), troupe::errc::empty))
+        if (!troupe::is(x.error(), troupe::ipc::errc::empty))
           res.fail("queue: cannot drain: " + troupe::describe(x.error()));
         break;
       }

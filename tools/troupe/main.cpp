@@ -6,7 +6,7 @@
 // Exit status: 0 ok, 1 something was refused or failed (a running group, an
 // unreadable segment, no such group), 2 usage error.
 
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/inspect.hpp"
 
 #include <caf/message.hpp>
@@ -433,7 +433,7 @@ int cmd_clean(const std::vector<std::string>& args) {
     if (!dry_run) {
       // Decided again on what the name holds now.
       if (auto err = tipc::remove_dead_group(g.group)) {
-        if (troupe::is(err, troupe::errc::no_such_group))
+        if (troupe::is(err, troupe::ipc::errc::no_such_group))
           continue; // someone else swept it meanwhile
         std::cerr << "troupe clean: refused: " << what_of(err) << "\n";
         rc = exit_failed;

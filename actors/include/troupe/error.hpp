@@ -15,8 +15,10 @@ namespace troupe {
 /// `caf::error::category()`.
 constexpr caf::atom_value error_category = caf::atom("troupe");
 
-/// Error codes of troupe. They travel as ordinary `caf::error` values with
-/// category `troupe::error_category`; compare with `troupe::is`.
+/// Error codes of troupe's actors layer. They travel as ordinary `caf::error`
+/// values with category `troupe::error_category`; compare with `troupe::is`.
+/// troupe::ipc adds its own codes (`troupe::ipc::errc`, from 64 on) in the
+/// same category, so `troupe::describe` and CAF print both alike.
 enum class errc : uint8_t {
   /// A wait, acquire or request ran out of time.
   timeout = 1,
@@ -53,55 +55,9 @@ enum class errc : uint8_t {
   full,
   /// The node (process) hosting an actor died or left its group: monitors
   /// of its actors see this as the `down_msg` reason, and requests pending
-  /// on it fail with it.
+  /// on it fail with it. The one code of troupe::ipc that this layer knows:
+  /// a supervisor turns it into `child_down`, a pool into `worker_crashed`.
   peer_lost,
-  /// A message is larger than the group's `max_message_bytes`.
-  message_too_large,
-  /// A group of that name is already running on this host.
-  group_running,
-  /// No group of that name runs on this host.
-  no_such_group,
-  /// The key given to join a group is not the group's key.
-  bad_key,
-  /// A shared-memory segment is not a troupe segment of a compatible version,
-  /// is not owned by the caller, or has the wrong permissions.
-  bad_segment,
-  /// Every node slot of the group is taken.
-  group_full,
-  /// The name is already published by a live node.
-  name_taken,
-  /// No live node published that name.
-  name_not_found,
-  /// A process could not be started.
-  spawn_failed,
-  /// A frame read from shared memory was malformed and was rejected.
-  bad_frame,
-  /// A key is not in a shared dict or namespace (Python's `KeyError`); the
-  /// context names the key.
-  key_error,
-  /// An index is outside a shared list, or the list is empty where an item
-  /// was needed (Python's `IndexError`).
-  index_error,
-  /// A value is not in a shared list (Python's `ValueError` from
-  /// `list.remove` and `list.index`).
-  value_error,
-  /// A value or message has another type than the call expects: a shared
-  /// namespace field read as the wrong type, or a managed container's owner
-  /// sent a message of element types it does not hold.
-  type_error,
-  /// A queue is empty and the call would not wait (or the wait ran out):
-  /// Python's `queue.Empty`.
-  empty,
-  /// A barrier is broken: a waiting party terminated (its process died: the
-  /// context says so), timed out, or the barrier was aborted or reset while
-  /// parties waited (Python's `BrokenBarrierError`). Every wait fails with
-  /// it until the barrier is reset.
-  broken_barrier,
-  /// `/dev/shm` has no room for the shared memory a group, a shared value or
-  /// a ring between two nodes needs; the context names what was needed and
-  /// what was free. Reserved when it comes into use, so running out is this
-  /// error at that moment, never a SIGBUS later.
-  no_shared_memory,
 };
 
 /// Returns the name of `x`, e.g. `"timeout"`.
@@ -123,3 +79,15 @@ bool is(const caf::error& err, errc x) noexcept;
 std::string describe(const caf::error& err);
 
 } // namespace troupe
+
+namespace troupe::detail {
+
+/// Names a code of the troupe category that another layer defines, or returns
+/// null for a code it does not know.
+using code_namer = const char* (*)(uint8_t code);
+
+/// Lets `describe` and CAF's renderer name the codes from 64 on, which
+/// troupe::ipc defines; set once, by troupe::ipc's static initialisation.
+void set_layer_code_namer(code_namer namer) noexcept;
+
+} // namespace troupe::detail

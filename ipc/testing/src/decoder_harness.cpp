@@ -2,7 +2,7 @@
 
 #include "core.hpp"
 #include "segment.hpp"
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 
 #include <caf/all.hpp>
 

@@ -8,6 +8,8 @@
 // and what `troupe clean` removes. Read-only: nothing here joins a group or
 // writes to a segment.
 
+#include "troupe/ipc/error.hpp"
+
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 
@@ -186,7 +188,7 @@ caf::expected<host_info> inspect_host();
 /// Reads the segment of `group`, as `inspect_host` does. Fails with
 /// `errc::no_such_group` if there is none, `errc::bad_segment` if it is not a
 /// troupe segment of this version or cannot be read (another user's:
-/// permission denied), `errc::invalid_argument` for a bad group name.
+/// permission denied), `troupe::errc::invalid_argument` for a bad group name.
 caf::expected<group_info> inspect_group(const std::string& group);
 
 /// Removes the segment of `group` if the group is not running, and fails

@@ -4,8 +4,8 @@
 /// `troupe::ipc::managed_array<T>`: a fixed-size array owned by one actor and reachable from every
 /// process of a group (Python's `Manager().Array`).
 
-#include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/managed_atoms.hpp"
 #include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
@@ -116,13 +116,13 @@ caf::behavior managed_array_owner(caf::stateful_actor<managed_array_state<T>>* s
 /// (`add_managed_types` does it for `int32_t`, `int64_t`, `double` and
 /// `std::string`). The owner lives until `stop()` (or, if it never was
 /// published nor reached from another process, until the last handle is
-/// gone). If the owner's process dies, calls fail with `errc::peer_lost`.
+/// gone). If the owner's process dies, calls fail with `troupe::errc::peer_lost`.
 ///
 /// **Errors.** An index out of range gives `errc::index_error`
 /// (`IndexError`), e.g. "get: index 5 out of range for an array of 5";
 /// a handle of another element type than the owner's gets
 /// `errc::type_error` for `set` and `add`; no answer within `timeout`,
-/// `errc::timeout`.
+/// `troupe::errc::timeout`.
 ///
 /// **Protocol**, for event-based actors: `(len_atom) -> int64_t`,
 /// `(get_atom, int64_t) -> T`, `(set_atom, int64_t, T) -> ok_atom`,
@@ -158,7 +158,7 @@ public:
       caf::actor{sys.spawn(detail::managed_array_owner<T>, std::move(values))})};
   }
 
-  /// An empty handle: every call fails with `errc::invalid_argument`.
+  /// An empty handle: every call fails with `troupe::errc::invalid_argument`.
   managed_array() = default;
 
   /// A handle to the owner `owner`, e.g. what `node::lookup` returned.

@@ -4,8 +4,8 @@
 /// `troupe::ipc::managed_dict<K, V>`: a dict owned by one actor and reachable from every process of
 /// a group (Python's `Manager().dict()`).
 
-#include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/managed_atoms.hpp"
 #include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
@@ -110,7 +110,7 @@ caf::behavior managed_dict_owner(caf::stateful_actor<managed_dict_state<K, V>>* 
     },
     [&st](caf::update_atom, std::vector<K>& ks, std::vector<V>& vs) -> caf::result<caf::ok_atom> {
       if (ks.size() != vs.size())
-        return make_error(errc::invalid_argument, "update: as many keys as values, please");
+        return make_error(troupe::errc::invalid_argument, "update: as many keys as values, please");
       for (size_t i = 0; i < ks.size(); ++i)
         st.assign(std::move(ks[i]), std::move(vs[i]));
       return caf::ok_atom::value;
@@ -176,12 +176,12 @@ caf::behavior managed_dict_owner(caf::stateful_actor<managed_dict_state<K, V>>* 
 /// names in every process (`add_managed_types` does it for the common ones).
 /// The owner lives until `stop()` (or, if it never was published nor
 /// reached from another process, until the last handle is gone). If the owner's process dies, calls
-/// fail with `errc::peer_lost`; if a local owner is gone, with `errc::owner_down`.
+/// fail with `troupe::errc::peer_lost`; if a local owner is gone, with `troupe::errc::owner_down`.
 ///
 /// **Errors.** A missing key gives `errc::key_error` (like `KeyError`) from
 /// `at`, `pop` without a default, `erase`, and `popitem` on an empty dict;
 /// a handle of other element types than the owner's gets `errc::type_error`;
-/// a call that is not answered within `timeout` gets `errc::timeout`.
+/// a call that is not answered within `timeout` gets `troupe::errc::timeout`.
 ///
 /// **Protocol**, for event-based actors (`request(dict, ...).then(...)`):
 /// `(get_atom, K) -> V` (`d[k]`), `(set_atom, K, V) -> ok_atom`,
@@ -215,7 +215,7 @@ public:
       detail::served_on_readers(caf::actor{sys.spawn(detail::managed_dict_owner<K, V>)})};
   }
 
-  /// An empty handle: every call fails with `errc::invalid_argument`.
+  /// An empty handle: every call fails with `troupe::errc::invalid_argument`.
   managed_dict() = default;
 
   /// A handle to the owner `owner`, e.g. what `node::lookup` returned.

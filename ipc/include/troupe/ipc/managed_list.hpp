@@ -4,8 +4,8 @@
 /// `troupe::ipc::managed_list<T>`: a list owned by one actor and reachable from every process of a
 /// group (Python's `Manager().list()`).
 
-#include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/managed_atoms.hpp"
 #include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
@@ -185,13 +185,13 @@ caf::behavior managed_list_owner(caf::stateful_actor<managed_list_state<T>>* sel
 /// (`add_managed_types` does it for the common ones). The owner lives
 /// until `stop()` (or, if it never was published nor reached from another
 /// process, until the last handle is gone).
-/// If the owner's process dies, calls fail with `errc::peer_lost`.
+/// If the owner's process dies, calls fail with `troupe::errc::peer_lost`.
 ///
 /// **Errors.** An index out of range, or a pop from an empty list, gives
 /// `errc::index_error` (`IndexError`); `remove`/`index` of a missing value
 /// give `errc::value_error` (`ValueError`); other element types than the
 /// owner's give `errc::type_error`; no answer within `timeout`,
-/// `errc::timeout`.
+/// `troupe::errc::timeout`.
 ///
 /// **Protocol**, for event-based actors: `(append_atom, T) -> ok_atom`,
 /// `(extend_atom, std::vector<T>) -> ok_atom`, `(get_atom, int64_t) -> T`,
@@ -223,7 +223,7 @@ public:
       caf::actor{sys.spawn(detail::managed_list_owner<T>, std::move(init))})};
   }
 
-  /// An empty handle: every call fails with `errc::invalid_argument`.
+  /// An empty handle: every call fails with `troupe::errc::invalid_argument`.
   managed_list() = default;
 
   /// A handle to the owner `owner`, e.g. what `node::lookup` returned.

@@ -4,8 +4,8 @@
 /// `troupe::ipc::managed_namespace`: named fields of any CAF message type, owned by one actor and
 /// reachable from every process of a group (Python's `Manager().Namespace()`).
 
-#include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/managed_atoms.hpp"
 #include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
@@ -89,7 +89,7 @@ inline caf::behavior managed_namespace_owner(caf::stateful_actor<managed_namespa
 /// `handle()` with `node::publish`, and other processes build a
 /// `managed_namespace` from `node::lookup`. The owner lives until `stop()` (or, if
 /// it never was published nor reached from another process, until the last
-/// handle is gone). If the owner's process dies, calls fail with `errc::peer_lost`.
+/// handle is gone). If the owner's process dies, calls fail with `troupe::errc::peer_lost`.
 ///
 /// **Protocol**, for event-based actors:
 /// `(set_atom, std::string, caf::message) -> ok_atom`,
@@ -113,7 +113,7 @@ public:
       detail::served_on_readers(caf::actor{sys.spawn(detail::managed_namespace_owner)})};
   }
 
-  /// An empty handle: every call fails with `errc::invalid_argument`.
+  /// An empty handle: every call fails with `troupe::errc::invalid_argument`.
   managed_namespace() = default;
 
   /// A handle to the owner `owner`, e.g. what `node::lookup` returned.

@@ -5,8 +5,8 @@
 /// `task_done`/`join`, for every process of a group (Python's `Manager().Queue()`).
 
 #include "troupe/detail/weak_timer.hpp"
-#include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/managed_atoms.hpp"
 #include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
@@ -62,7 +62,7 @@ public:
           return caf::ok_atom::value;
         }
         if (timeout <= caf::timespan::zero())
-          return make_error(errc::full, "the queue is full");
+          return make_error(troupe::errc::full, "the queue is full");
         auto rp = make_response_promise();
         auto id = next_id_++;
         auto who = sender_addr();
@@ -93,8 +93,9 @@ public:
       [this](ack_atom, uint64_t id) -> caf::result<caf::ok_atom> {
         auto i = leases_.find(id);
         if (i == leases_.end())
-          return make_error(errc::not_held, "no lease " + std::to_string(id)
-                                              + " (acked already, or returned to the queue)");
+          return make_error(troupe::errc::not_held,
+                            "no lease " + std::to_string(id)
+                              + " (acked already, or returned to the queue)");
         unref(i->second.holder);
         leases_.erase(i);
         --unfinished_;
@@ -112,7 +113,7 @@ public:
         if (unfinished_ == 0)
           return caf::ok_atom::value;
         if (timeout <= caf::timespan::zero())
-          return make_error(errc::timeout, "unfinished tasks remain");
+          return make_error(troupe::errc::timeout, "unfinished tasks remain");
         auto rp = make_response_promise();
         auto id = next_id_++;
         auto who = sender_addr();
@@ -180,7 +181,8 @@ private:
 
   caf::result<uint64_t, T> lease(caf::actor_addr holder, caf::timespan timeout) {
     if (!holder)
-      return make_error(errc::invalid_argument, "a lease needs a holder (an anonymous request?)");
+      return make_error(troupe::errc::invalid_argument,
+                        "a lease needs a holder (an anonymous request?)");
     if (!items_.empty()) {
       auto id = grant(holder, take());
       auto x = leases_.at(id).value;
@@ -232,14 +234,14 @@ private:
       }
     for (auto i = putters_.begin(); i != putters_.end(); ++i)
       if (i->id == id) {
-        i->rp.deliver(make_error(errc::full, "the queue stayed full for the timeout"));
+        i->rp.deliver(make_error(troupe::errc::full, "the queue stayed full for the timeout"));
         unref(i->who);
         putters_.erase(i);
         return;
       }
     for (auto i = joiners_.begin(); i != joiners_.end(); ++i)
       if (i->id == id) {
-        i->rp.deliver(make_error(errc::timeout, "unfinished tasks remain"));
+        i->rp.deliver(make_error(troupe::errc::timeout, "unfinished tasks remain"));
         unref(i->who);
         joiners_.erase(i);
         return;
@@ -378,14 +380,14 @@ inline caf::behavior lease_holder_actor() {
 ///
 /// **As in Python**, name for name: `put(x, timeout)`, `get(timeout)`,
 /// `qsize`, `empty`, `full`, `task_done`, `join`, with Python's errors
-/// (`errc::full`, `errc::empty`, `errc::value_error`). The timeout is
+/// (`troupe::errc::full`, `errc::empty`, `errc::value_error`). The timeout is
 /// Python's: how long to wait for room or for an item. The call has no
 /// deadline beyond it, as a Python proxy's has none: the owner keeps the
 /// deadline, so that an item is never handed to a caller that gave up; if
-/// the owner's process dies, the call fails with `errc::peer_lost`.
+/// the owner's process dies, the call fails with `troupe::errc::peer_lost`.
 ///
 /// **Bounded.** With `maxsize > 0`, `put` on a full queue waits up to its
-/// timeout for room and then fails with `errc::full` (a timeout of zero
+/// timeout for room and then fails with `troupe::errc::full` (a timeout of zero
 /// fails at once). `get` on an empty queue waits up to its timeout and
 /// then fails with `errc::empty`. The owner keeps the deadline, so an item
 /// is never handed to a caller that already gave up; a waiting caller that
@@ -411,7 +413,7 @@ inline caf::behavior lease_holder_actor() {
 /// registered under the same name in every process. The owner lives until
 /// `stop()` (or, if it never was published nor reached from another
 /// process, until the last handle is gone). If the owner's process dies,
-/// calls fail with `errc::peer_lost`.
+/// calls fail with `troupe::errc::peer_lost`.
 ///
 /// **Protocol**, for event-based actors (send waiting calls with
 /// `caf::infinite` as the request timeout: the owner answers by the
@@ -420,7 +422,7 @@ inline caf::behavior lease_holder_actor() {
 /// `(get_atom, caf::timespan) -> T`,
 /// `(lease_atom, caf::timespan) -> (uint64_t id, T)` (held by the sender),
 /// `(lease_atom, caf::timespan, caf::actor holder) -> (uint64_t id, T)`,
-/// `(ack_atom, uint64_t id) -> ok_atom` (`errc::not_held` for an unknown
+/// `(ack_atom, uint64_t id) -> ok_atom` (`troupe::errc::not_held` for an unknown
 /// lease), `(task_done_atom) -> ok_atom`, `(join_atom, caf::timespan) ->
 /// ok_atom`, `(len_atom) -> int64_t` (items waiting), `(full_atom) -> bool`,
 /// `(len_atom, lease_atom) -> int64_t` (items leased and not acked).
@@ -444,7 +446,7 @@ public:
       detail::served_on_readers(caf::actor{sys.spawn<detail::managed_queue_owner<T>>(maxsize)})};
   }
 
-  /// An empty handle: every call fails with `errc::invalid_argument`.
+  /// An empty handle: every call fails with `troupe::errc::invalid_argument`.
   managed_queue() = default;
 
   /// A handle to the owner `owner`, e.g. what `node::lookup` returned.
@@ -452,7 +454,7 @@ public:
     : owner_handle(std::move(owner)), holder_(std::make_shared<holder_slot>()) {}
 
   /// `q.put(x, timeout=...)`: appends `x`, waiting up to `timeout` for room
-  /// in a bounded queue; `errc::full` if there was none.
+  /// in a bounded queue; `troupe::errc::full` if there was none.
   caf::error put(const T& x, caf::timespan timeout = forever) const {
     return troupe::detail::call_ok(owner_, forever, caf::put_atom::value, x, timeout);
   }
@@ -469,7 +471,7 @@ public:
   [[nodiscard]] caf::expected<leased<T>> get_leased(caf::timespan timeout = forever) const {
     auto holder = lease_holder();
     if (!holder)
-      return make_error(errc::invalid_argument, "empty managed_queue handle");
+      return make_error(troupe::errc::invalid_argument, "empty managed_queue handle");
     std::optional<leased<T>> res;
     auto err = troupe::detail::call(
       owner_, forever,
@@ -483,7 +485,7 @@ public:
   }
 
   /// Finishes the leased item `id` (it counts as `task_done`);
-  /// `errc::not_held` if there is no such lease (acked already, or returned
+  /// `troupe::errc::not_held` if there is no such lease (acked already, or returned
   /// to the queue because its holder died).
   caf::error ack(uint64_t id, caf::timespan timeout = forever) const {
     return troupe::detail::call_ok(owner_, timeout, ack_atom::value, id);
@@ -495,7 +497,7 @@ public:
   }
 
   /// `q.join()`: waits up to `timeout` until every item put was finished
-  /// (`task_done` or `ack`); `errc::timeout` if some remain.
+  /// (`task_done` or `ack`); `troupe::errc::timeout` if some remain.
   caf::error join(caf::timespan timeout = forever) const {
     return troupe::detail::call_ok(owner_, forever, caf::join_atom::value, timeout);
   }

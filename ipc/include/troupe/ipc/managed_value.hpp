@@ -4,8 +4,8 @@
 /// `troupe::ipc::managed_value<T>`: a value owned by one actor and reachable from every process of
 /// a group (Python's `Manager().Value`).
 
-#include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/managed_atoms.hpp"
 #include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
@@ -77,7 +77,7 @@ caf::behavior managed_value_owner(caf::stateful_actor<managed_value_state<T>>* s
 /// registered under the same name in every process. The owner lives
 /// until `stop()` (or, if it never was published nor reached from another
 /// process, until the last handle is gone).
-/// If the owner's process dies, calls fail with `errc::peer_lost`.
+/// If the owner's process dies, calls fail with `troupe::errc::peer_lost`.
 ///
 /// **Protocol**, for event-based actors: `(get_atom) -> T`,
 /// `(set_atom, T) -> ok_atom`, `(cas_atom, T expected, T desired) -> bool`,
@@ -103,7 +103,7 @@ public:
       caf::actor{sys.spawn(detail::managed_value_owner<T>, std::move(init))})};
   }
 
-  /// An empty handle: every call fails with `errc::invalid_argument`.
+  /// An empty handle: every call fails with `troupe::errc::invalid_argument`.
   managed_value() = default;
 
   /// A handle to the owner `owner`, e.g. what `node::lookup` returned.

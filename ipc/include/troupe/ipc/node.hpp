@@ -5,6 +5,7 @@
 /// the group's settings.
 
 #include "troupe/full_policy.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/process.hpp"
 #include "troupe/timeout.hpp"
 
@@ -55,7 +56,7 @@ struct group_options {
   /// What a sender does when a ring is full.
   full_policy on_full = full_policy::wait;
   /// With `full_policy::wait`: how long a sender waits for space before it
-  /// fails with `errc::full`.
+  /// fails with `troupe::errc::full`.
   caf::timespan full_timeout = forever;
   /// How long the reader spins on empty rings after its last input before
   /// it parks; a parked reader costs a wake-up (tens of microseconds on a
@@ -165,8 +166,8 @@ private:
 /// across processes as with local actors, and replies, errors, `down_msg`
 /// and `exit_msg` come back. Messages from one sender to one receiver keep
 /// their order. When a node dies (even by SIGKILL), every monitor of its
-/// actors gets a `down_msg` with `errc::peer_lost` and every request pending
-/// on it fails with `errc::peer_lost`.
+/// actors gets a `down_msg` with `troupe::errc::peer_lost` and every request pending
+/// on it fails with `troupe::errc::peer_lost`.
 ///
 /// Who owns the segment: `create` makes it (mode 0600, refused while a group
 /// of that name runs; a segment whose processes all died is swept and
@@ -195,7 +196,7 @@ public:
   /// `group_options::exit_with_parent`). Removes both from the environment,
   /// so that processes this one starts do not inherit the key. Fails with
   /// `errc::no_such_group` in a process that `node::spawn` did not start, or
-  /// `errc::peer_lost` if its parent is gone already.
+  /// `troupe::errc::peer_lost` if its parent is gone already.
   [[nodiscard]] static caf::expected<node> join_from_env(caf::actor_system& sys,
                                                          group_options opts = {});
 
@@ -213,7 +214,7 @@ public:
   /// it unpublishes the name and stops the actor when it goes out of scope
   /// (see `publication`). Whatever the node still publishes when it leaves
   /// is unpublished and stopped then. Fails with `errc::name_taken` if a
-  /// live node already published that name, `errc::invalid_argument` for an
+  /// live node already published that name, `troupe::errc::invalid_argument` for an
   /// invalid name or handle, or an actor of another process.
   [[nodiscard]] caf::expected<publication> publish(const std::string& name, const caf::actor& x);
 
@@ -303,7 +304,7 @@ public:
   /// Unpublishes this node's names, sends the actors it still publishes
   /// `exit_reason::user_shutdown`, and leaves the group; the last node out
   /// removes the segment. Proxies to other nodes' actors die with
-  /// `errc::peer_lost`. Idempotent; the destructor calls it.
+  /// `troupe::errc::peer_lost`. Idempotent; the destructor calls it.
   void leave();
 
 private:

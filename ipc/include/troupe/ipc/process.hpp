@@ -4,6 +4,7 @@
 /// `troupe::ipc::child_process` and `spawn_process`: child processes started with `posix_spawn`,
 /// killed and reaped by their handle.
 
+#include "troupe/ipc/error.hpp"
 #include "troupe/timeout.hpp"
 
 #include <caf/error.hpp>
@@ -64,7 +65,7 @@ public:
   }
 
   /// Waits until the process ends, at most `timeout`; fails with
-  /// `errc::timeout` if it is still running then (and leaves it running).
+  /// `troupe::errc::timeout` if it is still running then (and leaves it running).
   caf::expected<exit_status> wait(caf::timespan timeout = forever);
 
   /// Sends `signal` to the process (default SIGKILL).

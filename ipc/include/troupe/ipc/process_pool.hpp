@@ -4,9 +4,9 @@
 /// `troupe::ipc::process_pool`: worker processes that run plain functions of the program (Python's
 /// `Pool` and `ProcessPoolExecutor`).
 
-#include "troupe/error.hpp"
 #include "troupe/executor.hpp"
 #include "troupe/future.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/worker_pool.hpp"
 
@@ -51,13 +51,14 @@ R call_with(R (*fn)(Ps...), const caf::message& args, std::index_sequence<Is...>
   return fn(args.get_as<std::decay_t<Ps>>(Is)...);
 }
 
-/// Calls `fn` with the elements of `args`: `errc::invalid_argument` if
-/// they do not match its parameters, `errc::task_failed` if it throws, else
+/// Calls `fn` with the elements of `args`: `troupe::errc::invalid_argument` if
+/// they do not match its parameters, `troupe::errc::task_failed` if it throws, else
 /// its result as a message (`caf::unit` for `void`).
 template <class R, class... Ps>
 caf::expected<caf::message> invoke_with(R (*fn)(Ps...), const caf::message& args) {
   if (!args.match_elements<std::decay_t<Ps>...>())
-    return make_error(errc::invalid_argument, "the arguments do not match the task's parameters");
+    return make_error(troupe::errc::invalid_argument,
+                      "the arguments do not match the task's parameters");
   try {
     if constexpr (std::is_void_v<R>) {
       call_with(fn, args, std::index_sequence_for<Ps...>{});
@@ -66,9 +67,9 @@ caf::expected<caf::message> invoke_with(R (*fn)(Ps...), const caf::message& args
       return caf::make_message(call_with(fn, args, std::index_sequence_for<Ps...>{}));
     }
   } catch (const std::exception& ex) {
-    return make_error(errc::task_failed, ex.what());
+    return make_error(troupe::errc::task_failed, ex.what());
   } catch (...) {
-    return make_error(errc::task_failed, "non-standard exception");
+    return make_error(troupe::errc::task_failed, "non-standard exception");
   }
 }
 
@@ -121,7 +122,7 @@ struct process_pool_options {
   /// How often a task is run again after its worker process died.
   std::size_t retries = 0;
   /// More than `max_restarts` dead workers within `period` and the pool gives
-  /// up (`errc::restart_intensity`).
+  /// up (`troupe::errc::restart_intensity`).
   std::size_t max_restarts = 10;
   /// The window of that intensity.
   caf::timespan period = std::chrono::seconds(5);
@@ -146,8 +147,8 @@ struct process_pool_options {
 /// under `troupe::ipc::program`, which serves pool workers itself).
 /// They are supervised by a `troupe::worker_pool`: a worker process that dies
 /// (kill -9 included) is replaced, and the task it was running fails with
-/// `errc::worker_crashed` or is retried. A task's exception comes back as
-/// `errc::task_failed` with its message. Workers exit when the pool stops or
+/// `troupe::errc::worker_crashed` or is retried. A task's exception comes back as
+/// `troupe::errc::task_failed` with its message. Workers exit when the pool stops or
 /// when the parent process dies.
 ///
 /// The node (if one is given) and the actor system must outlive the pool;
@@ -195,8 +196,8 @@ public:
     auto ref = detail::task_reference(reinterpret_cast<detail::any_function>(fn),
                                       &detail::invoke_erased<R, Ps...>);
     if (ref.empty()) {
-      state->set(
-        make_error(errc::invalid_argument, "the task is not a function in this program's code"));
+      state->set(make_error(troupe::errc::invalid_argument,
+                            "the task is not a function in this program's code"));
       return future<R>{std::move(state)};
     }
     post(ref, caf::make_message(std::decay_t<Ps>(std::forward<Args>(args))...),
@@ -208,7 +209,8 @@ public:
            } else if (res->template match_elements<R>()) {
              state->set(res->template get_as<R>(0));
            } else {
-             state->set(make_error(errc::task_failed, "the task's answer has the wrong type"));
+             state->set(
+               make_error(troupe::errc::task_failed, "the task's answer has the wrong type"));
            }
          });
     return future<R>{std::move(state)};
@@ -233,9 +235,9 @@ public:
   const worker_pool& workers() const;
 
   /// As `executor::stop`: stops taking tasks (later ones fail with
-  /// `errc::cancelled`), runs the queued ones (`wait`) or fails them with
-  /// `errc::cancelled` (`cancel`), waits for the running ones, then stops
-  /// the worker processes, which exit and are reaped. `errc::timeout` if
+  /// `troupe::errc::cancelled`), runs the queued ones (`wait`) or fails them with
+  /// `troupe::errc::cancelled` (`cancel`), waits for the running ones, then stops
+  /// the worker processes, which exit and are reaped. `troupe::errc::timeout` if
   /// tasks still run after `timeout` (a later `stop` waits for the rest);
   /// stopping again is no error.
   [[nodiscard]] caf::error stop(shutdown_mode mode = shutdown_mode::wait,

@@ -49,7 +49,7 @@ struct process_spec {
 ///
 /// So a process is supervised exactly like an actor, with the same
 /// strategies and restart intensity: kill -9 of the process is a crash (the
-/// actor's monitors see `errc::peer_lost`), the supervisor starts a new
+/// actor's monitors see `troupe::errc::peer_lost`), the supervisor starts a new
 /// process, and the stable handle and the published name point to the new
 /// incarnation. A start that fails (the program cannot be started, or does
 /// not publish in time) counts as a failed start.

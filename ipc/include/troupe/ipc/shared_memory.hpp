@@ -6,7 +6,7 @@
 /// the death of its holder and a lock-free fast path for integers (Python's
 /// `multiprocessing.Value` and `Array`).
 
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/timeout.hpp"
 
@@ -117,7 +117,7 @@ public:
 
   /// Takes the robust lock, waiting at most `timeout`. Returns whether the
   /// previous holder died holding it (the lock is then made consistent).
-  /// Fails with `errc::timeout`, or `errc::would_deadlock` if this thread
+  /// Fails with `troupe::errc::timeout`, or `troupe::errc::would_deadlock` if this thread
   /// holds it already.
   [[nodiscard]] caf::expected<bool> lock(caf::timespan timeout) const;
   /// Releases the robust lock (held by this thread).
@@ -151,7 +151,7 @@ private:
   const shm_block& block_;
 };
 
-/// `errc::invalid_argument` for `index` of the array `name` of `size` elements.
+/// `troupe::errc::invalid_argument` for `index` of the array `name` of `size` elements.
 caf::error out_of_range(const std::string& name, uint64_t index, uint64_t size);
 
 } // namespace detail
@@ -196,7 +196,7 @@ public:
 
   /// Makes the value `name` of `n`'s group (1 to 64 characters of
   /// `[A-Za-z0-9_.-]`), initialized to `initial`. Fails with
-  /// `errc::invalid_argument` for a bad name and `errc::name_taken` if a
+  /// `troupe::errc::invalid_argument` for a bad name and `errc::name_taken` if a
   /// value of that name exists and its creator runs (one whose creator died
   /// is swept and made anew). This process then owns the name: see the class
   /// comment.
@@ -229,7 +229,7 @@ public:
   }
 
   /// Reads the value: an atomic load on the fast path, else a copy taken
-  /// under the lock (which fails with `errc::would_deadlock` when called from
+  /// under the lock (which fails with `troupe::errc::would_deadlock` when called from
   /// inside `with_lock` on the same thread).
   [[nodiscard]] caf::expected<T> get() const {
     if constexpr (fast_path) {
@@ -282,7 +282,7 @@ public:
 
   /// Runs `fn(T&)` holding the lock, which excludes every other `with_lock`
   /// (and, for types without the fast path, every `get` and `set`) in every
-  /// process; waits at most `timeout` for it (`errc::timeout`). Returns
+  /// process; waits at most `timeout` for it (`troupe::errc::timeout`). Returns
   /// whether the previous holder died holding the lock, in which case `fn`
   /// may see a half-made update. If `fn` throws, the lock is released and the
   /// exception propagates.
@@ -324,7 +324,7 @@ public:
   }
 
   /// Removes the name now if this object made it (idempotent); fails with
-  /// `errc::invalid_argument` if it only opened it. Mappings stay valid.
+  /// `troupe::errc::invalid_argument` if it only opened it. Mappings stay valid.
   [[nodiscard]] caf::error remove() {
     return block_.remove();
   }
@@ -371,7 +371,7 @@ public:
   [[nodiscard]] static caf::expected<shared_array> create(const node& n, const std::string& name,
                                                           size_t size, const T& fill = T{}) {
     if (size == 0 || size > (uint64_t{1} << 40) / sizeof(T))
-      return make_error(errc::invalid_argument, "an array has 1 to 2^40 bytes of elements");
+      return make_error(troupe::errc::invalid_argument, "an array has 1 to 2^40 bytes of elements");
     auto block = detail::shm_block::create(n, name, detail::shm_kind::array,
                                            detail::shm_type_of<T>(), size, [&](void* data) {
                                              auto* p = static_cast<unsigned char*>(data);
@@ -387,7 +387,7 @@ public:
   [[nodiscard]] static caf::expected<shared_array> create(const node& n, const std::string& name,
                                                           const std::vector<T>& values) {
     if (values.empty())
-      return make_error(errc::invalid_argument, "an array has at least one element");
+      return make_error(troupe::errc::invalid_argument, "an array has at least one element");
     auto block = detail::shm_block::create(
       n, name, detail::shm_kind::array, detail::shm_type_of<T>(), values.size(),
       [&](void* data) { std::memcpy(data, values.data(), values.size() * sizeof(T)); });
@@ -416,7 +416,7 @@ public:
     return static_cast<size_t>(block_.count());
   }
 
-  /// Reads element `i` (`errc::invalid_argument` if out of range): atomic on
+  /// Reads element `i` (`troupe::errc::invalid_argument` if out of range): atomic on
   /// the fast path, else under the lock.
   [[nodiscard]] caf::expected<T> get(size_t i) const {
     if (i >= size())
@@ -479,7 +479,7 @@ public:
   }
 
   /// Runs `fn(caf::span<T>)` over all elements holding the lock; waits at
-  /// most `timeout` (`errc::timeout`). Returns whether the previous holder
+  /// most `timeout` (`troupe::errc::timeout`). Returns whether the previous holder
   /// died holding the lock. See the class comment for the fast path. If `fn`
   /// throws, the lock is released, nothing is stored (fast path) and the
   /// exception propagates.
@@ -516,7 +516,7 @@ public:
   }
 
   /// Removes the name now if this object made it (idempotent); fails with
-  /// `errc::invalid_argument` if it only opened it. Mappings stay valid.
+  /// `troupe::errc::invalid_argument` if it only opened it. Mappings stay valid.
   [[nodiscard]] caf::error remove() {
     return block_.remove();
   }

@@ -2,6 +2,7 @@
 
 #include "troupe/atoms.hpp"
 #include "troupe/event.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
 
@@ -31,22 +32,22 @@
 /// Locks and permits are leases held by actors (for the blocking calls: the
 /// caller's `caf::scoped_actor`). The primitive monitors its holders: a
 /// holder that terminates, or whose process dies (even by SIGKILL; the
-/// `down_msg` then carries `errc::peer_lost`), gives its lock or permits
+/// `down_msg` then carries `troupe::errc::peer_lost`), gives its lock or permits
 /// back, and the next acquirer is told so (`acquired::previous_holder_died`),
 /// because whatever the lock protected may be half-updated. Python's manager
 /// locks stay locked forever in that case.
 ///
 /// Errors (`caf::error`, category `troupe` unless said otherwise):
-/// `errc::timeout` when a wait runs out, `errc::not_held` for releasing (or
+/// `troupe::errc::timeout` when a wait runs out, `troupe::errc::not_held` for releasing (or
 /// waiting on a condition with) what the caller does not hold,
-/// `errc::owner_down` if the primitive's actor is gone, `errc::peer_lost` if
-/// the process hosting it is gone, `errc::would_deadlock` for acquiring a
+/// `troupe::errc::owner_down` if the primitive's actor is gone, `troupe::errc::peer_lost` if
+/// the process hosting it is gone, `troupe::errc::would_deadlock` for acquiring a
 /// (non-reentrant) `lock` the caller already holds.
 ///
 /// No shared memory of their own: a primitive's state lives in its actor's
 /// process, and calls from other processes travel as messages through the
 /// group's segment, which the group's nodes create and remove (see `node`).
-/// If the hosting process dies, calls fail with `errc::peer_lost`.
+/// If the hosting process dies, calls fail with `troupe::errc::peer_lost`.
 ///
 /// Event-based actors use the `..._then` helpers or the message protocol that
 /// each type documents, with `request(handle, caf::infinite, ...)` and the
@@ -91,7 +92,7 @@ struct acquired {
 /// process of the group; the permits belong to actors, not to threads.
 class permits : public owner_handle {
 public:
-  /// An empty handle; every call fails with `errc::invalid_argument`.
+  /// An empty handle; every call fails with `troupe::errc::invalid_argument`.
   permits() = default;
 
   /// The handle of an existing primitive's actor (from `node::lookup` in
@@ -105,7 +106,7 @@ public:
                                                 caf::timespan timeout = forever) const;
 
   /// Gives back one permit that `self` holds; waits for the answer so that
-  /// errors (`errc::not_held`) come back.
+  /// errors (`troupe::errc::not_held`) come back.
   [[nodiscard]] caf::error release(caf::scoped_actor& self) const;
 
   /// Non-blocking acquire for event-based actors: calls
@@ -218,7 +219,7 @@ private:
 
 /// A mutual-exclusion lock held by one actor at a time (Python's `Lock`,
 /// but owned: only the holder releases it). Acquiring it again while holding
-/// it is `errc::would_deadlock`. See `permits` for the protocol and for what
+/// it is `troupe::errc::would_deadlock`. See `permits` for the protocol and for what
 /// happens when the holder or its process dies.
 class lock : public permits {
 public:
@@ -258,13 +259,13 @@ public:
 
 /// A semaphore whose count never exceeds its initial value (Python's
 /// `BoundedSemaphore`): only a holder releases, anyone else gets
-/// `errc::not_held` (Python's `ValueError`).
+/// `troupe::errc::not_held` (Python's `ValueError`).
 class bounded_semaphore : public permits {
 public:
   using permits::permits;
 
   /// Spawns a bounded semaphore with `permits` permits; zero permits is
-  /// `errc::invalid_argument`.
+  /// `troupe::errc::invalid_argument`.
   [[nodiscard]] static caf::expected<bounded_semaphore> make(caf::actor_system& sys,
                                                              std::size_t permits);
 };
@@ -284,7 +285,7 @@ struct waited {
 ///
 /// The condition is the lock: `acquire`/`release` as for `lock` (or `rlock`
 /// when made re-entrant), then `wait`, `notify` and `notify_all` need the
-/// caller to hold it (`errc::not_held` otherwise). A notified (or timed out)
+/// caller to hold it (`troupe::errc::not_held` otherwise). A notified (or timed out)
 /// waiter queues for the lock again and `wait` returns once it holds it,
 /// with its re-entrant count restored. A waiter that dies leaves the queue;
 /// a holder that dies releases the lock, and whoever gets it next is told.
@@ -338,21 +339,21 @@ public:
 /// If a waiting party terminates or its process dies, if a wait times out,
 /// or on `abort`, the barrier breaks: every waiter, and every later `wait`
 /// until `reset`, fails with `errc::broken_barrier` (the party that
-/// timed out gets `errc::timeout`).
+/// timed out gets `troupe::errc::timeout`).
 ///
 /// Protocol: `(wait_atom)` or `(wait_atom, caf::timespan)` answered with the
 /// index as `size_t`; `(reset_atom)` and `(abort_atom)` with `caf::ok_atom`;
 /// `(caf::get_atom, wait_atom)` with the number of waiting parties.
 class barrier : public owner_handle {
 public:
-  /// An empty handle; every call fails with `errc::invalid_argument`.
+  /// An empty handle; every call fails with `troupe::errc::invalid_argument`.
   barrier() = default;
 
   /// The handle of an existing barrier's actor (from `node::lookup`).
   explicit barrier(caf::actor handle) noexcept : owner_handle(std::move(handle)) {}
 
   /// Spawns a barrier for `parties` parties in this process; zero parties is
-  /// `errc::invalid_argument`.
+  /// `troupe::errc::invalid_argument`.
   [[nodiscard]] static caf::expected<barrier> make(caf::actor_system& sys, std::size_t parties);
 
   /// Blocks until all parties wait; returns this caller's arrival index.

@@ -7,7 +7,7 @@
 /// (`troupe/detail/blocking_call.hpp`).
 
 #include "troupe/detail/blocking_call.hpp"
-#include "troupe/error.hpp"
+#include "troupe/ipc/error.hpp"
 #include "troupe/owner_handle.hpp"
 #include "troupe/timeout.hpp"
 

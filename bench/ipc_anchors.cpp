@@ -883,6 +883,7 @@ void apply_scheduler(caf::actor_system_config& cfg, bool latency_scheduler) {
 int caf_tcp_child(bool latency_scheduler) {
   caf::actor_system_config cfg;
   apply_scheduler(cfg, latency_scheduler);
+  cfg.add_actor_type("int_echo", int_echo); // for caf_remote_spawn_us
   cfg.load<caf::io::middleman>();
   caf::actor_system sys{cfg};
   auto server = sys.spawn(int_echo);
@@ -1192,6 +1193,49 @@ double caf_tcp_rtt_us(const anchor_options& opt) {
     request_watchdog watchdog{child, self};
     for (int r = 0; r < opt.repeat; ++r)
       runs.push_back(request_rtt_run(self, *server, opt.samples, &watchdog));
+  }
+  child.close_stdin();
+  child.finish(milliseconds{10'000});
+  return median(std::move(runs));
+}
+
+double caf_remote_spawn_us(const anchor_options& opt) {
+  child_process child{
+    self_exe, child_args("caf-tcp", opt.latency_scheduler ? "tuned" : "-"), {true, true, false}};
+  auto line = child.read_line(milliseconds{30'000});
+  auto port = std::strtol(line.c_str(), nullptr, 10);
+  if (port <= 0 || port > 65535)
+    fail("unexpected port from the CAF child: '" + line + "'");
+  std::vector<double> runs;
+  {
+    caf::actor_system_config cfg;
+    apply_scheduler(cfg, opt.latency_scheduler);
+    cfg.load<caf::io::middleman>();
+    caf::actor_system sys{cfg};
+    auto server = caf::io::remote_actor(sys, "127.0.0.1", static_cast<uint16_t>(port));
+    if (!server)
+      fail("remote_actor failed: " + sys.render(server.error()));
+    auto where = server->node();
+    caf::scoped_actor self{sys};
+    auto spawns = std::min(opt.samples, 1000);
+    for (int r = 0; r < opt.repeat; ++r) {
+      std::vector<double> xs;
+      for (int i = 0; i < spawns; ++i) {
+        auto start = clock_type::now();
+        auto spawned = sys.middleman().remote_spawn<caf::actor>(
+          where, "int_echo", caf::make_message(), std::chrono::seconds{10});
+        if (!spawned)
+          fail("remote_spawn failed: " + sys.render(spawned.error()));
+        caf::error failure;
+        self->request(*spawned, std::chrono::seconds{10}, i)
+          .receive([](int) {}, [&](caf::error& err) { failure = std::move(err); });
+        if (failure)
+          fail("the spawned actor failed: " + sys.render(failure));
+        xs.push_back(us_since(start));
+        caf::anon_send_exit(*spawned, caf::exit_reason::user_shutdown);
+      }
+      runs.push_back(median(std::move(xs)));
+    }
   }
   child.close_stdin();
   child.finish(milliseconds{10'000});

@@ -59,6 +59,10 @@ double zmq_msgs_per_s(const anchor_options& opt);
 /// 127.0.0.1.
 double caf_tcp_rtt_us(const anchor_options& opt);
 
+/// CAF's `remote_spawn` of an actor in another process, reached through CAF's
+/// middleman on 127.0.0.1, until the actor answered a blocking request.
+double caf_remote_spawn_us(const anchor_options& opt);
+
 /// A blocking CAF request (no timeout) to an actor in the same process.
 double caf_local_rtt_us(const anchor_options& opt);
 

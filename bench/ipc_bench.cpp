@@ -47,10 +47,13 @@ using done_atom = caf::atom_constant<caf::atom("done")>;
 using go_atom = caf::atom_constant<caf::atom("go")>;
 using ready_atom = caf::atom_constant<caf::atom("ready")>;
 
+caf::behavior ponger(caf::event_based_actor*);
+
 struct config : caf::actor_system_config {
   config() {
     troupe::ipc::configure(*this);
     set("scheduler.max-threads", 2);
+    add_actor_type("ponger", ponger); // spawned in the child by spawn_in_us
   }
 };
 
@@ -142,6 +145,24 @@ struct peer_process {
       proc.kill(SIGKILL);
   }
 };
+
+/// An actor spawned in process `where` (`node::spawn_in`) until it answered
+/// a request, then stopped; the median of `samples` in µs.
+double spawn_in_us(troupe::ipc::node& n, caf::scoped_actor& self, pid_t where, int samples) {
+  std::vector<double> xs;
+  for (int i = 0; i < samples; ++i) {
+    auto start = clock_type::now();
+    auto spawned = check(n.spawn_in(where, "ponger"), "spawn_in");
+    caf::error failure;
+    self->request(spawned, caf::infinite, int32_t{1})
+      .receive([](int32_t) {}, [&](caf::error& err) { failure = std::move(err); });
+    if (failure)
+      throw std::runtime_error("spawned actor: " + troupe::describe(failure));
+    xs.push_back(seconds_since(start) * 1e6);
+    self->send_exit(spawned, caf::exit_reason::user_shutdown);
+  }
+  return median(xs);
+}
 
 double rtt_us(caf::scoped_actor& self, const caf::actor& pong, int samples) {
   std::vector<double> rtts;
@@ -522,6 +543,7 @@ int run_ipc(const anchor_options& opt) {
   double large_16mib = 0;
   double memcpy_rate = 0;
   double idle_pct = 0;
+  double spawn_in = 0;
   try {
     config cfg;
     caf::actor_system sys{cfg};
@@ -570,6 +592,9 @@ int run_ipc(const anchor_options& opt) {
       if (auto last = dict.at("key"); !last || *last != opt.samples - 1)
         throw std::runtime_error("dict set: the owner does not hold the last value set");
       dict_set_us = median(sets);
+      auto spawns = std::min(opt.samples, 1000);
+      spawn_in =
+        median_of(opt.repeat, [&] { return spawn_in_us(n, self, peer.proc.pid(), spawns); });
       peer.stop(self);
     }
     // The same ping-pong with both actors here, on the same scheduler.
@@ -635,6 +660,7 @@ int run_ipc(const anchor_options& opt) {
   print("ipc_large_16mib_gb_per_s", large_16mib, "GB/s");
   print("memcpy_gb_per_s", memcpy_rate, "GB/s");
   print("idle_cpu_pct", idle_pct, "%");
+  print("spawn_in_us", spawn_in, "us");
   // The anchors, in the same run.
   int rc = 0;
   auto tuned = opt;
@@ -657,6 +683,7 @@ int run_ipc(const anchor_options& opt) {
   // makes (like for like: the ratios below use these).
   measure("caf_tcp_rtt_us", "us", caf_tcp_rtt_us, opt);
   measure("caf_local_rtt_us", "us", caf_local_rtt_us, opt);
+  auto remote_spawn = measure("caf_remote_spawn_us", "us", caf_remote_spawn_us, tuned);
   measure("caf_local_msgs_per_s", "msgs/s", caf_local_msgs_per_s, opt);
   auto tcp = measure("caf_tcp_same_sched_rtt_us", "us", caf_tcp_rtt_us, tuned);
   auto local = measure("caf_local_same_sched_rtt_us", "us", caf_local_rtt_us, tuned);
@@ -680,6 +707,7 @@ int run_ipc(const anchor_options& opt) {
   ratio("ipc_msgs_vs_caf_local", ipc_msgs, local_msgs);
   ratio("ipc_pingpong_vs_local", ipc_pingpong, local_pingpong);
   ratio("ipc_fanin_vs_one", fanin_4, fanin_1);
+  ratio("spawn_in_vs_caf_remote_spawn", spawn_in, remote_spawn);
   ratio("ipc_large_vs_memcpy", std::min(large_1mib, large_16mib), memcpy_rate);
   return rc;
 }

@@ -3,6 +3,7 @@
 // outbound.cpp, reading in inbound.cpp.
 
 #include "core_internal.hpp"
+#include "spawn_server.hpp"
 #include "transport/ring.hpp"
 #include "troupe/ipc/error.hpp"
 
@@ -154,6 +155,12 @@ caf::error core::claim_slot() {
       r.hdr->space_waiting.store(0, std::memory_order_relaxed);
     }
   }
+  {
+    std::lock_guard<std::mutex> guard{names_mtx_};
+    spawn_server_ = start_spawn_server(sys_);
+  }
+  export_actor(caf::actor_cast<caf::strong_actor_ptr>(spawn_server_));
+  my_slot_->spawn_server.store(spawn_server_.id(), std::memory_order_relaxed);
   my_slot_->state.store(slot_alive, std::memory_order_release);
   announce_membership();
   return caf::none;
@@ -285,13 +292,19 @@ void core::leave_claimed() {
 void core::end_published() {
   // What a node published is its service to the group: it ends with the
   // membership, so the actor system's shutdown does not wait for it.
+  // So are the actors it spawned for others: its spawn server is linked
+  // to them.
   std::vector<std::pair<std::string, caf::actor>> ending;
+  caf::actor server;
   {
     std::lock_guard<std::mutex> guard{names_mtx_};
     ending.swap(published_);
+    server.swap(spawn_server_);
   }
   for (auto& [name, actor] : ending)
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  if (server)
+    caf::anon_send_exit(server, caf::exit_reason::user_shutdown);
 }
 
 void core::send_pending_kill_notices() {
@@ -765,6 +778,38 @@ caf::expected<uint32_t> core::slot_of(const std::string& name) {
       return e->slot;
   }
   return make_error(errc::name_not_found, "'" + name + "' is not published");
+}
+
+caf::expected<caf::actor> core::spawn_server_of(pid_t pid) {
+  auto& seg = seg_->view;
+  for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
+    auto* s = seg.slot(i);
+    if (s->state.load(std::memory_order_acquire) != slot_alive
+        || s->pid.load(std::memory_order_acquire) != pid)
+      continue;
+    if (i == me_)
+      return spawn_server_of(sys_.node());
+    if (auto p = peer_at(i); p && p->epoch == s->epoch.load(std::memory_order_acquire))
+      return spawn_server_of(p->nid);
+  }
+  return make_error(troupe::errc::peer_lost,
+                    "no live node of group '" + group() + "' has pid " + std::to_string(pid));
+}
+
+caf::expected<caf::actor> core::spawn_server_of(const caf::node_id& nid) {
+  if (nid == sys_.node()) {
+    std::lock_guard<std::mutex> guard{names_mtx_};
+    if (spawn_server_)
+      return spawn_server_;
+    return make_error(troupe::errc::peer_lost, "this node left group '" + group() + "'");
+  }
+  auto p = peer_by_node(nid);
+  if (!p)
+    return make_error(troupe::errc::peer_lost, "that node is no longer in group '" + group() + "'");
+  auto aid = static_cast<caf::actor_id>(p->shm->spawn_server.load(std::memory_order_acquire));
+  if (auto x = proxies_.get_or_put(p->nid, aid))
+    return caf::actor_cast<caf::actor>(std::move(x));
+  return make_error(troupe::errc::peer_lost, describe_peer(*p) + " is gone");
 }
 
 node_stats core::stats() const {

@@ -215,6 +215,10 @@ public:
   caf::error unpublish(const std::string& name);
   caf::expected<caf::actor> lookup(const std::string& name, caf::timespan wait, pid_t by = 0);
   caf::expected<uint32_t> slot_of(const std::string& name);
+  /// The spawn server (see spawn_server.hpp) of the live node with pid
+  /// `pid`, or of node `nid`; `troupe::errc::peer_lost` if there is none.
+  caf::expected<caf::actor> spawn_server_of(pid_t pid);
+  caf::expected<caf::actor> spawn_server_of(const caf::node_id& nid);
   node_stats stats() const;
   caf::error write_raw(uint32_t peer_slot, const std::vector<unsigned char>& bytes);
 
@@ -466,6 +470,9 @@ private:
   std::mutex names_mtx_;
   /// What this node published, by name: `leave` ends these actors.
   std::vector<std::pair<std::string, caf::actor>> published_;
+  /// Spawns actors here for other nodes (`node::spawn_in`); its id is in
+  /// this node's slot. Ends with the membership, as `published_` does.
+  caf::actor spawn_server_;
 
   std::shared_ptr<caller_pool> callers_ = std::make_shared<caller_pool>();
 

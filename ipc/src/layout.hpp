@@ -36,7 +36,7 @@ static_assert(std::atomic<int32_t>::is_always_lock_free);
 
 /// "TROUPE01" as a little-endian word.
 constexpr uint64_t segment_magic = 0x313045'50554f5254ull;
-constexpr uint32_t layout_version = 2;
+constexpr uint32_t layout_version = 3;
 
 constexpr size_t group_name_max = 48;
 constexpr size_t actor_name_max = 64;
@@ -92,6 +92,9 @@ struct alignas(64) node_slot {
   std::atomic<uint64_t> frames_sent;
   std::atomic<uint64_t> frames_received;
   std::atomic<uint64_t> frames_rejected;
+  /// The actor id of the node's spawn server (`node::spawn_in`), set
+  /// before the slot is alive.
+  std::atomic<uint64_t> spawn_server;
   /// Futex word the node's reader parks on; writers bump it to wake it.
   alignas(64) std::atomic<uint32_t> doorbell;
   /// 1 while the reader is parked (or about to park) on `doorbell`.

@@ -223,6 +223,30 @@ caf::expected<caf::actor> node::lookup_in(pid_t pid, const std::string& name, ca
   return core_->lookup(name, wait, pid);
 }
 
+caf::expected<caf::actor> node::spawn_server_in(pid_t where) {
+  if (where <= 0)
+    return make_error(troupe::errc::invalid_argument, "spawn_in needs a process id");
+  return core_->spawn_server_of(where);
+}
+
+caf::expected<caf::actor> node::spawn_server_in(const std::string& where) {
+  auto published = core_->lookup(where, forever);
+  if (!published)
+    return std::move(published.error());
+  return core_->spawn_server_of(published->node());
+}
+
+caf::expected<caf::actor> node::spawn_with(const caf::expected<caf::actor>& server,
+                                           const std::string& type, caf::message args,
+                                           std::set<std::string> interface, bool check) {
+  if (!server)
+    return server.error();
+  if (type.empty())
+    return make_error(troupe::errc::invalid_argument, "spawn_in needs an actor type");
+  return troupe::detail::ask<caf::actor>(*server, forever, spawn_in_atom::value, type,
+                                         std::move(args), std::move(interface), check);
+}
+
 caf::expected<child_process> node::spawn(const std::string& program,
                                          const std::vector<std::string>& args,
                                          std::vector<std::string> env) {

@@ -7,6 +7,8 @@
 
 #include <caf/all.hpp>
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -46,9 +48,27 @@ typename Inspector::result_type inspect(Inspector& f, secret& s) {
   return f(caf::meta::type_name("secret"), s.text);
 }
 
+/// What `node::spawn_in` makes in the tests: an actor that adds `offset`
+/// to what it is sent and says which process it runs in.
+inline caf::behavior adder(caf::event_based_actor*, int32_t offset) {
+  return {
+    [offset](int32_t x) { return x + offset; },
+    [](pid_atom) { return static_cast<int32_t>(::getpid()); },
+  };
+}
+
+/// `adder` as a typed actor (without the pid).
+using typed_adder_actor = caf::typed_actor<caf::replies_to<int32_t>::with<int32_t>>;
+
+inline typed_adder_actor::behavior_type typed_adder(typed_adder_actor::pointer, int32_t offset) {
+  return {[offset](int32_t x) { return x + offset; }};
+}
+
 /// The configuration both sides use (the child without `secret`).
 struct config : caf::actor_system_config {
   explicit config(bool with_secret = false) {
+    add_actor_type("adder", adder);
+    add_actor_type("typed_adder", typed_adder);
     troupe::ipc::configure(*this);
     set("scheduler.max-threads", 2);
     add_message_type<point>("point");

@@ -838,6 +838,116 @@ TEST_SUITE("ipc.node") {
 
 } // TEST_SUITE
 
+TEST_SUITE("ipc.spawn_in") {
+
+  TEST_CASE("spawn_in makes an actor of a registered type in another process, found by pid or "
+            "by a name it published") {
+    ipc_fixture f{"spawnin"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto host = f.serve(*sut, "host");
+    f.find(*sut, "host");
+    auto by_pid = sut->spawn_in(host.pid(), "adder", int32_t{10});
+    REQUIRE_MESSAGE(by_pid, troupe::describe(by_pid.error()));
+    CHECK(f.ask<int32_t>(*by_pid, int32_t{5}) == int32_t{15});
+    CHECK(f.ask<int32_t>(*by_pid, pid_atom::value) == int32_t{host.pid()});
+    auto by_name = sut->spawn_in("host", "adder", int32_t{100});
+    REQUIRE_MESSAGE(by_name, troupe::describe(by_name.error()));
+    CHECK(f.ask<int32_t>(*by_name, int32_t{5}) == int32_t{105});
+    CHECK(f.ask<int32_t>(*by_name, pid_atom::value) == int32_t{host.pid()});
+    CHECK(*by_pid != *by_name);
+    // One of them crashing leaves the host serving.
+    f.self->monitor(*by_pid);
+    f.self->send_exit(*by_pid, caf::exit_reason::kill);
+    f.self->receive([](caf::down_msg&) {},
+                    caf::after(deadline) >> [] { FAIL("the killed actor did not end"); });
+    auto again = sut->spawn_in(host.pid(), "adder", int32_t{20});
+    REQUIRE_MESSAGE(again, troupe::describe(again.error()));
+    CHECK(f.ask<int32_t>(*again, int32_t{1}) == int32_t{21});
+    auto here = sut->spawn_in(::getpid(), "adder", int32_t{1});
+    REQUIRE_MESSAGE(here, troupe::describe(here.error()));
+    CHECK(here->node() == f.sys.node());
+    f.spawned.push_back(*here);
+    CHECK(f.ask<int32_t>(*here, int32_t{1}) == int32_t{2});
+  }
+
+  TEST_CASE("a typed spawn_in is checked against the registered type's interface") {
+    ipc_fixture f{"spawntyped"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto host = f.serve(*sut, "host");
+    f.find(*sut, "host");
+    auto typed = sut->spawn_in<typed_adder_actor>(host.pid(), "typed_adder", int32_t{3});
+    REQUIRE_MESSAGE(typed, troupe::describe(typed.error()));
+    int32_t sum = 0;
+    f.self->request(*typed, deadline, int32_t{4})
+      .receive([&](int32_t x) { sum = x; }, [](caf::error& err) { FAIL(troupe::describe(err)); });
+    CHECK(sum == 7);
+    using wrong_actor = caf::typed_actor<caf::replies_to<std::string>::with<std::string>>;
+    auto wrong = sut->spawn_in<wrong_actor>(host.pid(), "typed_adder", int32_t{3});
+    REQUIRE_FALSE(wrong);
+    CHECK(wrong.error() == caf::sec::unexpected_actor_messaging_interface);
+    CHECK(troupe::describe(wrong.error()).find("typed_adder") != std::string::npos);
+  }
+
+  TEST_CASE("spawn_in says which type, which arguments or which process was wrong") {
+    ipc_fixture f{"spawnerr"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto host = f.serve(*sut, "host");
+    f.find(*sut, "host");
+    auto pid_text = std::to_string(host.pid());
+    auto unknown = sut->spawn_in(host.pid(), "nosuch", int32_t{1});
+    REQUIRE_FALSE(unknown);
+    CHECK(unknown.error() == caf::sec::unknown_type);
+    auto text = troupe::describe(unknown.error());
+    CHECK(text.find("'nosuch'") != std::string::npos);
+    CHECK(text.find(pid_text) != std::string::npos);
+    auto bad_args = sut->spawn_in(host.pid(), "adder", std::string{"ten"});
+    REQUIRE_FALSE(bad_args);
+    CHECK(bad_args.error() == caf::sec::cannot_spawn_actor_from_arguments);
+    CHECK(troupe::describe(bad_args.error()).find("adder") != std::string::npos);
+    auto no_type = sut->spawn_in(host.pid(), "");
+    REQUIRE_FALSE(no_type);
+    CHECK(troupe::is(no_type.error(), errc::invalid_argument));
+    auto no_pid = sut->spawn_in(0, "adder", int32_t{1});
+    REQUIRE_FALSE(no_pid);
+    CHECK(troupe::is(no_pid.error(), errc::invalid_argument));
+    // A process that is not a node of the group: its parent's, say.
+    auto stranger = sut->spawn_in(::getppid(), "adder", int32_t{1});
+    REQUIRE_FALSE(stranger);
+    CHECK(troupe::is(stranger.error(), errc::peer_lost));
+    // A host that is gone.
+    auto host_pid = host.pid();
+    REQUIRE_FALSE(host.kill(SIGKILL));
+    REQUIRE(host.wait(deadline));
+    auto gone = sut->spawn_in(host_pid, "adder", int32_t{1});
+    REQUIRE_FALSE(gone);
+    CHECK(troupe::is(gone.error(), errc::peer_lost));
+  }
+
+  TEST_CASE("an actor spawned in a process ends when that process leaves the group") {
+    ipc_fixture f{"spawnleave"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto host = f.serve(*sut, "host");
+    auto ctl = f.find(*sut, "host.ctl");
+    auto spawned = sut->spawn_in(host.pid(), "adder", int32_t{1});
+    REQUIRE_MESSAGE(spawned, troupe::describe(spawned.error()));
+    f.self->monitor(*spawned);
+    f.self->send(ctl, leave_atom::value);
+    caf::error reason;
+    f.self->receive([&](caf::down_msg& dm) { reason = dm.reason; },
+                    caf::after(deadline) >> [] { FAIL("no down_msg for the spawned actor"); });
+    // Its end (user_shutdown) or its node's, whichever reached us first.
+    CHECK((reason == caf::exit_reason::user_shutdown || troupe::is(reason, errc::peer_lost)));
+    auto status = host.wait(deadline);
+    REQUIRE_MESSAGE(status, troupe::describe(status.error()));
+    CHECK(status->success());
+  }
+
+} // TEST_SUITE
+
 TEST_SUITE("ipc.tcp") {
 
   TEST_CASE("a group's actor is reached from another host through CAF's middleman") {

@@ -11,15 +11,20 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/atom.hpp>
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 #include <caf/fwd.hpp>
+#include <caf/make_message.hpp>
 #include <caf/timespan.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace troupe::ipc {
@@ -31,6 +36,9 @@ class core;
 namespace testing {
 struct node_access;
 } // namespace testing
+
+/// What a node's spawn server answers (see `node::spawn_in`).
+using spawn_in_atom = caf::atom_constant<caf::atom("spawn_in")>;
 
 /// What a sender does when the ring to another node is full (one enum for
 /// both layers: `bounded_queue` takes it too).
@@ -250,6 +258,39 @@ public:
     return caf::actor_cast<Handle>(std::move(*x));
   }
 
+  /// Spawns an actor of the type registered as `type` in the process
+  /// `where` of this group (its pid; this process's own works too), with
+  /// `args`, and returns its handle, which works like any other. Types are
+  /// registered the CAF way, in every process of the program:
+  /// `cfg.add_actor_type("calculator", calculator)`, the registration CAF's
+  /// `remote_spawn` uses across hosts. A typed `Handle` is checked against
+  /// the registered type's interface.
+  ///
+  /// Fails with CAF's errors, naming the type and the process:
+  /// `sec::unknown_type` (no such type there),
+  /// `sec::cannot_spawn_actor_from_arguments` (`args` do not match),
+  /// `sec::unexpected_actor_messaging_interface` (a typed `Handle` that the
+  /// type does not implement); with `troupe::errc::peer_lost` when no live
+  /// node of the group has that pid, or it dies before answering.
+  ///
+  /// The actor lives until it ends or its process leaves the group, which
+  /// ends it (`exit_reason::user_shutdown`), as it ends what the process
+  /// published. Blocks until the actor runs; call it from outside actors.
+  template <class Handle = caf::actor, class... Ts>
+  [[nodiscard]] caf::expected<Handle> spawn_in(pid_t where, const std::string& type, Ts&&... args) {
+    return spawn_through<Handle>(spawn_server_in(where), type,
+                                 caf::make_message(std::forward<Ts>(args)...));
+  }
+
+  /// `spawn_in` the process that published `where`, waiting for the name
+  /// as `lookup` does (forever; look it up first to wait less).
+  template <class Handle = caf::actor, class... Ts>
+  [[nodiscard]] caf::expected<Handle> spawn_in(const std::string& where, const std::string& type,
+                                               Ts&&... args) {
+    return spawn_through<Handle>(spawn_server_in(where), type,
+                                 caf::make_message(std::forward<Ts>(args)...));
+  }
+
   /// Starts `program` as a child process that can join this group: its
   /// environment carries `TROUPE_GROUP` and `TROUPE_GROUP_KEY` (read by
   /// `join_from_env`).
@@ -312,6 +353,30 @@ private:
   friend struct testing::node_access;
 
   explicit node(std::shared_ptr<detail::core> core);
+
+  /// The spawn server of the node with pid `where`, or of the node that
+  /// published `where`.
+  caf::expected<caf::actor> spawn_server_in(pid_t where);
+  caf::expected<caf::actor> spawn_server_in(const std::string& where);
+
+  /// Asks `server` for an actor of `type` made from `args`; `interface` is
+  /// the handle's (checked when `check`).
+  caf::expected<caf::actor> spawn_with(const caf::expected<caf::actor>& server,
+                                       const std::string& type, caf::message args,
+                                       std::set<std::string> interface, bool check);
+
+  template <class Handle>
+  caf::expected<Handle> spawn_through(const caf::expected<caf::actor>& server,
+                                      const std::string& type, caf::message args) {
+    constexpr bool dynamic = std::is_same<Handle, caf::actor>::value;
+    std::set<std::string> interface;
+    if (!dynamic && server)
+      interface = server->home_system().message_types<Handle>();
+    auto spawned = spawn_with(server, type, std::move(args), std::move(interface), !dynamic);
+    if (!spawned)
+      return std::move(spawned.error());
+    return caf::actor_cast<Handle>(std::move(*spawned));
+  }
 
   std::shared_ptr<detail::core> core_;
 };

@@ -144,10 +144,13 @@ void reader_unit::run_ready(const std::function<bool()>& input_waiting, bool own
   // join the list.
   others_.clear();
   for (size_t i = 0; i < ready_.size(); ++i) {
-    if (ready_[i].owner)
-      run(ready_[i]);
+    // A copy: what the owner makes ready is appended to `ready_` while it
+    // runs, which may move the vector's elements.
+    auto x = ready_[i];
+    if (x.owner)
+      run(x);
     else
-      others_.push_back(ready_[i]);
+      others_.push_back(x);
   }
   ready_.clear();
   // Then at most one other actor runs here: the one carried over from the

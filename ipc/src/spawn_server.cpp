@@ -1,5 +1,6 @@
 #include "spawn_server.hpp"
 
+#include "troupe/ipc/detail/shared_call.hpp"
 #include "troupe/ipc/node.hpp"
 
 #include <caf/all.hpp>
@@ -72,8 +73,10 @@ caf::behavior spawn_server(spawn_server_actor* self) {
 
 caf::actor start_spawn_server(caf::actor_system& sys) {
   // Not hidden: the actor system waits for it to end (the node ends it when
-  // it leaves), so it never outlives the scheduler.
-  return sys.spawn(spawn_server);
+  // it leaves), so it never outlives the scheduler. Served on the reader
+  // threads: what it spawns is then first run there too, and answers a
+  // request that follows the spawn without a scheduler thread waking up.
+  return served_on_readers(sys.spawn(spawn_server));
 }
 
 } // namespace troupe::ipc::detail

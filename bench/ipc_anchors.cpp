@@ -1218,6 +1218,7 @@ double caf_remote_spawn_us(const anchor_options& opt) {
     auto where = server->node();
     caf::scoped_actor self{sys};
     auto spawns = std::min(opt.samples, 1000);
+    std::vector<caf::actor> spawned_all; // stopped after each round
     for (int r = 0; r < opt.repeat; ++r) {
       std::vector<double> xs;
       for (int i = 0; i < spawns; ++i) {
@@ -1232,8 +1233,18 @@ double caf_remote_spawn_us(const anchor_options& opt) {
         if (failure)
           fail("the spawned actor failed: " + sys.render(failure));
         xs.push_back(us_since(start));
-        caf::anon_send_exit(*spawned, caf::exit_reason::user_shutdown);
+        spawned_all.push_back(std::move(*spawned));
       }
+      // Stopped and gone before the next round, or the child could not exit.
+      for (auto& x : spawned_all) {
+        self->monitor(x);
+        caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
+      }
+      for (size_t i = 0; i < spawned_all.size(); ++i)
+        self->receive([](caf::down_msg&) {},
+                      caf::after(std::chrono::seconds{10}) >>
+                        [] { fail("a remote-spawned actor did not stop"); });
+      spawned_all.clear();
       runs.push_back(median(std::move(xs)));
     }
   }

@@ -147,20 +147,24 @@ struct peer_process {
 };
 
 /// An actor spawned in process `where` (`node::spawn_in`) until it answered
-/// a request, then stopped; the median of `samples` in µs.
+/// a request; the median of `samples` in µs. The actors are stopped after
+/// the round, as `caf_remote_spawn_us` does: an actor's end sends a kill
+/// notice, which a blocking call that meets it leaves to the reader thread.
 double spawn_in_us(troupe::ipc::node& n, caf::scoped_actor& self, pid_t where, int samples) {
   std::vector<double> xs;
+  std::vector<caf::actor> spawned;
   for (int i = 0; i < samples; ++i) {
     auto start = clock_type::now();
-    auto spawned = check(n.spawn_in(where, "ponger"), "spawn_in");
+    spawned.push_back(check(n.spawn_in(where, "ponger"), "spawn_in"));
     caf::error failure;
-    self->request(spawned, caf::infinite, int32_t{1})
+    self->request(spawned.back(), caf::infinite, int32_t{1})
       .receive([](int32_t) {}, [&](caf::error& err) { failure = std::move(err); });
     if (failure)
       throw std::runtime_error("spawned actor: " + troupe::describe(failure));
     xs.push_back(seconds_since(start) * 1e6);
-    self->send_exit(spawned, caf::exit_reason::user_shutdown);
   }
+  for (auto& x : spawned)
+    self->send_exit(x, caf::exit_reason::user_shutdown);
   return median(xs);
 }
 

@@ -223,6 +223,10 @@ caf::expected<caf::actor> node::lookup_in(pid_t pid, const std::string& name, ca
   return core_->lookup(name, wait, pid);
 }
 
+caf::actor_system& node::system() const {
+  return core_->system();
+}
+
 caf::expected<caf::actor> node::spawn_server_in(pid_t where) {
   if (where <= 0)
     return make_error(troupe::errc::invalid_argument, "spawn_in needs a process id");

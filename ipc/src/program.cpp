@@ -121,6 +121,10 @@ int program::play(caf::actor_system& sys, const std::string& role,
     status = parent(ctx);
   } else if (role == detail::pool_worker_role) {
     status = detail::serve_as_pool_worker(sys, *group, args_);
+  } else if (role == detail::isolated_role) {
+    status = serve_one(ctx, [](process_context& host) {
+      return detail::spawn_isolated_actor(host.system(), host.args());
+    });
   } else if (auto i = roles_.find(role); i != roles_.end()) {
     status = i->second(ctx);
   } else if (auto j = served_.find(role); j != served_.end()) {

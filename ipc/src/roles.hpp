@@ -17,3 +17,25 @@ constexpr const char* publish_as_env = "TROUPE_PUBLISH_AS";
 constexpr const char* pool_worker_role = "troupe.pool-worker";
 
 } // namespace troupe::ipc::detail
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include <string>
+#include <vector>
+
+namespace troupe::ipc::detail {
+
+/// The role of the host processes of `spawn_isolated`; their arguments are
+/// the actor's type and its arguments, serialized (`isolated_host_args`).
+constexpr const char* isolated_role = "troupe.isolated";
+
+/// The arguments of a host process for an actor of `type` made from `args`.
+std::vector<std::string> isolated_host_args(caf::actor_system& sys, const std::string& type,
+                                            const caf::message& args);
+
+/// In a host process: the actor its arguments name, or an exception that
+/// says why there is none.
+caf::actor spawn_isolated_actor(caf::actor_system& sys, const std::vector<std::string>& args);
+
+} // namespace troupe::ipc::detail

@@ -12,19 +12,36 @@
 //                 arguments; print its exit status
 //   stop-served   start a child in role "echo", stop its actor, and print
 //                 the child's exit status
+//   isolated KIND spawn a "fragile" actor isolated, crash its process by
+//                 KIND (segv, abort, throw or kill), and print what the
+//                 stable handle answers before and after, and the restarts
+//   in-flight N   crash an isolated actor while N requests are pending on
+//                 it; print how many were answered and how many failed with
+//                 child_down, then whether it answers again
+//   give-up       an isolated actor whose supervisor allows no restart:
+//                 print the stable handle's down reason after a crash
+//   bad-type      spawn_isolated an unregistered type and print the error
+//   bad-args      spawn_isolated with arguments the type does not take
 
 #include "troupe/ipc/error.hpp"
+#include "troupe/ipc/isolated.hpp"
 #include "troupe/ipc/program.hpp"
 
 #include <caf/all.hpp>
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <future>
 #include <iostream>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -34,6 +51,120 @@ constexpr auto patience = std::chrono::seconds(10);
 
 caf::behavior echo(caf::event_based_actor*) {
   return {[](int32_t x) { return x; }};
+}
+
+using crash_atom = caf::atom_constant<caf::atom("crash")>;
+using pid_atom = caf::atom_constant<caf::atom("pid")>;
+using hold_atom = caf::atom_constant<caf::atom("hold")>;
+
+/// Multiplies by `factor`; crashes its process the way it is told to.
+caf::behavior fragile(caf::event_based_actor* self, int32_t factor) {
+  return {
+    [factor](int32_t x) { return x * factor; },
+    [](pid_atom) { return static_cast<int32_t>(::getpid()); },
+    // A request it answers only when its process is gone (never).
+    [self](hold_atom) { return self->make_response_promise<int32_t>(); },
+    [](crash_atom, const std::string& how) {
+      if (how == "segv") {
+        volatile int* nowhere = nullptr;
+        *nowhere = 1;
+      } else if (how == "abort") {
+        std::abort();
+      } else if (how == "throw") {
+        throw std::runtime_error("fragile gave up");
+      }
+    },
+  };
+}
+
+void configure(caf::actor_system_config& cfg) {
+  cfg.add_actor_type("fragile", fragile);
+}
+
+int32_t ask_int(process_context& ctx, const caf::actor& dest, caf::message msg) {
+  caf::scoped_actor self{ctx.system()};
+  int32_t res = -1;
+  self->request(dest, patience, std::move(msg))
+    .receive([&](int32_t x) { res = x; }, [&](caf::error& err) { ctx.fail("request", err); });
+  return res;
+}
+
+int isolated(process_context& ctx, const std::string& how) {
+  std::atomic<int> restarts{0};
+  std::promise<void> restarted;
+  troupe::ipc::isolation_options opts;
+  opts.flags.on_event = [&](const troupe::supervisor_event& ev) {
+    if (ev.what == troupe::supervisor_event::kind::restarted && ++restarts == 1)
+      restarted.set_value();
+  };
+  auto sut = ctx.check(troupe::ipc::spawn_isolated(ctx.group(), opts, "fragile", int32_t{2}),
+                       "spawn_isolated");
+  auto& handle = sut.actor();
+  std::cout << "before " << ask_int(ctx, handle, caf::make_message(int32_t{2})) << std::endl;
+  auto first = ask_int(ctx, handle, caf::make_message(pid_atom::value));
+  if (how == "kill")
+    ::kill(first, SIGKILL);
+  else
+    caf::anon_send(handle, crash_atom::value, how);
+  // A request that reached the crashed incarnation fails with child_down;
+  // once the supervisor restarted it, the same handle reaches the new one.
+  if (restarted.get_future().wait_for(patience) != std::future_status::ready)
+    ctx.fail("waiting for the restart", troupe::errc::timeout);
+  std::cout << "after " << ask_int(ctx, handle, caf::make_message(int32_t{3})) << std::endl;
+  auto second = ask_int(ctx, handle, caf::make_message(pid_atom::value));
+  std::cout << "new process " << (second != first && second > 0 ? "yes" : "no") << std::endl;
+  std::cout << "restarts " << restarts.load() << std::endl;
+  ctx.check(sut.stop(patience), "stop");
+  std::cout << "host gone " << (::kill(second, 0) != 0 ? "yes" : "no") << std::endl;
+  return 0;
+}
+
+int in_flight(process_context& ctx, int count) {
+  auto sut =
+    ctx.check(troupe::ipc::spawn_isolated(ctx.group(), "fragile", int32_t{1}), "spawn_isolated");
+  auto& handle = sut.actor();
+  caf::scoped_actor self{ctx.system()};
+  ask_int(ctx, handle, caf::make_message(int32_t{0})); // the host is up
+  // Half answered before the crash, half held until it: none may be lost.
+  using pending_request = decltype(self->request(handle, patience, int32_t{0}));
+  std::vector<pending_request> pending;
+  for (int i = 0; i < count; ++i) {
+    if (i % 2 == 0)
+      pending.push_back(self->request(handle, patience, int32_t{i}));
+    else
+      pending.push_back(self->request(handle, patience, hold_atom::value));
+  }
+  caf::anon_send(handle, crash_atom::value, std::string{"segv"});
+  int answered = 0;
+  int child_down = 0;
+  int other = 0;
+  for (auto& request : pending)
+    request.receive([&](int32_t) { ++answered; },
+                    [&](caf::error& err) {
+                      if (troupe::is(err, troupe::errc::child_down))
+                        ++child_down;
+                      else
+                        ++other;
+                    });
+  std::cout << "answered " << answered << " child_down " << child_down << " other " << other
+            << std::endl;
+  std::cout << "then " << ask_int(ctx, handle, caf::make_message(int32_t{5})) << std::endl;
+  ctx.check(sut.stop(patience), "stop");
+  return 0;
+}
+
+int give_up(process_context& ctx) {
+  troupe::ipc::isolation_options opts;
+  opts.flags.max_restarts = 0;
+  auto sut = ctx.check(troupe::ipc::spawn_isolated(ctx.group(), opts, "fragile", int32_t{1}),
+                       "spawn_isolated");
+  caf::scoped_actor self{ctx.system()};
+  self->monitor(sut.actor());
+  caf::anon_send(sut.actor(), crash_atom::value, std::string{"abort"});
+  self->receive(
+    [&](caf::down_msg& msg) { std::cout << "down " << troupe::describe(msg.reason) << std::endl; },
+    caf::after(patience) >> [&] { ctx.fail("waiting for the down", troupe::errc::timeout); });
+  return 0;
 }
 
 int report(process_context& ctx, troupe::ipc::child_process& child) {
@@ -78,8 +209,21 @@ int parent(process_context& ctx) {
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     return report(ctx, child);
   }
+  if (mode == "isolated" && ctx.args().size() == 2)
+    return isolated(ctx, ctx.args()[1]);
+  if (mode == "in-flight" && ctx.args().size() == 2)
+    return in_flight(ctx, std::stoi(ctx.args()[1]));
+  if (mode == "give-up")
+    return give_up(ctx);
+  if (mode == "bad-type" || mode == "bad-args") {
+    auto sut = mode == "bad-type"
+                 ? troupe::ipc::spawn_isolated(ctx.group(), "nosuch", int32_t{1})
+                 : troupe::ipc::spawn_isolated(ctx.group(), "fragile", std::string{"x"});
+    std::cout << (sut ? std::string{"made"} : troupe::describe(sut.error())) << std::endl;
+    return 0;
+  }
   std::cerr << "usage: troupe-program-child orphan FILE | check | unknown | args A... | "
-               "stop-served\n";
+               "stop-served | isolated KIND | in-flight N | give-up | bad-type | bad-args\n";
   return 2;
 }
 
@@ -95,6 +239,7 @@ int show(process_context& ctx) {
 
 int main(int argc, char** argv) {
   return troupe::ipc::program{argc, argv}
+    .configure(configure)
     .serve("echo", [](auto& ctx) { return ctx.system().spawn(echo); })
     .role("show", show)
     .run(parent);

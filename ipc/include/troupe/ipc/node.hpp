@@ -330,6 +330,9 @@ public:
   /// Reaches an actor that another host published with CAF's middleman.
   [[nodiscard]] caf::expected<caf::actor> remote_tcp(const std::string& host, uint16_t port);
 
+  /// The actor system this node serves.
+  [[nodiscard]] caf::actor_system& system() const;
+
   /// The group's name.
   [[nodiscard]] const std::string& group() const;
 

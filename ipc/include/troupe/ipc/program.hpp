@@ -111,8 +111,9 @@ private:
 /// creates a group named after the program and its pid, a child joins its
 /// parent's (and ends with it, see `group_options::exit_with_parent`). Then
 /// it dispatches on `this_process_role()`: the parent's function, a
-/// `role`'s, a `serve` role, or a process pool's worker (served here: no
-/// `process_pool::is_worker` needed). Last it leaves the group, which ends
+/// `role`'s, a `serve` role, a process pool's worker (served here: no
+/// `process_pool::is_worker` needed), or the host process of an actor
+/// that `spawn_isolated` started (served here too). Last it leaves the group, which ends
 /// what the process still publishes, and returns the exit status; actors
 /// the part spawned itself must have ended by then, as the actor system's
 /// shutdown waits for them. A failure to set up, an exception from an entry

@@ -1,0 +1,98 @@
+#pragma once
+
+/// @file
+/// `troupe::ipc::spawn_isolated`: an actor in a process of its own, restarted by a supervisor when
+/// that process crashes, reached through one stable handle.
+
+#include "troupe/ipc/error.hpp"
+#include "troupe/ipc/node.hpp"
+#include "troupe/owner_handle.hpp"
+#include "troupe/supervisor.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/expected.hpp>
+#include <caf/make_message.hpp>
+#include <caf/message.hpp>
+
+#include <chrono>
+#include <string>
+#include <utility>
+
+namespace troupe::ipc {
+
+/// How `spawn_isolated` runs its actor.
+struct isolation_options {
+  /// The actor's name in its supervisor, and the name its process publishes
+  /// it under; empty for the type's name and a number unique in this
+  /// process.
+  std::string name;
+  /// When the host process is restarted (a crash of any kind ends it).
+  restart_policy restart = restart_policy::permanent;
+  /// The supervisor's restart intensity, backoff, buffering and events.
+  supervisor_flags flags;
+  /// How long a start waits for the new process's actor.
+  caf::timespan start_timeout = std::chrono::seconds(10);
+  /// How long an orderly stop waits for the actor to exit before SIGKILL.
+  caf::timespan shutdown_timeout = std::chrono::seconds(5);
+};
+
+/// A child spec that runs an actor of the type registered as `type`, made
+/// from `args`, in a process of its own: this program again, in a role that
+/// `troupe::ipc::program` serves by itself. For a supervisor of your own;
+/// `spawn_isolated` wraps it in one.
+[[nodiscard]] child_spec isolated_child(node& group, std::string type, caf::message args,
+                                        const isolation_options& opts = {});
+
+/// An actor of another process under its own supervisor: `actor()` is the
+/// supervisor's stable handle to it. The handle owns the supervisor:
+/// `stop` ends both in order, and so does the last copy going away.
+class isolated_actor : public owner_handle {
+public:
+  isolated_actor() = default;
+
+  /// The stable handle: messages sent to it during a restart reach the next
+  /// incarnation, a request the crashed one did not answer fails with
+  /// `errc::child_down`, and a monitor of it sees it end only when the
+  /// supervisor gives up (`errc::restart_intensity`) or is stopped.
+  [[nodiscard]] const caf::actor& actor() const noexcept {
+    return actor_;
+  }
+
+  /// Makes one (what `spawn_isolated` calls).
+  [[nodiscard]] static caf::expected<isolated_actor>
+  make(node& group, std::string type, caf::message args, isolation_options opts = {});
+
+private:
+  isolated_actor(caf::actor supervisor, caf::actor stable)
+    : owner_handle(std::move(supervisor)), actor_(std::move(stable)) {}
+
+  caf::actor actor_;
+};
+
+/// Spawns an actor of the type registered as `type`
+/// (`cfg.add_actor_type`, in `program::configure`) with `args` in a new
+/// process of this program, started and restarted by a supervisor by the
+/// rules of `opts`. A crash of that process, by a signal (SIGSEGV, abort,
+/// SIGKILL) or by an exception that ends the actor, is survived: the
+/// supervisor starts a new process within its restart intensity.
+///
+/// The program must run under `troupe::ipc::program`, which serves the
+/// host processes. Fails with `sec::unknown_type` if this process has no
+/// such type registered, and with `errc::start_failed` if the first start
+/// fails (the arguments do not fit the type, or the process could not
+/// start or did not answer within `opts.start_timeout`).
+template <class... Ts>
+[[nodiscard]] caf::expected<isolated_actor> spawn_isolated(node& group, isolation_options opts,
+                                                           std::string type, Ts&&... args) {
+  return isolated_actor::make(group, std::move(type), caf::make_message(std::forward<Ts>(args)...),
+                              std::move(opts));
+}
+
+/// `spawn_isolated` with the default options.
+template <class... Ts>
+[[nodiscard]] caf::expected<isolated_actor> spawn_isolated(node& group, std::string type,
+                                                           Ts&&... args) {
+  return spawn_isolated(group, isolation_options{}, std::move(type), std::forward<Ts>(args)...);
+}
+
+} // namespace troupe::ipc

@@ -1,0 +1,84 @@
+// Tests of isolated.hpp: an actor in a process of its own survives that
+// process's crashes. Each case runs troupe-program-child (a program built on
+// troupe::ipc::program, whose processes host the isolated actors) in a mode
+// and reads what it printed.
+
+#include "support.hpp"
+
+#include <string>
+
+#ifndef TROUPE_PROGRAM_CHILD
+#error "TROUPE_PROGRAM_CHILD must name the program built on troupe::ipc::program"
+#endif
+
+using namespace troupe::test::ipc;
+
+namespace {
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+/// Runs the program in `mode` and checks that it exited 0.
+std::string run_mode(const std::string& mode) {
+  auto res = run_program(TROUPE_PROGRAM_CHILD, mode);
+  INFO(res.output);
+  CHECK(res.status == 0);
+  return res.output;
+}
+
+void check_survives(const std::string& how) {
+  auto out = run_mode("isolated " + how);
+  INFO(out);
+  CHECK(contains(out, "before 4\n"));
+  CHECK(contains(out, "after 6\n"));
+  CHECK(contains(out, "new process yes\n"));
+  CHECK(contains(out, "restarts 1\n"));
+  CHECK(contains(out, "host gone yes\n"));
+}
+
+} // namespace
+
+TEST_SUITE("ipc.isolated") {
+
+  TEST_CASE("an isolated actor survives its process dying of SIGSEGV") {
+    check_survives("segv");
+  }
+
+  TEST_CASE("an isolated actor survives its process calling abort") {
+    check_survives("abort");
+  }
+
+  TEST_CASE("an isolated actor survives an exception that ends it") {
+    check_survives("throw");
+  }
+
+  TEST_CASE("an isolated actor survives its process being killed with SIGKILL") {
+    check_survives("kill");
+  }
+
+  TEST_CASE("requests pending on a crashing isolated actor are each answered or fail with "
+            "child_down") {
+    auto out = run_mode("in-flight 40");
+    INFO(out);
+    CHECK(contains(out, "answered 20 child_down 20 other 0\n"));
+    CHECK(contains(out, "then 5\n"));
+  }
+
+  TEST_CASE("a monitor of the stable handle sees the end only when the supervisor gives up") {
+    auto out = run_mode("give-up");
+    INFO(out);
+    CHECK(contains(out, "down troupe.restart_intensity"));
+  }
+
+  TEST_CASE("spawn_isolated refuses an unregistered type, and arguments the type does not take") {
+    auto unknown = run_mode("bad-type");
+    INFO(unknown);
+    CHECK(contains(unknown, "caf.unknown_type"));
+    CHECK(contains(unknown, "'nosuch'"));
+    auto bad_args = run_mode("bad-args");
+    INFO(bad_args);
+    CHECK(contains(bad_args, "troupe.start_failed"));
+  }
+
+} // TEST_SUITE

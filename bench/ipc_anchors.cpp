@@ -1172,7 +1172,12 @@ double zmq_msgs_per_s(const anchor_options& opt) {
   return median(std::move(runs));
 }
 
-double caf_tcp_rtt_us(const anchor_options& opt) {
+/// Starts the CAF child (an `int_echo` published on loopback TCP, and the
+/// `int_echo` type registered for `remote_spawn`), connects an actor system
+/// of this process to it, returns `run(sys, server, child)` and lets the
+/// child go.
+template <class Run>
+double with_caf_tcp_child(const anchor_options& opt, Run run) {
   // Started before this process's actor system (and its threads) exists.
   child_process child{
     self_exe, child_args("caf-tcp", opt.latency_scheduler ? "tuned" : "-"), {true, true, false}};
@@ -1180,7 +1185,7 @@ double caf_tcp_rtt_us(const anchor_options& opt) {
   auto port = std::strtol(line.c_str(), nullptr, 10);
   if (port <= 0 || port > 65535)
     fail("unexpected port from the CAF child: '" + line + "'");
-  std::vector<double> runs;
+  double res = 0;
   {
     caf::actor_system_config cfg;
     apply_scheduler(cfg, opt.latency_scheduler);
@@ -1189,33 +1194,30 @@ double caf_tcp_rtt_us(const anchor_options& opt) {
     auto server = caf::io::remote_actor(sys, "127.0.0.1", static_cast<uint16_t>(port));
     if (!server)
       fail("remote_actor failed: " + sys.render(server.error()));
-    caf::scoped_actor self{sys};
-    request_watchdog watchdog{child, self};
-    for (int r = 0; r < opt.repeat; ++r)
-      runs.push_back(request_rtt_run(self, *server, opt.samples, &watchdog));
+    res = run(sys, *server, child);
   }
   child.close_stdin();
   child.finish(milliseconds{10'000});
-  return median(std::move(runs));
+  return res;
+}
+
+double caf_tcp_rtt_us(const anchor_options& opt) {
+  return with_caf_tcp_child(
+    opt, [&](caf::actor_system& sys, const caf::actor& server, child_process& child) {
+      std::vector<double> runs;
+      caf::scoped_actor self{sys};
+      request_watchdog watchdog{child, self};
+      for (int r = 0; r < opt.repeat; ++r)
+        runs.push_back(request_rtt_run(self, server, opt.samples, &watchdog));
+      return median(std::move(runs));
+    });
 }
 
 double caf_remote_spawn_us(const anchor_options& opt) {
-  child_process child{
-    self_exe, child_args("caf-tcp", opt.latency_scheduler ? "tuned" : "-"), {true, true, false}};
-  auto line = child.read_line(milliseconds{30'000});
-  auto port = std::strtol(line.c_str(), nullptr, 10);
-  if (port <= 0 || port > 65535)
-    fail("unexpected port from the CAF child: '" + line + "'");
-  std::vector<double> runs;
-  {
-    caf::actor_system_config cfg;
-    apply_scheduler(cfg, opt.latency_scheduler);
-    cfg.load<caf::io::middleman>();
-    caf::actor_system sys{cfg};
-    auto server = caf::io::remote_actor(sys, "127.0.0.1", static_cast<uint16_t>(port));
-    if (!server)
-      fail("remote_actor failed: " + sys.render(server.error()));
-    auto where = server->node();
+  return with_caf_tcp_child(opt, [&](caf::actor_system& sys, const caf::actor& server,
+                                     child_process&) {
+    std::vector<double> runs;
+    auto where = server.node();
     caf::scoped_actor self{sys};
     auto spawns = std::min(opt.samples, 1000);
     std::vector<caf::actor> spawned_all; // stopped after each round
@@ -1241,16 +1243,13 @@ double caf_remote_spawn_us(const anchor_options& opt) {
         caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
       }
       for (size_t i = 0; i < spawned_all.size(); ++i)
-        self->receive([](caf::down_msg&) {},
-                      caf::after(std::chrono::seconds{10}) >>
-                        [] { fail("a remote-spawned actor did not stop"); });
+        self->receive([](caf::down_msg&) {}, caf::after(std::chrono::seconds{10}) >>
+                                               [] { fail("a remote-spawned actor did not stop"); });
       spawned_all.clear();
       runs.push_back(median(std::move(xs)));
     }
-  }
-  child.close_stdin();
-  child.finish(milliseconds{10'000});
-  return median(std::move(runs));
+    return median(std::move(runs));
+  });
 }
 
 double caf_local_rtt_us(const anchor_options& opt) {

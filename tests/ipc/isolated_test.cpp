@@ -15,10 +15,6 @@ using namespace troupe::test::ipc;
 
 namespace {
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 /// Runs the program in `mode` and checks that it exited 0.
 std::string run_mode(const std::string& mode) {
   auto res = run_program(TROUPE_PROGRAM_CHILD, mode);

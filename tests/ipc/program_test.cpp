@@ -14,10 +14,6 @@ using namespace troupe::test::ipc;
 
 namespace {
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 /// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).
 bool ended(pid_t pid) {
   auto state = process_state(pid);

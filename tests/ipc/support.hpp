@@ -87,6 +87,11 @@ inline program_result run_program(const std::string& program, const std::string&
   return res;
 }
 
+/// Whether `haystack` has `needle` in it (program output, say).
+inline bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
 /// Polls `pred` until it holds or the deadline passed.
 template <class Pred>
 bool eventually(Pred pred, std::chrono::steady_clock::duration limit = deadline) {

@@ -29,10 +29,6 @@ program_result run_tool(const std::string& args) {
   return run_program(TROUPE_TOOL, args);
 }
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 std::string value_path(const std::string& group, const std::string& name) {
   return shm_path(group) + ".v." + name;
 }

@@ -1,6 +1,7 @@
 #include "troupe/ipc/isolated.hpp"
 
 #include "roles.hpp"
+#include "segment.hpp"
 #include "troupe/ipc/process_supervision.hpp"
 
 #include <caf/all.hpp>
@@ -14,61 +15,23 @@ namespace troupe::ipc {
 
 namespace detail {
 
-namespace {
-
-constexpr char hex_digits[] = "0123456789abcdef";
-
-std::string to_hex(const std::vector<char>& bytes) {
-  std::string res;
-  res.reserve(bytes.size() * 2);
-  for (auto c : bytes) {
-    auto b = static_cast<unsigned char>(c);
-    res += hex_digits[b >> 4];
-    res += hex_digits[b & 0x0f];
-  }
-  return res;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  return -1;
-}
-
-std::vector<char> from_hex(const std::string& text) {
-  if (text.size() % 2 != 0)
-    throw std::runtime_error("the actor's arguments are cut short");
-  std::vector<char> res;
-  res.reserve(text.size() / 2);
-  for (size_t i = 0; i < text.size(); i += 2) {
-    auto hi = hex_value(text[i]);
-    auto lo = hex_value(text[i + 1]);
-    if (hi < 0 || lo < 0)
-      throw std::runtime_error("the actor's arguments are not hex");
-    res.push_back(static_cast<char>(hi << 4 | lo));
-  }
-  return res;
-}
-
-} // namespace
-
 std::vector<std::string> isolated_host_args(caf::actor_system& sys, const std::string& type,
                                             const caf::message& args) {
   std::vector<char> buf;
   caf::binary_serializer sink{sys, buf};
   if (auto err = sink(const_cast<caf::message&>(args)))
     throw std::runtime_error("cannot serialize the arguments of '" + type + "': " + describe(err));
-  return {type, to_hex(buf)};
+  return {type, to_hex(buf.data(), buf.size())};
 }
 
 caf::actor spawn_isolated_actor(caf::actor_system& sys, const std::vector<std::string>& args) {
   if (args.size() != 2)
     throw std::runtime_error("a host of an isolated actor takes its type and its arguments");
   auto bytes = from_hex(args[1]);
+  if (!bytes)
+    throw std::runtime_error("the arguments of '" + args[0] + "' are not hex");
   caf::message msg;
-  caf::binary_deserializer source{sys, bytes};
+  caf::binary_deserializer source{sys, *bytes};
   if (auto err = source(msg))
     throw std::runtime_error("cannot read the arguments of '" + args[0] + "': " + describe(err));
   auto spawned = sys.spawn<caf::actor>(args[0], std::move(msg), nullptr, false);

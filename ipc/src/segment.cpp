@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -192,21 +193,21 @@ caf::error check_options(const group_options& opts) {
   return caf::none;
 }
 
-std::string key_to_hex(const group_key& key) {
+std::string to_hex(const void* data, size_t n) {
   static constexpr char digits[] = "0123456789abcdef";
+  auto* bytes = static_cast<const uint8_t*>(data);
   std::string res;
-  for (auto b : key) {
-    res += digits[b >> 4];
-    res += digits[b & 0xF];
+  res.reserve(n * 2);
+  for (size_t i = 0; i < n; ++i) {
+    res += digits[bytes[i] >> 4];
+    res += digits[bytes[i] & 0xF];
   }
   return res;
 }
 
-caf::expected<group_key> key_from_hex(const std::string& hex) {
-  group_key res{};
-  if (hex.size() != key_bytes * 2)
-    return make_error(errc::bad_key,
-                      "a group key has " + std::to_string(key_bytes * 2) + " hex digits");
+std::optional<std::vector<uint8_t>> from_hex(const std::string& hex) {
+  if (hex.size() % 2 != 0)
+    return std::nullopt;
   auto nibble = [](char c) -> int {
     if (c >= '0' && c <= '9')
       return c - '0';
@@ -216,13 +217,31 @@ caf::expected<group_key> key_from_hex(const std::string& hex) {
       return c - 'A' + 10;
     return -1;
   };
-  for (size_t i = 0; i < key_bytes; ++i) {
-    auto hi = nibble(hex[2 * i]);
-    auto lo = nibble(hex[2 * i + 1]);
+  std::vector<uint8_t> res;
+  res.reserve(hex.size() / 2);
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    auto hi = nibble(hex[i]);
+    auto lo = nibble(hex[i + 1]);
     if (hi < 0 || lo < 0)
-      return make_error(errc::bad_key, "a group key is made of hex digits");
-    res[i] = static_cast<uint8_t>(hi << 4 | lo);
+      return std::nullopt;
+    res.push_back(static_cast<uint8_t>(hi << 4 | lo));
   }
+  return res;
+}
+
+std::string key_to_hex(const group_key& key) {
+  return to_hex(key.data(), key.size());
+}
+
+caf::expected<group_key> key_from_hex(const std::string& hex) {
+  group_key res{};
+  if (hex.size() != key_bytes * 2)
+    return make_error(errc::bad_key,
+                      "a group key has " + std::to_string(key_bytes * 2) + " hex digits");
+  auto bytes = from_hex(hex);
+  if (!bytes)
+    return make_error(errc::bad_key, "a group key is made of hex digits");
+  std::copy(bytes->begin(), bytes->end(), res.begin());
   return res;
 }
 

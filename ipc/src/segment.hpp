@@ -16,7 +16,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace troupe::ipc::detail {
 
@@ -30,6 +32,11 @@ caf::error check_group_name(const std::string& group);
 
 /// Checks a creator's options.
 caf::error check_options(const group_options& opts);
+
+/// `n` bytes as lower-case hex digits, and back (nothing for text that is
+/// not an even number of hex digits).
+std::string to_hex(const void* data, size_t n);
+std::optional<std::vector<uint8_t>> from_hex(const std::string& hex);
 
 std::string key_to_hex(const group_key& key);
 caf::expected<group_key> key_from_hex(const std::string& hex);

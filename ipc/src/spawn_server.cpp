@@ -27,7 +27,8 @@ caf::error explain(caf::error err, const std::string& type, const caf::message& 
                            "no " + where_and_what(type) + " (add_actor_type registers one)");
   if (err == caf::sec::cannot_spawn_actor_from_arguments)
     return caf::make_error(caf::sec::cannot_spawn_actor_from_arguments,
-                           where_and_what(type) + " takes no arguments " + caf::to_string(args));
+                           where_and_what(type) + " cannot be made from the arguments "
+                             + caf::to_string(args));
   if (err == caf::sec::unexpected_actor_messaging_interface)
     return caf::make_error(caf::sec::unexpected_actor_messaging_interface,
                            where_and_what(type) + " does not have the interface of the handle");

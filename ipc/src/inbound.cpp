@@ -627,7 +627,15 @@ void core::poll_until(const std::function<bool()>& done, steady::time_point unti
     turn(st);
     if (done() || caller_stopped)
       break;
-    cpu_relax();
+    // Rings held by another thread (the reader, which was spinning when
+    // this caller came) are being read for this caller too: give it the
+    // core. Spinning here instead kept a reader taken off its core in the
+    // middle of a turn from delivering the answer until the budget ran out
+    // (a spawn_in took the whole `spin`, 200 us, against 20 us).
+    if (st.busy)
+      std::this_thread::yield();
+    else
+      cpu_relax();
   }
 }
 

@@ -964,10 +964,29 @@ def sink(q, done, count, repeat):
         done.put(count)
 
 
+def echo_once(conn):
+    conn.send(conn.recv())
+
+
 def main():
     kind, count, repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     ctx = mp.get_context('fork')
-    if kind == 'manager':
+    if kind == 'process':
+        die_with_troupe_bench()
+        for _ in range(repeat):
+            starts = []
+            for i in range(count):
+                start = time.perf_counter()
+                here, there = mp.Pipe()
+                p = mp.Process(target=echo_once, args=(there,))
+                p.start()
+                here.send(i)
+                if here.recv() != i:
+                    sys.exit('the process answered wrong')
+                starts.append(time.perf_counter() - start)
+                p.join()
+            print(statistics.median(starts) * 1e3, flush=True)
+    elif kind == 'manager':
         with ctx.Manager() as manager:
             die_with_troupe_bench()
             d = manager.dict()
@@ -1303,6 +1322,10 @@ std::optional<double> py_queue_msgs_per_s(const anchor_options& opt) {
   return run_python("queue", opt.messages, opt.repeat);
 }
 
+std::optional<double> py_process_start_ms(const anchor_options& opt) {
+  return run_python("process", 10, opt.repeat);
+}
+
 // -- suite and child mode --------------------------------------------------
 
 std::optional<double> measure_figure(const char* name, const char* unit,
@@ -1358,6 +1381,7 @@ int run_anchors(const anchor_options& opt) {
   measure("caf_local_msgs_per_s", "msgs/s", caf_local_msgs_per_s);
   measure_py("py_manager_rtt_us", "us", py_manager_rtt_us);
   measure_py("py_queue_msgs_per_s", "msgs/s", py_queue_msgs_per_s);
+  measure_py("py_process_start_ms", "ms", py_process_start_ms);
   return rc;
 }
 

@@ -78,6 +78,11 @@ std::optional<double> py_manager_rtt_us(const anchor_options& opt);
 /// python3 processes. Empty when python3 is not on PATH.
 std::optional<double> py_queue_msgs_per_s(const anchor_options& opt);
 
+/// Python: a `multiprocessing.Process` (the platform's start method) started
+/// until it answered over a `Pipe`, ms (median of 10 per round); n/a
+/// without python3.
+std::optional<double> py_process_start_ms(const anchor_options& opt);
+
 /// Measures one figure with `opt` and prints `<name> <value> <unit>`; when it
 /// fails, prints `<name> n/a`, the reason on stderr, and sets `rc` to 1.
 std::optional<double> measure_figure(const char* name, const char* unit,

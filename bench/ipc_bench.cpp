@@ -10,9 +10,11 @@
 #include "ipc_anchors.hpp"
 #include "troupe/ipc/configure.hpp"
 #include "troupe/ipc/error.hpp"
+#include "troupe/ipc/isolated.hpp"
 #include "troupe/ipc/managed_dict.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/ipc/process_pool.hpp"
+#include "troupe/ipc/program.hpp"
 
 #include <caf/all.hpp>
 
@@ -48,12 +50,19 @@ using go_atom = caf::atom_constant<caf::atom("go")>;
 using ready_atom = caf::atom_constant<caf::atom("ready")>;
 
 caf::behavior ponger(caf::event_based_actor*);
+caf::behavior fanout_counter(caf::event_based_actor*, std::string, int32_t, caf::actor);
+
+/// What every process of the bench registers: the types it spawns in others.
+void add_bench_types(caf::actor_system_config& cfg) {
+  cfg.set("scheduler.max-threads", 2);
+  cfg.add_actor_type("ponger", ponger);                 // spawn_in_us, isolated_start_ms
+  cfg.add_actor_type("fanout_counter", fanout_counter); // group_fanout_msgs_per_s
+}
 
 struct config : caf::actor_system_config {
   config() {
     troupe::ipc::configure(*this);
-    set("scheduler.max-threads", 2);
-    add_actor_type("ponger", ponger); // spawned in the child by spawn_in_us
+    add_bench_types(*this);
   }
 };
 
@@ -124,6 +133,28 @@ caf::behavior pinger(caf::stateful_actor<ping_state>* self, caf::actor pong, int
   };
 }
 
+/// A subscriber of the fan-out figures: joins process group `name`, says
+/// `ready` to `report`, and says `done` each time `per_round` messages came.
+caf::behavior fanout_counter(caf::event_based_actor* self, std::string name, int32_t per_round,
+                             caf::actor report) {
+  auto grp = self->system().groups().get("troupe", name);
+  if (!grp) {
+    self->quit(grp.error());
+    return {};
+  }
+  self->join(*grp);
+  self->send(report, ready_atom::value);
+  auto count = std::make_shared<int32_t>(0);
+  return {
+    [self, count, per_round, report](int32_t) {
+      if (++*count == per_round) {
+        *count = 0;
+        self->send(report, done_atom::value);
+      }
+    },
+  };
+}
+
 /// A child process in the bench's group, serving `name` (the ponger),
 /// `name.bounce` (a bouncer) and `name.ctl`.
 struct peer_process {
@@ -166,6 +197,61 @@ double spawn_in_us(troupe::ipc::node& n, caf::scoped_actor& self, pid_t where, i
   for (auto& x : spawned)
     self->send_exit(x, caf::exit_reason::user_shutdown);
   return median(xs);
+}
+
+/// A process of its own started for an actor (`spawn_isolated`) until that
+/// actor answered a request; the median of `samples` in ms. Each is stopped
+/// (its process ends) before the next starts.
+double isolated_start_ms(troupe::ipc::node& n, caf::scoped_actor& self, int samples) {
+  std::vector<double> xs;
+  for (int i = 0; i < samples; ++i) {
+    auto start = clock_type::now();
+    auto isolated = check(troupe::ipc::spawn_isolated(n, "ponger"), "spawn_isolated");
+    caf::error failure;
+    self->request(isolated.actor(), caf::infinite, int32_t{1})
+      .receive([](int32_t) {}, [&](caf::error& err) { failure = std::move(err); });
+    if (failure)
+      throw std::runtime_error("isolated actor: " + troupe::describe(failure));
+    xs.push_back(seconds_since(start) * 1e3);
+    if (auto err = isolated.stop())
+      throw std::runtime_error("isolated actor: " + troupe::describe(err));
+  }
+  return median(xs);
+}
+
+/// One publisher (here) and a subscriber in each of `hosts` (0: this
+/// process) of the process group `name`: `messages` sent to the group per
+/// round until every subscriber had them all; messages published per second.
+double group_fanout_msgs_per_s(caf::actor_system& sys, troupe::ipc::node& n,
+                               const std::vector<pid_t>& hosts, const std::string& name,
+                               const anchor_options& opt) {
+  caf::scoped_actor coord{sys};
+  auto per_round = static_cast<int32_t>(opt.messages);
+  std::vector<caf::actor> counters;
+  for (auto host : hosts)
+    counters.push_back(
+      host == 0 ? sys.spawn(fanout_counter, name, per_round, caf::actor{coord})
+                : check(n.spawn_in(host, "fanout_counter", name, per_round, caf::actor{coord}),
+                        "spawn_in"));
+  auto await_all = [&](auto atom, const char* what) {
+    for (size_t i = 0; i < counters.size(); ++i)
+      coord->receive([](decltype(atom)) {},
+                     caf::after(std::chrono::seconds(60)) >>
+                       [&] { throw std::runtime_error(std::string{"group fan-out: no "} + what); });
+  };
+  await_all(ready_atom::value, "subscriber joined");
+  auto grp = check(sys.groups().get("troupe", name), "group");
+  std::vector<double> rates;
+  for (int r = 0; r < opt.repeat; ++r) {
+    auto start = clock_type::now();
+    for (int32_t i = 0; i < per_round; ++i)
+      coord->send(grp, i);
+    await_all(done_atom::value, "round finished");
+    rates.push_back(per_round / seconds_since(start));
+  }
+  for (auto& c : counters)
+    coord->send_exit(c, caf::exit_reason::user_shutdown);
+  return median(rates);
 }
 
 double rtt_us(caf::scoped_actor& self, const caf::actor& pong, int samples) {
@@ -490,6 +576,10 @@ int run_ipc_child(int argc, char** argv) {
   return dict.stop() ? 3 : 0;
 }
 
+int run_isolated_host(int argc, char** argv) {
+  return troupe::ipc::program{argc, argv}.configure(add_bench_types).run(nullptr);
+}
+
 int run_ipc_sender(int argc, char** argv) {
   if (argc != 3) {
     std::cerr << "usage: troupe-bench ipc-sender COUNTER COORD MESSAGES\n";
@@ -548,6 +638,9 @@ int run_ipc(const anchor_options& opt) {
   double memcpy_rate = 0;
   double idle_pct = 0;
   double spawn_in = 0;
+  double isolated_start = 0;
+  double fanout_3 = 0;
+  double fanout_1 = 0;
   try {
     config cfg;
     caf::actor_system sys{cfg};
@@ -555,7 +648,10 @@ int run_ipc(const anchor_options& opt) {
     auto group = "bench-" + std::to_string(::getpid());
     troupe::ipc::group_options gopts;
     gopts.quiet = true;
-    gopts.max_nodes = 32; // victims and pool workers come and go
+    // Victims, pool workers and isolated hosts come and go, and a slot rests
+    // for `slot_grace` (1 s) before it is used again: isolated_start_ms
+    // starts about 40 processes a second.
+    gopts.max_nodes = 64;
     // A 16 MiB payload plus its header is more than the default 16 MiB.
     gopts.max_message_bytes = uint64_t{64} << 20;
     auto n = check(troupe::ipc::node::create(sys, group, gopts), "create");
@@ -637,6 +733,21 @@ int run_ipc(const anchor_options& opt) {
     fanin_4 = fanin_msgs_per_s(sys, n, 4, opt);
     fanin_1 = fanin_msgs_per_s(sys, n, 1, opt);
     {
+      // Three subscribers: one in each of three processes, then all three
+      // in the publisher's.
+      std::vector<std::unique_ptr<peer_process>> subscribers;
+      std::vector<pid_t> hosts;
+      for (int i = 0; i < 3; ++i) {
+        subscribers.push_back(std::make_unique<peer_process>(n, "fanout-" + std::to_string(i)));
+        hosts.push_back(subscribers.back()->proc.pid());
+      }
+      fanout_3 = group_fanout_msgs_per_s(sys, n, hosts, "fanout-3", opt);
+      fanout_1 = group_fanout_msgs_per_s(sys, n, {0, 0, 0}, "fanout-1", opt);
+      for (auto& s : subscribers)
+        s->stop(self);
+    }
+    isolated_start = median_of(opt.repeat, [&] { return isolated_start_ms(n, self, 10); });
+    {
       // The group is down to this process and one child; a round trip makes
       // sure both are connected both ways before the first idle interval.
       peer_process peer{n, "idle"};
@@ -665,6 +776,9 @@ int run_ipc(const anchor_options& opt) {
   print("memcpy_gb_per_s", memcpy_rate, "GB/s");
   print("idle_cpu_pct", idle_pct, "%");
   print("spawn_in_us", spawn_in, "us");
+  print("isolated_start_ms", isolated_start, "ms");
+  print("group_fanout_msgs_per_s", fanout_3, "msgs/s");
+  print("group_fanout_one_process_msgs_per_s", fanout_1, "msgs/s");
   // The anchors, in the same run.
   int rc = 0;
   auto tuned = opt;
@@ -695,6 +809,7 @@ int run_ipc(const anchor_options& opt) {
     measure("caf_local_same_sched_msgs_per_s", "msgs/s", caf_local_msgs_per_s, tuned);
   auto py_rtt = measure_py("py_manager_rtt_us", "us", py_manager_rtt_us);
   auto py_queue = measure_py("py_queue_msgs_per_s", "msgs/s", py_queue_msgs_per_s);
+  auto py_start = measure_py("py_process_start_ms", "ms", py_process_start_ms);
   auto ratio = [&](const char* name, std::optional<double> num, std::optional<double> den) {
     if (num && den && *den > 0)
       print(name, *num / *den, "x");
@@ -712,6 +827,8 @@ int run_ipc(const anchor_options& opt) {
   ratio("ipc_pingpong_vs_local", ipc_pingpong, local_pingpong);
   ratio("ipc_fanin_vs_one", fanin_4, fanin_1);
   ratio("spawn_in_vs_caf_remote_spawn", spawn_in, remote_spawn);
+  ratio("isolated_start_vs_py_process", isolated_start, py_start);
+  ratio("group_fanout_vs_one_process", fanout_3, fanout_1);
   ratio("ipc_large_vs_memcpy", std::min(large_1mib, large_16mib), memcpy_rate);
   return rc;
 }

@@ -21,4 +21,8 @@ int run_ipc_child(int argc, char** argv);
 /// `go` until `leave`. `argc`/`argv` start at COUNTER.
 int run_ipc_sender(int argc, char** argv);
 
+/// The host process of an isolated actor (`isolated_start_ms`), started by
+/// `spawn_isolated` as this program again.
+int run_isolated_host(int argc, char** argv);
+
 } // namespace troupe_bench

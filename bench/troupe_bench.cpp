@@ -14,6 +14,7 @@
 #include "troupe/bounded_queue.hpp"
 #include "troupe/configure.hpp"
 #include "troupe/guarded.hpp"
+#include "troupe/ipc/isolated.hpp"
 #include "troupe/ipc/process_pool.hpp"
 #include "troupe/worker_pool.hpp"
 
@@ -483,8 +484,9 @@ void usage(std::ostream& out) {
          "          bounded queue vs a CAF actor\n"
          "  ipc     troupe::ipc across processes: request round trip, one-way 64-byte\n"
          "          messages, kill -9 to down_msg, ping-pong, fan-in from 4 and 1\n"
-         "          processes, 1 and 16 MiB messages (and memcpy), idle CPU; then the\n"
-         "          anchors and the ratios\n"
+         "          processes, 1 and 16 MiB messages (and memcpy), idle CPU, spawn_in,\n"
+         "          an isolated actor's start, a process group's fan-out to 3 processes\n"
+         "          and to 3 subscribers in one; then the anchors and the ratios\n"
          "  anchors baselines for the ipc figures: futex ping-pong, one cache line\n"
          "          bounced between two processes, Boost message_queue,\n"
          "          ZeroMQ over ipc://, CAF over TCP and in-process, python3\n"
@@ -513,6 +515,8 @@ bool parse_count(const char* text, int64_t max, int64_t& out) {
 } // namespace
 
 int main(int argc, char** argv) {
+  if (troupe::ipc::is_isolated_host())
+    return troupe_bench::run_isolated_host(argc, argv);
   if (argc < 2) {
     usage(std::cerr);
     return 2;

@@ -3,6 +3,7 @@
 // outbound.cpp, reading in inbound.cpp.
 
 #include "core_internal.hpp"
+#include "groups.hpp"
 #include "spawn_server.hpp"
 #include "transport/ring.hpp"
 #include "troupe/ipc/error.hpp"
@@ -158,11 +159,14 @@ caf::error core::claim_slot() {
   {
     std::lock_guard<std::mutex> guard{names_mtx_};
     spawn_server_ = start_spawn_server(sys_);
+    group_relay_ = start_group_relay(sys_);
   }
   export_actor(caf::actor_cast<caf::strong_actor_ptr>(spawn_server_));
+  export_actor(caf::actor_cast<caf::strong_actor_ptr>(group_relay_));
   my_slot_->spawn_server.store(spawn_server_.id(), std::memory_order_relaxed);
   my_slot_->state.store(slot_alive, std::memory_order_release);
   announce_membership();
+  attach_groups(sys_, shared_from_this());
   return caf::none;
 }
 
@@ -195,6 +199,7 @@ void core::leave_claimed() {
   }
   if (my_slot_ == nullptr)
     return; // never started
+  detach_groups(sys_, this);
   sweep_names_of(me_, my_epoch_);
   if (!orphaned_)
     end_published();
@@ -296,15 +301,18 @@ void core::end_published() {
   // to them.
   std::vector<std::pair<std::string, caf::actor>> ending;
   caf::actor server;
+  caf::actor relay;
   {
     std::lock_guard<std::mutex> guard{names_mtx_};
     ending.swap(published_);
     server.swap(spawn_server_);
+    relay.swap(group_relay_);
   }
   for (auto& [name, actor] : ending)
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
-  if (server)
-    caf::anon_send_exit(server, caf::exit_reason::user_shutdown);
+  for (auto& service : {server, relay})
+    if (service)
+      caf::anon_send_exit(service, caf::exit_reason::user_shutdown);
 }
 
 void core::send_pending_kill_notices() {
@@ -810,6 +818,93 @@ caf::expected<caf::actor> core::spawn_server_of(const caf::node_id& nid) {
   if (auto x = proxies_.get_or_put(p->nid, aid))
     return caf::actor_cast<caf::actor>(std::move(x));
   return make_error(troupe::errc::peer_lost, describe_peer(*p) + " is gone");
+}
+
+caf::error core::add_subscription(const std::string& group) {
+  auto entry = subscription_entry(group);
+  caf::actor_id relay;
+  {
+    std::lock_guard<std::mutex> guard{names_mtx_};
+    if (!group_relay_)
+      return make_error(troupe::errc::peer_lost, "this node left group '" + this->group() + "'");
+    relay = group_relay_.id();
+  }
+  auto& seg = seg_->view;
+  // Unlike a published name, one entry per node: each names its own relay.
+  for (uint32_t i = 0; i < seg.geo.max_names; ++i) {
+    auto* e = seg.name(i);
+    if (e->state.load(std::memory_order_acquire) == name_live && e->slot == me_
+        && e->epoch == my_epoch_ && entry == e->name)
+      return caf::none;
+  }
+  for (uint32_t i = 0; i < seg.geo.max_names; ++i) {
+    auto* e = seg.name(i);
+    uint32_t st = name_free;
+    if (!e->state.compare_exchange_strong(st, name_writing))
+      continue;
+    e->slot = me_;
+    e->epoch = my_epoch_;
+    e->actor = relay;
+    std::memset(e->name, 0, sizeof(e->name));
+    std::memcpy(e->name, entry.data(), entry.size());
+    e->state.store(name_live, std::memory_order_release);
+    bump_names(seg.header());
+    return caf::none;
+  }
+  return make_error(troupe::errc::invalid_argument,
+                    "group '" + this->group() + "' has no room for more names ("
+                      + std::to_string(seg.geo.max_names)
+                      + "), which subscriptions to process groups share with published names");
+}
+
+void core::remove_subscription(const std::string& group) {
+  auto entry = subscription_entry(group);
+  auto& seg = seg_->view;
+  for (uint32_t i = 0; i < seg.geo.max_names; ++i) {
+    auto* e = seg.name(i);
+    if (e->state.load(std::memory_order_acquire) != name_live || e->slot != me_
+        || e->epoch != my_epoch_ || entry != e->name)
+      continue;
+    uint32_t st = name_live;
+    if (e->state.compare_exchange_strong(st, name_free))
+      bump_names(seg.header());
+  }
+}
+
+std::vector<caf::strong_actor_ptr> core::subscribed_relays(const std::string& group,
+                                                           bool& complete) {
+  complete = true;
+  std::vector<caf::strong_actor_ptr> res;
+  auto entry = subscription_entry(group);
+  auto& seg = seg_->view;
+  for (uint32_t i = 0; i < seg.geo.max_names; ++i) {
+    auto* e = seg.name(i);
+    if (e->state.load(std::memory_order_acquire) != name_live || entry != e->name)
+      continue;
+    auto slot = e->slot;
+    auto epoch = e->epoch;
+    auto aid = static_cast<caf::actor_id>(e->actor);
+    if (slot == me_)
+      continue;
+    auto* s = seg.slot(slot);
+    if (s->state.load(std::memory_order_acquire) != slot_alive
+        || s->epoch.load(std::memory_order_acquire) != epoch)
+      continue; // a node that is gone; its entries go with its names
+    auto p = peer_at(slot);
+    if (!p || p->epoch != epoch) {
+      complete = false;
+      continue;
+    }
+    if (auto x = proxies_.get_or_put(p->nid, aid))
+      res.push_back(std::move(x));
+  }
+  return res;
+}
+
+uint64_t core::membership_version() const noexcept {
+  auto* hdr = seg_->view.header();
+  return uint64_t{hdr->names_seq.load(std::memory_order_acquire)} << 32
+         | hdr->members_seq.load(std::memory_order_acquire);
 }
 
 node_stats core::stats() const {

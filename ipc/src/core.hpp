@@ -219,6 +219,21 @@ public:
   /// `pid`, or of node `nid`; `troupe::errc::peer_lost` if there is none.
   caf::expected<caf::actor> spawn_server_of(pid_t pid);
   caf::expected<caf::actor> spawn_server_of(const caf::node_id& nid);
+
+  // -- publish/subscribe (see groups.hpp) ----------------------------------------
+
+  /// Says in the name table that this node has subscribers to `group`.
+  caf::error add_subscription(const std::string& group);
+  /// Takes that back.
+  void remove_subscription(const std::string& group);
+  /// The group relays of the other live nodes with subscribers to `group`.
+  /// `complete` is false if an entry names a node this one does not know
+  /// yet (it joined a moment ago): ask again at the next message.
+  std::vector<caf::strong_actor_ptr> subscribed_relays(const std::string& group, bool& complete);
+  /// Changes whenever a name is published or removed, or a node joins,
+  /// leaves or dies: what `subscribed_relays` returned holds until then.
+  uint64_t membership_version() const noexcept;
+
   node_stats stats() const;
   caf::error write_raw(uint32_t peer_slot, const std::vector<unsigned char>& bytes);
 
@@ -473,6 +488,9 @@ private:
   /// Spawns actors here for other nodes (`node::spawn_in`); its id is in
   /// this node's slot. Ends with the membership, as `published_` does.
   caf::actor spawn_server_;
+  /// Hands group messages from other nodes to the subscribers here; its id
+  /// is in this node's subscription entries. Ends as `spawn_server_` does.
+  caf::actor group_relay_;
 
   std::shared_ptr<caller_pool> callers_ = std::make_shared<caller_pool>();
 

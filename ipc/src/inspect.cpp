@@ -272,7 +272,9 @@ caf::error read_group(const ro_mapping& m, group_info& info) {
     if (e->state.load(std::memory_order_acquire) != name_live)
       continue;
     name_info x;
-    x.name = copy_string(e->name, actor_name_max);
+    x.subscription = e->name[0] == subscription_mark;
+    x.name =
+      copy_string(e->name + (x.subscription ? 1 : 0), actor_name_max - (x.subscription ? 1 : 0));
     x.slot = e->slot;
     x.epoch = e->epoch;
     x.actor = e->actor;

@@ -80,4 +80,8 @@ caf::expected<isolated_actor> isolated_actor::make(node& group, std::string type
   return isolated_actor{sup->handle(), std::move(*stable)};
 }
 
+bool is_isolated_host() {
+  return this_process_role() == detail::isolated_role;
+}
+
 } // namespace troupe::ipc

@@ -107,6 +107,10 @@ enum name_state : uint32_t {
   name_live = 2,
 };
 
+/// The first character of a name entry that says its node has subscribers
+/// to a process group (see groups.hpp); no published name holds it.
+constexpr char subscription_mark = '\x01';
+
 struct alignas(64) name_entry {
   std::atomic<uint32_t> state;
   uint32_t slot;

@@ -1,6 +1,7 @@
 #include "troupe/ipc/node.hpp"
 
 #include "core.hpp"
+#include "groups.hpp"
 #include "roles.hpp"
 #include "segment.hpp"
 #include "troupe/configure.hpp"
@@ -83,6 +84,7 @@ void configure(caf::actor_system_config& cfg) {
   // wake 100 times a second; 25 ms keeps a queued job's wait short.
   cfg.set("work-stealing.relaxed-sleep-duration", caf::timespan{std::chrono::milliseconds(25)});
   cfg.load<caf::io::middleman>();
+  detail::add_group_module(cfg);
 }
 
 node::node(std::shared_ptr<detail::core> core) : core_(std::move(core)) {}

@@ -64,11 +64,34 @@ inline typed_adder_actor::behavior_type typed_adder(typed_adder_actor::pointer, 
   return {[offset](int32_t x) { return x + offset; }};
 }
 
+/// What the process-group tests spawn: an actor that joins the process
+/// group `name`, says so to `sink` as `(tag, -1)`, and passes each `int32_t`
+/// the group brings on to `sink` as `(tag, x)`; `leave_atom` makes it leave
+/// the group (answered with `tag`).
+inline caf::behavior pubsub_member(caf::event_based_actor* self, std::string name, int32_t tag,
+                                   caf::actor sink) {
+  auto grp = self->system().groups().get("troupe", name);
+  if (!grp) {
+    self->quit(grp.error());
+    return {};
+  }
+  self->join(*grp);
+  self->send(sink, tag, int32_t{-1});
+  return {
+    [self, tag, sink](int32_t x) { self->send(sink, tag, x); },
+    [self, tag, g = *grp](leave_atom) {
+      self->leave(g);
+      return tag;
+    },
+  };
+}
+
 /// The configuration both sides use (the child without `secret`).
 struct config : caf::actor_system_config {
   explicit config(bool with_secret = false) {
     add_actor_type("adder", adder);
     add_actor_type("typed_adder", typed_adder);
+    add_actor_type("pubsub_member", pubsub_member);
     troupe::ipc::configure(*this);
     set("scheduler.max-threads", 2);
     add_message_type<point>("point");

@@ -165,8 +165,9 @@ void print_group(std::ostream& out, const tipc::group_info& g) {
   out << "  names (" << g.names.size() << " of " << g.max_names << ", seq " << g.names_seq
       << "):" << (g.names.empty() ? " none" : "") << "\n";
   for (auto& n : g.names)
-    out << "    " << n.name << "  slot " << n.slot << " epoch " << n.epoch << " actor " << n.actor
-        << (n.owner_alive ? "" : "  (stale: its node is gone)") << "\n";
+    out << "    " << (n.subscription ? "group " : "") << n.name << "  slot " << n.slot << " epoch "
+        << n.epoch << " actor " << n.actor << (n.owner_alive ? "" : "  (stale: its node is gone)")
+        << "\n";
   if (!g.rings.empty()) {
     out << "  rings (writer->reader used/capacity):\n";
     for (auto& r : g.rings)
@@ -241,7 +242,8 @@ void json_group(std::ostream& out, const tipc::group_info& g) {
   out << "],\"names\":[";
   for (size_t i = 0; i < g.names.size(); ++i) {
     auto& n = g.names[i];
-    out << (i ? "," : "") << "{\"name\":" << json_str(n.name) << ",\"slot\":" << n.slot
+    out << (i ? "," : "") << "{\"name\":" << json_str(n.name)
+        << ",\"subscription\":" << json_bool(n.subscription) << ",\"slot\":" << n.slot
         << ",\"epoch\":" << n.epoch << ",\"actor\":" << n.actor
         << ",\"owner_alive\":" << json_bool(n.owner_alive) << "}";
   }

@@ -23,6 +23,19 @@ namespace troupe::ipc {
 /// before the actor system is constructed, instead of (not as well as)
 /// `cfg.load<caf::io::middleman>()`.
 ///
+/// It also adds the group module "troupe": `sys.groups().get("troupe", "news")`
+/// is a group whose subscribers may live in any process of the node's group
+/// (CAF's `join`, `leave` and `send` as with a local group). A message sent to
+/// it reaches the subscribers in this process and crosses the ring to each
+/// other process with subscribers once, however many subscribers it has there;
+/// the messages of one sender reach each subscriber in the order sent; a
+/// process that leaves or dies takes its subscribers out of the group. A name
+/// has 1 to 63 characters and no control characters. Each process with
+/// subscribers to a group takes one entry of the group's name table (see
+/// `group_options::max_names`); when none is free, `join` prints why to
+/// stderr and the actor is not joined. Before this process joins a node, and
+/// after it leaves, such a group reaches this process's subscribers only.
+///
 /// ```cpp
 /// caf::actor_system_config cfg;
 /// troupe::ipc::configure(cfg);

@@ -58,8 +58,12 @@ struct slot_info {
 
 /// One name of a group's name table.
 struct name_info {
-  /// The published name.
+  /// The published name, or the name of a process group (see `subscription`).
   std::string name;
+  /// Whether the entry says that its node has subscribers to the process
+  /// group `name` (the group module "troupe", see `configure`) rather than
+  /// publishing an actor under `name`; `actor` is then the node's relay.
+  bool subscription = false;
   /// The slot of the node that published it.
   uint32_t slot = 0;
   /// The epoch of that slot when the node published it.

@@ -790,18 +790,28 @@ caf::expected<uint32_t> core::slot_of(const std::string& name) {
 
 caf::expected<caf::actor> core::spawn_server_of(pid_t pid) {
   auto& seg = seg_->view;
-  for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
-    auto* s = seg.slot(i);
-    if (s->state.load(std::memory_order_acquire) != slot_alive
-        || s->pid.load(std::memory_order_acquire) != pid)
-      continue;
-    if (i == me_)
-      return spawn_server_of(sys_.node());
-    if (auto p = peer_at(i); p && p->epoch == s->epoch.load(std::memory_order_acquire))
-      return spawn_server_of(p->nid);
+  auto* hdr = seg.header();
+  // A child this process started a moment ago (`node::spawn`) may not have
+  // joined yet: it is waited for while it runs, as long as a join may take.
+  auto deadline = steady::now() + opts_.join_timeout;
+  for (;;) {
+    auto seen = hdr->members_seq.load(std::memory_order_acquire);
+    for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
+      auto* s = seg.slot(i);
+      if (s->state.load(std::memory_order_acquire) != slot_alive
+          || s->pid.load(std::memory_order_acquire) != pid)
+        continue;
+      if (i == me_)
+        return spawn_server_of(sys_.node());
+      if (auto p = peer_at(i); p && p->epoch == s->epoch.load(std::memory_order_acquire))
+        return spawn_server_of(p->nid);
+    }
+    if (parent_pid_of(pid) != ::getpid() || !process_alive(pid, 0) || steady::now() >= deadline)
+      return make_error(troupe::errc::peer_lost,
+                        "no live node of group '" + group() + "' has pid " + std::to_string(pid));
+    // Joins bump `members_seq` but wake nobody on it: look again soon.
+    futex_wait(&hdr->members_seq, seen, std::chrono::milliseconds(1));
   }
-  return make_error(troupe::errc::peer_lost,
-                    "no live node of group '" + group() + "' has pid " + std::to_string(pid));
 }
 
 caf::expected<caf::actor> core::spawn_server_of(const caf::node_id& nid) {

@@ -380,6 +380,23 @@ uint64_t process_start_ticks(pid_t pid) {
   return start;
 }
 
+pid_t parent_pid_of(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(pid));
+  std::ifstream in{path};
+  std::string line;
+  if (!in || !std::getline(in, line))
+    return 0;
+  auto close = line.rfind(')');
+  if (close == std::string::npos)
+    return 0;
+  std::istringstream fields{line.substr(close + 1)};
+  std::string state;
+  long parent = 0;
+  fields >> state >> parent; // fields 3 and 4
+  return static_cast<pid_t>(parent);
+}
+
 bool process_alive(pid_t pid, uint64_t start_ticks) {
   if (pid <= 0)
     return false;

@@ -102,6 +102,9 @@ uint64_t process_start_ticks(pid_t pid);
 /// Whether process `pid` started at `start_ticks` still runs.
 bool process_alive(pid_t pid, uint64_t start_ticks);
 
+/// The parent of process `pid` (/proc/PID/stat, field 4), or 0.
+pid_t parent_pid_of(pid_t pid);
+
 /// Wall-clock milliseconds since the epoch (what `troupe ls` prints).
 uint64_t unix_ms();
 

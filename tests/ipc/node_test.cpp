@@ -871,6 +871,17 @@ TEST_SUITE("ipc.spawn_in") {
     CHECK(f.ask<int32_t>(*here, int32_t{1}) == int32_t{2});
   }
 
+  TEST_CASE("spawn_in to a child started a moment ago waits for it to join") {
+    ipc_fixture f{"spawnfresh"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    // No lookup first: the child is still starting when spawn_in asks.
+    auto host = f.serve(*sut, "fresh");
+    auto res = sut->spawn_in(host.pid(), "adder", int32_t{3});
+    REQUIRE_MESSAGE(res, troupe::describe(res.error()));
+    CHECK(f.ask<int32_t>(*res, pid_atom::value) == int32_t{host.pid()});
+  }
+
   TEST_CASE("a typed spawn_in is checked against the registered type's interface") {
     ipc_fixture f{"spawntyped"};
     auto sut = node::create(f.sys, f.group);

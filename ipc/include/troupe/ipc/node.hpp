@@ -271,11 +271,14 @@ public:
   /// `sec::cannot_spawn_actor_from_arguments` (`args` do not match),
   /// `sec::unexpected_actor_messaging_interface` (a typed `Handle` that the
   /// type does not implement); with `troupe::errc::peer_lost` when no live
-  /// node of the group has that pid, or it dies before answering.
+  /// node of the group has that pid, or it dies before answering. A child
+  /// this process started (`spawn`, `spawn_role`) that has not joined yet is
+  /// waited for while it runs, up to `group_options::join_timeout`.
   ///
   /// The actor lives until it ends or its process leaves the group, which
   /// ends it (`exit_reason::user_shutdown`), as it ends what the process
-  /// published. Blocks until the actor runs; call it from outside actors.
+  /// published. Blocks until the process has made the actor; call it from
+  /// outside actors.
   template <class Handle = caf::actor, class... Ts>
   [[nodiscard]] caf::expected<Handle> spawn_in(pid_t where, const std::string& type, Ts&&... args) {
     return spawn_through<Handle>(spawn_server_in(where), type,

@@ -125,6 +125,9 @@ int program::play(caf::actor_system& sys, const std::string& role,
     status = serve_one(ctx, [](process_context& host) {
       return detail::spawn_isolated_actor(host.system(), host.args());
     });
+  } else if (role == detail::pool_host_role) {
+    status =
+      serve_one(ctx, [](process_context& host) { return detail::spawn_pool_host(host.system()); });
   } else if (auto i = roles_.find(role); i != roles_.end()) {
     status = i->second(ctx);
   } else if (auto j = served_.find(role); j != served_.end()) {

@@ -30,6 +30,13 @@ namespace troupe::ipc::detail {
 /// the actor's type and its arguments, serialized (`isolated_host_args`).
 constexpr const char* isolated_role = "troupe.isolated";
 
+/// The role of a `host_pool`'s processes: each serves an actor that says
+/// its pid (`host_pid_atom`), and the actors placed on it (`spawn_in`).
+constexpr const char* pool_host_role = "troupe.host";
+
+/// The actor a pool's host process serves.
+caf::actor spawn_pool_host(caf::actor_system& sys);
+
 /// The arguments of a host process for an actor of `type` made from `args`.
 std::vector<std::string> isolated_host_args(caf::actor_system& sys, const std::string& type,
                                             const caf::message& args);

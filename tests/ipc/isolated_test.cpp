@@ -82,3 +82,32 @@ TEST_SUITE("ipc.isolated") {
   }
 
 } // TEST_SUITE
+
+TEST_SUITE("ipc.host_pool") {
+
+  TEST_CASE("a host pool places actors round robin, and a host's crash moves only its actors") {
+    auto out = run_mode("hosts round-robin");
+    INFO(out);
+    CHECK(contains(out, "hosts 2\n"));
+    CHECK(contains(out, "alternate yes\n"));
+    CHECK(contains(out, "in turn yes\n"));
+    CHECK(contains(out, "answer after host crash yes\n"));
+    CHECK(contains(out, "moved off the dead host yes\n"));
+    CHECK(contains(out, "others kept their host yes\n"));
+    CHECK(contains(out, "hosts gone yes\n"));
+  }
+
+  TEST_CASE("a host pool places an actor on the host with the fewest live actors") {
+    auto out = run_mode("hosts least-loaded");
+    INFO(out);
+    CHECK(contains(out, "hosts 2\n"));
+    CHECK(contains(out, "spread yes\n"));
+    CHECK(contains(out, "least loaded yes\n"));
+    CHECK(contains(out, "balanced yes\n"));
+    CHECK(contains(out, "answer after host crash yes\n"));
+    CHECK(contains(out, "moved off the dead host yes\n"));
+    CHECK(contains(out, "others kept their host yes\n"));
+    CHECK(contains(out, "hosts gone yes\n"));
+  }
+
+} // TEST_SUITE

@@ -22,8 +22,11 @@
 //                 print the stable handle's down reason after a crash
 //   bad-type      spawn_isolated an unregistered type and print the error
 //   bad-args      spawn_isolated with arguments the type does not take
+//   hosts HOW     actors placed on a host_pool of two processes (HOW:
+//                 round-robin or least-loaded); one host killed with SIGKILL
 
 #include "troupe/ipc/error.hpp"
+#include "troupe/ipc/host_pool.hpp"
 #include "troupe/ipc/isolated.hpp"
 #include "troupe/ipc/program.hpp"
 
@@ -32,6 +35,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -167,6 +171,103 @@ int give_up(process_context& ctx) {
   return 0;
 }
 
+/// What `dest` answers to `msg`, asked until it answers (a request that
+/// met a crashed incarnation fails with child_down; the next one reaches
+/// the restarted one).
+int32_t ask_until_answered(process_context& ctx, const caf::actor& dest, caf::message msg) {
+  caf::scoped_actor self{ctx.system()};
+  auto until = std::chrono::steady_clock::now() + patience;
+  for (;;) {
+    int32_t res = -1;
+    caf::error failure;
+    self->request(dest, patience, msg)
+      .receive([&](int32_t x) { res = x; }, [&](caf::error& err) { failure = std::move(err); });
+    if (!failure)
+      return res;
+    if (!troupe::is(failure, troupe::errc::child_down) || std::chrono::steady_clock::now() > until)
+      ctx.fail("request", failure);
+  }
+}
+
+const char* yes_no(bool x) {
+  return x ? "yes" : "no";
+}
+
+/// Actors placed on a pool of two host processes by `how` (round-robin or
+/// least-loaded); one host killed with SIGKILL.
+int hosts(process_context& ctx, const std::string& how) {
+  troupe::ipc::host_pool_options opts;
+  opts.place = how == "least-loaded" ? troupe::ipc::placement::least_loaded
+                                     : troupe::ipc::placement::round_robin;
+  auto pool = ctx.check(troupe::ipc::host_pool::make(ctx.group(), opts), "host_pool");
+  auto pool_pids = pool.pids();
+  std::cout << "hosts " << pool_pids.size() << std::endl;
+  std::vector<troupe::ipc::isolated_actor> actors;
+  std::vector<int32_t> on;
+  auto place = [&] {
+    actors.push_back(ctx.check(pool.spawn("fragile", int32_t{2}), "spawn"));
+    on.push_back(ask_int(ctx, actors.back().actor(), caf::make_message(pid_atom::value)));
+  };
+  auto on_pool = [&](int32_t pid) {
+    return std::find(pool_pids.begin(), pool_pids.end(), pid) != pool_pids.end();
+  };
+  if (how == "least-loaded") {
+    place();
+    place();
+    std::cout << "spread " << yes_no(on[0] != on[1]) << std::endl;
+    // The second one's host has nothing left: the next goes there (where
+    // round robin would take the first's).
+    ctx.check(actors[1].stop(patience), "stop");
+    place();
+    std::cout << "least loaded " << yes_no(on[2] == on[1]) << std::endl;
+    // One each now: the next two go one to each.
+    place();
+    place();
+    std::cout << "balanced " << yes_no(on[3] != on[4]) << std::endl;
+  } else {
+    for (int i = 0; i < 4; ++i)
+      place();
+    std::cout << "alternate "
+              << yes_no(on[0] != on[1] && on[0] == on[2] && on[1] == on[3] && on_pool(on[0])
+                        && on_pool(on[1]))
+              << std::endl;
+    // In turn, whatever the load: the second's host has one actor fewer
+    // now, and the fifth still goes to the first's.
+    ctx.check(actors[1].stop(patience), "stop");
+    place();
+    std::cout << "in turn " << yes_no(on[4] == on[0]) << std::endl;
+  }
+  // A host dies: the actors on it come back on a live host; the others
+  // keep their process.
+  auto victim = on.back();
+  ::kill(victim, SIGKILL);
+  bool answer = true;
+  bool moved = true;
+  bool kept = true;
+  for (size_t i = 0; i < actors.size(); ++i) {
+    if (i == 1)
+      continue; // stopped above
+    answer &= ask_until_answered(ctx, actors[i].actor(), caf::make_message(int32_t{21})) == 42;
+    auto now = ask_until_answered(ctx, actors[i].actor(), caf::make_message(pid_atom::value));
+    if (on[i] == victim)
+      moved &= now != victim;
+    else
+      kept &= now == on[i];
+  }
+  std::cout << "answer after host crash " << yes_no(answer) << std::endl;
+  std::cout << "moved off the dead host " << yes_no(moved) << std::endl;
+  std::cout << "others kept their host " << yes_no(kept) << std::endl;
+  for (auto& a : actors)
+    (void)a.stop(patience);
+  auto last_pids = pool.pids();
+  ctx.check(pool.stop(patience), "stop the pool");
+  bool gone = true;
+  for (auto pid : last_pids)
+    gone &= ::kill(pid, 0) != 0;
+  std::cout << "hosts gone " << yes_no(gone && last_pids.size() == 2) << std::endl;
+  return 0;
+}
+
 int report(process_context& ctx, troupe::ipc::child_process& child) {
   auto status = ctx.check(child.wait(patience), "wait");
   std::cout << "child " << to_string(status) << std::endl;
@@ -215,6 +316,8 @@ int parent(process_context& ctx) {
     return in_flight(ctx, std::stoi(ctx.args()[1]));
   if (mode == "give-up")
     return give_up(ctx);
+  if (mode == "hosts" && ctx.args().size() == 2)
+    return hosts(ctx, ctx.args()[1]);
   if (mode == "bad-type" || mode == "bad-args") {
     auto sut = mode == "bad-type"
                  ? troupe::ipc::spawn_isolated(ctx.group(), "nosuch", int32_t{1})
@@ -222,8 +325,9 @@ int parent(process_context& ctx) {
     std::cout << (sut ? std::string{"made"} : troupe::describe(sut.error())) << std::endl;
     return 0;
   }
-  std::cerr << "usage: troupe-program-child orphan FILE | check | unknown | args A... | "
-               "stop-served | isolated KIND | in-flight N | give-up | bad-type | bad-args\n";
+  std::cerr
+    << "usage: troupe-program-child orphan FILE | check | unknown | args A... | "
+       "stop-served | isolated KIND | in-flight N | give-up | bad-type | bad-args | hosts HOW\n";
   return 2;
 }
 

@@ -63,6 +63,8 @@ public:
   make(node& group, std::string type, caf::message args, isolation_options opts = {});
 
 private:
+  friend class host_pool;
+
   isolated_actor(caf::actor supervisor, caf::actor stable)
     : owner_handle(std::move(supervisor)), actor_(std::move(stable)) {}
 

@@ -644,6 +644,24 @@ void bump_names(segment_header* hdr) {
 
 } // namespace
 
+std::optional<uint32_t> core::write_name_entry(const std::string& name, uint64_t actor) {
+  auto& seg = seg_->view;
+  for (uint32_t i = 0; i < seg.geo.max_names; ++i) {
+    auto* e = seg.name(i);
+    uint32_t st = name_free;
+    if (!e->state.compare_exchange_strong(st, name_writing))
+      continue;
+    e->slot = me_;
+    e->epoch = my_epoch_;
+    e->actor = actor;
+    std::memset(e->name, 0, sizeof(e->name));
+    std::memcpy(e->name, name.data(), name.size());
+    e->state.store(name_live, std::memory_order_release);
+    return i;
+  }
+  return std::nullopt;
+}
+
 void core::sweep_names_of(uint32_t slot, uint32_t epoch) {
   auto& seg = seg_->view;
   bool any = false;
@@ -687,19 +705,10 @@ caf::error core::publish(const std::string& name, const caf::actor& x) {
     uint32_t st = name_live;
     e->state.compare_exchange_strong(st, name_free);
   }
-  for (uint32_t i = 0; i < seg.geo.max_names; ++i) {
-    auto* e = seg.name(i);
-    uint32_t st = name_free;
-    if (!e->state.compare_exchange_strong(st, name_writing))
-      continue;
-    e->slot = me_;
-    e->epoch = my_epoch_;
-    e->actor = x->id();
-    std::memset(e->name, 0, sizeof(e->name));
-    std::memcpy(e->name, name.data(), name.size());
-    e->state.store(name_live, std::memory_order_release);
+  if (auto i = write_name_entry(name, x->id())) {
+    auto* e = seg.name(*i);
     // Two nodes publishing one name at once: the lower entry wins.
-    for (uint32_t j = 0; j < i; ++j) {
+    for (uint32_t j = 0; j < *i; ++j) {
       auto* other = seg.name(j);
       if (other->state.load(std::memory_order_acquire) == name_live && name == other->name) {
         e->state.store(name_free, std::memory_order_release);
@@ -847,17 +856,7 @@ caf::error core::add_subscription(const std::string& group) {
         && e->epoch == my_epoch_ && entry == e->name)
       return caf::none;
   }
-  for (uint32_t i = 0; i < seg.geo.max_names; ++i) {
-    auto* e = seg.name(i);
-    uint32_t st = name_free;
-    if (!e->state.compare_exchange_strong(st, name_writing))
-      continue;
-    e->slot = me_;
-    e->epoch = my_epoch_;
-    e->actor = relay;
-    std::memset(e->name, 0, sizeof(e->name));
-    std::memcpy(e->name, entry.data(), entry.size());
-    e->state.store(name_live, std::memory_order_release);
+  if (write_name_entry(entry, relay)) {
     bump_names(seg.header());
     return caf::none;
   }

@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -459,6 +460,9 @@ private:
 
   // -- names ----------------------------------------------------------------------
   void sweep_names_of(uint32_t slot, uint32_t epoch);
+  /// Takes a free entry of the name table for `name` (of this node, naming
+  /// `actor`) and returns its index; nothing if the table is full.
+  std::optional<uint32_t> write_name_entry(const std::string& name, uint64_t actor);
 
   caf::actor_system& sys_;
   std::unique_ptr<mapped_segment> seg_;

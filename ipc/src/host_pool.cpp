@@ -160,23 +160,15 @@ caf::expected<isolated_actor> host_pool::spawn_message(std::string type, caf::me
   if (!state_)
     return make_error(troupe::errc::invalid_argument, "spawn on an empty host_pool handle");
   auto& sys = state_->group->system();
-  if (sys.config().actor_factories.count(type) == 0)
-    return caf::make_error(caf::sec::unknown_type,
-                           "no actor type '" + type + "' is registered (add_actor_type)");
+  if (auto err = detail::check_actor_type(sys, type))
+    return err;
   static std::atomic<uint64_t> instances{0};
   child_spec child;
   child.name = type + "." + std::to_string(::getpid()) + "." + std::to_string(++instances);
   child.start = [state = state_, type, args](caf::actor_system&) {
     return state->place_actor(state, type, args);
   };
-  auto name = child.name;
-  auto sup = supervisor::make(sys, flags_, {std::move(child)});
-  if (!sup)
-    return std::move(sup.error());
-  auto stable = sup->child(name);
-  if (!stable)
-    return std::move(stable.error());
-  return isolated_actor{sup->handle(), std::move(*stable)};
+  return isolated_actor::supervise(sys, flags_, std::move(child));
 }
 
 std::vector<pid_t> host_pool::pids() const {

@@ -24,6 +24,13 @@ std::vector<std::string> isolated_host_args(caf::actor_system& sys, const std::s
   return {type, to_hex(buf.data(), buf.size())};
 }
 
+caf::error check_actor_type(caf::actor_system& sys, const std::string& type) {
+  if (sys.config().actor_factories.count(type) == 0)
+    return caf::make_error(caf::sec::unknown_type,
+                           "no actor type '" + type + "' is registered (add_actor_type)");
+  return caf::none;
+}
+
 caf::actor spawn_isolated_actor(caf::actor_system& sys, const std::vector<std::string>& args) {
   if (args.size() != 2)
     throw std::runtime_error("a host of an isolated actor takes its type and its arguments");
@@ -61,17 +68,21 @@ child_spec isolated_child(node& group, std::string type, caf::message args,
 caf::expected<isolated_actor> isolated_actor::make(node& group, std::string type, caf::message args,
                                                    isolation_options opts) {
   auto& sys = group.system();
-  if (sys.config().actor_factories.count(type) == 0)
-    return caf::make_error(caf::sec::unknown_type,
-                           "no actor type '" + type + "' is registered (add_actor_type)");
+  if (auto err = detail::check_actor_type(sys, type))
+    return err;
   child_spec child;
   try {
     child = isolated_child(group, std::move(type), std::move(args), opts);
   } catch (const std::exception& ex) {
     return make_error(troupe::errc::invalid_argument, ex.what());
   }
+  return supervise(sys, std::move(opts.flags), std::move(child));
+}
+
+caf::expected<isolated_actor> isolated_actor::supervise(caf::actor_system& sys,
+                                                        supervisor_flags flags, child_spec child) {
   auto name = child.name;
-  auto sup = supervisor::make(sys, std::move(opts.flags), {std::move(child)});
+  auto sup = supervisor::make(sys, std::move(flags), {std::move(child)});
   if (!sup)
     return std::move(sup.error());
   auto stable = sup->child(name);

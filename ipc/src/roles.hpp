@@ -41,6 +41,10 @@ caf::actor spawn_pool_host(caf::actor_system& sys);
 std::vector<std::string> isolated_host_args(caf::actor_system& sys, const std::string& type,
                                             const caf::message& args);
 
+/// `sec::unknown_type` unless `type` is registered (`add_actor_type`) here:
+/// a type another process lacks is found at its first start.
+caf::error check_actor_type(caf::actor_system& sys, const std::string& type);
+
 /// In a host process: the actor its arguments name, or an exception that
 /// says why there is none.
 caf::actor spawn_isolated_actor(caf::actor_system& sys, const std::vector<std::string>& args);

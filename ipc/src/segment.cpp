@@ -356,21 +356,30 @@ void remove_segment(const std::string& shm_name) {
   bip::shared_memory_object::remove(shm_name.c_str());
 }
 
-uint64_t process_start_ticks(pid_t pid) {
+namespace {
+
+/// The fields of /proc/PID/stat after the command name (which ends at the
+/// last ')'), from field 3 (the state) on; empty if unreadable.
+std::istringstream stat_fields(pid_t pid) {
   char path[64];
   std::snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(pid));
   std::ifstream in{path};
   std::string line;
   if (!in || !std::getline(in, line))
-    return 0;
-  // Fields after the command name, which ends at the last ')'.
+    return std::istringstream{};
   auto close = line.rfind(')');
   if (close == std::string::npos)
-    return 0;
-  std::istringstream fields{line.substr(close + 1)};
+    return std::istringstream{};
+  return std::istringstream{line.substr(close + 1)};
+}
+
+} // namespace
+
+uint64_t process_start_ticks(pid_t pid) {
+  auto fields = stat_fields(pid);
   std::string state;
   fields >> state; // field 3
-  if (state == "Z" || state == "X" || state == "x")
+  if (state.empty() || state == "Z" || state == "X" || state == "x")
     return 0;
   std::string skip;
   for (int i = 4; i < 22; ++i)
@@ -381,16 +390,7 @@ uint64_t process_start_ticks(pid_t pid) {
 }
 
 pid_t parent_pid_of(pid_t pid) {
-  char path[64];
-  std::snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(pid));
-  std::ifstream in{path};
-  std::string line;
-  if (!in || !std::getline(in, line))
-    return 0;
-  auto close = line.rfind(')');
-  if (close == std::string::npos)
-    return 0;
-  std::istringstream fields{line.substr(close + 1)};
+  auto fields = stat_fields(pid);
   std::string state;
   long parent = 0;
   fields >> state >> parent; // fields 3 and 4

@@ -65,6 +65,10 @@ public:
 private:
   friend class host_pool;
 
+  /// Runs `child` under a supervisor of its own with `flags`: the handle.
+  static caf::expected<isolated_actor> supervise(caf::actor_system& sys, supervisor_flags flags,
+                                                 child_spec child);
+
   isolated_actor(caf::actor supervisor, caf::actor stable)
     : owner_handle(std::move(supervisor)), actor_(std::move(stable)) {}
 

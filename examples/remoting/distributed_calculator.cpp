@@ -81,9 +81,10 @@ using client_actor = caf::stateful_actor<state>;
 caf::behavior unconnected(client_actor* self);
 caf::behavior running(client_actor* self, const caf::actor& calculator);
 
-/// Looks the calculator up by name (CAF's version connects to HOST:PORT).
+/// Looks the calculator up by name (CAF's version connects to HOST:PORT);
+/// an actor does not wait, so a server still starting is not found yet.
 void connecting(client_actor* self) {
-  auto found = self->state.group->lookup("calculator", std::chrono::seconds(10));
+  auto found = self->state.group->lookup("calculator", caf::timespan{0});
   if (!found) {
     say("*** no server found: " + troupe::describe(found.error()));
     self->become(unconnected(self));
@@ -146,7 +147,13 @@ caf::behavior running(client_actor* self, const caf::actor& calculator) {
 } // namespace client
 
 int repl(troupe::ipc::process_context& ctx) {
-  auto server = ctx.check(ctx.spawn("calculator"), "start the server");
+  // Starts a server process and waits until its calculator is published.
+  auto start_server = [&ctx] {
+    auto proc = ctx.check(ctx.spawn("calculator"), "start the server");
+    ctx.check(ctx.group().lookup("calculator", std::chrono::seconds(10)), "find the server");
+    return proc;
+  };
+  auto server = start_server();
   caf::scoped_actor self{ctx.system()};
   auto calc = ctx.system().spawn(client::init, &ctx.group(), caf::actor{self});
   self->send(calc, connect_atom::value);
@@ -169,7 +176,7 @@ int repl(troupe::ipc::process_context& ctx) {
                       caf::after(task_timeout) >>
                         [] { throw std::runtime_error("the client did not see the server go"); });
     } else if (line == "start") {
-      server = ctx.check(ctx.spawn("calculator"), "start the server");
+      server = start_server();
     } else if (line == "connect") {
       self->send(calc, connect_atom::value);
     } else if (words >> x >> op >> y && (op == "+" || op == "-")) {

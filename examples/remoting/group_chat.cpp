@@ -55,7 +55,10 @@ caf::behavior client(caf::event_based_actor* self, const std::string& name) {
         self->send(dest, name + ": " + message);
     },
     [=](caf::join_atom, const caf::group& what) {
-      for (const auto& g : self->joined_groups()) {
+      // A copy: `leave` erases from the set (CAF's version loops over the
+      // set itself).
+      auto joined = self->joined_groups();
+      for (const auto& g : joined) {
         self->send(g, name + " has left the chatroom");
         self->leave(g);
       }

@@ -200,6 +200,10 @@ void core::leave_claimed() {
   if (my_slot_ == nullptr)
     return; // never started
   detach_groups(sys_, this);
+  {
+    std::lock_guard<std::mutex> guard{names_mtx_};
+    subscriptions_closed_ = true;
+  }
   sweep_names_of(me_, my_epoch_);
   if (!orphaned_)
     end_published();
@@ -805,17 +809,23 @@ caf::expected<caf::actor> core::spawn_server_of(pid_t pid) {
   auto deadline = steady::now() + opts_.join_timeout;
   for (;;) {
     auto seen = hdr->members_seq.load(std::memory_order_acquire);
+    bool was_member = false; // it joined and left (or is leaving): no wait
     for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
       auto* s = seg.slot(i);
-      if (s->state.load(std::memory_order_acquire) != slot_alive
-          || s->pid.load(std::memory_order_acquire) != pid)
+      if (s->pid.load(std::memory_order_acquire) != pid)
         continue;
+      auto st = s->state.load(std::memory_order_acquire);
+      if (st != slot_alive) {
+        was_member |= st == slot_free || st == slot_dead; // not while claiming
+        continue;
+      }
       if (i == me_)
         return spawn_server_of(sys_.node());
       if (auto p = peer_at(i); p && p->epoch == s->epoch.load(std::memory_order_acquire))
         return spawn_server_of(p->nid);
     }
-    if (parent_pid_of(pid) != ::getpid() || !process_alive(pid, 0) || steady::now() >= deadline)
+    if (was_member || parent_pid_of(pid) != ::getpid() || !process_alive(pid, 0)
+        || steady::now() >= deadline)
       return make_error(troupe::errc::peer_lost,
                         "no live node of group '" + group() + "' has pid " + std::to_string(pid));
     // Joins bump `members_seq` but wake nobody on it: look again soon.
@@ -841,13 +851,12 @@ caf::expected<caf::actor> core::spawn_server_of(const caf::node_id& nid) {
 
 caf::error core::add_subscription(const std::string& group) {
   auto entry = subscription_entry(group);
-  caf::actor_id relay;
-  {
-    std::lock_guard<std::mutex> guard{names_mtx_};
-    if (!group_relay_)
-      return make_error(troupe::errc::peer_lost, "this node left group '" + this->group() + "'");
-    relay = group_relay_.id();
-  }
+  // Held throughout: `leave` closes subscriptions under it before it sweeps
+  // this node's names, so no entry is written after the sweep.
+  std::lock_guard<std::mutex> guard{names_mtx_};
+  if (!group_relay_ || subscriptions_closed_)
+    return make_error(troupe::errc::peer_lost, "this node left group '" + this->group() + "'");
+  auto relay = group_relay_.id();
   auto& seg = seg_->view;
   // Unlike a published name, one entry per node: each names its own relay.
   for (uint32_t i = 0; i < seg.geo.max_names; ++i) {
@@ -893,6 +902,10 @@ std::vector<caf::strong_actor_ptr> core::subscribed_relays(const std::string& gr
     auto slot = e->slot;
     auto epoch = e->epoch;
     auto aid = static_cast<caf::actor_id>(e->actor);
+    // Freed (and maybe taken again) while read: skip it, as `lookup` would
+    // find it gone.
+    if (e->state.load(std::memory_order_acquire) != name_live || entry != e->name)
+      continue;
     if (slot == me_)
       continue;
     auto* s = seg.slot(slot);

@@ -495,6 +495,9 @@ private:
   /// Hands group messages from other nodes to the subscribers here; its id
   /// is in this node's subscription entries. Ends as `spawn_server_` does.
   caf::actor group_relay_;
+  /// Set by `leave` before it sweeps this node's names: no subscription
+  /// entry is written after.
+  bool subscriptions_closed_ = false;
 
   std::shared_ptr<caller_pool> callers_ = std::make_shared<caller_pool>();
 

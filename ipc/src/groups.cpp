@@ -42,6 +42,9 @@ public:
                     caf::execution_unit* host);
   /// Writes this group's entry through `c` if it has subscribers here.
   void announce(core& c);
+  /// Drops the relays found through the node that left (and the node with
+  /// them, which their proxies hold).
+  void forget_relays();
 
 private:
   using relay_list = std::vector<caf::strong_actor_ptr>;
@@ -122,9 +125,17 @@ public:
   }
 
   void detach(const core* c) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (carrier_.get() == c)
+    std::vector<caf::intrusive_ptr<process_group>> existing;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (carrier_.get() != c)
+        return;
       carrier_.reset();
+      for (auto& entry : groups_)
+        existing.push_back(entry.second);
+    }
+    for (auto& g : existing)
+      g->forget_relays();
   }
 
   /// Hands a message that another node relayed to the group's subscribers
@@ -205,6 +216,13 @@ void process_group::deliver_here(const caf::strong_actor_ptr& sender, const caf:
   std::shared_lock<std::shared_mutex> guard{subscribers_mtx_};
   for (auto& s : subscribers_)
     s->enqueue(sender, caf::make_message_id(), msg, host);
+}
+
+void process_group::forget_relays() {
+  std::lock_guard<std::mutex> guard{relays_mtx_};
+  relays_ = std::make_shared<relay_list>();
+  relays_of_ = nullptr;
+  relays_complete_ = false;
 }
 
 std::shared_ptr<const process_group::relay_list> process_group::relays() {

@@ -97,7 +97,7 @@ struct placement_state {
   }
 
   /// Places an actor; throws (a failed start, for its supervisor) if no
-  /// host can take it.
+  /// host can take it now.
   caf::actor place_actor(const std::shared_ptr<placement_state>& self, const std::string& type,
                          const caf::message& args) {
     if (closed.load())
@@ -115,11 +115,10 @@ struct placement_state {
       if (!troupe::is(res.error(), troupe::errc::peer_lost))
         throw std::runtime_error(describe(res.error()));
     }
-    // None runs now (all restarting): wait for the first in order.
-    if (auto pid = pid_of(candidates.front(), timeout); pid != 0)
-      if (auto res = place_on(self, candidates.front(), pid, type, args))
-        return *res;
-    throw std::runtime_error("no host process of the pool took '" + type + "'");
+    // None runs now (all restarting, or the pool stopping): a failed start,
+    // which the supervisor retries after its backoff. Waiting here would
+    // hold a scheduler thread that the hosts' own restart may need.
+    throw std::runtime_error("no host process of the pool runs to take '" + type + "'");
   }
 };
 

@@ -92,7 +92,8 @@ caf::expected<isolated_actor> isolated_actor::supervise(caf::actor_system& sys,
 }
 
 bool is_isolated_host() {
-  return this_process_role() == detail::isolated_role;
+  auto role = this_process_role();
+  return role == detail::isolated_role || role == detail::pool_host_role;
 }
 
 } // namespace troupe::ipc

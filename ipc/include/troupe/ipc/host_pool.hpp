@@ -58,7 +58,9 @@ struct host_pool_options {
 /// restart rules, as an isolated actor does: its stable handle reaches the
 /// next incarnation, which is placed again (on a live host; a crashed host
 /// is restarted by the pool's supervisor meanwhile), and requests the dead
-/// one had not answered fail with `errc::child_down`.
+/// one had not answered fail with `errc::child_down`. When no host runs at
+/// that moment (all restarting), the placement fails and the actor's
+/// supervisor tries again after its backoff, within its restart intensity.
 ///
 /// The handle owns the hosts' supervisor: `stop` ends it and the host
 /// processes, and so does the last copy going away. Placed actors are then

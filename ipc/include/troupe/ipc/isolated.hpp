@@ -101,7 +101,7 @@ template <class... Ts>
   return spawn_isolated(group, isolation_options{}, std::move(type), std::forward<Ts>(args)...);
 }
 
-/// Whether this process is the host of an actor that `spawn_isolated`
+/// Whether this process is a host that `spawn_isolated` or a `host_pool`
 /// started. `program::run` serves such a process by itself; a `main` that
 /// does not run under `program` hands it to one:
 /// `if (is_isolated_host()) return program{argc, argv}.configure(types).run(nullptr);`

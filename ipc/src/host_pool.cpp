@@ -41,7 +41,8 @@ struct placement_state {
   std::atomic<bool> closed{false};
   std::mutex mtx;
   size_t next = 0;
-  std::map<std::string, size_t> load;
+  /// The actors placed, by host (`least_loaded` counts the live ones).
+  std::vector<std::pair<std::string, caf::actor>> placed;
 
   /// The pid of host `name` if it runs, waiting up to `wait` for it; 0 if not.
   pid_t pid_of(const std::string& name, caf::timespan wait) {
@@ -55,6 +56,33 @@ struct placement_state {
     return pid;
   }
 
+  /// How many placed actors live on each host, forgetting those that
+  /// ended. Asked at each placement rather than counted down when an actor
+  /// ends: a count-down attached to the actor runs after its supervisor's
+  /// monitor, so a placement right after `stop()` could still count it. A
+  /// monitor attached to an actor that has ended fires at once. Called with
+  /// `mtx` held.
+  std::map<std::string, size_t> live_load() {
+    caf::scoped_actor self{group->system()};
+    for (auto& entry : placed)
+      self->monitor(entry.second);
+    std::vector<caf::actor_addr> ended;
+    for (bool more = true; more;)
+      self->receive([&](caf::down_msg& dm) { ended.push_back(dm.source); },
+                    caf::after(std::chrono::seconds(0)) >> [&] { more = false; });
+    std::map<std::string, size_t> load;
+    std::vector<std::pair<std::string, caf::actor>> live;
+    for (auto& entry : placed) {
+      if (std::find(ended.begin(), ended.end(), entry.second.address()) != ended.end())
+        continue;
+      self->demonitor(entry.second);
+      ++load[entry.first];
+      live.push_back(std::move(entry));
+    }
+    placed.swap(live);
+    return load;
+  }
+
   /// The hosts in the order the next placement tries them.
   std::vector<std::string> order() {
     std::lock_guard<std::mutex> guard{mtx};
@@ -65,6 +93,7 @@ struct placement_state {
                   idx.end());
       ++next;
     } else {
+      auto load = live_load();
       std::stable_sort(idx.begin(), idx.end(),
                        [&](size_t a, size_t b) { return load[hosts[a]] < load[hosts[b]]; });
     }
@@ -76,30 +105,21 @@ struct placement_state {
 
   /// An actor of `type` on host `name` (pid `pid`), counted in its load
   /// while it lives; or the error.
-  caf::expected<caf::actor> place_on(const std::shared_ptr<placement_state>& self,
-                                     const std::string& name, pid_t pid, const std::string& type,
+  caf::expected<caf::actor> place_on(const std::string& name, pid_t pid, const std::string& type,
                                      const caf::message& args) {
     auto spawned = group->spawn_in(pid, type, args);
     if (!spawned)
       return spawned;
-    {
+    if (place == placement::least_loaded) {
       std::lock_guard<std::mutex> guard{mtx};
-      ++load[name];
+      placed.emplace_back(name, *spawned);
     }
-    std::weak_ptr<placement_state> weak = self;
-    (*spawned)->attach_functor([weak, name] {
-      if (auto st = weak.lock()) {
-        std::lock_guard<std::mutex> guard{st->mtx};
-        --st->load[name];
-      }
-    });
     return spawned;
   }
 
   /// Places an actor; throws (a failed start, for its supervisor) if no
   /// host can take it now.
-  caf::actor place_actor(const std::shared_ptr<placement_state>& self, const std::string& type,
-                         const caf::message& args) {
+  caf::actor place_actor(const std::string& type, const caf::message& args) {
     if (closed.load())
       throw std::runtime_error("the host pool has stopped");
     auto candidates = order();
@@ -109,7 +129,7 @@ struct placement_state {
       auto pid = pid_of(name, caf::timespan{0});
       if (pid == 0)
         continue;
-      auto res = place_on(self, name, pid, type, args);
+      auto res = place_on(name, pid, type, args);
       if (res)
         return *res;
       if (!troupe::is(res.error(), troupe::errc::peer_lost))
@@ -165,7 +185,7 @@ caf::expected<isolated_actor> host_pool::spawn_message(std::string type, caf::me
   child_spec child;
   child.name = type + "." + std::to_string(::getpid()) + "." + std::to_string(++instances);
   child.start = [state = state_, type, args](caf::actor_system&) {
-    return state->place_actor(state, type, args);
+    return state->place_actor(type, args);
   };
   return isolated_actor::supervise(sys, flags_, std::move(child));
 }

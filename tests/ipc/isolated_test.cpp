@@ -94,6 +94,7 @@ TEST_SUITE("ipc.host_pool") {
     CHECK(contains(out, "answer after host crash yes\n"));
     CHECK(contains(out, "moved off the dead host yes\n"));
     CHECK(contains(out, "others kept their host yes\n"));
+    CHECK(contains(out, "host restarted yes\n"));
     CHECK(contains(out, "hosts gone yes\n"));
   }
 
@@ -107,6 +108,7 @@ TEST_SUITE("ipc.host_pool") {
     CHECK(contains(out, "answer after host crash yes\n"));
     CHECK(contains(out, "moved off the dead host yes\n"));
     CHECK(contains(out, "others kept their host yes\n"));
+    CHECK(contains(out, "host restarted yes\n"));
     CHECK(contains(out, "hosts gone yes\n"));
   }
 

@@ -77,8 +77,10 @@ public:
 
   /// Places an actor of the type registered as `type` (`cfg.add_actor_type`,
   /// in `program::configure`) made from `args` on a host process, by the
-  /// pool's `placement`. Fails as `spawn_in` does, and with
-  /// `errc::start_failed` if no host process can take it.
+  /// pool's `placement`. Fails with `sec::unknown_type` if this process has
+  /// no such type registered, and with `errc::start_failed` if the first
+  /// placement fails (its context says why: `spawn_in`'s error, such as
+  /// arguments the type does not take, or no host process running).
   template <class... Ts>
   [[nodiscard]] caf::expected<isolated_actor> spawn(std::string type, Ts&&... args) {
     return spawn_message(std::move(type), caf::make_message(std::forward<Ts>(args)...));

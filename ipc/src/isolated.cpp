@@ -1,5 +1,6 @@
 #include "troupe/ipc/isolated.hpp"
 
+#include "fork_server.hpp"
 #include "roles.hpp"
 #include "segment.hpp"
 #include "troupe/ipc/process_supervision.hpp"
@@ -93,7 +94,8 @@ caf::expected<isolated_actor> isolated_actor::supervise(caf::actor_system& sys,
 
 bool is_isolated_host() {
   auto role = this_process_role();
-  return role == detail::isolated_role || role == detail::pool_host_role;
+  return role == detail::isolated_role || role == detail::pool_host_role
+         || role == detail::fork_server_role;
 }
 
 } // namespace troupe::ipc

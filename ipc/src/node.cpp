@@ -1,6 +1,7 @@
 #include "troupe/ipc/node.hpp"
 
 #include "core.hpp"
+#include "fork_server.hpp"
 #include "groups.hpp"
 #include "roles.hpp"
 #include "segment.hpp"
@@ -32,6 +33,27 @@ void set_default(std::vector<std::string>& env, const std::string& name, const s
     if (e.compare(0, prefix.size(), prefix) == 0)
       return;
   env.push_back(prefix + value);
+}
+
+/// The value of the first `name=value` entry in `env`, or nothing.
+std::string value_in(const std::vector<std::string>& env, const std::string& name) {
+  auto prefix = name + "=";
+  for (auto& e : env)
+    if (e.compare(0, prefix.size(), prefix) == 0)
+      return e.substr(prefix.size());
+  return {};
+}
+
+/// What a child of the node behind `c` gets in its environment besides
+/// `env`: the group to join, its key, its parent.
+std::vector<std::string> child_environment(const detail::core& c, std::vector<std::string> env) {
+  env.push_back(std::string{group_env} + "=" + c.group());
+  env.push_back(std::string{key_env} + "=" + c.key());
+  env.push_back(std::string{parent_env} + "=" + std::to_string(::getpid()));
+  // A child plays the role it is given, not the one this process plays.
+  set_default(env, detail::role_env, "");
+  set_default(env, detail::publish_as_env, "");
+  return env;
 }
 
 /// A local stand-in for an actor of another node, so that CAF's middleman
@@ -156,17 +178,31 @@ caf::expected<node> node::join_from_env(caf::actor_system& sys, group_options op
   return res;
 }
 
-std::string this_process_role() {
-  // Read once, then taken out of the environment: a process this one starts
-  // without `node::spawn` (which sets the role of each child) must not pass
-  // for one in this role.
-  static const std::string role = [] {
-    auto* x = std::getenv(detail::role_env);
-    std::string res{x != nullptr ? x : ""};
-    ::unsetenv(detail::role_env);
-    return res;
-  }();
+namespace {
+
+/// The role, read once and then taken out of the environment: a process
+/// this one starts without `node::spawn` (which sets the role of each child)
+/// must not pass for one in this role.
+std::string take_role_from_environment() {
+  auto* x = std::getenv(detail::role_env);
+  std::string res{x != nullptr ? x : ""};
+  ::unsetenv(detail::role_env);
+  return res;
+}
+
+std::string& process_role() {
+  static std::string role = take_role_from_environment();
   return role;
+}
+
+} // namespace
+
+std::string this_process_role() {
+  return process_role();
+}
+
+void detail::reread_process_role() {
+  process_role() = take_role_from_environment();
 }
 
 caf::expected<publication> node::publish(const std::string& name, const caf::actor& x) {
@@ -256,13 +292,7 @@ caf::expected<caf::actor> node::spawn_with(const caf::expected<caf::actor>& serv
 caf::expected<child_process> node::spawn(const std::string& program,
                                          const std::vector<std::string>& args,
                                          std::vector<std::string> env) {
-  env.push_back(std::string{group_env} + "=" + core_->group());
-  env.push_back(std::string{key_env} + "=" + core_->key());
-  env.push_back(std::string{parent_env} + "=" + std::to_string(::getpid()));
-  // A child plays the role it is given, not the one this process plays.
-  set_default(env, detail::role_env, "");
-  set_default(env, detail::publish_as_env, "");
-  return spawn_process(program, args, env);
+  return spawn_process(program, args, child_environment(*core_, std::move(env)));
 }
 
 caf::expected<child_process> node::spawn_role(const std::string& role,
@@ -276,12 +306,16 @@ caf::expected<child_process> node::spawn_role(const std::string& role,
 
 caf::expected<child_process> node::spawn_self(const std::vector<std::string>& args,
                                               std::vector<std::string> env) {
+  env = child_environment(*core_, std::move(env));
+  if (detail::forkable_role(value_in(env, detail::role_env)))
+    if (auto forked = detail::fork_self(args, env))
+      return forked; // otherwise started anew below: slower, and the same
   char path[4096];
   auto n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
   if (n <= 0)
     return make_error(errc::spawn_failed, "cannot read /proc/self/exe");
   path[n] = '\0';
-  return spawn(path, args, std::move(env));
+  return spawn_process(path, args, env);
 }
 
 caf::expected<uint16_t> node::publish_tcp(const caf::actor& x, uint16_t port,

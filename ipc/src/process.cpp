@@ -1,5 +1,6 @@
 #include "troupe/ipc/process.hpp"
 
+#include "fork_server.hpp"
 #include "troupe/ipc/error.hpp"
 
 #include <signal.h>
@@ -78,7 +79,7 @@ caf::expected<exit_status> child_process::wait(caf::timespan timeout) {
     return res;
   };
   int status = 0;
-  if (detail::is_forever(timeout)) {
+  if (troupe::detail::is_forever(timeout)) {
     for (;;) {
       auto rc = ::waitpid(pid_, &status, 0);
       if (rc == pid_)
@@ -110,6 +111,13 @@ caf::expected<exit_status> child_process::wait(caf::timespan timeout) {
 caf::expected<child_process> spawn_process(const std::string& program,
                                            const std::vector<std::string>& args,
                                            const std::vector<std::string>& env) {
+  return detail::spawn_process_keeping(program, args, env, -1);
+}
+
+caf::expected<child_process> detail::spawn_process_keeping(const std::string& program,
+                                                           const std::vector<std::string>& args,
+                                                           const std::vector<std::string>& env,
+                                                           int fd) {
   if (program.empty())
     return make_error(errc::spawn_failed, "no program given");
   std::vector<char*> argv;
@@ -133,10 +141,17 @@ caf::expected<child_process> spawn_process(const std::string& program,
   for (auto& e : env)
     envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
+  // Duplicating a descriptor onto itself clears its close-on-exec flag in
+  // the child (glibc 2.29 and later).
+  posix_spawn_file_actions_t actions;
+  ::posix_spawn_file_actions_init(&actions);
+  if (fd >= 0)
+    ::posix_spawn_file_actions_adddup2(&actions, fd, fd);
   pid_t pid = 0;
   auto rc = program.find('/') == std::string::npos
-              ? ::posix_spawnp(&pid, program.c_str(), nullptr, nullptr, argv.data(), envp.data())
-              : ::posix_spawn(&pid, program.c_str(), nullptr, nullptr, argv.data(), envp.data());
+              ? ::posix_spawnp(&pid, program.c_str(), &actions, nullptr, argv.data(), envp.data())
+              : ::posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), envp.data());
+  ::posix_spawn_file_actions_destroy(&actions);
   if (rc != 0)
     return make_error(errc::spawn_failed, "cannot start '" + program + "': " + std::strerror(rc));
   return child_process{pid};

@@ -1,5 +1,6 @@
 #include "troupe/ipc/program.hpp"
 
+#include "fork_server.hpp"
 #include "roles.hpp"
 #include "troupe/ipc/configure.hpp"
 #include "troupe/ipc/error.hpp"
@@ -86,6 +87,9 @@ program& program::serve(std::string name, std::function<caf::actor(process_conte
 }
 
 int program::run(std::function<int(process_context&)> parent) {
+  // A fork server returns here only in the hosts it forks, in their role.
+  if (this_process_role() == detail::fork_server_role)
+    args_ = detail::serve_forks();
   // Read (and taken out of the environment) before any thread starts.
   auto role = this_process_role();
   caf::actor_system_config cfg;

@@ -81,6 +81,26 @@ TEST_SUITE("ipc.isolated") {
     CHECK(contains(bad_args, "troupe.start_failed"));
   }
 
+  TEST_CASE("hosts are forked by a fork server as children of the process that asked, a dead "
+            "server is replaced, and the server ends with its program") {
+    auto out = run_mode("fork-server");
+    INFO(out);
+    CHECK(contains(out, "forked child yes\n"));
+    CHECK(contains(out, "servers 1\n"));
+    CHECK(contains(out, "server killed yes\n"));
+    CHECK(contains(out, "forked again yes\n"));
+    CHECK(contains(out, "answers 10 15\n"));
+    CHECK(contains(out, "new server yes\n"));
+    CHECK(contains(out, "large started anew yes\n"));
+    CHECK(contains(out, "large holds 40000\n"));
+    auto at = out.find("server pid ");
+    REQUIRE(at != std::string::npos);
+    auto server = static_cast<pid_t>(std::stoi(out.substr(at + 11)));
+    // Gone, or a zombie its new parent has yet to reap.
+    CHECK(
+      eventually([server] { return process_state(server) == 0 || process_state(server) == 'Z'; }));
+  }
+
 } // TEST_SUITE
 
 TEST_SUITE("ipc.host_pool") {

@@ -24,6 +24,10 @@
 //   bad-args      spawn_isolated with arguments the type does not take
 //   hosts HOW     actors placed on a host_pool of two processes (HOW:
 //                 round-robin or least-loaded); one host killed with SIGKILL
+//   fork-server   isolated actors' hosts forked by the fork server: whether
+//                 they are this process's children, after the server was
+//                 killed too; an actor whose arguments are too large for a
+//                 request, started anew; the server's pid
 
 #include "troupe/ipc/error.hpp"
 #include "troupe/ipc/host_pool.hpp"
@@ -43,9 +47,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -85,8 +91,17 @@ caf::behavior fragile(caf::event_based_actor* self, int32_t factor) {
   };
 }
 
+/// Holds `text`; says its size and its process.
+caf::behavior holder(caf::event_based_actor*, std::string text) {
+  return {
+    [text](int32_t) { return static_cast<int32_t>(text.size()); },
+    [](pid_atom) { return static_cast<int32_t>(::getpid()); },
+  };
+}
+
 void configure(caf::actor_system_config& cfg) {
   cfg.add_actor_type("fragile", fragile);
+  cfg.add_actor_type("holder", holder);
 }
 
 int32_t ask_int(process_context& ctx, const caf::actor& dest, caf::message msg) {
@@ -294,6 +309,94 @@ int hosts(process_context& ctx, const std::string& how) {
   return 0;
 }
 
+/// The fields of /proc/PID/stat after the command name (state, ppid...),
+/// and the command name; empty for a process that is gone.
+std::pair<std::string, std::vector<std::string>> stat_of(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/stat"};
+  std::string line;
+  std::getline(in, line);
+  auto open = line.find('(');
+  auto close = line.rfind(')');
+  if (open == std::string::npos || close == std::string::npos)
+    return {};
+  std::istringstream rest{line.substr(close + 1)};
+  std::vector<std::string> fields;
+  for (std::string field; rest >> field;)
+    fields.push_back(field);
+  return {line.substr(open + 1, close - open - 1), fields};
+}
+
+pid_t parent_of(pid_t pid) {
+  auto fields = stat_of(pid).second;
+  return fields.size() > 1 ? std::stoi(fields[1]) : 0;
+}
+
+/// How many arguments (argv[0] included) process `pid` was started with.
+size_t argument_count(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/cmdline"};
+  size_t count = 0;
+  for (std::string arg; std::getline(in, arg, '\0');)
+    ++count;
+  return count;
+}
+
+/// This process's children named `name`.
+std::vector<pid_t> children_named(const std::string& name) {
+  std::vector<pid_t> res;
+  for (auto& entry : std::filesystem::directory_iterator{"/proc"}) {
+    auto file = entry.path().filename().string();
+    if (file.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    auto pid = static_cast<pid_t>(std::stoi(file));
+    auto [comm, fields] = stat_of(pid);
+    if (comm == name && fields.size() > 1 && std::stoi(fields[1]) == ::getpid())
+      res.push_back(pid);
+  }
+  return res;
+}
+
+int fork_server(process_context& ctx) {
+  // A host forked by the server has the server's command line (no
+  // arguments); one started anew has its type and arguments.
+  auto forked_child = [&](pid_t pid) {
+    return argument_count(pid) == 1 && parent_of(pid) == ::getpid()
+           && stat_of(pid).first == stat_of(::getpid()).first;
+  };
+  auto first = ctx.check(troupe::ipc::spawn_isolated(ctx.group(), "fragile", int32_t{2}), "spawn");
+  auto first_pid = ask_int(ctx, first.actor(), caf::make_message(pid_atom::value));
+  std::cout << "forked child " << yes_no(forked_child(first_pid)) << std::endl;
+  auto servers = children_named("troupe.forks");
+  std::cout << "servers " << servers.size() << std::endl;
+  if (servers.size() != 1)
+    return 1;
+  // A server that died is replaced by the next start.
+  ::kill(servers[0], SIGKILL);
+  std::cout << "server killed " << yes_no(ends_in_time(servers[0])) << std::endl;
+  auto second = ctx.check(troupe::ipc::spawn_isolated(ctx.group(), "fragile", int32_t{3}), "spawn");
+  auto second_pid = ask_int(ctx, second.actor(), caf::make_message(pid_atom::value));
+  std::cout << "forked again " << yes_no(forked_child(second_pid)) << std::endl;
+  std::cout << "answers " << ask_int(ctx, first.actor(), caf::make_message(int32_t{5})) << ' '
+            << ask_int(ctx, second.actor(), caf::make_message(int32_t{5})) << std::endl;
+  auto replaced = children_named("troupe.forks");
+  std::cout << "new server " << yes_no(replaced.size() == 1 && replaced[0] != servers[0])
+            << std::endl;
+  // Arguments too large for a request (80 kB in hex), yet within exec's
+  // limit for one argument (128 KiB): started anew, and the same.
+  auto large = ctx.check(
+    troupe::ipc::spawn_isolated(ctx.group(), "holder", std::string(40'000, 'x')), "spawn");
+  auto large_pid = ask_int(ctx, large.actor(), caf::make_message(pid_atom::value));
+  std::cout << "large started anew "
+            << yes_no(argument_count(large_pid) == 3 && parent_of(large_pid) == ::getpid())
+            << std::endl;
+  std::cout << "large holds " << ask_int(ctx, large.actor(), caf::make_message(int32_t{0}))
+            << std::endl;
+  for (auto* sut : {&first, &second, &large})
+    ctx.check(sut->stop(patience), "stop");
+  if (!replaced.empty())
+    std::cout << "server pid " << replaced[0] << std::endl;
+  return 0;
+}
+
 int report(process_context& ctx, troupe::ipc::child_process& child) {
   auto status = ctx.check(child.wait(patience), "wait");
   std::cout << "child " << to_string(status) << std::endl;
@@ -344,6 +447,8 @@ int parent(process_context& ctx) {
     return give_up(ctx);
   if (mode == "hosts" && ctx.args().size() == 2)
     return hosts(ctx, ctx.args()[1]);
+  if (mode == "fork-server")
+    return fork_server(ctx);
   if (mode == "bad-type" || mode == "bad-args") {
     auto sut = mode == "bad-type"
                  ? troupe::ipc::spawn_isolated(ctx.group(), "nosuch", int32_t{1})
@@ -353,7 +458,8 @@ int parent(process_context& ctx) {
   }
   std::cerr
     << "usage: troupe-program-child orphan FILE | check | unknown | args A... | "
-       "stop-served | isolated KIND | in-flight N | give-up | bad-type | bad-args | hosts HOW\n";
+       "stop-served | isolated KIND | in-flight N | give-up | bad-type | bad-args | hosts HOW | "
+       "fork-server\n";
   return 2;
 }
 

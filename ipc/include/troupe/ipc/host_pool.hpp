@@ -52,7 +52,8 @@ struct host_pool_options {
 /// `troupe::ipc::program` serves by itself) under one supervisor, and the
 /// actors placed on them. Where `spawn_isolated` gives each actor a process
 /// of its own, a pool shares a few among many actors: a crash of a host
-/// process takes the actors on it, and nothing else.
+/// process takes the actors on it, and nothing else. The host processes are
+/// forked as `isolated_child` says.
 ///
 /// Each placed actor runs under a supervisor of its own with the pool's
 /// restart rules, as an isolated actor does: its stable handle reaches the

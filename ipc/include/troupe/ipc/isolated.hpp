@@ -40,6 +40,16 @@ struct isolation_options {
 /// from `args`, in a process of its own: this program again, in a role that
 /// `troupe::ipc::program` serves by itself. For a supervisor of your own;
 /// `spawn_isolated` wraps it in one.
+///
+/// The process is forked by this process's fork server (started with the
+/// first host: the program once more, named `troupe.forks`, which never
+/// starts a thread), so it skips loading the program's libraries; it is
+/// forked twice and this process becomes a child subreaper
+/// (`PR_SET_CHILD_SUBREAPER`), so that the host is this process's child.
+/// Code in `main` before `program::run` ran once, in the server; a host has
+/// the environment, working directory and standard streams the program had
+/// when the server started. Arguments of more than 64 KiB (serialized)
+/// start the program anew instead, as does a server that does not answer.
 [[nodiscard]] child_spec isolated_child(node& group, std::string type, caf::message args,
                                         const isolation_options& opts = {});
 
@@ -102,8 +112,8 @@ template <class... Ts>
 }
 
 /// Whether this process is a host that `spawn_isolated` or a `host_pool`
-/// started. `program::run` serves such a process by itself; a `main` that
-/// does not run under `program` hands it to one:
+/// started, or their fork server. `program::run` serves such a process by
+/// itself; a `main` that does not run under `program` hands it to one:
 /// `if (is_isolated_host()) return program{argc, argv}.configure(types).run(nullptr);`
 [[nodiscard]] bool is_isolated_host();
 

@@ -38,7 +38,8 @@ struct exit_status {
 std::string to_string(const exit_status& x);
 
 /// A child process started with `posix_spawn` (never a bare `fork`, which is
-/// unsafe once CAF's threads run).
+/// unsafe once CAF's threads run), or forked for this process by its fork
+/// server (the hosts of `spawn_isolated`), a process that runs no thread.
 ///
 /// Owns the process: destroying a `child_process` whose process still runs
 /// kills it with SIGKILL and reaps it, so no child outlives its handle by

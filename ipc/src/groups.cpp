@@ -4,10 +4,13 @@
 #include "layout.hpp"
 #include "troupe/error.hpp"
 #include "troupe/ipc/detail/shared_call.hpp"
+#include "troupe/ipc/process_groups.hpp"
 
 #include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
 #include <caf/thread_hook.hpp>
 
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -22,7 +25,75 @@ namespace {
 /// What a node sends another's relay: (group, message), from the publisher.
 using relay_atom = caf::atom_constant<caf::atom("tgroup_fwd")>;
 
+// What a process of another host sends a gateway (see `group_gateway`):
+// (group, its inbox) to subscribe or unsubscribe the inbox, and (group,
+// message) from the publisher to send to the group.
+using gateway_join_atom = caf::atom_constant<caf::atom("tgrp_join")>;
+using gateway_leave_atom = caf::atom_constant<caf::atom("tgrp_leave")>;
+using gateway_send_atom = caf::atom_constant<caf::atom("tgrp_send")>;
+
 class group_module;
+
+/// The subscribers of a group in this process.
+class subscriber_set {
+public:
+  /// Adds `who`; the number of subscribers after, or 0 if it was one.
+  size_t add(caf::strong_actor_ptr who) {
+    std::unique_lock<std::shared_mutex> guard{mtx_};
+    return members_.emplace(std::move(who)).second ? members_.size() : 0;
+  }
+
+  /// Removes `who`; whether it was the last one.
+  bool remove_last(const caf::actor_control_block* who) {
+    std::unique_lock<std::shared_mutex> guard{mtx_};
+    auto i = members_.find(who);
+    if (i == members_.end())
+      return false;
+    members_.erase(i);
+    return members_.empty();
+  }
+
+  void deliver(const caf::strong_actor_ptr& sender, const caf::message& msg,
+               caf::execution_unit* host) {
+    std::shared_lock<std::shared_mutex> guard{mtx_};
+    for (auto& s : members_)
+      s->enqueue(sender, caf::make_message_id(), msg, host);
+  }
+
+  void clear() {
+    std::unique_lock<std::shared_mutex> guard{mtx_};
+    members_.clear();
+  }
+
+  bool empty() {
+    std::shared_lock<std::shared_mutex> guard{mtx_};
+    return members_.empty();
+  }
+
+private:
+  std::shared_mutex mtx_;
+  std::set<caf::strong_actor_ptr, std::less<>> members_;
+};
+
+/// Where a group handle was written: the machine (its boot id) and the
+/// troupe group of the writer's node (empty for none). A handle read on the
+/// same machine in the same troupe group is that group by name; elsewhere
+/// it is reached through the writer's gateway.
+struct group_origin {
+  std::string machine;
+  std::string troupe_group;
+};
+
+/// This machine's boot id (empty where the kernel does not say).
+const std::string& machine_id() {
+  static const std::string id = [] {
+    std::ifstream in{"/proc/sys/kernel/random/boot_id"};
+    std::string res;
+    std::getline(in, res);
+    return res;
+  }();
+  return id;
+}
 
 /// One group of the module in this process: its subscribers here, and the
 /// relays of the other nodes that have subscribers.
@@ -51,8 +122,10 @@ private:
   std::shared_ptr<const relay_list> relays();
 
   group_module& module_;
-  std::shared_mutex subscribers_mtx_;
-  std::set<caf::strong_actor_ptr, std::less<>> subscribers_;
+  // Taken while the subscription entry is added or removed, so that the
+  // entry follows the first and the last subscriber in order.
+  std::mutex membership_mtx_;
+  subscriber_set subscribers_;
   // The relays found at `relays_version_` of `relays_of_`'s name table;
   // looked up again when names or members change, or were incomplete.
   std::mutex relays_mtx_;
@@ -62,19 +135,80 @@ private:
   bool relays_complete_ = false;
 };
 
+/// A process group of another host (or another troupe group), reached
+/// through the gateway of the process that wrote its handle, over CAF's
+/// middleman: its subscribers in this process, and the inbox through which
+/// the gateway hands them the group's messages. The inbox joins the group
+/// there while this process has subscribers; sends go to the gateway.
+class distant_group final : public caf::abstract_group {
+public:
+  distant_group(group_module& mod, caf::actor gateway, std::string name, group_origin origin);
+
+  /// Spawns the inbox, which holds the group until it stops.
+  void start();
+
+  bool subscribe(caf::strong_actor_ptr who) override;
+  void unsubscribe(const caf::actor_control_block* who) override;
+  void enqueue(caf::strong_actor_ptr sender, caf::message_id, caf::message msg,
+               caf::execution_unit* host) override;
+  caf::error save(caf::serializer& sink) const override;
+  void stop() override;
+
+  void deliver_here(const caf::strong_actor_ptr& sender, const caf::message& msg,
+                    caf::execution_unit* host) {
+    subscribers_.deliver(sender, msg, host);
+  }
+
+  const caf::actor& gateway() const {
+    return gateway_;
+  }
+
+  const caf::actor& inbox() const {
+    return inbox_;
+  }
+
+private:
+  caf::actor gateway_;
+  group_origin origin_;
+  caf::actor inbox_;
+  std::mutex membership_mtx_;
+  subscriber_set subscribers_;
+};
+
 class group_module final : public caf::group_module {
 public:
   explicit group_module(caf::actor_system& sys) : caf::group_module(sys, group_module_name) {}
 
   void stop() override {
     std::map<std::string, caf::intrusive_ptr<process_group>> stopping;
+    std::map<distant_key, caf::intrusive_ptr<distant_group>> distant;
+    std::vector<caf::actor> helpers;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       stopping.swap(groups_);
+      distant.swap(distant_);
+      helpers.swap(helpers_);
       carrier_.reset();
     }
     for (auto& entry : stopping)
       entry.second->stop();
+    for (auto& entry : distant) {
+      helpers.push_back(entry.second->inbox());
+      entry.second->stop();
+    }
+    // Hidden actors the actor system does not wait for: ended here, before
+    // its scheduler stops (as CAF's local groups end their brokers).
+    caf::scoped_actor self{system(), true};
+    for (auto& x : helpers)
+      self->send_exit(x, caf::exit_reason::kill);
+    self->wait_for(helpers);
+  }
+
+  /// Keeps `x` (a gateway, an inbox, a server of `publish_groups_tcp`) to
+  /// end it when the module stops.
+  void keep(caf::actor x) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    helpers_.push_back(std::move(x));
   }
 
   caf::expected<caf::group> get(const std::string& name) override {
@@ -95,13 +229,48 @@ public:
 
   caf::error load(caf::deserializer& source, caf::group& storage) override {
     std::string name;
-    if (auto err = source(name))
+    group_origin from;
+    caf::strong_actor_ptr gateway;
+    if (auto err = source(name, from.machine, from.troupe_group, gateway))
       return err;
-    auto res = get(name);
-    if (!res)
-      return std::move(res.error());
-    storage = std::move(*res);
+    auto here = origin();
+    bool same_group = !here.troupe_group.empty() && here.troupe_group == from.troupe_group
+                      && here.machine == from.machine;
+    if (!gateway || gateway->node() == system().node() || same_group) {
+      auto res = get(name);
+      if (!res)
+        return std::move(res.error());
+      storage = std::move(*res);
+      return caf::none;
+    }
+    storage = distant(caf::actor_cast<caf::actor>(std::move(gateway)), name, std::move(from));
     return caf::none;
+  }
+
+  /// Where this process writes group handles from.
+  group_origin origin() {
+    auto c = carrier();
+    return {machine_id(), c ? c->group() : std::string{}};
+  }
+
+  /// The actor through which processes elsewhere reach this process's
+  /// groups; spawned when a handle first leaves.
+  caf::actor gateway();
+
+  /// The group `name` behind `gateway`, one per gateway and name.
+  caf::group distant(caf::actor gateway, const std::string& name, group_origin from) {
+    distant_key key{gateway.address(), name};
+    caf::intrusive_ptr<distant_group> res;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      auto& slot = distant_[key];
+      if (slot)
+        return caf::group{slot};
+      slot = caf::make_counted<distant_group>(*this, std::move(gateway), name, std::move(from));
+      res = slot;
+    }
+    res->start();
+    return caf::group{res};
   }
 
   /// The node that carries the groups across processes, if any.
@@ -154,8 +323,13 @@ public:
   }
 
 private:
+  using distant_key = std::pair<caf::actor_addr, std::string>;
+
   std::mutex mtx_;
   std::map<std::string, caf::intrusive_ptr<process_group>> groups_;
+  std::map<distant_key, caf::intrusive_ptr<distant_group>> distant_;
+  caf::actor gateway_;
+  std::vector<caf::actor> helpers_;
   std::shared_ptr<core> carrier_;
 };
 
@@ -177,14 +351,15 @@ process_group::process_group(group_module& mod, std::string name)
 bool process_group::subscribe(caf::strong_actor_ptr who) {
   if (!who)
     return false;
-  std::unique_lock<std::shared_mutex> guard{subscribers_mtx_};
-  auto [pos, added] = subscribers_.emplace(std::move(who));
-  if (!added || subscribers_.size() > 1)
-    return added;
+  auto* raw = who.get();
+  std::lock_guard<std::mutex> guard{membership_mtx_};
+  auto count = subscribers_.add(std::move(who));
+  if (count != 1)
+    return count > 0;
   // The first subscriber here: the other processes send here from now on.
   if (auto c = module_.carrier()) {
     if (auto err = c->add_subscription(identifier_)) {
-      subscribers_.erase(pos);
+      subscribers_.remove_last(raw);
       report_unjoined(identifier_, err);
       return false;
     }
@@ -193,18 +368,14 @@ bool process_group::subscribe(caf::strong_actor_ptr who) {
 }
 
 void process_group::unsubscribe(const caf::actor_control_block* who) {
-  std::unique_lock<std::shared_mutex> guard{subscribers_mtx_};
-  auto i = subscribers_.find(who);
-  if (i == subscribers_.end())
-    return;
-  subscribers_.erase(i);
-  if (subscribers_.empty())
+  std::lock_guard<std::mutex> guard{membership_mtx_};
+  if (subscribers_.remove_last(who))
     if (auto c = module_.carrier())
       c->remove_subscription(identifier_);
 }
 
 void process_group::announce(core& c) {
-  std::shared_lock<std::shared_mutex> guard{subscribers_mtx_};
+  std::lock_guard<std::mutex> guard{membership_mtx_};
   if (subscribers_.empty())
     return;
   if (auto err = c.add_subscription(identifier_))
@@ -213,9 +384,7 @@ void process_group::announce(core& c) {
 
 void process_group::deliver_here(const caf::strong_actor_ptr& sender, const caf::message& msg,
                                  caf::execution_unit* host) {
-  std::shared_lock<std::shared_mutex> guard{subscribers_mtx_};
-  for (auto& s : subscribers_)
-    s->enqueue(sender, caf::make_message_id(), msg, host);
+  subscribers_.deliver(sender, msg, host);
 }
 
 void process_group::forget_relays() {
@@ -251,14 +420,156 @@ void process_group::enqueue(caf::strong_actor_ptr sender, caf::message_id, caf::
 }
 
 caf::error process_group::save(caf::serializer& sink) const {
-  // Another process loads it by name: the same group there.
+  // A process of the same troupe group loads it by name: the same group
+  // there. Elsewhere it is reached through this process's gateway.
   auto name = identifier_;
-  return sink(name);
+  auto from = module_.origin();
+  auto gateway = caf::actor_cast<caf::strong_actor_ptr>(module_.gateway());
+  return sink(name, from.machine, from.troupe_group, gateway);
 }
 
 void process_group::stop() {
-  std::unique_lock<std::shared_mutex> guard{subscribers_mtx_};
   subscribers_.clear();
+}
+
+// -- groups of other hosts ----------------------------------------------------------------------
+
+/// The group an inbox serves; dropped when the inbox ends (CAF destroys an
+/// actor's state then), which breaks the cycle group -> inbox -> group.
+struct inbox_state {
+  caf::intrusive_ptr<distant_group> grp;
+  static inline const char* name = "troupe.group_inbox";
+};
+
+/// Hands what the gateway sends to the subscribers here, with its sender;
+/// when the gateway goes (its process, or the connection to its host), the
+/// subscribers get a `group_down_msg`, as with CAF's remote groups.
+caf::behavior distant_inbox(caf::stateful_actor<inbox_state>* self,
+                            caf::intrusive_ptr<distant_group> grp) {
+  self->state.grp = std::move(grp);
+  self->monitor(self->state.grp->gateway());
+  self->set_down_handler([self](caf::down_msg&) {
+    auto& grp = self->state.grp;
+    grp->deliver_here(nullptr, caf::make_message(caf::group_down_msg{caf::group{grp}}),
+                      self->context());
+    self->quit();
+  });
+  self->set_default_handler(
+    [self](caf::scheduled_actor*, caf::message_view& x) -> caf::result<caf::message> {
+      self->state.grp->deliver_here(self->current_sender(), x.move_content_to_message(),
+                                    self->context());
+      return caf::message{};
+    });
+  return {[] {}};
+}
+
+distant_group::distant_group(group_module& mod, caf::actor gateway, std::string name,
+                             group_origin origin)
+  : caf::abstract_group(mod, std::move(name), gateway.node()), gateway_(std::move(gateway)),
+    origin_(std::move(origin)) {}
+
+void distant_group::start() {
+  inbox_ = system().spawn<caf::hidden>(distant_inbox, caf::intrusive_ptr<distant_group>{this});
+}
+
+bool distant_group::subscribe(caf::strong_actor_ptr who) {
+  if (!who)
+    return false;
+  std::lock_guard<std::mutex> guard{membership_mtx_};
+  auto count = subscribers_.add(std::move(who));
+  if (count == 1)
+    caf::anon_send(gateway_, gateway_join_atom::value, identifier_, inbox_);
+  return count > 0;
+}
+
+void distant_group::unsubscribe(const caf::actor_control_block* who) {
+  std::lock_guard<std::mutex> guard{membership_mtx_};
+  if (subscribers_.remove_last(who))
+    caf::anon_send(gateway_, gateway_leave_atom::value, identifier_, inbox_);
+}
+
+void distant_group::enqueue(caf::strong_actor_ptr sender, caf::message_id, caf::message msg,
+                            caf::execution_unit* host) {
+  gateway_->enqueue(caf::make_mailbox_element(std::move(sender), caf::make_message_id(), {},
+                                              gateway_send_atom::value, identifier_,
+                                              std::move(msg)),
+                    host);
+}
+
+caf::error distant_group::save(caf::serializer& sink) const {
+  auto name = identifier_;
+  auto from = origin_;
+  auto gateway = caf::actor_cast<caf::strong_actor_ptr>(gateway_);
+  return sink(name, from.machine, from.troupe_group, gateway);
+}
+
+void distant_group::stop() {
+  subscribers_.clear(); // the module ends the inbox
+}
+
+/// The inboxes of other hosts' processes joined to this process's groups,
+/// each with the groups it joined.
+struct gateway_state {
+  std::map<caf::actor_addr, std::pair<caf::strong_actor_ptr, std::set<std::string>>> joined;
+  static inline const char* name = "troupe.group_gateway";
+};
+
+/// Stands for this process's groups to processes of other hosts: their
+/// inboxes join and leave here, as subscribers of this process, and what
+/// they send is sent to the group here (its sender kept).
+caf::behavior group_gateway(caf::stateful_actor<gateway_state>* self) {
+  auto group_named = [self](const std::string& name) -> caf::intrusive_ptr<caf::abstract_group> {
+    auto grp = self->system().groups().get(group_module_name, name);
+    if (!grp)
+      return nullptr;
+    return caf::intrusive_ptr<caf::abstract_group>{grp->get()};
+  };
+  self->set_down_handler([self, group_named](caf::down_msg& dm) {
+    auto i = self->state.joined.find(dm.source);
+    if (i == self->state.joined.end())
+      return;
+    for (auto& name : i->second.second)
+      if (auto grp = group_named(name))
+        grp->unsubscribe(i->second.first.get());
+    self->state.joined.erase(i);
+  });
+  return {
+    [self, group_named](gateway_join_atom, const std::string& name, const caf::actor& inbox) {
+      auto grp = group_named(name);
+      if (!grp || !inbox || !grp->subscribe(caf::actor_cast<caf::strong_actor_ptr>(inbox)))
+        return;
+      auto& entry = self->state.joined[inbox.address()];
+      if (!entry.first) {
+        entry.first = caf::actor_cast<caf::strong_actor_ptr>(inbox);
+        self->monitor(inbox);
+      }
+      entry.second.insert(name);
+    },
+    [self, group_named](gateway_leave_atom, const std::string& name, const caf::actor& inbox) {
+      auto i = self->state.joined.find(inbox.address());
+      if (i == self->state.joined.end() || i->second.second.erase(name) == 0)
+        return;
+      if (auto grp = group_named(name))
+        grp->unsubscribe(i->second.first.get());
+      if (i->second.second.empty()) {
+        self->demonitor(inbox);
+        self->state.joined.erase(i);
+      }
+    },
+    [self, group_named](gateway_send_atom, const std::string& name, const caf::message& msg) {
+      if (auto grp = group_named(name))
+        grp->enqueue(self->current_sender(), caf::make_message_id(), msg, self->context());
+    },
+  };
+}
+
+caf::actor group_module::gateway() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (!gateway_) {
+    gateway_ = system().spawn<caf::hidden>(group_gateway);
+    helpers_.push_back(gateway_);
+  }
+  return gateway_;
 }
 
 caf::behavior group_relay(caf::event_based_actor* self) {
@@ -320,3 +631,36 @@ caf::actor start_group_relay(caf::actor_system& sys) {
 }
 
 } // namespace troupe::ipc::detail
+
+namespace troupe::ipc {
+
+caf::expected<uint16_t> publish_groups_tcp(caf::actor_system& sys, uint16_t port,
+                                           const std::string& in) {
+  if (!sys.has_middleman())
+    return make_error(troupe::errc::invalid_argument,
+                      "publish_groups_tcp needs CAF's middleman: call troupe::ipc::configure(cfg) "
+                      "before the actor system starts");
+  if (!detail::module_of(sys))
+    return make_error(troupe::errc::invalid_argument,
+                      "publish_groups_tcp needs the group module \"troupe\": call "
+                      "troupe::ipc::configure(cfg) before the actor system starts");
+  // What CAF's remote_group asks the actor at the port: a group by name.
+  auto server = sys.spawn<caf::hidden>([](caf::event_based_actor* self) -> caf::behavior {
+    return {
+      [self](caf::get_atom, const std::string& name) -> caf::result<caf::group> {
+        auto grp = self->system().groups().get(detail::group_module_name, name);
+        if (!grp)
+          return std::move(grp.error());
+        return std::move(*grp);
+      },
+    };
+  });
+  auto res = sys.middleman().publish(server, port, in.empty() ? nullptr : in.c_str(), true);
+  if (!res)
+    caf::anon_send_exit(server, caf::exit_reason::user_shutdown);
+  else
+    detail::module_of(sys)->keep(server);
+  return res;
+}
+
+} // namespace troupe::ipc

@@ -4,7 +4,9 @@
 #include "support.hpp"
 #include "troupe/ipc/inspect.hpp"
 #include "troupe/ipc/node.hpp"
+#include "troupe/ipc/process_groups.hpp"
 
+#include <caf/io/middleman.hpp>
 #include <doctest/doctest.h>
 
 #include <signal.h>
@@ -73,6 +75,36 @@ size_t subscription_entries(const std::string& group, const std::string& name) {
   for (auto& e : info->names)
     n += e.subscription && e.name == name && e.owner_alive ? 1 : 0;
   return n;
+}
+
+/// The values `self` receives until it has `n` of those `keep` takes, or
+/// the deadline.
+template <class Keep>
+std::vector<int32_t> receive_values(caf::scoped_actor& self, size_t n, Keep keep) {
+  std::vector<int32_t> got;
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (got.size() < n && std::chrono::steady_clock::now() < until)
+    self->receive(
+      [&](int32_t x) {
+        if (keep(x))
+          got.push_back(x);
+      },
+      caf::after(std::chrono::milliseconds(100)) >> [] {});
+  return got;
+}
+
+/// Sends `probe` to `grp` until `member` gets one: its join, which travels
+/// to another host, has taken effect.
+bool await_remote_join(caf::scoped_actor& sender, const caf::group& grp, caf::scoped_actor& member,
+                       int32_t probe) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  bool joined = false;
+  while (!joined && std::chrono::steady_clock::now() < until) {
+    sender->send(grp, probe);
+    member->receive([&](int32_t x) { joined = x == probe; },
+                    caf::after(std::chrono::milliseconds(20)) >> [] {});
+  }
+  return joined;
 }
 
 } // namespace
@@ -225,6 +257,115 @@ TEST_SUITE("ipc.groups") {
     self->receive([](int32_t tag, int32_t x) { CHECK((tag == 5 && x == 42)); },
                   caf::after(deadline) >> [] { FAIL("the member got nothing"); });
     self->send_exit(member, caf::exit_reason::user_shutdown);
+  }
+
+  TEST_CASE("a process group reaches another host through CAF's remote_group, both ways, in "
+            "order") {
+    ipc_fixture f{"pubsubtcp"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto host = f.serve(*sut, "t1");
+    f.find(*sut, "t1");
+    member_in(f, *sut, 0, "news", 0);
+    member_in(f, *sut, host.pid(), "news", 10);
+    await_joined(f, {0, 10});
+    auto port = troupe::ipc::publish_groups_tcp(f.sys, 0, "127.0.0.1");
+    REQUIRE_MESSAGE(port, troupe::describe(port.error()));
+    // Another host: an actor system in no troupe group, over TCP.
+    config other_cfg;
+    caf::actor_system other{other_cfg};
+    {
+      auto news = other.middleman().remote_group("news", "127.0.0.1", *port);
+      REQUIRE_MESSAGE(news, troupe::describe(news.error()));
+      CHECK(news->get()->module().name() == "troupe");
+      caf::scoped_actor remote{other};
+      remote->join(*news);
+      auto grp = f.sys.groups().get("troupe", "news");
+      REQUIRE(grp);
+      REQUIRE(await_remote_join(f.self, *grp, remote, -2));
+      constexpr int32_t n = 200;
+      for (int32_t i = 0; i < n; ++i)
+        f.self->send(*grp, i);
+      CHECK(receive_values(remote, n, [](int32_t x) { return x >= 0; }) == iota(0, n));
+      // From there: every subscriber here, in both processes, in order.
+      for (int32_t i = 0; i < n; ++i)
+        remote->send(*news, 1000 + i);
+      auto got = collect(f, {}, [&](const received_map& m) {
+        for (auto tag : {0, 10})
+          if (m.count(tag) == 0 || m.at(tag).empty() || m.at(tag).back() != 1000 + n - 1)
+            return false;
+        return true;
+      });
+      for (auto tag : {0, 10}) {
+        std::vector<int32_t> from_there;
+        for (auto x : got[tag])
+          if (x >= 1000)
+            from_there.push_back(x);
+        CHECK_MESSAGE(from_there == iota(1000, 1000 + n), "subscriber " << tag);
+      }
+      // The handle read here again is this host's group, not a detour.
+      std::vector<char> buf;
+      caf::binary_serializer sink{other, buf};
+      REQUIRE_FALSE(sink(*news));
+      caf::group back;
+      caf::binary_deserializer source{f.sys, buf};
+      REQUIRE_FALSE(source(back));
+      CHECK(back == *grp);
+    }
+  }
+
+  TEST_CASE("another host's subscriber leaves, or its host goes, and it is out of the group; "
+            "when the group's host goes, its subscribers elsewhere hear it") {
+    ipc_fixture f{"pubsubtcpend"};
+    auto sut = node::create(f.sys, f.group);
+    REQUIRE(sut);
+    auto port = troupe::ipc::publish_groups_tcp(f.sys, 0, "127.0.0.1");
+    REQUIRE_MESSAGE(port, troupe::describe(port.error()));
+    auto grp = f.sys.groups().get("troupe", "solo");
+    REQUIRE(grp);
+    {
+      config other_cfg;
+      caf::actor_system other{other_cfg};
+      caf::scoped_actor remote{other};
+      auto solo = other.middleman().remote_group("solo", "127.0.0.1", *port);
+      REQUIRE_MESSAGE(solo, troupe::describe(solo.error()));
+      // Its only subscriber is on the other host: this process holds the
+      // entry for it.
+      remote->join(*solo);
+      REQUIRE(await_remote_join(f.self, *grp, remote, -2));
+      CHECK(subscription_entries(f.group, "solo") == 1);
+      remote->leave(*solo);
+      CHECK(eventually([&] { return subscription_entries(f.group, "solo") == 0; }));
+      remote->join(*solo);
+      REQUIRE(await_remote_join(f.self, *grp, remote, -3));
+      CHECK(subscription_entries(f.group, "solo") == 1);
+    } // the other host's actor system ends: its connection closes
+    CHECK(eventually([&] { return subscription_entries(f.group, "solo") == 0; }));
+    // The other way round: the group's host goes, a subscriber here hears it.
+    uint16_t origin_port = 0;
+    auto origin_cfg = std::make_unique<config>();
+    auto origin = std::make_unique<caf::actor_system>(*origin_cfg);
+    {
+      auto published = troupe::ipc::publish_groups_tcp(*origin, 0, "127.0.0.1");
+      REQUIRE_MESSAGE(published, troupe::describe(published.error()));
+      origin_port = *published;
+    }
+    auto far = f.sys.middleman().remote_group("far", "127.0.0.1", origin_port);
+    REQUIRE_MESSAGE(far, troupe::describe(far.error()));
+    f.self->join(*far);
+    {
+      caf::scoped_actor there{*origin};
+      auto far_there = origin->groups().get("troupe", "far");
+      REQUIRE(far_there);
+      REQUIRE(await_remote_join(there, *far_there, f.self, -4));
+    }
+    origin.reset();
+    bool heard = false;
+    auto until = std::chrono::steady_clock::now() + deadline;
+    while (!heard && std::chrono::steady_clock::now() < until)
+      f.self->receive([&](caf::group_down_msg& down) { heard = down.source == *far; },
+                      [](int32_t) {}, caf::after(std::chrono::milliseconds(100)) >> [] {});
+    CHECK(heard);
   }
 
 } // TEST_SUITE

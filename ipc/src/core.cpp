@@ -60,6 +60,12 @@ core::~core() {
     ::close(fd);
 }
 
+std::string core::instance() const {
+  auto* hdr = seg_->view.header();
+  return group() + "/" + std::to_string(hdr->creator_pid) + "/"
+         + std::to_string(hdr->created_unix_ms);
+}
+
 std::string core::key() const {
   group_key k{};
   std::memcpy(k.data(), seg_->view.header()->key, key_bytes);

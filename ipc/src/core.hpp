@@ -245,6 +245,9 @@ public:
     return seg_->group;
   }
   std::string key() const;
+  /// Tells this run of the group from another of the same name (in a
+  /// container on the same kernel, or a later run): name, creator, creation.
+  std::string instance() const;
   uint32_t slot() const {
     return me_;
   }

@@ -120,14 +120,33 @@ public:
     }
   }
 
+  /// Makes this process a child subreaper while it lives: the host of a
+  /// request is reparented here when its intermediate exits, before the
+  /// server answers. Other orphans of the process's descendants go to init
+  /// as before, but for those orphaned in this short window.
+  class subreaper_scope {
+  public:
+    subreaper_scope() {
+      ::prctl(PR_GET_CHILD_SUBREAPER, &was_);
+      if (was_ == 0)
+        ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    }
+    ~subreaper_scope() {
+      if (was_ == 0)
+        ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+    }
+    subreaper_scope(const subreaper_scope&) = delete;
+    subreaper_scope& operator=(const subreaper_scope&) = delete;
+
+  private:
+    int was_ = 0;
+  };
+
 private:
   caf::error start() {
     int ends[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ends) != 0)
       return fork_error(std::string{"socketpair: "} + std::strerror(errno));
-    // Makes the hosts this process's children once their intermediate
-    // exits (see fork_server.hpp).
-    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     char path[4096];
     auto n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
     if (n <= 0) {
@@ -150,8 +169,13 @@ private:
       return std::move(proc.error());
     }
     char hello = 0;
-    if (!readable_in_time(ends[0]) || ::recv(ends[0], &hello, 1, 0) != 1 || hello != ready_byte) {
-      // Its main did not reach program::run, or it cannot fork safely.
+    if (!readable_in_time(ends[0])) {
+      ::close(ends[0]); // and the server is killed with `proc`; next time, again
+      return fork_error("the server did not come up in time");
+    }
+    if (::recv(ends[0], &hello, 1, 0) != 1 || hello != ready_byte) {
+      // It ended without serving: its main did not reach program::run, or
+      // it cannot fork safely. That will not change.
       ::close(ends[0]);
       unusable_ = true;
       return fork_error("the program started as one did not serve");
@@ -162,6 +186,7 @@ private:
   }
 
   caf::expected<child_process> ask(const std::string& request, bool& lost) {
+    subreaper_scope adopting;
     if (::send(fd_, request.data(), request.size(), MSG_NOSIGNAL)
         != static_cast<ssize_t>(request.size())) {
       lost = true;
@@ -204,6 +229,11 @@ bool single_threaded() {
   return threads == 1;
 }
 
+/// In a host just forked: the pipe on which the server says "go" once the
+/// host is the asker's child (until then its parent is the intermediate,
+/// whose exit takes a while: the host builds its actor system meanwhile).
+int adoption_fd = -1;
+
 /// Forks a host for a request: twice, so that the host's parent exits at
 /// once and the host becomes the child of the process that asked (a
 /// subreaper), which can then wait for it. Returns true in the host;
@@ -211,9 +241,18 @@ bool single_threaded() {
 bool fork_host(fork_reply& reply) {
   std::cout.flush();
   std::fflush(nullptr); // nothing buffered is written twice
+  // The intermediate says the host's pid on one pipe; the server says "go"
+  // on the other once the host is the asker's child.
   int pid_pipe[2];
+  int go_pipe[2];
   if (::pipe2(pid_pipe, O_CLOEXEC) != 0) {
     reply.error = errno;
+    return false;
+  }
+  if (::pipe2(go_pipe, O_CLOEXEC) != 0) {
+    reply.error = errno;
+    ::close(pid_pipe[0]);
+    ::close(pid_pipe[1]);
     return false;
   }
   auto middle = ::fork();
@@ -222,6 +261,8 @@ bool fork_host(fork_reply& reply) {
     if (host == 0) {
       ::close(pid_pipe[0]);
       ::close(pid_pipe[1]);
+      ::close(go_pipe[1]);
+      adoption_fd = go_pipe[0];
       return true;
     }
     int32_t said = host > 0 ? host : -errno;
@@ -229,6 +270,7 @@ bool fork_host(fork_reply& reply) {
     ::_exit(0);
   }
   ::close(pid_pipe[1]);
+  ::close(go_pipe[0]);
   int32_t said = 0;
   ssize_t got = 0;
   if (middle < 0) {
@@ -248,6 +290,10 @@ bool fork_host(fork_reply& reply) {
     reply.error = -said;
   else
     reply.pid = said;
+  if (reply.pid > 0) {
+    [[maybe_unused]] auto ignored = ::write(go_pipe[1], &ready_byte, 1);
+  }
+  ::close(go_pipe[1]);
   return false;
 }
 
@@ -262,6 +308,19 @@ void apply_environment(const std::vector<std::string>& env) {
 }
 
 } // namespace
+
+void await_adoption() {
+  if (adoption_fd < 0)
+    return;
+  char go = 0;
+  ssize_t got = 0;
+  while ((got = ::read(adoption_fd, &go, 1)) < 0 && errno == EINTR) {
+  }
+  ::close(adoption_fd);
+  adoption_fd = -1;
+  if (got != 1)
+    std::_Exit(1); // the server died before this host became the asker's child
+}
 
 bool forkable_role(const std::string& role) {
   return role == isolated_role || role == pool_host_role;

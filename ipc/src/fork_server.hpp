@@ -9,9 +9,11 @@
 //
 // Each host is forked twice (server, then an intermediate that exits at
 // once), and the process that asked is a child subreaper
-// (PR_SET_CHILD_SUBREAPER), so the host becomes that process's child: it
-// waits for it (`child_process`) and learns how it ended, as for a host
-// started with posix_spawn. Internal.
+// (PR_SET_CHILD_SUBREAPER) while it waits for the answer, so the host
+// becomes that process's child: it waits for it (`child_process`) and
+// learns how it ended, as for a host started with posix_spawn. The host
+// joins its group only when the server says that has happened (until then
+// its parent is the intermediate). Internal.
 
 #include "troupe/ipc/process.hpp"
 
@@ -43,6 +45,12 @@ caf::expected<child_process> fork_self(const std::vector<std::string>& args,
 /// Returns only in a forked host, once its environment and role are set:
 /// the host's arguments. Not called in other processes.
 std::vector<std::string> serve_forks();
+
+/// In a host the fork server forked: waits until the host is the asker's
+/// child (the server says so), and ends the process if the server died
+/// before. No-op elsewhere. Before the host joins the group, which watches
+/// its parent.
+void await_adoption();
 
 /// Starts `program` as `spawn_process` does, with `fd` (which may be
 /// close-on-exec here) open in the child under the same number.

@@ -75,14 +75,25 @@ private:
   std::set<caf::strong_actor_ptr, std::less<>> members_;
 };
 
-/// Where a group handle was written: the machine (its boot id) and the
-/// troupe group of the writer's node (empty for none). A handle read on the
-/// same machine in the same troupe group is that group by name; elsewhere
-/// it is reached through the writer's gateway.
+/// Where a group handle was written: the machine (its boot id) and the run
+/// of the troupe group of the writer's node (`core::instance`; empty for
+/// none). A handle read on the same machine in the same run of the group is
+/// that group by name; elsewhere it is reached through the writer's gateway.
 struct group_origin {
   std::string machine;
   std::string troupe_group;
 };
+
+/// Writes a group handle: its name, origin and the writer's gateway, the
+/// gateway as node and actor id, so that reading it needs a proxy (and a
+/// deserializer that can make one) only where the group is distant.
+caf::error save_group(caf::serializer& sink, const std::string& name, const group_origin& from,
+                      const caf::actor& gateway) {
+  auto nid = gateway.node();
+  auto aid = gateway.id();
+  return sink(const_cast<std::string&>(name), const_cast<std::string&>(from.machine),
+              const_cast<std::string&>(from.troupe_group), nid, aid);
+}
 
 /// This machine's boot id (empty where the kernel does not say).
 const std::string& machine_id() {
@@ -167,11 +178,16 @@ public:
     return inbox_;
   }
 
+  /// The gateway went: tells the subscribers with a `group_down_msg`, and
+  /// each later one when it subscribes.
+  void gateway_gone(caf::execution_unit* host);
+
 private:
   caf::actor gateway_;
   group_origin origin_;
   caf::actor inbox_;
   std::mutex membership_mtx_;
+  bool gone_ = false; // guarded by membership_mtx_
   subscriber_set subscribers_;
 };
 
@@ -192,10 +208,8 @@ public:
     }
     for (auto& entry : stopping)
       entry.second->stop();
-    for (auto& entry : distant) {
-      helpers.push_back(entry.second->inbox());
+    for (auto& entry : distant)
       entry.second->stop();
-    }
     // Hidden actors the actor system does not wait for: ended here, before
     // its scheduler stops (as CAF's local groups end their brokers).
     caf::scoped_actor self{system(), true};
@@ -230,19 +244,28 @@ public:
   caf::error load(caf::deserializer& source, caf::group& storage) override {
     std::string name;
     group_origin from;
-    caf::strong_actor_ptr gateway;
-    if (auto err = source(name, from.machine, from.troupe_group, gateway))
+    caf::node_id nid;
+    caf::actor_id aid = 0;
+    if (auto err = source(name, from.machine, from.troupe_group, nid, aid))
       return err;
     auto here = origin();
     bool same_group = !here.troupe_group.empty() && here.troupe_group == from.troupe_group
                       && here.machine == from.machine;
-    if (!gateway || gateway->node() == system().node() || same_group) {
+    if (nid == system().node() || same_group) {
       auto res = get(name);
       if (!res)
         return std::move(res.error());
       storage = std::move(*res);
       return caf::none;
     }
+    // Elsewhere: a proxy of the gateway, through the connection the
+    // handle came by.
+    caf::strong_actor_ptr gateway;
+    if (auto err = caf::load_actor(gateway, source.context(), aid, nid))
+      return err;
+    if (!gateway)
+      return caf::make_error(caf::sec::no_proxy_registry,
+                             "no way to reach the gateway of process group '" + name + "'");
     storage = distant(caf::actor_cast<caf::actor>(std::move(gateway)), name, std::move(from));
     return caf::none;
   }
@@ -250,28 +273,32 @@ public:
   /// Where this process writes group handles from.
   group_origin origin() {
     auto c = carrier();
-    return {machine_id(), c ? c->group() : std::string{}};
+    return {machine_id(), c ? c->instance() : std::string{}};
   }
 
   /// The actor through which processes elsewhere reach this process's
   /// groups; spawned when a handle first leaves.
   caf::actor gateway();
 
-  /// The group `name` behind `gateway`, one per gateway and name.
+  /// The group `name` behind `gateway`, one per gateway and name while its
+  /// gateway lives.
   caf::group distant(caf::actor gateway, const std::string& name, group_origin from) {
     distant_key key{gateway.address(), name};
-    caf::intrusive_ptr<distant_group> res;
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      auto& slot = distant_[key];
-      if (slot)
-        return caf::group{slot};
-      slot = caf::make_counted<distant_group>(*this, std::move(gateway), name, std::move(from));
-      res = slot;
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto& slot = distant_[key];
+    if (!slot) {
+      // Started before any other thread can find it: its inbox is set.
+      auto grp = caf::make_counted<distant_group>(*this, std::move(gateway), name, std::move(from));
+      grp->start();
+      helpers_.push_back(grp->inbox());
+      slot = std::move(grp);
     }
-    res->start();
-    return caf::group{res};
+    return caf::group{slot};
   }
+
+  /// Its gateway is gone: the next handle read makes a new one (which hears
+  /// that at once).
+  void forget_distant(const distant_group& grp);
 
   /// The node that carries the groups across processes, if any.
   std::shared_ptr<core> carrier() {
@@ -422,10 +449,7 @@ void process_group::enqueue(caf::strong_actor_ptr sender, caf::message_id, caf::
 caf::error process_group::save(caf::serializer& sink) const {
   // A process of the same troupe group loads it by name: the same group
   // there. Elsewhere it is reached through this process's gateway.
-  auto name = identifier_;
-  auto from = module_.origin();
-  auto gateway = caf::actor_cast<caf::strong_actor_ptr>(module_.gateway());
-  return sink(name, from.machine, from.troupe_group, gateway);
+  return save_group(sink, identifier_, module_.origin(), module_.gateway());
 }
 
 void process_group::stop() {
@@ -449,9 +473,7 @@ caf::behavior distant_inbox(caf::stateful_actor<inbox_state>* self,
   self->state.grp = std::move(grp);
   self->monitor(self->state.grp->gateway());
   self->set_down_handler([self](caf::down_msg&) {
-    auto& grp = self->state.grp;
-    grp->deliver_here(nullptr, caf::make_message(caf::group_down_msg{caf::group{grp}}),
-                      self->context());
+    self->state.grp->gateway_gone(self->context());
     self->quit();
   });
   self->set_default_handler(
@@ -476,10 +498,24 @@ bool distant_group::subscribe(caf::strong_actor_ptr who) {
   if (!who)
     return false;
   std::lock_guard<std::mutex> guard{membership_mtx_};
+  if (gone_) {
+    who->enqueue(nullptr, caf::make_message_id(),
+                 caf::make_message(caf::group_down_msg{caf::group{this}}), nullptr);
+    return false;
+  }
   auto count = subscribers_.add(std::move(who));
   if (count == 1)
     caf::anon_send(gateway_, gateway_join_atom::value, identifier_, inbox_);
   return count > 0;
+}
+
+void distant_group::gateway_gone(caf::execution_unit* host) {
+  {
+    std::lock_guard<std::mutex> guard{membership_mtx_};
+    gone_ = true;
+  }
+  subscribers_.deliver(nullptr, caf::make_message(caf::group_down_msg{caf::group{this}}), host);
+  static_cast<group_module&>(module()).forget_distant(*this);
 }
 
 void distant_group::unsubscribe(const caf::actor_control_block* who) {
@@ -497,10 +533,7 @@ void distant_group::enqueue(caf::strong_actor_ptr sender, caf::message_id, caf::
 }
 
 caf::error distant_group::save(caf::serializer& sink) const {
-  auto name = identifier_;
-  auto from = origin_;
-  auto gateway = caf::actor_cast<caf::strong_actor_ptr>(gateway_);
-  return sink(name, from.machine, from.troupe_group, gateway);
+  return save_group(sink, identifier_, origin_, gateway_);
 }
 
 void distant_group::stop() {
@@ -568,8 +601,18 @@ caf::actor group_module::gateway() {
   if (!gateway_) {
     gateway_ = system().spawn<caf::hidden>(group_gateway);
     helpers_.push_back(gateway_);
+    // Found by id when another host's message names it (what CAF's
+    // serializer does for an actor handle it writes).
+    system().registry().put(gateway_.id(), caf::actor_cast<caf::strong_actor_ptr>(gateway_));
   }
   return gateway_;
+}
+
+void group_module::forget_distant(const distant_group& grp) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = distant_.find(distant_key{grp.gateway().address(), grp.identifier()});
+  if (i != distant_.end() && i->second.get() == &grp)
+    distant_.erase(i);
 }
 
 caf::behavior group_relay(caf::event_based_actor* self) {

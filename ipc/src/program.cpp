@@ -97,6 +97,7 @@ int program::run(std::function<int(process_context&)> parent) {
   if (configure_)
     configure_(cfg);
   caf::actor_system sys{cfg};
+  detail::await_adoption(); // a forked host: its parent is the asker now
   try {
     return play(sys, role, parent);
   } catch (const std::exception& ex) {

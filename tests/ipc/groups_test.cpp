@@ -366,6 +366,13 @@ TEST_SUITE("ipc.groups") {
       f.self->receive([&](caf::group_down_msg& down) { heard = down.source == *far; },
                       [](int32_t) {}, caf::after(std::chrono::milliseconds(100)) >> [] {});
     CHECK(heard);
+    // A subscriber that comes later hears it at once.
+    f.self->leave(*far);
+    f.self->join(*far);
+    heard = false;
+    f.self->receive([&](caf::group_down_msg& down) { heard = down.source == *far; },
+                    caf::after(deadline) >> [] {});
+    CHECK(heard);
   }
 
 } // TEST_SUITE

@@ -96,9 +96,16 @@ TEST_SUITE("ipc.isolated") {
     auto at = out.find("server pid ");
     REQUIRE(at != std::string::npos);
     auto server = static_cast<pid_t>(std::stoi(out.substr(at + 11)));
-    // Gone, or a zombie its new parent has yet to reap.
+    // The program ended without destructors: the server saw its socket
+    // close. Gone, or a zombie its new parent has yet to reap.
     CHECK(
       eventually([server] { return process_state(server) == 0 || process_state(server) == 'Z'; }));
+  }
+
+  TEST_CASE("a process group given to an isolated actor is the same group in its host") {
+    auto out = run_mode("isolated-group");
+    INFO(out);
+    CHECK(contains(out, "heard yes\n"));
   }
 
 } // TEST_SUITE

@@ -27,7 +27,10 @@
 //   fork-server   isolated actors' hosts forked by the fork server: whether
 //                 they are this process's children, after the server was
 //                 killed too; an actor whose arguments are too large for a
-//                 request, started anew; the server's pid
+//                 request, started anew; the server's pid; then ends
+//                 without destructors
+//   isolated-group an isolated actor given a process group as an argument:
+//                 whether it hears what is sent to the group here
 
 #include "troupe/ipc/error.hpp"
 #include "troupe/ipc/host_pool.hpp"
@@ -91,6 +94,17 @@ caf::behavior fragile(caf::event_based_actor* self, int32_t factor) {
   };
 }
 
+using heard_atom = caf::atom_constant<caf::atom("heard")>;
+
+/// Joins `grp`; says the last number it heard there (0 for none yet).
+caf::behavior listener(caf::stateful_actor<int32_t>* self, caf::group grp) {
+  self->join(grp);
+  return {
+    [self](int32_t x) { self->state = x; },
+    [self](heard_atom) { return self->state; },
+  };
+}
+
 /// Holds `text`; says its size and its process.
 caf::behavior holder(caf::event_based_actor*, std::string text) {
   return {
@@ -102,6 +116,7 @@ caf::behavior holder(caf::event_based_actor*, std::string text) {
 void configure(caf::actor_system_config& cfg) {
   cfg.add_actor_type("fragile", fragile);
   cfg.add_actor_type("holder", holder);
+  cfg.add_actor_type("listener", listener);
 }
 
 int32_t ask_int(process_context& ctx, const caf::actor& dest, caf::message msg) {
@@ -394,6 +409,38 @@ int fork_server(process_context& ctx) {
     ctx.check(sut->stop(patience), "stop");
   if (!replaced.empty())
     std::cout << "server pid " << replaced[0] << std::endl;
+  // Ends without destructors (as a crash would), so that nothing here
+  // stops the server: it must end by itself when its asker is gone.
+  ctx.group().leave();
+  std::cout.flush();
+  std::_Exit(0);
+}
+
+/// Asks `dest` for what it last heard until that is `want`, or the patience
+/// runs out.
+bool hears(process_context& ctx, const caf::actor& dest, int32_t want) {
+  auto until = std::chrono::steady_clock::now() + patience;
+  while (std::chrono::steady_clock::now() < until)
+    if (ask_int(ctx, dest, caf::make_message(heard_atom::value)) == want)
+      return true;
+  return false;
+}
+
+/// A process group handed to an isolated actor as an argument: read in its
+/// host, a process of the same troupe group, it is the same group.
+int isolated_group(process_context& ctx) {
+  auto grp = ctx.check(ctx.system().groups().get("troupe", "board"), "group");
+  auto sut = ctx.check(troupe::ipc::spawn_isolated(ctx.group(), "listener", grp), "spawn");
+  ask_int(ctx, sut.actor(), caf::make_message(heard_atom::value)); // up and joined
+  caf::scoped_actor self{ctx.system()};
+  auto until = std::chrono::steady_clock::now() + patience;
+  bool heard = false;
+  while (!heard && std::chrono::steady_clock::now() < until) {
+    self->send(grp, int32_t{7});
+    heard = hears(ctx, sut.actor(), 7);
+  }
+  std::cout << "heard " << yes_no(heard) << std::endl;
+  ctx.check(sut.stop(patience), "stop");
   return 0;
 }
 
@@ -449,6 +496,8 @@ int parent(process_context& ctx) {
     return hosts(ctx, ctx.args()[1]);
   if (mode == "fork-server")
     return fork_server(ctx);
+  if (mode == "isolated-group")
+    return isolated_group(ctx);
   if (mode == "bad-type" || mode == "bad-args") {
     auto sut = mode == "bad-type"
                  ? troupe::ipc::spawn_isolated(ctx.group(), "nosuch", int32_t{1})
@@ -459,7 +508,7 @@ int parent(process_context& ctx) {
   std::cerr
     << "usage: troupe-program-child orphan FILE | check | unknown | args A... | "
        "stop-served | isolated KIND | in-flight N | give-up | bad-type | bad-args | hosts HOW | "
-       "fork-server\n";
+       "fork-server | isolated-group\n";
   return 2;
 }
 

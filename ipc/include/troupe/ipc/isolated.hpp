@@ -44,12 +44,14 @@ struct isolation_options {
 /// The process is forked by this process's fork server (started with the
 /// first host: the program once more, named `troupe.forks`, which never
 /// starts a thread), so it skips loading the program's libraries; it is
-/// forked twice and this process becomes a child subreaper
-/// (`PR_SET_CHILD_SUBREAPER`), so that the host is this process's child.
-/// Code in `main` before `program::run` ran once, in the server; a host has
-/// the environment, working directory and standard streams the program had
-/// when the server started. Arguments of more than 64 KiB (serialized)
-/// start the program anew instead, as does a server that does not answer.
+/// forked twice, and this process is a child subreaper
+/// (`PR_SET_CHILD_SUBREAPER`) while it waits for the server's answer, so
+/// that the host is this process's child. Code in `main` before
+/// `program::run` ran once, in the server; a host has the environment,
+/// working directory and standard streams the program had when the current
+/// server started. Arguments of more than about 32 KiB serialized (a
+/// request of 64 KiB, where they travel as hex) start the program anew
+/// instead, as does a server that does not come up or answer in 10 s.
 [[nodiscard]] child_spec isolated_child(node& group, std::string type, caf::message args,
                                         const isolation_options& opts = {});
 

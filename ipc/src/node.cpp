@@ -14,9 +14,11 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 
 namespace troupe::ipc {
 
@@ -24,6 +26,7 @@ namespace {
 
 constexpr const char* group_env = "TROUPE_GROUP";
 constexpr const char* key_env = "TROUPE_GROUP_KEY";
+constexpr const char* key_fd_env = "TROUPE_GROUP_KEY_FD";
 constexpr const char* parent_env = "TROUPE_PARENT";
 
 /// Adds `name=value` to `env` unless the caller set `name` there.
@@ -45,15 +48,64 @@ std::string value_in(const std::vector<std::string>& env, const std::string& nam
 }
 
 /// What a child of the node behind `c` gets in its environment besides
-/// `env`: the group to join, its key, its parent.
+/// `env`: the group to join, its parent (the key goes another way).
 std::vector<std::string> child_environment(const detail::core& c, std::vector<std::string> env) {
   env.push_back(std::string{group_env} + "=" + c.group());
-  env.push_back(std::string{key_env} + "=" + c.key());
   env.push_back(std::string{parent_env} + "=" + std::to_string(::getpid()));
   // A child plays the role it is given, not the one this process plays.
   set_default(env, detail::role_env, "");
   set_default(env, detail::publish_as_env, "");
   return env;
+}
+
+/// Starts `program` with the group's key on a pipe, whose read end is open
+/// in the child under the number `TROUPE_GROUP_KEY_FD` names. Never in its
+/// environment: /proc/PID/environ shows a process's first environment for
+/// its whole life, to anyone who may read the process's files.
+caf::expected<child_process> spawn_with_key(const std::string& program,
+                                            const std::vector<std::string>& args,
+                                            std::vector<std::string> env, const std::string& key) {
+  int ends[2];
+  if (::pipe2(ends, O_CLOEXEC) != 0)
+    return make_error(errc::spawn_failed, std::string{"pipe: "} + std::strerror(errno));
+  // 32 hex digits, far below a pipe's buffer: the write does not block.
+  auto written = ::write(ends[1], key.data(), key.size());
+  ::close(ends[1]);
+  if (written != static_cast<ssize_t>(key.size())) {
+    ::close(ends[0]);
+    return make_error(errc::spawn_failed, "cannot write the group's key to the child's pipe");
+  }
+  env.push_back(std::string{key_fd_env} + "=" + std::to_string(ends[0]));
+  auto res = detail::spawn_process_keeping(program, args, env, ends[0]);
+  ::close(ends[0]);
+  return res;
+}
+
+/// The key a parent handed over: on the pipe `TROUPE_GROUP_KEY_FD` names
+/// (`spawn_with_key`), or in `TROUPE_GROUP_KEY` (a host forked by the fork
+/// server gets it there, in memory, not in its first environment); empty
+/// for none. Takes both out of the environment.
+std::string take_key() {
+  std::string res;
+  if (auto* fd_text = std::getenv(key_fd_env)) {
+    auto fd = std::atoi(fd_text);
+    char buf[128];
+    ssize_t n = 0;
+    while (fd > 2 && (n = ::read(fd, buf, sizeof(buf))) != 0) {
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        break;
+      res.append(buf, static_cast<size_t>(n));
+    }
+    if (fd > 2)
+      ::close(fd);
+  } else if (auto* key = std::getenv(key_env)) {
+    res = key;
+  }
+  ::unsetenv(key_fd_env);
+  ::unsetenv(key_env);
+  return res;
 }
 
 /// A local stand-in for an actor of another node, so that CAF's middleman
@@ -159,17 +211,15 @@ caf::expected<node> node::join(caf::actor_system& sys, const std::string& group,
 
 caf::expected<node> node::join_from_env(caf::actor_system& sys, group_options opts) {
   auto* group = std::getenv(group_env);
-  auto* key = std::getenv(key_env);
-  if (group == nullptr || key == nullptr)
-    return make_error(errc::no_such_group, std::string{"this process was not started by "
-                                                       "troupe::ipc::node::spawn ("}
-                                             + group_env + " and " + key_env + " are not set)");
-  std::string g = group;
-  std::string k = key;
+  std::string g = group != nullptr ? group : "";
+  auto k = take_key();
+  if (g.empty() || k.empty())
+    return make_error(errc::no_such_group,
+                      std::string{"this process was not started by troupe::ipc::node::spawn ("}
+                        + group_env + " and " + key_fd_env + " or " + key_env + " are not set)");
   auto* parent = std::getenv(parent_env);
   auto parent_pid = parent != nullptr ? static_cast<pid_t>(std::atol(parent)) : pid_t{0};
   ::unsetenv(group_env);
-  ::unsetenv(key_env);
   ::unsetenv(parent_env);
   auto res = join(sys, g, k, opts);
   if (res && opts.exit_with_parent && parent_pid > 0)
@@ -292,7 +342,7 @@ caf::expected<caf::actor> node::spawn_with(const caf::expected<caf::actor>& serv
 caf::expected<child_process> node::spawn(const std::string& program,
                                          const std::vector<std::string>& args,
                                          std::vector<std::string> env) {
-  return spawn_process(program, args, child_environment(*core_, std::move(env)));
+  return spawn_with_key(program, args, child_environment(*core_, std::move(env)), core_->key());
 }
 
 caf::expected<child_process> node::spawn_role(const std::string& role,
@@ -307,15 +357,20 @@ caf::expected<child_process> node::spawn_role(const std::string& role,
 caf::expected<child_process> node::spawn_self(const std::vector<std::string>& args,
                                               std::vector<std::string> env) {
   env = child_environment(*core_, std::move(env));
-  if (detail::forkable_role(value_in(env, detail::role_env)))
-    if (auto forked = detail::fork_self(args, env))
+  if (detail::forkable_role(value_in(env, detail::role_env))) {
+    // The request travels on a socket only this process and its server
+    // hold; the host sets the key in memory, never in its first environment.
+    auto request_env = env;
+    request_env.push_back(std::string{key_env} + "=" + core_->key());
+    if (auto forked = detail::fork_self(args, request_env))
       return forked; // otherwise started anew below: slower, and the same
+  }
   char path[4096];
   auto n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
   if (n <= 0)
     return make_error(errc::spawn_failed, "cannot read /proc/self/exe");
   path[n] = '\0';
-  return spawn_process(path, args, env);
+  return spawn_with_key(path, args, std::move(env), core_->key());
 }
 
 caf::expected<uint16_t> node::publish_tcp(const caf::actor& x, uint16_t port,

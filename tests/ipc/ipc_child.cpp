@@ -45,6 +45,12 @@
 //                                    of rings takes 4 MiB), then the second,
 //                                    which must fail with no_shared_memory
 //                                    naming /dev/shm, then the first again
+//   troupe-ipc-child intrude GROUP KEY SEGMENT...
+//                                    (run as another user) try to join GROUP
+//                                    with its KEY, and to open each SEGMENT
+//                                    (a name under /dev/shm) for writing and
+//                                    for reading and to remove it; print one
+//                                    line per try: "refused: why" or "DONE"
 //
 // Exit status: 0 after a clean leave, 3 when joining or creating failed.
 
@@ -66,10 +72,13 @@
 
 #include <caf/all.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -176,6 +185,31 @@ int create(const std::string& group, const std::string& key_file) {
   std::rename((key_file + ".tmp").c_str(), key_file.c_str());
   caf::scoped_actor self{sys};
   self->receive([](leave_atom) {});
+  return 0;
+}
+
+/// Tries, as another user, what a group's owner alone may do.
+int intrude(const std::string& group, const std::string& key,
+            const std::vector<std::string>& segments) {
+  config cfg;
+  caf::actor_system sys{cfg};
+  auto joined = tipc::node::join(sys, group, key);
+  std::cout << "join " << group << ": "
+            << (joined ? std::string{"DONE"} : "refused: " + troupe::describe(joined.error()))
+            << std::endl;
+  auto outcome = [](int rc) {
+    return rc >= 0 ? std::string{"DONE"} : std::string{"refused: "} + std::strerror(errno);
+  };
+  for (auto& name : segments) {
+    auto path = "/" + name;
+    for (auto [what, flags] : {std::pair{"write", O_RDWR}, std::pair{"read", O_RDONLY}}) {
+      auto fd = ::shm_open(path.c_str(), flags, 0);
+      std::cout << "open for " << what << ' ' << name << ": " << outcome(fd) << std::endl;
+      if (fd >= 0)
+        ::close(fd);
+    }
+    std::cout << "remove " << name << ": " << outcome(::shm_unlink(path.c_str())) << std::endl;
+  }
   return 0;
 }
 
@@ -553,9 +587,12 @@ int main(int argc, char** argv) {
     return mixed(argv[2], std::stoi(argv[3]), argv[4], std::stoi(argv[5]));
   if (role == "lease" && argc == 3)
     return lease(argv[2]);
+  if (role == "intrude" && argc >= 4)
+    return intrude(argv[2], argv[3], std::vector<std::string>(argv + 4, argv + argc));
   std::cerr << "usage: troupe-ipc-child serve NAME | create GROUP KEYFILE | shm-add NAME N"
                " | shm-hold NAME | shm-create NAME\n"
                "       | host PREFIX | mixed PREFIX N TAG CELL | add PREFIX N | contend PREFIX N\n"
-               "       | lease PREFIX | snapshot PREFIX SIZE TIMES | small-shm\n";
+               "       | lease PREFIX | snapshot PREFIX SIZE TIMES | small-shm\n"
+               "       | intrude GROUP KEY SEGMENT...\n";
   return 2;
 }

@@ -93,6 +93,7 @@ TEST_SUITE("ipc.isolated") {
     CHECK(contains(out, "new server yes\n"));
     CHECK(contains(out, "large started anew yes\n"));
     CHECK(contains(out, "large holds 40000\n"));
+    CHECK(contains(out, "key hidden yes\n"));
     auto at = out.find("server pid ");
     REQUIRE(at != std::string::npos);
     auto server = static_cast<pid_t>(std::stoi(out.substr(at + 11)));

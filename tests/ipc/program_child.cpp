@@ -54,6 +54,7 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -405,6 +406,18 @@ int fork_server(process_context& ctx) {
             << std::endl;
   std::cout << "large holds " << ask_int(ctx, large.actor(), caf::make_message(int32_t{0}))
             << std::endl;
+  // Forked or started anew, a host got the key without it showing in its
+  // first environment or its command line (/proc/PID/environ, cmdline).
+  auto shows_key = [key = ctx.group().key()](pid_t pid) {
+    for (auto file : {"/environ", "/cmdline"}) {
+      std::ifstream in{"/proc/" + std::to_string(pid) + file, std::ios::binary};
+      std::string text{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+      if (text.find(key) != std::string::npos)
+        return true;
+    }
+    return false;
+  };
+  std::cout << "key hidden " << yes_no(!shows_key(first_pid) && !shows_key(large_pid)) << std::endl;
   for (auto* sut : {&first, &second, &large})
     ctx.check(sut->stop(patience), "stop");
   if (!replaced.empty())

@@ -198,13 +198,15 @@ public:
   [[nodiscard]] static caf::expected<node> join(caf::actor_system& sys, const std::string& group,
                                                 const std::string& key, group_options opts = {});
 
-  /// Joins the group named by the environment variables `TROUPE_GROUP` and
-  /// `TROUPE_GROUP_KEY`, as `node::spawn` sets them for a child, and ends
-  /// this process with the one that started it (see
-  /// `group_options::exit_with_parent`). Removes both from the environment,
-  /// so that processes this one starts do not inherit the key. Fails with
-  /// `errc::no_such_group` in a process that `node::spawn` did not start, or
-  /// `troupe::errc::peer_lost` if its parent is gone already.
+  /// Joins the group that `node::spawn` handed this process: its name in
+  /// the environment variable `TROUPE_GROUP`, its key on the pipe that
+  /// `TROUPE_GROUP_KEY_FD` names (read and closed here; a process may also
+  /// be given the key in `TROUPE_GROUP_KEY`), and ends this process with the
+  /// one that started it (see `group_options::exit_with_parent`). Takes them
+  /// out of the environment, so that processes this one starts do not
+  /// inherit them. Fails with `errc::no_such_group` in a process that
+  /// `node::spawn` did not start, or `troupe::errc::peer_lost` if its parent
+  /// is gone already.
   [[nodiscard]] static caf::expected<node> join_from_env(caf::actor_system& sys,
                                                          group_options opts = {});
 
@@ -295,8 +297,10 @@ public:
   }
 
   /// Starts `program` as a child process that can join this group: its
-  /// environment carries `TROUPE_GROUP` and `TROUPE_GROUP_KEY` (read by
-  /// `join_from_env`).
+  /// environment carries `TROUPE_GROUP` and `TROUPE_GROUP_KEY_FD`, a pipe
+  /// open in the child that holds the key (read by `join_from_env`). The
+  /// key is never in a child's environment, which /proc/PID/environ shows
+  /// for the process's whole life.
   [[nodiscard]] caf::expected<child_process> spawn(const std::string& program,
                                                    const std::vector<std::string>& args = {},
                                                    std::vector<std::string> env = {});

@@ -13,6 +13,8 @@ export TROUPE_BUILD_DIR=${TROUPE_ASAN_BUILD_DIR:-$root/build-asan}
 logs=$TROUPE_BUILD_DIR/sanitizer-logs
 rm -rf "$logs"
 mkdir -p "$logs"
+# Writable by the processes the suite runs as another user (ipc.other_user).
+chmod 1777 "$logs"
 
 # halt_on_error: the first finding ends the program with exit code 1 (troupe
 # is also built with -fno-sanitize-recover=all). detect_leaks: LeakSanitizer

@@ -8,8 +8,10 @@
 #
 #   tools/caf-tsan.sh    # builds if needed (about 15 minutes on 2 cores)
 #
-# TROUPE_CACHE_DIR overrides the cache directory ($XDG_CACHE_HOME/troupe or
-# ~/.cache/troupe).
+# TROUPE_CACHE_DIR overrides the cache directory: /var/cache/troupe for root
+# (root's home is closed to other users, and the suite runs some of its
+# programs as `nobody`, which must load this CAF too), otherwise
+# $XDG_CACHE_HOME/troupe or ~/.cache/troupe.
 set -euo pipefail
 
 version=0.17.6
@@ -32,13 +34,18 @@ if ((${#missing[@]})); then
 fi
 
 key=$(printf '%s|%s|%s' "$version" "$flags" "$(c++ --version | head -n 1)" | sha256sum | cut -c1-12)
-cache=${TROUPE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/troupe}
+if [ "$(id -u)" -eq 0 ]; then
+  cache=${TROUPE_CACHE_DIR:-/var/cache/troupe}
+else
+  cache=${TROUPE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/troupe}
+fi
 prefix=$cache/caf-$version-tsan-$key
 if [[ -f $prefix/.complete ]]; then
   echo "$prefix"
   exit 0
 fi
 
+umask 022 # readable by every user, as Debian's CAF is
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "caf-tsan: building CAF $version with $flags into $prefix" >&2

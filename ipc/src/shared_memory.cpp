@@ -4,6 +4,10 @@
 #include "segment.hpp"
 #include "troupe/ipc/inspect.hpp"
 
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#endif
+
 #include <boost/interprocess/exceptions.hpp>
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
@@ -346,6 +350,15 @@ caf::expected<bool> shm_block::lock(caf::timespan timeout) const {
     return false;
   case EOWNERDEAD:
     // Its holder died: the lock is ours, and the data may be half-updated.
+#if defined(__SANITIZE_THREAD__)
+    // ThreadSanitizer's interceptor of pthread_mutex_timedlock records the
+    // lock only when it returns 0 (the one of pthread_mutex_lock also on
+    // EOWNERDEAD): tell it, or our unlock is "of an unlocked mutex".
+    if (!troupe::detail::is_forever(timeout)) {
+      __tsan_mutex_pre_lock(m, __tsan_mutex_try_lock);
+      __tsan_mutex_post_lock(m, __tsan_mutex_try_lock, 0);
+    }
+#endif
     if (auto err = ::pthread_mutex_consistent(m); err != 0) {
       ::pthread_mutex_unlock(m);
       return make_error(errc::bad_segment, errno_text("pthread_mutex_consistent", err));

@@ -16,12 +16,13 @@ using namespace troupe::test::ipc;
 namespace {
 
 /// Runs the program in `mode` and checks that it exited 0. Its host
-/// processes crash on purpose: under AddressSanitizer they die of the
-/// SIGSEGV itself (`handle_segv=0`), not of a report that would count as a
-/// finding.
+/// processes crash on purpose: under AddressSanitizer and ThreadSanitizer
+/// they die of the SIGSEGV itself (`handle_segv=0`), not of a report that
+/// would count as a finding.
 std::string run_mode(const std::string& mode) {
-  auto res =
-    run_program("ASAN_OPTIONS=\"$ASAN_OPTIONS:handle_segv=0\" " TROUPE_PROGRAM_CHILD, mode);
+  auto res = run_program("ASAN_OPTIONS=\"$ASAN_OPTIONS:handle_segv=0\" "
+                         "TSAN_OPTIONS=\"$TSAN_OPTIONS:handle_segv=0\" " TROUPE_PROGRAM_CHILD,
+                         mode);
   INFO(res.output);
   CHECK(res.status == 0);
   return res.output;

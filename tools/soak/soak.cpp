@@ -32,6 +32,7 @@
 // One line per round, then `N passed, M failed`; exit status 1 on a failure,
 // 2 on a bad option.
 
+#include "flood.hpp"
 #include "troupe/ipc/configure.hpp"
 #include "troupe/ipc/error.hpp"
 #include "troupe/ipc/managed_dict.hpp"
@@ -40,6 +41,7 @@
 #include "troupe/ipc/managed_value.hpp"
 #include "troupe/ipc/node.hpp"
 #include "troupe/ipc/shared_memory.hpp"
+#include "usage_log.hpp"
 
 #include <caf/all.hpp>
 
@@ -88,6 +90,12 @@ struct options {
   bool seed_given = false;
   int64_t index = -1;
   std::string inject; // a fault to inject, to show that the checks catch it
+  // The long run: one group for `duration` seconds instead of rounds.
+  double duration = 0;
+  double sample_every = 10;
+  std::string samples;   // where the long run writes its samples (CSV)
+  int64_t key_space = 0; // a node's dict keys per owner (0: unbounded)
+  int64_t flood = 0;     // messages of the flood through one pair of nodes
 };
 
 constexpr const char* usage = R"(usage: troupe-soak [options]
@@ -110,7 +118,22 @@ options:
                           leftover (a file of the group stays in /dev/shm)
   --help                  this text
 
-Exit status: 0 when every round passed, 1 when one failed, 2 for bad options.
+The long run, instead of rounds (--duration or --flood):
+  --duration S            one group for S seconds (60 to 604800): --nodes
+                          long-lived children and two that chaos kills and
+                          pauses; samples the resident memory, descriptors and
+                          threads of this process and of each long-lived child,
+                          and the group's /dev/shm usage, and checks at the end
+                          that none grew by more than 10% after the warm-up
+                          (the first sixth), besides the round's checks
+  --flood N               N messages (1000 to 10^9) from a child to this
+                          process, through one pair of nodes, sampled and
+                          checked for growth in the same way (both processes)
+  --sample-every S        seconds between samples (0.1 to 600; default 10)
+  --samples FILE          write the samples there as CSV
+
+Exit status: 0 when every round (or the long run) passed, 1 when one failed,
+2 for bad options.
 )";
 
 bool parse_int(const std::string& text, int64_t min, int64_t max, int64_t& out) {
@@ -156,9 +179,29 @@ std::optional<std::string> parse_options(int argc, char** argv, options& o, bool
       o.seed = static_cast<uint64_t>(x);
       o.seed_given = true;
     } else if (arg == "--role") {
-      if (value != "node")
-        return "--role is node (for the children), not '" + value + "'";
+      if (value != "node" && value != "flood")
+        return "--role is node or flood (for the children), not '" + value + "'";
       o.role = value;
+    } else if (arg == "--duration" || arg == "--sample-every") {
+      char* end = nullptr;
+      auto x = std::strtod(value.c_str(), &end);
+      bool duration = arg == "--duration";
+      auto lo = duration ? 60.0 : 0.1;
+      auto hi = duration ? 604800.0 : 600.0;
+      if (value.empty() || *end != '\0' || !(x >= lo) || x > hi)
+        return arg + " needs " + (duration ? "60 to 604800" : "0.1 to 600") + " seconds, not '"
+               + value + "'";
+      (duration ? o.duration : o.sample_every) = x;
+    } else if (arg == "--samples") {
+      o.samples = value;
+    } else if (arg == "--flood") {
+      if (!parse_int(value, 1000, 1'000'000'000, x))
+        return "--flood needs a number from 1000 to 10^9, not '" + value + "'";
+      o.flood = x;
+    } else if (arg == "--key-space") {
+      if (!parse_int(value, 1, 1 << 20, x))
+        return "--key-space needs a number from 1, not '" + value + "'";
+      o.key_space = x;
     } else if (arg == "--inject") {
       if (value != "lost-update" && value != "unanswered" && value != "leftover")
         return "--inject is lost-update, unanswered or leftover, not '" + value + "'";
@@ -173,6 +216,8 @@ std::optional<std::string> parse_options(int argc, char** argv, options& o, bool
   }
   if (o.role == "node" && o.index < 0)
     return "--role node needs --index";
+  if (o.duration > 0 && o.flood > 0)
+    return "--duration and --flood are two runs: give one";
   return std::nullopt;
 }
 
@@ -318,6 +363,12 @@ struct tally_state {
   tally_report data;
   std::map<int32_t, std::array<int64_t, kinds>> intents;
   std::map<int32_t, std::array<int64_t, kinds>> acks;
+  // The long run keeps what it hears bounded: node indices come back (a
+  // replacement takes a killed node's index), dict keys are kept as sets (a
+  // node's keys repeat) and queue items are only counted.
+  bool bounded = false;
+  std::set<int64_t> dict_intent_keys;
+  std::set<int64_t> dict_ack_keys;
   static inline const char* name = "soak.tally";
 };
 
@@ -328,7 +379,8 @@ bool all_joined(const tally_state& st, const std::set<int32_t>& want) {
   return true;
 }
 
-caf::behavior tally_actor(caf::stateful_actor<tally_state>* self) {
+caf::behavior tally_actor(caf::stateful_actor<tally_state>* self, bool bounded) {
+  self->state.bounded = bounded;
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
     st.up.erase(dm.source);
@@ -348,7 +400,11 @@ caf::behavior tally_actor(caf::stateful_actor<tally_state>* self) {
   return {
     [self](hello_atom, int32_t k, const caf::actor& echo, const caf::actor& control) {
       auto& st = self->state;
-      st.data.joined.push_back(k);
+      auto& joined = st.data.joined;
+      if (!st.bounded || std::find(joined.begin(), joined.end(), k) == joined.end())
+        joined.push_back(k);
+      if (st.bounded)
+        st.killed.erase(k); // a replacement under a killed node's index
       // CAF 0.17 cannot monitor an invalid handle (it crashes); troupe gives
       // actors of a node that is gone as dead proxies, but be safe.
       if (!echo || !control)
@@ -372,7 +428,9 @@ caf::behavior tally_actor(caf::stateful_actor<tally_state>* self) {
       if (what < 0 || what >= kinds)
         return;
       st.intents[k][static_cast<size_t>(what)] += 1;
-      if (what == kind_dict)
+      if (what == kind_dict && st.bounded)
+        st.dict_intent_keys.insert(key);
+      else if (what == kind_dict)
         st.data.dict_intents.push_back(key);
     },
     [self](acked_atom, int32_t k, int32_t what, int64_t key) {
@@ -380,9 +438,11 @@ caf::behavior tally_actor(caf::stateful_actor<tally_state>* self) {
       if (what < 0 || what >= kinds)
         return;
       st.acks[k][static_cast<size_t>(what)] += 1;
-      if (what == kind_dict)
+      if (what == kind_dict && st.bounded)
+        st.dict_ack_keys.insert(key);
+      else if (what == kind_dict)
         st.data.dict_acks.push_back(key);
-      else if (what == kind_queue)
+      else if (what == kind_queue && !st.bounded)
         st.data.queue_acks.push_back(key);
     },
     [self](peers_atom) {
@@ -398,6 +458,9 @@ caf::behavior tally_actor(caf::stateful_actor<tally_state>* self) {
     [self](killed_atom, int32_t k) {
       auto& st = self->state;
       st.killed.insert(k);
+      if (st.bounded) // its index comes back with a replacement, which must say hello
+        st.data.joined.erase(std::remove(st.data.joined.begin(), st.data.joined.end(), k),
+                             st.data.joined.end());
       st.echoes.erase(k);
       st.controls.erase(k);
     },
@@ -431,6 +494,10 @@ caf::behavior tally_actor(caf::stateful_actor<tally_state>* self) {
     [self](report_atom) {
       auto& st = self->state;
       auto res = st.data;
+      if (st.bounded) {
+        res.dict_intents.assign(st.dict_intent_keys.begin(), st.dict_intent_keys.end());
+        res.dict_acks.assign(st.dict_ack_keys.begin(), st.dict_ack_keys.end());
+      }
       int32_t n = 0;
       for (auto& kv : st.intents)
         n = std::max(n, kv.first + 1);
@@ -482,6 +549,7 @@ struct traffic_state {
   std::array<int64_t, kinds> failed{};
   int64_t async_sent = 0;
   int64_t seq = 0;
+  int64_t key_space = 0;    // the long run's keys per node (0: every key is new)
   int64_t last_key = -1;    // a dict key this child set and had acknowledged
   bool leasing = false;     // a lease (or its ack) is outstanding
   bool peers_asked = false; // a peers request is outstanding
@@ -630,7 +698,8 @@ void operate(traffic_actor_t* self) {
   }
   case 4:
   case 5: { // a dict update
-    auto key = dict_key(st.h.index, st.seq++);
+    auto seq = st.seq++;
+    auto key = dict_key(st.h.index, st.key_space > 0 ? seq % st.key_space : seq);
     intent(self, kind_dict, key);
     ++st.requests;
     self->request(st.h.dict, caf::infinite, tipc::set_atom::value, key, dict_value(key))
@@ -764,9 +833,11 @@ void check_done(traffic_actor_t* self, bool deadline) {
   st.stop_rp.deliver(std::move(r));
 }
 
-caf::behavior traffic_actor(traffic_actor_t* self, node_handles h, uint64_t seed, bool unanswered) {
+caf::behavior traffic_actor(traffic_actor_t* self, node_handles h, uint64_t seed, bool unanswered,
+                            int64_t key_space) {
   auto& st = self->state;
   st.h = std::move(h);
+  st.key_space = key_space;
   st.rng.seed(seed);
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
@@ -777,9 +848,14 @@ caf::behavior traffic_actor(traffic_actor_t* self, node_handles h, uint64_t seed
     auto i = st.index_of.find(dm.source);
     if (i == st.index_of.end())
       return;
-    st.downed.insert(i->second);
     if (!troupe::is(dm.reason, troupe::errc::peer_lost))
       ++st.bad_downs;
+    if (st.key_space > 0) { // the long run forgets a gone peer: its index comes back
+      st.peers.erase(i->second);
+      st.index_of.erase(i);
+      return;
+    }
+    st.downed.insert(i->second);
     check_done(self);
   });
   self->monitor(st.h.tally);
@@ -897,7 +973,8 @@ int run_node(const options& o) {
   h.stop_thread = std::make_shared<std::atomic<bool>>(false);
   auto stop = h.stop_thread;
   auto tally = h.tally;
-  auto traffic = sys.spawn(traffic_actor, std::move(h), o.seed, o.inject == "unanswered");
+  auto traffic =
+    sys.spawn(traffic_actor, std::move(h), o.seed, o.inject == "unanswered", o.key_space);
   std::thread worker{shm_worker, std::ref(*total), std::ref(*locked), tally, traffic, index, stop};
   caf::scoped_actor self{sys};
   self->monitor(traffic);
@@ -944,22 +1021,6 @@ int64_t open_fds() {
   return n - 1; // the directory's own
 }
 
-/// Every /dev/shm entry of `group`: its segment and its values and arrays.
-std::vector<std::string> shm_leftovers(const std::string& group) {
-  std::vector<std::string> res;
-  auto seg = "troupe." + group;
-  auto values = seg + ".v.";
-  if (auto* dir = ::opendir("/dev/shm")) {
-    while (auto* e = ::readdir(dir)) {
-      std::string name = e->d_name;
-      if (name == seg || name.rfind(values, 0) == 0)
-        res.push_back(name);
-    }
-    ::closedir(dir);
-  }
-  return res;
-}
-
 struct kid {
   int32_t index = 0;
   tipc::child_process proc;
@@ -981,172 +1042,181 @@ std::string join_list(const T& xs) {
 
 constexpr int32_t queue_items = 4000;
 constexpr auto patience = std::chrono::seconds(15);
+constexpr int64_t long_run_key_space = 256; // dict keys per node in the long run
 
-round_result run_round(caf::actor_system& sys, const options& o, int64_t round,
-                       std::mt19937_64& rng) {
-  round_result res;
-  auto started = clock_type::now();
-  auto group_name = "soak-" + std::to_string(::getpid()) + "-" + std::to_string(round);
-  caf::scoped_actor self{sys};
-  // 1. The group, the owners, the shared values.
+/// What a run sets up in the coordinator: the group, the owners of the
+/// managed containers, the tally, the echo, two shared values, their names.
+struct soak_world {
+  soak_world(caf::actor_system& sys, tipc::node g, bool bounded)
+    : group(std::move(g)), dict(sdict::make(sys)), counter(svalue::make(sys, 0)),
+      queue(squeue::make(sys)), tally(sys.spawn(tally_actor, bounded)),
+      echo(sys.spawn(echo_actor)) {}
+
+  std::string name;
+  tipc::node group;
+  sdict dict;
+  svalue counter;
+  squeue queue;
+  caf::actor tally;
+  caf::actor echo;
+  std::optional<tipc::shared_value<int64_t>> total;
+  std::optional<tipc::shared_value<int64_t>> locked;
+  std::vector<tipc::publication> names;
+  int64_t queued = 0; // items ever put in the queue
+
+  void stop_owners() {
+    for (const auto& err : {dict.stop(), counter.stop(), queue.stop()})
+      if (err)
+        std::cerr << "soak: stopping an owner: " << troupe::describe(err) << '\n';
+    caf::anon_send_exit(tally, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+  }
+
+  /// Puts items in the queue until it holds `n`.
+  void fill_queue(int64_t n, round_result& res) {
+    auto have = queue.qsize(patience);
+    if (!have) {
+      res.fail("cannot read the queue's size: " + troupe::describe(have.error()));
+      return;
+    }
+    for (auto i = *have; i < n; ++i)
+      if (auto err = queue.put(static_cast<int32_t>(queued++))) {
+        res.fail("cannot fill the queue: " + troupe::describe(err));
+        return;
+      }
+  }
+};
+
+/// Step 1 of a run: the group and what the coordinator owns in it.
+std::unique_ptr<soak_world> open_world(caf::actor_system& sys, const std::string& group_name,
+                                       bool bounded, round_result& res) {
   tipc::group_options gopts;
   gopts.max_nodes = 64; // a killed node's slot rests for a second
   gopts.quiet = true;
   auto group = tipc::node::create(sys, group_name, gopts);
   if (!group) {
     res.fail("cannot create the group: " + troupe::describe(group.error()));
-    return res;
+    return nullptr;
   }
-  auto dict = sdict::make(sys);
-  auto counter = svalue::make(sys, 0);
-  auto queue = squeue::make(sys);
-  auto tally = sys.spawn(tally_actor);
-  auto echo = sys.spawn(echo_actor);
-  auto stop_owners = [&] {
-    for (const auto& err : {dict.stop(), counter.stop(), queue.stop()})
-      if (err)
-        std::cerr << "soak: stopping an owner: " << troupe::describe(err) << '\n';
-    self->send_exit(tally, caf::exit_reason::user_shutdown);
-    self->send_exit(echo, caf::exit_reason::user_shutdown);
-  };
-  std::optional<tipc::shared_value<int64_t>> total;
-  std::optional<tipc::shared_value<int64_t>> locked;
-  {
-    auto t = tipc::shared_value<int64_t>::create(*group, "total", 0);
-    auto l = tipc::shared_value<int64_t>::create(*group, "locked", 0);
-    if (!t || !l) {
-      res.fail("cannot create the shared values");
-      stop_owners();
-      return res;
-    }
-    total.emplace(std::move(*t));
-    locked.emplace(std::move(*l));
+  auto w = std::make_unique<soak_world>(sys, std::move(*group), bounded);
+  w->name = group_name;
+  auto t = tipc::shared_value<int64_t>::create(w->group, "total", 0);
+  auto l = tipc::shared_value<int64_t>::create(w->group, "locked", 0);
+  if (!t || !l) {
+    res.fail("cannot create the shared values");
+    w->stop_owners();
+    return nullptr;
   }
-  for (int32_t i = 0; i < queue_items; ++i)
-    if (auto err = queue.put(i)) {
-      res.fail("cannot fill the queue: " + troupe::describe(err));
-      break;
-    }
-  std::vector<tipc::publication> names;
+  w->total.emplace(std::move(*t));
+  w->locked.emplace(std::move(*l));
+  w->fill_queue(queue_items, res);
   for (auto [name, x] :
-       {std::make_pair("dict", dict.handle()), std::make_pair("counter", counter.handle()),
-        std::make_pair("queue", queue.handle()), std::make_pair("tally", tally),
-        std::make_pair("echo-host", echo)}) {
-    auto published = group->publish(name, x);
+       {std::make_pair("dict", w->dict.handle()), std::make_pair("counter", w->counter.handle()),
+        std::make_pair("queue", w->queue.handle()), std::make_pair("tally", w->tally),
+        std::make_pair("echo-host", w->echo)}) {
+    auto published = w->group.publish(name, x);
     if (published)
-      names.push_back(std::move(*published));
+      w->names.push_back(std::move(*published));
     else
       res.fail(std::string{"cannot publish "} + name + ": " + troupe::describe(published.error()));
   }
+  return w;
+}
 
-  // 2. The children.
-  std::vector<kid> kids;
-  int32_t next_index = 0;
-  auto spawn_kid = [&] {
-    kid k;
-    k.index = next_index++;
-    auto seed = std::uniform_int_distribution<int64_t>{0, INT64_MAX}(rng);
-    std::vector<std::string> args{
-      "--role", "node", "--index", std::to_string(k.index), "--seed", std::to_string(seed)};
-    if (!o.inject.empty()) {
-      args.emplace_back("--inject");
-      args.push_back(o.inject);
-    }
-    auto p = group->spawn_self(args);
-    if (!p) {
-      res.fail("cannot start node " + std::to_string(k.index) + ": " + troupe::describe(p.error()));
-      return;
-    }
-    k.proc = std::move(*p);
-    ++res.spawned;
-    kids.push_back(std::move(k));
-  };
-  for (int64_t i = 0; i < o.nodes; ++i)
-    spawn_kid();
-
-  // 3. Chaos: at random moments, SIGKILL a random child (and start another)
-  //    or pause one with SIGSTOP for a random while. Timers pace the chaos;
-  //    nothing here waits for an event by sleeping.
-  auto traffic_end =
-    started
-    + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.seconds));
-  auto mean_gap_ms = std::max<int64_t>(
-    50, static_cast<int64_t>(o.seconds * 1000 / static_cast<double>(2 * o.nodes)));
-  auto gap = [&] {
-    return std::chrono::milliseconds(
-      std::uniform_int_distribution<int64_t>{10, 2 * mean_gap_ms}(rng));
-  };
-  auto next_chaos = started + gap();
-  constexpr int64_t max_kills = 40; // slots: 64, and a dead one rests a second
-  std::vector<int32_t> killed;
-  for (;;) {
-    auto now = clock_type::now();
-    for (auto& k : kids)
-      if (k.stopped && now >= k.cont_at) {
-        k.proc.kill(SIGCONT);
-        k.stopped = false;
-      }
-    if (now >= traffic_end)
-      break;
-    if (now >= next_chaos) {
-      next_chaos = now + gap();
-      std::vector<kid*> live;
-      for (auto& k : kids)
-        if (!k.killed)
-          live.push_back(&k);
-      if (!live.empty()) {
-        // A paused child may be killed too (stopped, say, half-way through a
-        // frame or holding the lock), but not paused twice.
-        auto& k = *live[std::uniform_int_distribution<size_t>{0, live.size() - 1}(rng)];
-        bool kill = std::uniform_int_distribution<int>{0, 1}(rng) == 0 || k.stopped;
-        if (kill && res.kills < max_kills) {
-          k.proc.kill(SIGKILL);
-          auto st = k.proc.wait(patience);
-          if (!st)
-            res.fail("node " + std::to_string(k.index) + " not reaped after SIGKILL");
-          k.killed = true;
-          killed.push_back(k.index);
-          self->send(tally, killed_atom::value, k.index);
-          ++res.kills;
-          spawn_kid(); // invalidates `k`
-        } else if (!k.stopped) {
-          k.proc.kill(SIGSTOP);
-          k.stopped = true;
-          k.cont_at =
-            now + std::chrono::milliseconds(std::uniform_int_distribution<int64_t>{10, 800}(rng));
-          ++res.stops;
-        }
-      }
-    }
-    auto wake = std::min(next_chaos, traffic_end);
-    for (auto& k : kids)
-      if (k.stopped)
-        wake = std::min(wake, k.cont_at);
-    std::this_thread::sleep_until(wake);
+/// Starts a child node under `index`; false (and a problem) when it cannot.
+bool spawn_kid(soak_world& w, const options& o, int32_t index, std::mt19937_64& rng,
+               std::vector<kid>& kids, round_result& res) {
+  kid k;
+  k.index = index;
+  auto seed = std::uniform_int_distribution<int64_t>{0, INT64_MAX}(rng);
+  std::vector<std::string> args{
+    "--role", "node", "--index", std::to_string(k.index), "--seed", std::to_string(seed)};
+  if (!o.inject.empty()) {
+    args.emplace_back("--inject");
+    args.push_back(o.inject);
   }
+  if (o.duration > 0) {
+    args.emplace_back("--key-space");
+    args.push_back(std::to_string(long_run_key_space));
+  }
+  auto p = w.group.spawn_self(args);
+  if (!p) {
+    res.fail("cannot start node " + std::to_string(k.index) + ": " + troupe::describe(p.error()));
+    return false;
+  }
+  k.proc = std::move(*p);
+  ++res.spawned;
+  kids.push_back(std::move(k));
+  return true;
+}
+
+/// One chaos event on a random child of `victims`: SIGKILL (then a
+/// replacement, by `replace`) or a pause of 10 to 800 ms with SIGSTOP.
+template <class Replace>
+void chaos_event(std::vector<kid*> victims, bool may_kill, std::mt19937_64& rng,
+                 caf::scoped_actor& self, const soak_world& w, std::vector<int32_t>& killed,
+                 round_result& res, Replace replace) {
+  if (victims.empty())
+    return;
+  // A paused child may be killed too (stopped, say, half-way through a frame
+  // or holding the lock), but not paused twice.
+  auto& k = *victims[std::uniform_int_distribution<size_t>{0, victims.size() - 1}(rng)];
+  bool kill = std::uniform_int_distribution<int>{0, 1}(rng) == 0 || k.stopped;
+  if (kill && may_kill) {
+    k.proc.kill(SIGKILL);
+    auto st = k.proc.wait(patience);
+    if (!st)
+      res.fail("node " + std::to_string(k.index) + " not reaped after SIGKILL");
+    k.killed = true;
+    k.stopped = false;
+    killed.push_back(k.index);
+    self->send(w.tally, killed_atom::value, k.index);
+    ++res.kills;
+    replace(k.index); // may invalidate `k`
+  } else if (!k.stopped) {
+    k.proc.kill(SIGSTOP);
+    k.stopped = true;
+    k.cont_at = clock_type::now()
+                + std::chrono::milliseconds(std::uniform_int_distribution<int64_t>{10, 800}(rng));
+    ++res.stops;
+  }
+}
+
+/// Resumes the paused children whose pause is over (all of them with `all`);
+/// returns the earliest end of a pause still running.
+clock_type::time_point resume_paused(std::vector<kid>& kids, clock_type::time_point wake,
+                                     bool all = false) {
+  auto now = clock_type::now();
   for (auto& k : kids)
-    if (k.stopped) {
+    if (k.stopped && (all || now >= k.cont_at)) {
       k.proc.kill(SIGCONT);
       k.stopped = false;
     }
+  for (auto& k : kids)
+    if (k.stopped)
+      wake = std::min(wake, k.cont_at);
+  return wake;
+}
 
-  // 4. Every live child joins (a late replacement may still be starting).
+/// Steps 4 to 6 of a run: every live child joins, is told to stop, reports
+/// once its requests are answered (and it heard of every killed peer it
+/// monitored), and exits with status 0; then the tally has seen them all go.
+std::vector<node_report> stop_children(caf::scoped_actor& self, const soak_world& w,
+                                       std::vector<kid>& kids, const std::vector<int32_t>& killed,
+                                       round_result& res) {
   std::vector<int32_t> live;
   for (auto& k : kids)
     if (!k.killed)
       live.push_back(k.index);
-  self->request(tally, patience, joined_atom::value, live)
+  self->request(w.tally, patience, joined_atom::value, live)
     .receive([](caf::ok_atom) {},
              [&](caf::error& err) {
                res.fail("not every live node joined (" + join_list(live)
                         + "): " + troupe::describe(err));
              });
-
-  // 5. Stop the traffic: every live child reports once its requests are
-  //    answered and it heard of every killed peer it monitored.
   std::vector<int32_t> ks;
   std::vector<caf::actor> controls;
-  self->request(tally, patience, stop_atom::value)
+  self->request(w.tally, patience, stop_atom::value)
     .receive(
       [&](std::vector<int32_t>& xs, std::vector<caf::actor>& ys) {
         ks = std::move(xs);
@@ -1168,8 +1238,6 @@ round_result run_round(caf::actor_system& sys, const options& o, int64_t round,
   }
   for (auto& c : controls)
     self->send(c, bye_atom::value);
-
-  // 6. Every live child exits, with status 0, within the deadline.
   for (auto& k : kids) {
     if (k.killed)
       continue;
@@ -1185,14 +1253,20 @@ round_result run_round(caf::actor_system& sys, const options& o, int64_t round,
   }
   // Everything the children sent is delivered once the tally saw them all
   // go (a node's frames are delivered before its down_msg).
-  self->request(tally, patience, gone_atom::value)
+  self->request(w.tally, patience, gone_atom::value)
     .receive([](caf::ok_atom) {},
              [&](caf::error& err) {
                res.fail("the tally never saw every node go: " + troupe::describe(err));
              });
+  return reports;
+}
 
-  // 7. The checks.
-  std::set<int32_t> killed_set(killed.begin(), killed.end());
+/// Step 7 of a run: the reports, the tally, the containers and the shared
+/// values agree. `shared` holds the indices that more than one child had (the
+/// long run's), whose counts the tally cannot tell apart.
+void check_run(caf::scoped_actor& self, soak_world& w, const options& o,
+               const std::vector<node_report>& reports, const std::set<int32_t>& killed_set,
+               int64_t kills, const std::set<int32_t>& shared, round_result& res) {
   std::set<int32_t> survivors;
   for (auto& r : reports) {
     survivors.insert(r.index);
@@ -1219,133 +1293,336 @@ round_result run_round(caf::actor_system& sys, const options& o, int64_t round,
   }
   res.survivors = static_cast<int64_t>(survivors.size());
   std::optional<tally_report> t;
-  self->request(tally, patience, report_atom::value)
+  self->request(w.tally, patience, report_atom::value)
     .receive([&](tally_report& x) { t = std::move(x); },
              [&](caf::error& err) { res.fail("no tally: " + troupe::describe(err)); });
-  if (t) {
-    auto at = [&](const std::vector<int64_t>& v, int32_t k, int32_t what) {
-      auto i = static_cast<size_t>(k) * kinds + static_cast<size_t>(what);
-      return i < v.size() ? v[i] : int64_t{0};
-    };
-    auto sum = [&](const std::vector<int64_t>& v, int32_t what) {
-      int64_t s = 0;
-      for (size_t i = static_cast<size_t>(what); i < v.size(); i += kinds)
-        s += v[i];
-      return s;
-    };
-    for (auto& x : t->acks)
-      res.acked += x;
-    // A survivor's acknowledgements and intents all reached the tally.
-    for (auto& r : reports)
-      for (int32_t w = 0; w < kinds; ++w) {
-        auto wi = static_cast<size_t>(w);
-        if (w == kind_total || w == kind_lock)
-          continue; // counted by its thread, not in the report
-        // Queue items are leased, not announced: only their acks are told.
-        if (at(t->acks, r.index, w) != r.acked[wi]
-            || (w != kind_queue && at(t->intents, r.index, w) != r.sent[wi]))
-          res.fail("node " + std::to_string(r.index) + ": " + kind_names[w] + ": reported "
-                   + std::to_string(r.sent[wi]) + " sent, " + std::to_string(r.acked[wi])
-                   + " acked; the tally heard " + std::to_string(at(t->intents, r.index, w))
-                   + " and " + std::to_string(at(t->acks, r.index, w)));
-        if (w != kind_queue && r.sent[wi] != r.acked[wi] + r.failed[wi])
-          res.fail("node " + std::to_string(r.index) + ": " + kind_names[w] + ": "
-                   + std::to_string(r.sent[wi] - r.acked[wi] - r.failed[wi])
-                   + " updates neither acknowledged nor failed");
-      }
-    // The dict: every acknowledged key is there with its value, every key
-    // there was intended, a survivor's keys are exactly its acknowledged ones.
-    if (o.inject == "lost-update" && !t->dict_acks.empty())
-      (void)dict.pop(t->dict_acks.front(), patience);
-    auto items = dict.items(patience);
-    if (!items) {
-      res.fail("cannot read the dict: " + troupe::describe(items.error()));
-    } else {
-      std::map<int64_t, int64_t> d(items->begin(), items->end());
-      std::set<int64_t> intended(t->dict_intents.begin(), t->dict_intents.end());
-      std::set<int64_t> acked_keys;
-      for (auto key : t->dict_acks) {
-        if (!acked_keys.insert(key).second)
-          res.fail("dict: key " + std::to_string(key) + " acknowledged twice");
-        auto i = d.find(key);
-        if (i == d.end())
-          res.fail("dict: acknowledged key " + std::to_string(key) + " (node "
-                   + std::to_string(key >> 32) + ") is lost");
-        else if (i->second != dict_value(key))
-          res.fail("dict: key " + std::to_string(key) + " holds a wrong value");
-      }
-      for (auto& [key, v] : d) {
-        if (intended.count(key) == 0)
-          res.fail("dict: key " + std::to_string(key) + " was never set by anyone");
-        if (survivors.count(static_cast<int32_t>(key >> 32)) != 0 && acked_keys.count(key) == 0)
-          res.fail("dict: key " + std::to_string(key) + " of a survivor is there unacknowledged");
-      }
+  if (!t)
+    return;
+  auto at = [&](const std::vector<int64_t>& v, int32_t k, int32_t what) {
+    auto i = static_cast<size_t>(k) * kinds + static_cast<size_t>(what);
+    return i < v.size() ? v[i] : int64_t{0};
+  };
+  auto sum = [&](const std::vector<int64_t>& v, int32_t what) {
+    int64_t s = 0;
+    for (size_t i = static_cast<size_t>(what); i < v.size(); i += kinds)
+      s += v[i];
+    return s;
+  };
+  for (auto& x : t->acks)
+    res.acked += x;
+  // A survivor's acknowledgements and intents all reached the tally.
+  for (auto& r : reports)
+    for (int32_t wh = 0; wh < kinds; ++wh) {
+      auto wi = static_cast<size_t>(wh);
+      if (wh == kind_total || wh == kind_lock)
+        continue; // counted by its thread, not in the report
+      // Queue items are leased, not announced: only their acks are told.
+      if (shared.count(r.index) == 0
+          && (at(t->acks, r.index, wh) != r.acked[wi]
+              || (wh != kind_queue && at(t->intents, r.index, wh) != r.sent[wi])))
+        res.fail("node " + std::to_string(r.index) + ": " + kind_names[wh] + ": reported "
+                 + std::to_string(r.sent[wi]) + " sent, " + std::to_string(r.acked[wi])
+                 + " acked; the tally heard " + std::to_string(at(t->intents, r.index, wh))
+                 + " and " + std::to_string(at(t->acks, r.index, wh)));
+      if (wh != kind_queue && r.sent[wi] != r.acked[wi] + r.failed[wi])
+        res.fail("node " + std::to_string(r.index) + ": " + kind_names[wh] + ": "
+                 + std::to_string(r.sent[wi] - r.acked[wi] - r.failed[wi])
+                 + " updates neither acknowledged nor failed");
     }
-    // The counters: between what was acknowledged and what was intended
-    // (a killed child's last update may be applied without an ack).
-    auto check_count = [&](const std::string& what, caf::expected<int64_t> value, int32_t w) {
-      if (!value) {
-        res.fail(what + ": cannot read: " + troupe::describe(value.error()));
-        return;
-      }
-      auto lo = sum(t->acks, w);
-      auto hi = sum(t->intents, w);
-      if (*value < lo || *value > hi)
-        res.fail(what + " is " + std::to_string(*value) + ", acknowledged " + std::to_string(lo)
-                 + ", intended " + std::to_string(hi));
-      if (killed.empty() && *value != lo)
-        res.fail(what + " is " + std::to_string(*value) + " without a kill, acknowledged "
-                 + std::to_string(lo));
-    };
-    check_count("counter", counter.get(patience), kind_add);
-    check_count("shared value 'total'", total->get(), kind_total);
-    check_count("shared value 'locked'", locked->get(), kind_lock);
-    // The queue: no lease left, no acknowledged item back, nothing twice, at
-    // most one item per killed child unaccounted for.
-    auto leased = queue.leased_count(patience);
-    if (!leased || *leased != 0)
-      res.fail("queue: " + (leased ? std::to_string(*leased) : troupe::describe(leased.error()))
-               + " leases left after every holder is gone");
-    std::set<int64_t> acked_items;
-    for (auto x : t->queue_acks)
-      if (!acked_items.insert(x).second)
-        res.fail("queue: item " + std::to_string(x) + " acknowledged twice");
-    std::set<int64_t> remaining;
-    for (;;) {
-      auto x = queue.get(caf::timespan{0});
-      if (!x) {
-        if (!troupe::is(x.error(), troupe::ipc::errc::empty))
-          res.fail("queue: cannot drain: " + troupe::describe(x.error()));
-        break;
-      }
-      if (!remaining.insert(*x).second)
-        res.fail("queue: item " + std::to_string(*x) + " twice in the queue");
-      if (acked_items.count(*x) != 0)
-        res.fail("queue: acknowledged item " + std::to_string(*x) + " came back");
+  // The dict: every acknowledged key is there with its value, every key
+  // there was intended, a survivor's keys are exactly its acknowledged ones.
+  if (o.inject == "lost-update" && !t->dict_acks.empty())
+    (void)w.dict.pop(t->dict_acks.front(), patience);
+  auto items = w.dict.items(patience);
+  if (!items) {
+    res.fail("cannot read the dict: " + troupe::describe(items.error()));
+  } else {
+    std::map<int64_t, int64_t> d(items->begin(), items->end());
+    std::set<int64_t> intended(t->dict_intents.begin(), t->dict_intents.end());
+    std::set<int64_t> acked_keys;
+    for (auto key : t->dict_acks) {
+      if (!acked_keys.insert(key).second)
+        res.fail("dict: key " + std::to_string(key) + " acknowledged twice");
+      auto i = d.find(key);
+      if (i == d.end())
+        res.fail("dict: acknowledged key " + std::to_string(key) + " (node "
+                 + std::to_string(key >> 32) + ") is lost");
+      else if (i->second != dict_value(key))
+        res.fail("dict: key " + std::to_string(key) + " holds a wrong value");
     }
-    auto lost = int64_t{queue_items} - static_cast<int64_t>(remaining.size())
-                - static_cast<int64_t>(acked_items.size());
-    if (lost < 0 || lost > static_cast<int64_t>(killed.size()))
-      res.fail("queue: " + std::to_string(lost) + " items unaccounted for, "
-               + std::to_string(killed.size()) + " nodes killed");
+    for (auto& [key, v] : d) {
+      auto owner = static_cast<int32_t>(key >> 32);
+      if (intended.count(key) == 0)
+        res.fail("dict: key " + std::to_string(key) + " was never set by anyone");
+      if (survivors.count(owner) != 0 && shared.count(owner) == 0 && acked_keys.count(key) == 0)
+        res.fail("dict: key " + std::to_string(key) + " of a survivor is there unacknowledged");
+    }
   }
+  // The counters: between what was acknowledged and what was intended (a
+  // killed child's last update may be applied without an ack).
+  auto check_count = [&](const std::string& what, caf::expected<int64_t> value, int32_t wh) {
+    if (!value) {
+      res.fail(what + ": cannot read: " + troupe::describe(value.error()));
+      return;
+    }
+    auto lo = sum(t->acks, wh);
+    auto hi = sum(t->intents, wh);
+    if (*value < lo || *value > hi)
+      res.fail(what + " is " + std::to_string(*value) + ", acknowledged " + std::to_string(lo)
+               + ", intended " + std::to_string(hi));
+    if (kills == 0 && *value != lo)
+      res.fail(what + " is " + std::to_string(*value) + " without a kill, acknowledged "
+               + std::to_string(lo));
+  };
+  check_count("counter", w.counter.get(patience), kind_add);
+  check_count("shared value 'total'", w.total->get(), kind_total);
+  check_count("shared value 'locked'", w.locked->get(), kind_lock);
+  // The queue: no lease left, no acknowledged item back, nothing twice, at
+  // most one item per killed child unaccounted for. (The long run counts its
+  // acknowledged items; it does not keep them.)
+  auto leased = w.queue.leased_count(patience);
+  if (!leased || *leased != 0)
+    res.fail("queue: " + (leased ? std::to_string(*leased) : troupe::describe(leased.error()))
+             + " leases left after every holder is gone");
+  std::set<int64_t> acked_items;
+  for (auto x : t->queue_acks)
+    if (!acked_items.insert(x).second)
+      res.fail("queue: item " + std::to_string(x) + " acknowledged twice");
+  std::set<int64_t> remaining;
+  for (;;) {
+    auto x = w.queue.get(caf::timespan{0});
+    if (!x) {
+      if (!troupe::is(x.error(), troupe::ipc::errc::empty))
+        res.fail("queue: cannot drain: " + troupe::describe(x.error()));
+      break;
+    }
+    if (!remaining.insert(*x).second)
+      res.fail("queue: item " + std::to_string(*x) + " twice in the queue");
+    if (acked_items.count(*x) != 0)
+      res.fail("queue: acknowledged item " + std::to_string(*x) + " came back");
+  }
+  auto acked_count =
+    o.duration > 0 ? sum(t->acks, kind_queue) : static_cast<int64_t>(acked_items.size());
+  auto lost = w.queued - static_cast<int64_t>(remaining.size()) - acked_count;
+  if (lost < 0 || lost > kills)
+    res.fail("queue: " + std::to_string(lost) + " items unaccounted for, " + std::to_string(kills)
+             + " nodes killed");
+}
 
-  // 8. The end of the group: nothing left in /dev/shm.
-  stop_owners();
-  total.reset();
-  locked.reset();
-  group->leave();
+/// Step 8 of a run: the group ends, and nothing of it is left in /dev/shm.
+void close_world(std::unique_ptr<soak_world> w, const options& o, round_result& res) {
+  auto group_name = w->name;
+  w->stop_owners();
+  w->names.clear();
+  w->total.reset();
+  w->locked.reset();
+  w->group.leave();
+  w.reset();
   if (o.inject == "leftover")
     std::ofstream{"/dev/shm/troupe." + group_name + ".v.injected"};
-  auto left = shm_leftovers(group_name);
+  auto left = troupe_soak::shm_leftovers(group_name);
   if (!left.empty()) {
     res.fail("left in /dev/shm: " + join_list(left));
     for (auto& name : left)
       ::unlink(("/dev/shm/" + name).c_str());
   }
+}
+
+round_result run_round(caf::actor_system& sys, const options& o, int64_t round,
+                       std::mt19937_64& rng) {
+  round_result res;
+  auto started = clock_type::now();
+  auto group_name = "soak-" + std::to_string(::getpid()) + "-" + std::to_string(round);
+  caf::scoped_actor self{sys};
+  auto w = open_world(sys, group_name, false, res);
+  if (!w)
+    return res;
+  std::vector<kid> kids;
+  int32_t next_index = 0;
+  for (int64_t i = 0; i < o.nodes; ++i)
+    spawn_kid(*w, o, next_index++, rng, kids, res);
+
+  // Chaos: at random moments, SIGKILL a random child (and start another) or
+  // pause one with SIGSTOP for a random while. Timers pace the chaos; nothing
+  // here waits for an event by sleeping.
+  auto traffic_end =
+    started
+    + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.seconds));
+  auto mean_gap_ms = std::max<int64_t>(
+    50, static_cast<int64_t>(o.seconds * 1000 / static_cast<double>(2 * o.nodes)));
+  auto gap = [&] {
+    return std::chrono::milliseconds(
+      std::uniform_int_distribution<int64_t>{10, 2 * mean_gap_ms}(rng));
+  };
+  auto next_chaos = started + gap();
+  constexpr int64_t max_kills = 40; // slots: 64, and a dead one rests a second
+  std::vector<int32_t> killed;
+  for (;;) {
+    auto wake = resume_paused(kids, std::min(next_chaos, traffic_end));
+    auto now = clock_type::now();
+    if (now >= traffic_end)
+      break;
+    if (now >= next_chaos) {
+      next_chaos = now + gap();
+      std::vector<kid*> victims;
+      for (auto& k : kids)
+        if (!k.killed)
+          victims.push_back(&k);
+      chaos_event(victims, res.kills < max_kills, rng, self, *w, killed, res,
+                  [&](int32_t) { spawn_kid(*w, o, next_index++, rng, kids, res); });
+      continue;
+    }
+    std::this_thread::sleep_until(wake);
+  }
+  resume_paused(kids, traffic_end, true);
+  auto reports = stop_children(self, *w, kids, killed, res);
+  check_run(self, *w, o, reports, {killed.begin(), killed.end()},
+            static_cast<int64_t>(killed.size()), {}, res);
+  close_world(std::move(w), o, res);
   std::chrono::duration<double> took = clock_type::now() - started;
   res.seconds = took.count();
   return res;
+}
+
+/// Prints each series' growth after the warm-up; a problem for each that grew
+/// by more than 10%.
+void check_growth(const troupe_soak::usage_log& log, double warm_up, round_result& res) {
+  auto gs = log.growth_after(warm_up);
+  if (gs.empty()) {
+    res.fail("fewer than two samples after the warm-up: no growth to judge");
+    return;
+  }
+  std::cout << std::fixed << "growth after " << std::setprecision(0) << warm_up
+            << " s of warm-up (medians of the first and last fifths of the samples):\n";
+  for (auto& g : gs) {
+    auto pct = 100 * g.ratio();
+    std::cout << std::setprecision(0) << "  " << std::left << std::setw(24) << g.series
+              << std::right << std::setw(10) << g.baseline << " -> " << std::setw(10) << g.final
+              << " (highest " << g.highest << ")  " << std::showpos << std::setprecision(1) << pct
+              << std::noshowpos << "%\n";
+    if (g.ratio() > 0.10)
+      res.fail(g.series + " grew by " + std::to_string(pct) + "% after the warm-up");
+  }
+  std::cout.flush();
+}
+
+/// Writes the samples to `path` (nothing when empty).
+void write_samples(const troupe_soak::usage_log& log, const std::string& path, round_result& res) {
+  if (path.empty())
+    return;
+  std::ofstream out{path};
+  out << log.csv();
+  if (!out.flush())
+    res.fail("cannot write the samples to " + path);
+}
+
+/// Prints a run's result like a round's, and its problems; the exit status.
+int report_run(const char* what, const round_result& r) {
+  std::cout << std::fixed << std::setprecision(1) << what << ": " << (r.pass ? "PASS" : "FAIL")
+            << " (" << r.seconds << " s, " << r.spawned << " nodes, " << r.kills << " killed, "
+            << r.stops << " stopped, " << r.survivors << " survivors, " << r.requests
+            << " requests (" << r.peer_lost << " peer_lost), " << r.acked
+            << " acknowledged updates)" << std::endl;
+  for (auto& p : r.problems)
+    std::cout << "  problem: " << p << std::endl;
+  return r.pass ? 0 : 1;
+}
+
+/// The long run: one group for --duration seconds with --nodes long-lived
+/// children and two that chaos kills (each replaced at once) and pauses;
+/// samples the coordinator and each long-lived child every --sample-every
+/// seconds; then the round's checks and the growth check.
+int run_long(caf::actor_system& sys, const options& o, std::mt19937_64& rng) {
+  round_result res;
+  auto started = clock_type::now();
+  auto group_name = "soak-" + std::to_string(::getpid()) + "-long";
+  caf::scoped_actor self{sys};
+  auto w = open_world(sys, group_name, true, res);
+  if (!w)
+    return report_run("long run", res);
+  std::vector<kid> kids;
+  auto lived = static_cast<int32_t>(o.nodes);
+  for (int32_t i = 0; i < lived; ++i)
+    spawn_kid(*w, o, i, rng, kids, res);
+  // The victims take the indices from `lived` to 63 in turn, so an index comes
+  // back only after dozens of kills, long after its last holder is gone.
+  constexpr int32_t max_index = 64;
+  constexpr int victims = 2;
+  int32_t next_victim = lived;
+  std::set<int32_t> used;
+  std::set<int32_t> shared;
+  auto spawn_victim = [&] {
+    auto index = next_victim;
+    next_victim = next_victim + 1 < max_index ? next_victim + 1 : lived;
+    if (!used.insert(index).second)
+      shared.insert(index);
+    spawn_kid(*w, o, index, rng, kids, res);
+  };
+  for (int i = 0; i < victims; ++i)
+    spawn_victim();
+  std::vector<std::pair<std::string, pid_t>> watched{{"coordinator", ::getpid()}};
+  for (auto& k : kids)
+    if (k.index < lived)
+      watched.emplace_back("node" + std::to_string(k.index), k.proc.pid());
+  troupe_soak::usage_log log{watched, group_name};
+
+  auto seconds = [](double s) {
+    return std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(s));
+  };
+  auto end = started + seconds(o.duration);
+  auto every = seconds(o.sample_every);
+  auto next_sample = started;
+  auto next_progress = started + std::chrono::minutes(1);
+  auto gap = [&] {
+    return std::chrono::milliseconds(std::uniform_int_distribution<int64_t>{10, 1000}(rng));
+  };
+  auto next_chaos = started + gap();
+  std::vector<int32_t> just_killed; // the long run keeps counts, not lists
+  for (;;) {
+    auto wake = resume_paused(kids, std::min({next_chaos, next_sample, end}));
+    auto now = clock_type::now();
+    if (now >= end)
+      break;
+    if (now >= next_sample) {
+      std::chrono::duration<double> t = now - started;
+      log.sample(t.count());
+      next_sample += every;
+      w->fill_queue(queue_items, res); // items are used up; keep some
+      if (now >= next_progress) {
+        next_progress += std::chrono::minutes(1);
+        auto u = troupe_soak::usage_of(::getpid());
+        std::cout << std::fixed << std::setprecision(0) << "  " << t.count() << " s: " << res.kills
+                  << " killed, " << res.stops << " stopped, coordinator " << u.rss_kib
+                  << " KiB resident, " << u.fds << " fds, " << u.threads << " threads, /dev/shm "
+                  << troupe_soak::shm_usage_kib(group_name) << " KiB" << std::endl;
+      }
+      continue;
+    }
+    if (now >= next_chaos) {
+      next_chaos = now + gap();
+      std::vector<kid*> targets;
+      for (auto& k : kids)
+        if (k.index >= lived && !k.killed)
+          targets.push_back(&k);
+      chaos_event(targets, true, rng, self, *w, just_killed, res, [&](int32_t) {
+        kids.erase(std::remove_if(kids.begin(), kids.end(), [](const kid& k) { return k.killed; }),
+                   kids.end());
+        spawn_victim();
+      });
+      just_killed.clear();
+      continue;
+    }
+    std::this_thread::sleep_until(wake);
+  }
+  resume_paused(kids, end, true);
+  log.sample(std::chrono::duration<double>(clock_type::now() - started).count());
+  auto reports = stop_children(self, *w, kids, {}, res);
+  check_run(self, *w, o, reports, {}, res.kills, shared, res);
+  close_world(std::move(w), o, res);
+  check_growth(log, o.duration / 6, res);
+  write_samples(log, o.samples, res);
+  res.seconds = std::chrono::duration<double>(clock_type::now() - started).count();
+  return report_run("long run", res);
 }
 
 int run_coordinator(const options& o) {
@@ -1354,6 +1631,12 @@ int run_coordinator(const options& o) {
   caf::actor_system_config cfg;
   configure(cfg);
   caf::actor_system sys{cfg};
+  if (o.duration > 0) {
+    std::cout << "troupe-soak: a long run of " << o.duration << " s, " << o.nodes
+              << " long-lived nodes and 2 for chaos, a sample every " << o.sample_every
+              << " s, seed " << seed << std::endl;
+    return run_long(sys, o, rng);
+  }
   std::cout << "troupe-soak: " << o.rounds << " rounds of " << o.seconds << " s, " << o.nodes
             << " nodes, seed " << seed << std::endl;
   int64_t passed = 0;
@@ -1411,5 +1694,12 @@ int main(int argc, char** argv) {
   }
   if (o.role == "node")
     return run_node(o);
+  if (o.role == "flood" || o.flood > 0) {
+    troupe_soak::flood_options f;
+    f.messages = o.flood > 0 ? o.flood : f.messages;
+    f.sample_every = o.sample_every;
+    f.samples = o.samples;
+    return o.role == "flood" ? troupe_soak::run_flood_sender(f) : troupe_soak::run_flood(f);
+  }
   return run_coordinator(o);
 }

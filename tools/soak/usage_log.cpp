@@ -1,0 +1,156 @@
+#include "usage_log.hpp"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+namespace troupe_soak {
+
+namespace {
+
+/// Entries of a directory, without `.` and `..`; -1 when it cannot be read.
+int64_t entries_of(const std::string& dir) {
+  auto* d = ::opendir(dir.c_str());
+  if (d == nullptr)
+    return -1;
+  int64_t n = 0;
+  while (auto* e = ::readdir(d))
+    n += e->d_name[0] != '.';
+  ::closedir(d);
+  return n;
+}
+
+double median(std::vector<double> xs) {
+  if (xs.empty())
+    return 0;
+  auto mid = xs.begin() + static_cast<std::ptrdiff_t>(xs.size() / 2);
+  std::nth_element(xs.begin(), mid, xs.end());
+  if (xs.size() % 2 == 1)
+    return *mid;
+  auto lower = *std::max_element(xs.begin(), mid);
+  return (lower + *mid) / 2;
+}
+
+} // namespace
+
+process_usage usage_of(pid_t pid) {
+  process_usage res;
+  auto dir = "/proc/" + std::to_string(pid);
+  std::ifstream status{dir + "/status"};
+  std::string line;
+  int64_t rss = -1;
+  int64_t threads = -1;
+  while (std::getline(status, line)) {
+    std::istringstream in{line};
+    std::string key;
+    in >> key;
+    if (key == "VmRSS:")
+      in >> rss;
+    else if (key == "Threads:")
+      in >> threads;
+  }
+  auto fds = entries_of(dir + "/fd");
+  // A zombie has a status but no memory and no descriptors: count it as gone.
+  if (rss < 0 || threads < 0 || fds < 0)
+    return res;
+  res.rss_kib = rss;
+  res.fds = fds;
+  res.threads = threads;
+  return res;
+}
+
+std::vector<std::string> shm_leftovers(const std::string& group) {
+  std::vector<std::string> res;
+  auto segment = "troupe." + group;
+  auto values = segment + ".v.";
+  if (auto* d = ::opendir("/dev/shm")) {
+    while (auto* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name == segment || name.rfind(values, 0) == 0)
+        res.push_back(std::move(name));
+    }
+    ::closedir(d);
+  }
+  return res;
+}
+
+int64_t shm_usage_kib(const std::string& group) {
+  int64_t bytes = 0;
+  for (auto& name : shm_leftovers(group)) {
+    struct stat st {};
+    if (::stat(("/dev/shm/" + name).c_str(), &st) == 0)
+      bytes += static_cast<int64_t>(st.st_blocks) * 512;
+  }
+  return bytes / 1024;
+}
+
+usage_log::usage_log(std::vector<std::pair<std::string, pid_t>> processes, std::string group)
+  : processes_(std::move(processes)), group_(std::move(group)) {
+  names_.push_back("shm_kib");
+  for (auto& [name, pid] : processes_)
+    for (auto what : {"_rss_kib", "_fds", "_threads"})
+      names_.push_back(name + what);
+}
+
+void usage_log::sample(double seconds) {
+  std::vector<int64_t> row;
+  row.push_back(shm_usage_kib(group_));
+  for (auto& [name, pid] : processes_) {
+    auto u = usage_of(pid);
+    row.insert(row.end(), {u.rss_kib, u.fds, u.threads});
+  }
+  times_.push_back(seconds);
+  values_.push_back(std::move(row));
+}
+
+std::string usage_log::csv() const {
+  std::ostringstream out;
+  out << "seconds";
+  for (auto& n : names_)
+    out << ',' << n;
+  out << '\n' << std::fixed << std::setprecision(1);
+  for (size_t r = 0; r < times_.size(); ++r) {
+    out << times_[r];
+    for (auto x : values_[r])
+      out << ',' << x;
+    out << '\n';
+  }
+  return out.str();
+}
+
+std::vector<growth> usage_log::growth_after(double warm_up) const {
+  std::vector<size_t> rows;
+  for (size_t r = 0; r < times_.size(); ++r)
+    if (times_[r] >= warm_up)
+      rows.push_back(r);
+  std::vector<growth> res;
+  if (rows.size() < 2)
+    return res;
+  // A fifth of the samples at each end, so that one outlier (a sample taken
+  // while a chaos victim's pidfd was open) moves neither median.
+  auto fifth = std::max<size_t>(1, rows.size() / 5);
+  for (size_t c = 0; c < names_.size(); ++c) {
+    std::vector<double> first;
+    std::vector<double> last;
+    growth g;
+    g.series = names_[c];
+    for (size_t i = 0; i < rows.size(); ++i) {
+      auto x = static_cast<double>(values_[rows[i]][c]);
+      g.highest = std::max(g.highest, x);
+      if (i < fifth)
+        first.push_back(x);
+      if (i >= rows.size() - fifth)
+        last.push_back(x);
+    }
+    g.baseline = median(std::move(first));
+    g.final = median(std::move(last));
+    res.push_back(std::move(g));
+  }
+  return res;
+}
+
+} // namespace troupe_soak

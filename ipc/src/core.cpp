@@ -95,16 +95,20 @@ caf::error core::start_without_threads() {
   return caf::none;
 }
 
-caf::error core::claim_slot() {
+namespace {
+
+/// A claim of a slot takes microseconds; one begun this long ago, by a
+/// process that is gone, was abandoned.
+constexpr uint64_t abandoned_claim_ms = 10'000;
+
+} // namespace
+
+bool core::try_claim_slot(uint64_t now, uint64_t grace) {
   auto& seg = seg_->view;
-  auto now = mono_ms();
-  auto grace = static_cast<uint64_t>(
-    std::chrono::duration_cast<std::chrono::milliseconds>(opts_.slot_grace).count());
   // Pass 0 takes a never-used slot; pass 1 a slot that has rested long
   // enough since its last node left or died (so every peer has let go of it).
-  bool claimed = false;
-  for (int pass = 0; pass < 2 && !claimed; ++pass) {
-    for (uint32_t i = 0; i < seg.geo.max_nodes && !claimed; ++i) {
+  for (int pass = 0; pass < 2; ++pass) {
+    for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
       auto* s = seg.slot(i);
       auto st = s->state.load(std::memory_order_acquire);
       auto rested = now - std::min(now, s->dead_since_ms.load(std::memory_order_acquire)) >= grace;
@@ -112,9 +116,13 @@ caf::error core::claim_slot() {
         if (st != slot_free || s->epoch.load(std::memory_order_acquire) != 0)
           continue;
       } else if (st == slot_alive || st == slot_claiming) {
-        // A node that died with nobody watching: mark it, reuse it later.
-        if (!process_alive(s->pid.load(), s->start_ticks.load())
-            && s->state.compare_exchange_strong(st, slot_dead)) {
+        // A node that died with nobody watching: mark it, reuse it later. A
+        // slot being claimed holds the last node's pid until its claimer
+        // stores its own: only a claim begun long ago can be abandoned.
+        auto since = s->dead_since_ms.load(std::memory_order_acquire);
+        auto gone = !process_alive(s->pid.load(), s->start_ticks.load())
+                    && (st == slot_alive || now - std::min(now, since) > abandoned_claim_ms);
+        if (gone && s->state.compare_exchange_strong(st, slot_dead)) {
           s->dead_since_ms.store(now, std::memory_order_release);
           sweep_names_of(i, s->epoch.load());
         }
@@ -123,14 +131,36 @@ caf::error core::claim_slot() {
         continue;
       }
       if (s->state.compare_exchange_strong(st, slot_claiming)) {
+        s->dead_since_ms.store(now, std::memory_order_release); // when the claim began
         me_ = i;
-        claimed = true;
+        return true;
       }
     }
   }
-  if (!claimed)
-    return make_error(errc::group_full, "all " + std::to_string(seg.geo.max_nodes)
-                                          + " node slots of group '" + group() + "' are taken");
+  return false;
+}
+
+caf::error core::claim_slot() {
+  auto& seg = seg_->view;
+  auto ms = [](caf::timespan t) {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(t).count());
+  };
+  auto grace = ms(opts_.slot_grace);
+  auto give_up = mono_ms() + ms(opts_.join_timeout);
+  // When every slot is taken or resting, wait for the first to have rested,
+  // up to `join_timeout`: under churn (nodes that come and go faster than
+  // their slots rest) a joiner waits a little rather than fail.
+  while (!try_claim_slot(mono_ms(), grace)) {
+    auto rested_at = first_rested_slot(grace);
+    auto now = mono_ms();
+    if (!rested_at || *rested_at > give_up)
+      return make_error(errc::group_full,
+                        "all " + std::to_string(seg.geo.max_nodes) + " node slots of group '"
+                          + group() + "' are taken"
+                          + (rested_at ? " or resting after their node left" : ""));
+    std::this_thread::sleep_for(
+      std::chrono::milliseconds(*rested_at - std::min(now, *rested_at) + 1));
+  }
   my_slot_ = seg.slot(me_);
   my_epoch_ = my_slot_->epoch.load() + 1;
   my_slot_->epoch.store(my_epoch_, std::memory_order_relaxed);
@@ -170,10 +200,33 @@ caf::error core::claim_slot() {
   export_actor(caf::actor_cast<caf::strong_actor_ptr>(spawn_server_));
   export_actor(caf::actor_cast<caf::strong_actor_ptr>(group_relay_));
   my_slot_->spawn_server.store(spawn_server_.id(), std::memory_order_relaxed);
-  my_slot_->state.store(slot_alive, std::memory_order_release);
+  uint32_t claiming = slot_claiming;
+  if (!my_slot_->state.compare_exchange_strong(claiming, slot_alive)) {
+    // Another node took this claim for abandoned (it stalled for longer
+    // than `abandoned_claim_ms`): the slot is not this node's.
+    caf::anon_send_exit(spawn_server_, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(group_relay_, caf::exit_reason::user_shutdown);
+    my_slot_ = nullptr;
+    return make_error(errc::group_full, "this node stalled while it joined group '" + group()
+                                          + "' and its slot was given to others");
+  }
   announce_membership();
   attach_groups(sys_, shared_from_this());
   return caf::none;
+}
+
+std::optional<uint64_t> core::first_rested_slot(uint64_t grace) const {
+  auto& seg = seg_->view;
+  std::optional<uint64_t> res;
+  for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
+    auto* s = seg.slot(i);
+    auto st = s->state.load(std::memory_order_acquire);
+    if (st != slot_free && st != slot_dead)
+      continue;
+    auto at = s->dead_since_ms.load(std::memory_order_acquire) + grace;
+    res = res ? std::min(*res, at) : at;
+  }
+  return res;
 }
 
 void core::announce_membership() {
@@ -293,7 +346,7 @@ void core::leave_claimed() {
   for (auto& p : all) {
     fail_pending(*p, reason);
     p->senders.clear(); // under drain_mtx_, and the reader reads no more
-    kill_proxies_of(p->nid, reason);
+    kill_proxies_of(*p, reason);
   }
   proxies_.clear();
   // The last node out removes the segment.
@@ -394,6 +447,12 @@ void core::refresh_peers() {
         ++peers_version_;
       }
       if (st == slot_alive && !known) {
+        // CAF names a node by its pid, and pids are reused: a newcomer may
+        // have the node id of a node that went a moment ago. It waits until
+        // that node's loss is handled (its proxies gone), or its frames would
+        // reach that node's proxies. The end of the handling looks again.
+        if (node_id_in_use_locked(slot_node_id(i)))
+          continue;
         add_peer_locked(i, ep);
         seen_epoch_[i] = ep;
         added = true;
@@ -423,6 +482,32 @@ void core::refresh_peers() {
     my_slot_->doorbell.fetch_add(1);
     futex_wake(&my_slot_->doorbell, INT_MAX);
   }
+}
+
+caf::node_id core::slot_node_id(uint32_t slot) {
+  auto* s = seg_->view.slot(slot);
+  auto len = std::min<size_t>(s->node_id_len, node_id_max);
+  caf::node_id nid;
+  caf::binary_deserializer src{sys_, reinterpret_cast<const char*>(s->node_id), len};
+  if (src(nid))
+    return {};
+  return nid;
+}
+
+bool core::node_id_in_use_locked(const caf::node_id& nid) {
+  if (!nid)
+    return false;
+  for (auto& p : peers_)
+    if (p && p->nid == nid)
+      return true;
+  if (draining_ && draining_->nid == nid)
+    return true;
+  std::lock_guard<std::mutex> guard{lost_mtx_};
+  for (const auto* xs : {&lost_, &handling_})
+    for (auto& p : *xs)
+      if (p->nid == nid)
+        return true;
+  return false;
 }
 
 peer_ptr core::peer_at(uint32_t slot) {
@@ -477,14 +562,17 @@ void core::mark_lost(const peer_ptr& p, caf::error reason) {
 // -- proxy_registry::backend ---------------------------------------------------------
 
 caf::strong_actor_ptr core::make_proxy(caf::node_id nid, caf::actor_id aid) {
-  auto p = peer_by_node(nid);
-  if (!p) {
-    // A node whose loss is being handled: what it wrote before it went is
-    // delivered now, and handles in it may name its actors.
+  // A node whose loss is being handled first: what it wrote before it went is
+  // delivered now, and handles in it name its actors (even if a newcomer has
+  // its node id by now).
+  peer_ptr p;
+  {
     std::lock_guard<std::mutex> guard{peers_mtx_};
     if (draining_ && draining_->nid == nid)
       p = draining_;
   }
+  if (!p)
+    p = peer_by_node(nid);
   if (!p)
     return nullptr;
   caf::actor_config cfg;

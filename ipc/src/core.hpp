@@ -316,12 +316,25 @@ private:
   /// `start`).
   caf::error claim_slot();
 
+  /// Claims a free slot, or one that has rested for `grace` since its node
+  /// left or died (`me_` names it); false when there is none now.
+  bool try_claim_slot(uint64_t now, uint64_t grace);
+
+  /// When the first free or dead slot will have rested for `grace` (in
+  /// `mono_ms` time); none when every slot is taken.
+  std::optional<uint64_t> first_rested_slot(uint64_t grace) const;
+
   // -- peers ----------------------------------------------------------------------
   peer_ptr peer_at(uint32_t slot);
   peer_ptr peer_by_node(const caf::node_id& nid);
   /// Reads the slot table and registers new incarnations (any thread).
   void refresh_peers();
   peer_ptr add_peer_locked(uint32_t slot, uint32_t epoch);
+  /// The node id in `slot` (none if it cannot be read).
+  caf::node_id slot_node_id(uint32_t slot);
+  /// Whether a known peer, one whose loss waits to be handled, or the one
+  /// being drained has node id `nid` (under `peers_mtx_`).
+  bool node_id_in_use_locked(const caf::node_id& nid);
   /// Tells the group that the slot table changed (`members_seq`), and
   /// wakes the other nodes' readers to look.
   void announce_membership();
@@ -442,7 +455,8 @@ private:
   void handle_frame(peer& p, const frame_header& h, const unsigned char* payload, reader_unit& ctx);
   void reject(peer& p, const frame_header* h, const std::string& why);
   void handle_losses(reader_unit& ctx);
-  void kill_proxies_of(const caf::node_id& nid, const caf::error& reason);
+  /// Kills the proxies of `p`'s actors and forgets them.
+  void kill_proxies_of(const peer& p, const caf::error& reason);
   /// On leaving: the kill notices of announced actors that ended but whose
   /// functors have not sent them yet.
   void send_pending_kill_notices();
@@ -488,6 +502,8 @@ private:
 
   std::mutex lost_mtx_;
   std::vector<peer_ptr> lost_; // handed from the watcher to the reader
+  // The lost peers handle_losses took and has not finished with (lost_mtx_).
+  std::vector<peer_ptr> handling_;
 
   std::mutex names_mtx_;
   /// What this node published, by name: `leave` ends these actors.
@@ -564,6 +580,11 @@ public:
 
   core& owner() const noexcept {
     return *core_;
+  }
+
+  /// The incarnation of a node this proxy's actor lives in.
+  const peer& bound_peer() const noexcept {
+    return *peer_;
   }
 
   /// Writes `what` to the other node now (or answers it as a dead proxy).

@@ -288,7 +288,7 @@ void core::test_forget(peer& p) {
   p.assembly.shrink_to_fit();
   p.assembly_total = 0;
   auto reason = make_error(troupe::errc::peer_lost, "the test forgot " + describe_peer(p));
-  kill_proxies_of(p.nid, reason);
+  kill_proxies_of(p, reason);
   proxies_.clear();
   fail_pending(p, reason);
   test_take_output(p.slot, nullptr);
@@ -938,12 +938,24 @@ void core::fail_pending(peer& p, const caf::error& reason) {
         caf::make_mailbox_element(nullptr, caf::make_message_id(key.second), {}, reason), nullptr);
 }
 
-void core::kill_proxies_of(const caf::node_id& nid, const caf::error& reason) {
+void core::kill_proxies_of(const peer& p, const caf::error& reason) {
+  // A node that joined after `p` went may have its node id (CAF's node id is
+  // the pid, and pids are reused): its proxies stay.
+  bool others = false;
+  for (auto& x : proxies_.get_all(p.nid)) {
+    auto* proxy = static_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(x));
+    if (proxy == nullptr)
+      continue;
+    if (&proxy->bound_peer() != &p) {
+      others = true;
+      continue;
+    }
+    proxy->kill_proxy(nullptr, reason);
+    proxies_.erase(p.nid, x->id(), reason);
+  }
   // The registry also remembers ids it could not make a proxy for (null).
-  for (auto& x : proxies_.get_all(nid))
-    if (x)
-      static_cast<caf::actor_proxy*>(caf::actor_cast<caf::abstract_actor*>(x))
-        ->kill_proxy(nullptr, reason);
+  if (!others)
+    proxies_.erase(p.nid);
 }
 
 void core::handle_losses(reader_unit& ctx) {
@@ -951,6 +963,7 @@ void core::handle_losses(reader_unit& ctx) {
   {
     std::lock_guard<std::mutex> guard{lost_mtx_};
     lost.swap(lost_);
+    handling_ = lost;
   }
   if (lost.empty())
     return;
@@ -971,8 +984,7 @@ void core::handle_losses(reader_unit& ctx) {
     // Monitors hear of the death before the pending requests fail, so a
     // supervisor or pool knows a request failed because its worker died.
     p->senders.clear(); // they hold the peer: break the cycle
-    kill_proxies_of(p->nid, p->lost_reason);
-    proxies_.erase(p->nid);
+    kill_proxies_of(*p, p->lost_reason);
     fail_pending(*p, p->lost_reason);
     {
       std::lock_guard<std::mutex> bl{p->backlog_mtx};
@@ -997,8 +1009,12 @@ void core::handle_losses(reader_unit& ctx) {
         peers_[p->slot] = nullptr;
         ++peers_version_;
       }
+      std::lock_guard<std::mutex> handled{lost_mtx_};
+      handling_.erase(std::find(handling_.begin(), handling_.end(), p));
     }
   }
+  // A newcomer with the node id of a node handled here waited for this.
+  refresh_peers();
 }
 
 } // namespace troupe::ipc::detail

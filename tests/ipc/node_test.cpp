@@ -816,6 +816,126 @@ TEST_SUITE("ipc.node") {
     CHECK_MESSAGE(published, troupe::describe(published.error()));
   }
 
+  TEST_CASE("a node that joins while every free slot rests waits for one, up to join_timeout") {
+    ipc_fixture f{"slots"};
+    troupe::ipc::group_options opts;
+    opts.quiet = true;
+    opts.max_nodes = 2;
+    auto sut = node::create(f.sys, f.group, opts);
+    REQUIRE(sut);
+    // Other nodes of this process, each in an actor system of its own.
+    config cfg2{true};
+    caf::actor_system sys2{cfg2};
+    auto join = [&](caf::timespan grace, caf::timespan patience) {
+      troupe::ipc::group_options o;
+      o.quiet = true;
+      o.slot_grace = grace;
+      o.join_timeout = patience;
+      return node::join(sys2, f.group, sut->key(), o);
+    };
+    auto first = join(milliseconds(300), deadline);
+    REQUIRE_MESSAGE(first, troupe::describe(first.error()));
+    // Both slots taken: full at once, whatever the patience.
+    auto full = join(milliseconds(300), deadline);
+    REQUIRE_FALSE(full);
+    CHECK(troupe::is(full.error(), troupe::ipc::errc::group_full));
+    CHECK_MESSAGE(troupe::describe(full.error()).find("resting") == std::string::npos,
+                  troupe::describe(full.error()));
+    // The second slot rests once its node left: the next node waits for it.
+    first->leave();
+    auto second = join(milliseconds(300), deadline);
+    REQUIRE_MESSAGE(second, troupe::describe(second.error()));
+    second->leave();
+    // A rest longer than the patience: full, and the error says why.
+    auto impatient = join(std::chrono::seconds(30), milliseconds(100));
+    REQUIRE_FALSE(impatient);
+    CHECK(troupe::is(impatient.error(), troupe::ipc::errc::group_full));
+    CHECK_MESSAGE(troupe::describe(impatient.error()).find("resting") != std::string::npos,
+                  troupe::describe(impatient.error()));
+  }
+
+  TEST_CASE("every documented limit holds at the limit and is a clear error one past it") {
+    ipc_fixture f{"limits"};
+    auto fails = [](const caf::error& err, const std::string& says) {
+      CHECK(troupe::is(err, troupe::errc::invalid_argument));
+      CHECK_MESSAGE(troupe::describe(err).find(says) != std::string::npos, troupe::describe(err));
+    };
+    // One group at a time, each removed by its leave (shm_guard if a check fails).
+    auto at_limit = [&](const std::string& group, troupe::ipc::group_options opts) {
+      shm_guard guard{group};
+      opts.quiet = true;
+      auto g = node::create(f.sys, group, opts);
+      REQUIRE_MESSAGE(g, group << ": " << troupe::describe(g.error()));
+      g->leave();
+      CHECK_FALSE(shm_exists(group));
+    };
+    auto past_limit = [&](const std::string& group, troupe::ipc::group_options opts,
+                          const std::string& says) {
+      shm_guard guard{group};
+      opts.quiet = true;
+      auto g = node::create(f.sys, group, opts);
+      REQUIRE_FALSE(g);
+      fails(g.error(), says);
+      CHECK_FALSE(shm_exists(group));
+    };
+    troupe::ipc::group_options opts;
+    // Group names: 1 to 48 characters of [A-Za-z0-9_.-].
+    auto name48 = f.group + std::string(48 - f.group.size(), 'x');
+    at_limit(name48, opts);
+    past_limit(name48 + "x", opts, "1 to 48 characters");
+    past_limit("", opts, "1 to 48 characters");
+    past_limit(f.group + "/x", opts, "[A-Za-z0-9_.-]");
+    // The geometry: 2 to 64 nodes, 1 to 65536 names, rings a power of two
+    // from 64 KiB to 256 MiB, messages of 1 KiB to 1 GiB.
+    auto with = [](auto change) {
+      troupe::ipc::group_options o;
+      change(o);
+      return o;
+    };
+    at_limit(f.group + "-n", with([](auto& o) { o.max_nodes = 64; }));
+    past_limit(f.group + "-n", with([](auto& o) { o.max_nodes = 65; }), "max_nodes");
+    past_limit(f.group + "-n", with([](auto& o) { o.max_nodes = 1; }), "max_nodes");
+    at_limit(f.group + "-m", with([](auto& o) { o.max_names = 65536; }));
+    past_limit(f.group + "-m", with([](auto& o) { o.max_names = 65537; }), "max_names");
+    at_limit(f.group + "-r", with([](auto& o) { o.ring_bytes = uint64_t{256} << 20; }));
+    at_limit(f.group + "-r", with([](auto& o) { o.ring_bytes = uint64_t{64} << 10; }));
+    past_limit(f.group + "-r", with([](auto& o) { o.ring_bytes = uint64_t{512} << 20; }),
+               "ring_bytes");
+    past_limit(f.group + "-r", with([](auto& o) { o.ring_bytes = uint64_t{32} << 10; }),
+               "ring_bytes");
+    at_limit(f.group + "-b", with([](auto& o) { o.max_message_bytes = uint64_t{1} << 30; }));
+    past_limit(f.group + "-b", with([](auto& o) { o.max_message_bytes = (uint64_t{1} << 30) + 1; }),
+               "max_message_bytes");
+    // Published names: 1 to 64 characters, no control characters; as many
+    // as `max_names`, then a clear error, and room again once one goes.
+    opts.quiet = true;
+    opts.max_names = 4;
+    auto sut = node::create(f.sys, f.group, opts);
+    REQUIRE(sut);
+    auto s = f.spawn(sink);
+    auto name64 = sut->publish(std::string(64, 'n'), s);
+    CHECK_MESSAGE(name64, troupe::describe(name64.error()));
+    auto found = sut->lookup(std::string(64, 'n'), caf::timespan{0});
+    CHECK((found && *found == s));
+    auto name65 = sut->publish(std::string(65, 'n'), s);
+    REQUIRE_FALSE(name65);
+    fails(name65.error(), "1 to 64 characters");
+    auto control = sut->publish("a\nb", s);
+    REQUIRE_FALSE(control);
+    fails(control.error(), "control characters");
+    std::vector<troupe::ipc::publication> more;
+    // The node's own helpers may hold names too: fill what is left.
+    for (int i = 0; i < 4; ++i)
+      if (auto p = sut->publish("more-" + std::to_string(i), s))
+        more.push_back(std::move(*p));
+    auto no_room = sut->publish("one-too-many", s);
+    REQUIRE_FALSE(no_room);
+    fails(no_room.error(), "no room for more names (4)");
+    name64->stop();
+    auto room_again = sut->publish("one-too-many", s);
+    CHECK_MESSAGE(room_again, troupe::describe(room_again.error()));
+  }
+
   TEST_CASE("a node that leaves unpublishes its names and the last one out removes the segment") {
     ipc_fixture f{"leave"};
     {

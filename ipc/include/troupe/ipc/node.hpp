@@ -78,9 +78,12 @@ struct group_options {
   /// at a time; the others wait at once).
   caf::timespan spin = std::chrono::microseconds(200);
   /// How long `join` waits for a segment that its creator is still setting
-  /// up.
+  /// up, and for a node slot when every slot is taken or resting (see
+  /// `slot_grace`); then it fails with `troupe::errc::group_full`.
   caf::timespan join_timeout = std::chrono::seconds(5);
-  /// How long a dead node's slot rests before a new node may reuse it.
+  /// How long the slot of a node that left or died rests before a new node
+  /// may reuse it (so that every peer has let go of it). A node that joins
+  /// while every free slot rests waits for the first to have rested.
   caf::timespan slot_grace = std::chrono::seconds(1);
   /// No `[troupe] ...` notices on stderr (sweeps, rejected frames).
   bool quiet = false;

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 
@@ -90,15 +89,6 @@ caf::behavior sender(caf::stateful_actor<sender_state>* self, caf::actor to, int
         fill();
     },
   };
-}
-
-/// Writes the samples to `path` (nothing when empty); false when it cannot.
-bool write_samples(const usage_log& log, const std::string& path) {
-  if (path.empty())
-    return true;
-  std::ofstream out{path};
-  out << log.csv();
-  return static_cast<bool>(out.flush());
 }
 
 } // namespace
@@ -202,19 +192,9 @@ int run_flood(const flood_options& o) {
   std::cout << std::fixed << std::setprecision(1) << o.messages << " messages in " << took << " s ("
             << std::setprecision(0) << static_cast<double>(o.messages) / took << " a second), "
             << log.rows() << " samples" << std::endl;
-  auto gs = log.growth_after(took / 6);
-  if (gs.empty())
-    problems.push_back("fewer than two samples after the warm-up: no growth to judge");
-  for (auto& g : gs) {
-    std::cout << std::setprecision(0) << "  " << std::left << std::setw(20) << g.series
-              << std::right << std::setw(10) << g.baseline << " -> " << std::setw(10) << g.final
-              << " (highest " << g.highest << ")  " << std::showpos << std::setprecision(1)
-              << 100 * g.ratio() << std::noshowpos << "%\n";
-    if (g.ratio() > 0.10)
-      problems.push_back(g.series + " grew by " + std::to_string(100 * g.ratio())
-                         + "% after the warm-up");
-  }
-  if (!write_samples(log, o.samples))
+  for (auto& p : check_growth(log, took / 6, std::cout))
+    problems.push_back(std::move(p));
+  if (!log.write_csv(o.samples))
     problems.push_back("cannot write the samples to " + o.samples);
   if (auto left = shm_leftovers(group_name); !left.empty())
     problems.push_back("left in /dev/shm: " + left.front() + (left.size() > 1 ? " and more" : ""));

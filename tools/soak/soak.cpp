@@ -32,7 +32,9 @@
 // One line per round, then `N passed, M failed`; exit status 1 on a failure,
 // 2 on a bad option.
 
+#include "churn.hpp"
 #include "flood.hpp"
+#include "stall.hpp"
 #include "troupe/ipc/configure.hpp"
 #include "troupe/ipc/error.hpp"
 #include "troupe/ipc/managed_dict.hpp"
@@ -96,6 +98,8 @@ struct options {
   std::string samples;   // where the long run writes its samples (CSV)
   int64_t key_space = 0; // a node's dict keys per owner (0: unbounded)
   int64_t flood = 0;     // messages of the flood through one pair of nodes
+  double churn = 0;      // seconds of nodes joining and leaving
+  double stall = 0;      // seconds a reader is stopped
 };
 
 constexpr const char* usage = R"(usage: troupe-soak [options]
@@ -129,6 +133,15 @@ The long run, instead of rounds (--duration or --flood):
   --flood N               N messages (1000 to 10^9) from a child to this
                           process, through one pair of nodes, sampled and
                           checked for growth in the same way (both processes)
+  --churn S               for S seconds (1 to 3600), 60 child nodes that join a
+                          group of 64 slots, ask once, leave, and are replaced
+                          at once; checks that each joined and exited with
+                          status 0 and that nothing leaked
+  --stall S               a child that stops reading (SIGSTOP) for S seconds (5
+                          to 3600) while this process sends it requests and
+                          messages: each is answered, errc::full after the
+                          full_timeout (1 s) at most, and this process's
+                          memory does not grow
   --sample-every S        seconds between samples (0.1 to 600; default 10)
   --samples FILE          write the samples there as CSV
 
@@ -179,8 +192,8 @@ std::optional<std::string> parse_options(int argc, char** argv, options& o, bool
       o.seed = static_cast<uint64_t>(x);
       o.seed_given = true;
     } else if (arg == "--role") {
-      if (value != "node" && value != "flood")
-        return "--role is node or flood (for the children), not '" + value + "'";
+      if (value != "node" && value != "flood" && value != "churn" && value != "stall")
+        return "--role is node, flood, churn or stall (for the children), not '" + value + "'";
       o.role = value;
     } else if (arg == "--duration" || arg == "--sample-every") {
       char* end = nullptr;
@@ -192,6 +205,13 @@ std::optional<std::string> parse_options(int argc, char** argv, options& o, bool
         return arg + " needs " + (duration ? "60 to 604800" : "0.1 to 600") + " seconds, not '"
                + value + "'";
       (duration ? o.duration : o.sample_every) = x;
+    } else if (arg == "--churn" || arg == "--stall") {
+      char* end = nullptr;
+      auto x = std::strtod(value.c_str(), &end);
+      auto lo = arg == "--churn" ? 1.0 : 5.0; // a stall needs time for samples
+      if (value.empty() || *end != '\0' || !(x >= lo) || x > 3600)
+        return arg + " needs " + (lo == 1 ? "1" : "5") + " to 3600 seconds, not '" + value + "'";
+      (arg == "--churn" ? o.churn : o.stall) = x;
     } else if (arg == "--samples") {
       o.samples = value;
     } else if (arg == "--flood") {
@@ -216,8 +236,8 @@ std::optional<std::string> parse_options(int argc, char** argv, options& o, bool
   }
   if (o.role == "node" && o.index < 0)
     return "--role node needs --index";
-  if (o.duration > 0 && o.flood > 0)
-    return "--duration and --flood are two runs: give one";
+  if ((o.duration > 0) + (o.flood > 0) + (o.churn > 0) + (o.stall > 0) > 1)
+    return "--duration, --flood, --churn and --stall are four runs: give one";
   return std::nullopt;
 }
 
@@ -1484,38 +1504,6 @@ round_result run_round(caf::actor_system& sys, const options& o, int64_t round,
   return res;
 }
 
-/// Prints each series' growth after the warm-up; a problem for each that grew
-/// by more than 10%.
-void check_growth(const troupe_soak::usage_log& log, double warm_up, round_result& res) {
-  auto gs = log.growth_after(warm_up);
-  if (gs.empty()) {
-    res.fail("fewer than two samples after the warm-up: no growth to judge");
-    return;
-  }
-  std::cout << std::fixed << "growth after " << std::setprecision(0) << warm_up
-            << " s of warm-up (medians of the first and last fifths of the samples):\n";
-  for (auto& g : gs) {
-    auto pct = 100 * g.ratio();
-    std::cout << std::setprecision(0) << "  " << std::left << std::setw(24) << g.series
-              << std::right << std::setw(10) << g.baseline << " -> " << std::setw(10) << g.final
-              << " (highest " << g.highest << ")  " << std::showpos << std::setprecision(1) << pct
-              << std::noshowpos << "%\n";
-    if (g.ratio() > 0.10)
-      res.fail(g.series + " grew by " + std::to_string(pct) + "% after the warm-up");
-  }
-  std::cout.flush();
-}
-
-/// Writes the samples to `path` (nothing when empty).
-void write_samples(const troupe_soak::usage_log& log, const std::string& path, round_result& res) {
-  if (path.empty())
-    return;
-  std::ofstream out{path};
-  out << log.csv();
-  if (!out.flush())
-    res.fail("cannot write the samples to " + path);
-}
-
 /// Prints a run's result like a round's, and its problems; the exit status.
 int report_run(const char* what, const round_result& r) {
   std::cout << std::fixed << std::setprecision(1) << what << ": " << (r.pass ? "PASS" : "FAIL")
@@ -1619,8 +1607,10 @@ int run_long(caf::actor_system& sys, const options& o, std::mt19937_64& rng) {
   auto reports = stop_children(self, *w, kids, {}, res);
   check_run(self, *w, o, reports, {}, res.kills, shared, res);
   close_world(std::move(w), o, res);
-  check_growth(log, o.duration / 6, res);
-  write_samples(log, o.samples, res);
+  for (auto& p : troupe_soak::check_growth(log, o.duration / 6, std::cout))
+    res.fail(std::move(p));
+  if (!log.write_csv(o.samples))
+    res.fail("cannot write the samples to " + o.samples);
   res.seconds = std::chrono::duration<double>(clock_type::now() - started).count();
   return report_run("long run", res);
 }
@@ -1694,6 +1684,14 @@ int main(int argc, char** argv) {
   }
   if (o.role == "node")
     return run_node(o);
+  if (o.role == "churn")
+    return troupe_soak::run_churn_node();
+  if (o.churn > 0)
+    return troupe_soak::run_churn(o.churn, 60);
+  if (o.role == "stall")
+    return troupe_soak::run_stall_node();
+  if (o.stall > 0)
+    return troupe_soak::run_stall(o.stall, o.sample_every);
   if (o.role == "flood" || o.flood > 0) {
     troupe_soak::flood_options f;
     f.messages = o.flood > 0 ? o.flood : f.messages;

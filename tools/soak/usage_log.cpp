@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iomanip>
+#include <ostream>
 #include <sstream>
 
 namespace troupe_soak {
@@ -122,6 +123,14 @@ std::string usage_log::csv() const {
   return out.str();
 }
 
+bool usage_log::write_csv(const std::string& path) const {
+  if (path.empty())
+    return true;
+  std::ofstream out{path};
+  out << csv();
+  return static_cast<bool>(out.flush());
+}
+
 std::vector<growth> usage_log::growth_after(double warm_up) const {
   std::vector<size_t> rows;
   for (size_t r = 0; r < times_.size(); ++r)
@@ -151,6 +160,30 @@ std::vector<growth> usage_log::growth_after(double warm_up) const {
     res.push_back(std::move(g));
   }
   return res;
+}
+
+std::vector<std::string> check_growth(const usage_log& log, double warm_up, std::ostream& out) {
+  std::vector<std::string> problems;
+  auto gs = log.growth_after(warm_up);
+  if (gs.empty())
+    problems.push_back("fewer than two samples after the warm-up: no growth to judge");
+  out << std::fixed << std::setprecision(0) << "growth after " << warm_up
+      << " s of warm-up (medians of the first and last fifths of the samples):\n";
+  for (auto& g : gs) {
+    auto pct = 100 * g.ratio();
+    out << std::setprecision(0) << "  " << std::left << std::setw(24) << g.series << std::right
+        << std::setw(10) << g.baseline << " -> " << std::setw(10) << g.final << " (highest "
+        << g.highest << ")  " << std::showpos << std::setprecision(1) << pct << std::noshowpos
+        << "%\n";
+    if (g.ratio() > 0.10) {
+      std::ostringstream what;
+      what << std::fixed << std::setprecision(1) << g.series << " grew by " << pct
+           << "% after the warm-up";
+      problems.push_back(what.str());
+    }
+  }
+  out.flush();
+  return problems;
 }
 
 } // namespace troupe_soak

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,6 +53,9 @@ public:
   /// The rows as CSV: `seconds,shm_kib,<name>_rss_kib,<name>_fds,<name>_threads,...`.
   std::string csv() const;
 
+  /// Writes `csv()` to `path` (nothing when it is empty); false when it cannot.
+  bool write_csv(const std::string& path) const;
+
   /// Each series' growth, judged from the samples taken after `warm_up`
   /// seconds; empty when fewer than two samples were taken after it.
   std::vector<growth> growth_after(double warm_up) const;
@@ -67,5 +71,10 @@ private:
   std::vector<double> times_;                // one per row
   std::vector<std::vector<int64_t>> values_; // [row][column]
 };
+
+/// Prints each series' growth after `warm_up` seconds to `out`; returns a
+/// problem for each that grew by more than 10%, or one when too few samples
+/// were taken after the warm-up to judge.
+std::vector<std::string> check_growth(const usage_log& log, double warm_up, std::ostream& out);
 
 } // namespace troupe_soak

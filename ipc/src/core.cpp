@@ -347,6 +347,7 @@ void core::leave_claimed() {
     fail_pending(*p, reason);
     p->senders.clear(); // under drain_mtx_, and the reader reads no more
     kill_proxies_of(*p, reason);
+    detach_kill_notices(*p);
   }
   proxies_.clear();
   // The last node out removes the segment.
@@ -406,7 +407,9 @@ void core::send_pending_kill_notices() {
 peer_ptr core::add_peer_locked(uint32_t slot, uint32_t epoch) {
   auto& seg = seg_->view;
   auto* s = seg.slot(slot);
-  auto p = std::make_shared<peer>();
+  // Not make_shared: the weak pointers to a lost peer (kill notices not yet
+  // detached) would keep its whole memory, not just the control block.
+  auto p = std::shared_ptr<peer>(new peer);
   p->slot = slot;
   p->epoch = epoch;
   p->pid = s->pid.load(std::memory_order_acquire);

@@ -457,6 +457,8 @@ private:
   void handle_losses(reader_unit& ctx);
   /// Kills the proxies of `p`'s actors and forgets them.
   void kill_proxies_of(const peer& p, const caf::error& reason);
+  /// Takes the kill notices for `p` off the local actors it announced.
+  void detach_kill_notices(peer& p);
   /// On leaving: the kill notices of announced actors that ended but whose
   /// functors have not sent them yet.
   void send_pending_kill_notices();
@@ -559,6 +561,37 @@ private:
 
 /// A proxy for an actor of another node of the group. Sending to it writes a
 /// frame into the ring to that node, on the sender's thread.
+/// Attached to a local actor that a peer made a proxy of: sends the peer a
+/// kill frame when the actor ends. Detached when the peer is lost (a
+/// long-lived actor would otherwise keep one per peer that ever announced
+/// it, each holding on to that peer's memory).
+class kill_notice final : public caf::attachable {
+public:
+  /// Any number of CAF's token subtypes that CAF itself does not use.
+  static constexpr size_t token_type = 0x74726f757065; // "troupe"
+
+  kill_notice(std::weak_ptr<core> owner, const peer_ptr& p, caf::actor_id aid);
+
+  void actor_exited(const caf::error& reason, caf::execution_unit* host) override;
+
+  /// Matches the token `{token_type, &peer}`.
+  bool matches(const token& what) override;
+
+  ~kill_notice() override;
+
+  /// How many exist in this process (for the tests).
+  static int64_t alive() noexcept {
+    return instances_.load(std::memory_order_relaxed);
+  }
+
+private:
+  static inline std::atomic<int64_t> instances_{0};
+  std::weak_ptr<core> owner_;
+  std::weak_ptr<peer> peer_;
+  const peer* key_;
+  caf::actor_id aid_;
+};
+
 class shm_proxy final : public caf::actor_proxy {
 public:
   shm_proxy(caf::actor_config& cfg, std::shared_ptr<core> owner, peer_ptr p);

@@ -799,14 +799,7 @@ void core::handle_frame(peer& p, const frame_header& h, const unsigned char* pay
     // actor's end sent one kill frame per announce.)
     if (!p.announced.insert(aid).second)
       return;
-    std::weak_ptr<core> weak_self = shared_from_this();
-    std::weak_ptr<peer> weak_peer = pp;
-    target->get()->attach_functor([weak_self, weak_peer, aid](const caf::error& reason) {
-      auto self = weak_self.lock();
-      auto q = weak_peer.lock();
-      if (self && q)
-        self->send_control(q, frame_kind::kill, aid, 0, &reason);
-    });
+    target->get()->attach(std::make_unique<kill_notice>(shared_from_this(), pp, aid));
     return;
   }
   case frame_kind::kill: {
@@ -938,6 +931,33 @@ void core::fail_pending(peer& p, const caf::error& reason) {
         caf::make_mailbox_element(nullptr, caf::make_message_id(key.second), {}, reason), nullptr);
 }
 
+kill_notice::kill_notice(std::weak_ptr<core> owner, const peer_ptr& p, caf::actor_id aid)
+  : owner_(std::move(owner)), peer_(p), key_(p.get()), aid_(aid) {
+  instances_.fetch_add(1, std::memory_order_relaxed);
+}
+
+kill_notice::~kill_notice() {
+  instances_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void kill_notice::actor_exited(const caf::error& reason, caf::execution_unit*) {
+  auto self = owner_.lock();
+  auto q = peer_.lock();
+  if (self && q)
+    self->send_control(q, frame_kind::kill, aid_, 0, &reason);
+}
+
+bool kill_notice::matches(const token& what) {
+  return what.subtype == token_type && what.ptr == key_;
+}
+
+void core::detach_kill_notices(peer& p) {
+  for (auto aid : p.announced)
+    if (auto target = sys_.registry().get(aid))
+      target->get()->detach(caf::attachable::token{kill_notice::token_type, &p});
+  p.announced.clear();
+}
+
 void core::kill_proxies_of(const peer& p, const caf::error& reason) {
   // A node that joined after `p` went may have its node id (CAF's node id is
   // the pid, and pids are reused): its proxies stay.
@@ -985,6 +1005,7 @@ void core::handle_losses(reader_unit& ctx) {
     // supervisor or pool knows a request failed because its worker died.
     p->senders.clear(); // they hold the peer: break the cycle
     kill_proxies_of(*p, p->lost_reason);
+    detach_kill_notices(*p);
     fail_pending(*p, p->lost_reason);
     {
       std::lock_guard<std::mutex> bl{p->backlog_mtx};

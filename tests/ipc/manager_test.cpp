@@ -12,6 +12,7 @@
 #include "troupe/ipc/managed_queue.hpp"
 #include "troupe/ipc/managed_value.hpp"
 #include "troupe/ipc/sync.hpp"
+#include "troupe/ipc/testing/node_hooks.hpp"
 
 #include <signal.h>
 
@@ -255,6 +256,31 @@ TEST_SUITE("ipc.manager") {
     CHECK(theirs.get() == int64_t{2 * per_process});
     CHECK(n.stats().late_wakeups == 0);
     f.stop_host(n, a);
+  }
+
+  TEST_CASE("a node that is gone leaves nothing attached to the actors it made proxies of") {
+    manager_fixture f{"notices"};
+    auto n = f.make_node();
+    // A long-lived owner here; each child makes a proxy of it (which
+    // attaches a kill notice to it here), adds, and leaves or is killed.
+    auto mine = svalue::make(f.sys);
+    f.publish(n, "p.value", mine);
+    auto before = troupe::ipc::testing::kill_notices();
+    constexpr int children = 6;
+    for (int i = 0; i < children; ++i) {
+      auto child = f.start(n, {"add", "p", "1"});
+      if (i % 2 == 0) {
+        check_exits_cleanly(child);
+      } else {
+        REQUIRE(eventually([&] { return mine.get() == int64_t{i + 1}; }));
+        REQUIRE_FALSE(child.kill(SIGKILL));
+        REQUIRE(child.wait(deadline));
+      }
+      REQUIRE(eventually([&] { return mine.get() == int64_t{i + 1}; }));
+    }
+    // Each child's notice goes with its loss: none is left on the owner.
+    CHECK(eventually([&] { return troupe::ipc::testing::kill_notices() == before; }));
+    CHECK(mine.get() == int64_t{children});
   }
 
   TEST_CASE("a functor attached to a remote actor runs on the reader thread, not on a caller's") {

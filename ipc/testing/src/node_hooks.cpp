@@ -23,4 +23,8 @@ caf::expected<uint32_t> slot_of(node& n, const std::string& name) {
   return node_access::core_of(n).slot_of(name);
 }
 
+int64_t kill_notices() {
+  return detail::kill_notice::alive();
+}
+
 } // namespace troupe::ipc::testing

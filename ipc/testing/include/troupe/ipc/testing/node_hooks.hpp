@@ -27,4 +27,9 @@ caf::error write_raw(node& n, uint32_t peer_slot, const std::vector<unsigned cha
 /// The slot of the node that published `name`.
 caf::expected<uint32_t> slot_of(node& n, const std::string& name);
 
+/// How many kill notices (what tells a peer that a local actor it made a
+/// proxy of has ended) this process's nodes have attached to local actors
+/// and not yet run or detached.
+int64_t kill_notices();
+
 } // namespace troupe::ipc::testing

@@ -35,19 +35,19 @@ for i in "${!columns[@]}"; do
   col=$((i + 1))
   case $name in
   *_rss_kib) curves+=("'$csv' using (\$1/$scale):(\$$col/1024) with lines lw 2 title '${name%_rss_kib} resident'") ;;
-  shm_kib) curves+=("'$csv' using (\$1/$scale):(\$$col/1024) with lines lw 2 dt 2 title '/dev/shm of the group'") ;;
+  shm_kib) curves+=("'$csv' using (\$1/$scale):(\$$col/1024) with lines lw 2 title '/dev/shm of the group'") ;;
   esac
 done
 plot=$(IFS=,; echo "${curves[*]}")
 gnuplot <<GNUPLOT
-set terminal svg size 900,420 dynamic font 'sans,12'
+set terminal svg size 900,460 dynamic font 'sans,12' background rgb 'white'
 set output '$out'
 set datafile separator ','
 set title '$title'
 set xlabel '$unit'
 set ylabel 'MiB'
 set yrange [0:*]
-set key outside right
+set key outside below horizontal
 set grid
 plot $plot
 GNUPLOT

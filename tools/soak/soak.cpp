@@ -1691,7 +1691,7 @@ int main(int argc, char** argv) {
   if (o.role == "stall")
     return troupe_soak::run_stall_node();
   if (o.stall > 0)
-    return troupe_soak::run_stall(o.stall, o.sample_every);
+    return troupe_soak::run_stall(o.stall, o.sample_every, o.samples);
   if (o.role == "flood" || o.flood > 0) {
     troupe_soak::flood_options f;
     f.messages = o.flood > 0 ? o.flood : f.messages;

@@ -187,7 +187,7 @@ int run_stall_node() {
   return 0;
 }
 
-int run_stall(double seconds, double sample_every) {
+int run_stall(double seconds, double sample_every, const std::string& samples) {
   caf::actor_system_config cfg;
   tipc::configure(cfg);
   caf::actor_system sys{cfg};
@@ -256,6 +256,8 @@ int run_stall(double seconds, double sample_every) {
             << std::endl;
   for (auto& p : check_growth(log, seconds / 6, std::cout))
     problems.push_back(std::move(p));
+  if (!log.write_csv(samples))
+    problems.push_back("cannot write the samples to " + samples);
   self->send(*to, bye_atom::value);
   auto status = child->wait(std::chrono::seconds(30));
   if (!status || !status->success())

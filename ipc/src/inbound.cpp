@@ -963,9 +963,11 @@ void core::kill_proxies_of(const peer& p, const caf::error& reason) {
   // the pid, and pids are reused): its proxies stay.
   bool others = false;
   for (auto& x : proxies_.get_all(p.nid)) {
-    auto* proxy = static_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(x));
-    if (proxy == nullptr)
+    // The registry also remembers ids it could not make a proxy for (null),
+    // and a null strong_actor_ptr must not be cast: it is not a null actor.
+    if (!x)
       continue;
+    auto* proxy = static_cast<shm_proxy*>(caf::actor_cast<caf::abstract_actor*>(x));
     if (&proxy->bound_peer() != &p) {
       others = true;
       continue;
@@ -973,9 +975,8 @@ void core::kill_proxies_of(const peer& p, const caf::error& reason) {
     proxy->kill_proxy(nullptr, reason);
     proxies_.erase(p.nid, x->id(), reason);
   }
-  // The registry also remembers ids it could not make a proxy for (null).
   if (!others)
-    proxies_.erase(p.nid);
+    proxies_.erase(p.nid); // the nulls too
 }
 
 void core::handle_losses(reader_unit& ctx) {

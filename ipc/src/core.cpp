@@ -419,9 +419,8 @@ peer_ptr core::add_peer_locked(uint32_t slot, uint32_t epoch) {
   p->in = seg.ring(slot, me_);
   p->out_offset = seg.geo.ring_data_offset(me_, slot);
   p->in_offset = seg.geo.ring_data_offset(slot, me_);
-  auto len = std::min<size_t>(s->node_id_len, node_id_max);
-  caf::binary_deserializer src{sys_, reinterpret_cast<const char*>(s->node_id), len};
-  if (src(p->nid) || !p->nid)
+  p->nid = slot_node_id(slot);
+  if (!p->nid)
     return nullptr;
   p->pidfd = pidfd_open(p->pid);
   peers_[slot] = p;

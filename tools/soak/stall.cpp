@@ -24,10 +24,11 @@ using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using tally_atom = caf::atom_constant<caf::atom("tally")>;
 using bye_atom = caf::atom_constant<caf::atom("bye")>;
 using drop_atom = caf::atom_constant<caf::atom("drop")>;
+using press_atom = caf::atom_constant<caf::atom("press")>;
 
 /// How long a sender waits for room in the full ring before `errc::full`.
 constexpr auto full_timeout = std::chrono::seconds(1);
-/// Requests the writer keeps outstanding.
+/// Requests the writer keeps outstanding while it is not pressing.
 constexpr int64_t window = 32;
 
 /// What the writer counted.
@@ -48,6 +49,10 @@ struct writer_state {
   // Who waits for how many answers with a value (see `tally_atom`).
   std::vector<std::pair<int64_t, caf::response_promise>> waiters;
   bool ticking = false; // a tick is in the mailbox
+  // Sending regardless of the window. While the reader is stopped, the
+  // requests outstanding may all sit in its mailbox rather than in the ring;
+  // a writer held to its window would then never find the ring full.
+  bool pressing = false;
   static inline const char* name = "stall.writer";
 };
 
@@ -69,7 +74,8 @@ void answer_waiters(caf::stateful_actor<writer_state>* self) {
 }
 
 /// Keeps `window` requests of 4 KiB outstanding to `to`, and sends it an
-/// asynchronous message of 4 KiB every 16 requests; `(tally, n)` is answered
+/// asynchronous message of 4 KiB every 16 requests; `(press, true)` makes it
+/// send without that limit until `(press, false)`; `(tally, n)` is answered
 /// with its counts once `n` requests had a value.
 caf::behavior writer(caf::stateful_actor<writer_state>* self, caf::actor to) {
   // An asynchronous send that failed comes back as an error message.
@@ -85,7 +91,7 @@ caf::behavior writer(caf::stateful_actor<writer_state>* self, caf::actor to) {
   // other messages. A tick that finds the window full waits for an answer.
   auto next_tick = [self] {
     auto& st = self->state;
-    if (!st.ticking && st.n.requests - st.n.answered < window) {
+    if (!st.ticking && (st.pressing || st.n.requests - st.n.answered < window)) {
       st.ticking = true;
       self->send(self, tick_atom::value);
     }
@@ -124,6 +130,10 @@ caf::behavior writer(caf::stateful_actor<writer_state>* self, caf::actor to) {
               n.first_other = "a request: " + troupe::describe(err);
             note();
           });
+      next_tick();
+    },
+    [=](press_atom, bool on) {
+      self->state.pressing = on;
       next_tick();
     },
     [=](tally_atom, int64_t values) {
@@ -219,6 +229,7 @@ int run_stall(double seconds, double sample_every, const std::string& samples) {
   if (ran.values < 1000)
     problems.push_back("fewer than 1000 answers before the reader stopped");
   child->kill(SIGSTOP);
+  self->send(w, press_atom::value, true);
   auto stopped_at = clock_type::now();
   usage_log log{{{"writer", ::getpid()}}, group_name};
   auto every =
@@ -235,6 +246,7 @@ int run_stall(double seconds, double sample_every, const std::string& samples) {
   }
   auto stalled = counts_of(self, w, 0, std::chrono::seconds(30));
   child->kill(SIGCONT);
+  self->send(w, press_atom::value, false);
   auto resumed = counts_of(self, w, stalled.values + 1000, std::chrono::seconds(60));
   self->send_exit(w, caf::exit_reason::user_shutdown);
   if (stalled.full == ran.full)

@@ -82,8 +82,11 @@ struct group_options {
   /// `slot_grace`); then it fails with `troupe::errc::group_full`.
   caf::timespan join_timeout = std::chrono::seconds(5);
   /// How long the slot of a node that left or died rests before a new node
-  /// may reuse it (so that every peer has let go of it). A node that joins
-  /// while every free slot rests waits for the first to have rested.
+  /// may reuse it. Whatever the rest, a slot is reused only once every live
+  /// node has let go of its last node (handled its loss and read what it
+  /// wrote), however slow that node is. A node that joins while every free
+  /// slot rests or is held waits for the first to be free, up to
+  /// `join_timeout`.
   caf::timespan slot_grace = std::chrono::seconds(1);
   /// No `[troupe] ...` notices on stderr (sweeps, rejected frames).
   bool quiet = false;

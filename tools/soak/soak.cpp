@@ -1186,7 +1186,9 @@ void chaos_event(std::vector<kid*> victims, bool may_kill, std::mt19937_64& rng,
     k.proc.kill(SIGKILL);
     auto st = k.proc.wait(patience);
     if (!st)
-      res.fail("node " + std::to_string(k.index) + " not reaped after SIGKILL");
+      res.fail("node " + std::to_string(k.index) + " not reaped within "
+               + std::to_string(patience.count())
+               + " s of SIGKILL: " + troupe_soak::process_condition(k.proc.pid()));
     k.killed = true;
     k.stopped = false;
     killed.push_back(k.index);

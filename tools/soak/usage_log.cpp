@@ -38,6 +38,45 @@ double median(std::vector<double> xs) {
 
 } // namespace
 
+std::string process_condition(pid_t pid) {
+  auto dir = "/proc/" + std::to_string(pid);
+  auto first_line = [](const std::string& path) {
+    std::ifstream in{path};
+    std::string line;
+    std::getline(in, line);
+    return line;
+  };
+  // /proc/PID/stat: "pid (comm) S ...", the state after the last ')'.
+  auto state_of = [&](const std::string& task) {
+    auto stat = first_line(task + "/stat");
+    auto at = stat.rfind(')');
+    return at == std::string::npos || at + 2 >= stat.size() ? std::string{"?"}
+                                                            : stat.substr(at + 2, 1);
+  };
+  if (state_of(dir) == "?")
+    return "gone from /proc";
+  std::ostringstream out;
+  out << "state " << state_of(dir);
+  auto* d = ::opendir((dir + "/task").c_str());
+  if (d == nullptr)
+    return out.str();
+  while (auto* e = ::readdir(d)) {
+    if (e->d_name[0] == '.')
+      continue;
+    auto task = dir + "/task/" + e->d_name;
+    out << "; thread " << e->d_name << " (" << first_line(task + "/comm") << ") " << state_of(task)
+        << " in " << first_line(task + "/wchan");
+    std::ifstream stack{task + "/stack"};
+    std::string frame;
+    for (int n = 0; n < 4 && std::getline(stack, frame); ++n)
+      out << (n == 0 ? " [" : " < ") << frame.substr(frame.find(' ') + 1);
+    if (!frame.empty())
+      out << ']';
+  }
+  ::closedir(d);
+  return out.str();
+}
+
 process_usage usage_of(pid_t pid) {
   process_usage res;
   auto dir = "/proc/" + std::to_string(pid);

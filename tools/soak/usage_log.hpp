@@ -22,6 +22,11 @@ struct process_usage {
 
 process_usage usage_of(pid_t pid);
 
+/// What the kernel says `pid` is doing, for a process that should have ended
+/// and did not: its state and each thread's (state, wait channel, kernel
+/// stack where readable), on one line.
+std::string process_condition(pid_t pid);
+
 /// Every /dev/shm entry of `group`: its segment and its values and arrays.
 std::vector<std::string> shm_leftovers(const std::string& group);
 

@@ -80,6 +80,26 @@ inline void check_exits_cleanly(troupe::ipc::child_process& child) {
   CHECK(status->success());
 }
 
+/// `check_exits_cleanly` for a child that runs a workload: its length grows
+/// with the machine's load, so the deadline is on progress, not on the whole
+/// of it. Fails once `progress()` (a count the workload raises) stood still
+/// for a whole `deadline`.
+template <class Progress>
+void check_exits_cleanly_while(troupe::ipc::child_process& child, Progress progress) {
+  auto seen = progress();
+  for (;;) {
+    auto status = child.wait(deadline);
+    if (status) {
+      CHECK(status->success());
+      return;
+    }
+    auto now = progress();
+    REQUIRE_MESSAGE(now != seen, "no progress for " << deadline.count() << " s: "
+                                                    << troupe::describe(status.error()));
+    seen = now;
+  }
+}
+
 /// Group options whose readers, and blocking callers, spin for `spin`.
 inline troupe::ipc::group_options spinning(caf::timespan spin) {
   troupe::ipc::group_options opts;

@@ -73,9 +73,20 @@ std::string core::key() const {
 }
 
 caf::error core::start() {
-  if (auto err = claim_slot())
+  // A pidfd per other node, an eventfd, a pidfd of the parent and a /proc
+  // file at a time: checked up front, so that a process at its limit gets
+  // an error here rather than a node that cannot watch its peers.
+  auto others = seg_->view.geo.max_nodes - 1;
+  if (auto err = check_descriptor_room(others + 3,
+                                       "joining group '" + group() + "' (a pidfd for each of up to "
+                                         + std::to_string(others) + " other nodes, and 3 more)"))
     return err;
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0)
+    return make_error(errc::resource_limit, "cannot make the eventfd of a node of group '" + group()
+                                              + "': " + std::strerror(errno));
+  if (auto err = claim_slot())
+    return err;
   refresh_peers();
   reader_ = std::thread{[this] {
     name_this_thread("troupe.reader");
@@ -503,6 +514,8 @@ peer_ptr core::add_peer_locked(uint32_t slot, uint32_t epoch) {
     return nullptr;
   }
   p->pidfd = pidfd_open(p->pid);
+  if (p->pidfd < 0 && (errno == EMFILE || errno == ENFILE))
+    note_polled(*p);
   peers_[slot] = p;
   ++peers_version_;
   if (!process_alive(p->pid, p->start_ticks))
@@ -568,6 +581,14 @@ void core::refresh_peers() {
     my_slot_->doorbell.fetch_add(1);
     futex_wake(&my_slot_->doorbell, INT_MAX);
   }
+}
+
+void core::note_polled(const peer& p) {
+  peers_polled_.fetch_add(1, std::memory_order_relaxed);
+  if (!opts_.quiet)
+    std::cerr << "[troupe] group '" << group() << "': no file descriptor left (ulimit -n is "
+              << descriptor_limit() << ") to watch the " << describe_peer(p)
+              << " with a pidfd: its death is noticed by polling, within 250 ms\n";
 }
 
 caf::node_id core::slot_node_id(uint32_t slot) {
@@ -1118,6 +1139,7 @@ node_stats core::stats() const {
   }
   res.frames_read_by_callers = caller_frames_.load(std::memory_order_relaxed);
   res.late_wakeups = late_wakeups_.load(std::memory_order_relaxed);
+  res.peers_polled = peers_polled_.load(std::memory_order_relaxed);
   return res;
 }
 

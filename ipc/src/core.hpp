@@ -335,6 +335,10 @@ private:
   /// others; true when no node holds the slot any more.
   bool let_go_of_gone_holders(uint32_t slot);
 
+  /// Counts (and tells, unless quiet) a peer watched by polling because this
+  /// process had no descriptor left for its pidfd.
+  void note_polled(const peer& p);
+
   // -- peers ----------------------------------------------------------------------
   peer_ptr peer_at(uint32_t slot);
   peer_ptr peer_by_node(const caf::node_id& nid);
@@ -555,6 +559,8 @@ private:
   std::atomic<uint64_t> backlogged_{0};
   std::atomic<uint64_t> caller_frames_{0};
   std::atomic<uint64_t> late_wakeups_{0};
+  // Peers met without a descriptor left for their pidfd (see node_stats).
+  std::atomic<uint64_t> peers_polled_{0};
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> left_{false};

@@ -42,6 +42,8 @@ const char* name_of(errc x) {
     return "broken_barrier";
   case errc::no_shared_memory:
     return "no_shared_memory";
+  case errc::resource_limit:
+    return "resource_limit";
   }
   return nullptr;
 }

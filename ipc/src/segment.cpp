@@ -6,11 +6,13 @@
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -358,25 +360,45 @@ void remove_segment(const std::string& shm_name) {
 
 namespace {
 
-/// The fields of /proc/PID/stat after the command name (which ends at the
-/// last ')'), from field 3 (the state) on; empty if unreadable.
-std::istringstream stat_fields(pid_t pid) {
+/// Reads /proc/PID/stat into `line`: 0, or why it could not (an errno).
+int read_stat(pid_t pid, std::string& line) {
   char path[64];
   std::snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(pid));
-  std::ifstream in{path};
-  std::string line;
-  if (!in || !std::getline(in, line))
-    return std::istringstream{};
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return errno;
+  char buf[1024]; // a command name of at most 16 bytes, then numbers
+  ssize_t n = 0;
+  do
+    n = ::read(fd, buf, sizeof(buf));
+  while (n < 0 && errno == EINTR);
+  auto err = n < 0 ? errno : 0;
+  ::close(fd);
+  if (n <= 0)
+    return err != 0 ? err : ESRCH;
+  line.assign(buf, static_cast<size_t>(n));
+  return 0;
+}
+
+/// The fields of a /proc/PID/stat line after the command name (which ends
+/// at the last ')'), from field 3 (the state) on; empty if malformed.
+std::istringstream stat_fields(const std::string& line) {
   auto close = line.rfind(')');
   if (close == std::string::npos)
     return std::istringstream{};
   return std::istringstream{line.substr(close + 1)};
 }
 
-} // namespace
+std::istringstream stat_fields(pid_t pid) {
+  std::string line;
+  if (read_stat(pid, line) != 0)
+    return std::istringstream{};
+  return stat_fields(line);
+}
 
-uint64_t process_start_ticks(pid_t pid) {
-  auto fields = stat_fields(pid);
+/// Field 22 of a /proc/PID/stat line; 0 for a zombie or a malformed line.
+uint64_t start_ticks_of(const std::string& line) {
+  auto fields = stat_fields(line);
   std::string state;
   fields >> state; // field 3
   if (state.empty() || state == "Z" || state == "X" || state == "x")
@@ -387,6 +409,13 @@ uint64_t process_start_ticks(pid_t pid) {
   uint64_t start = 0;
   fields >> start; // field 22
   return start;
+}
+
+} // namespace
+
+uint64_t process_start_ticks(pid_t pid) {
+  std::string line;
+  return read_stat(pid, line) == 0 ? start_ticks_of(line) : 0;
 }
 
 pid_t parent_pid_of(pid_t pid) {
@@ -402,8 +431,46 @@ bool process_alive(pid_t pid, uint64_t start_ticks) {
     return false;
   if (::kill(pid, 0) != 0 && errno == ESRCH)
     return false;
-  auto now = process_start_ticks(pid);
+  std::string line;
+  if (auto err = read_stat(pid, line); err != 0)
+    // Gone since kill(2) looked, or no descriptor left to look with (this
+    // process at its `ulimit -n`): then kill(2)'s answer stands. Taking a
+    // live node for dead would free its slot while it runs.
+    return err != ENOENT && err != ESRCH;
+  auto now = start_ticks_of(line);
   return now != 0 && (start_ticks == 0 || now == start_ticks);
+}
+
+uint64_t descriptor_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY)
+    return 0;
+  return lim.rlim_cur;
+}
+
+caf::error check_descriptor_room(size_t needed, const std::string& what) {
+  auto limit = descriptor_limit();
+  if (limit == 0)
+    return caf::none;
+  auto says = [&](const std::string& free) {
+    return make_error(errc::resource_limit, what + " needs " + std::to_string(needed)
+                                              + " more open files in this process, and " + free
+                                              + " of its limit of " + std::to_string(limit)
+                                              + " (ulimit -n) are free");
+  };
+  auto* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr)
+    return errno == EMFILE || errno == ENFILE ? says("none") : caf::none; // no /proc: no telling
+  // The limit is on descriptor numbers: count those below it, less the one
+  // this listing holds.
+  uint64_t used = 0;
+  while (auto* e = ::readdir(dir))
+    if (e->d_name[0] != '.' && std::strtoull(e->d_name, nullptr, 10) < limit)
+      ++used;
+  ::closedir(dir);
+  used = used > 0 ? used - 1 : 0;
+  auto free = limit > used ? limit - used : 0;
+  return free >= needed ? caf::none : says(std::to_string(free));
 }
 
 uint64_t unix_ms() {

@@ -99,8 +99,16 @@ int32_t live_pid(const segment_view& seg);
 /// exist or is a zombie.
 uint64_t process_start_ticks(pid_t pid);
 
-/// Whether process `pid` started at `start_ticks` still runs.
+/// Whether process `pid` started at `start_ticks` still runs. When /proc
+/// cannot be read for want of a file descriptor, as far as kill(2) says.
 bool process_alive(pid_t pid, uint64_t start_ticks);
+
+/// `errc::resource_limit` when fewer than `needed` file descriptors are free
+/// below this process's `ulimit -n`; `what` says what needs them.
+caf::error check_descriptor_room(size_t needed, const std::string& what);
+
+/// This process's soft limit on open files (`ulimit -n`); 0 if unlimited.
+uint64_t descriptor_limit();
 
 /// The parent of process `pid` (/proc/PID/stat, field 4), or 0.
 pid_t parent_pid_of(pid_t pid);

@@ -12,11 +12,11 @@ using troupe::ipc::errc;
 namespace {
 
 const errc every_code[] = {
-  errc::message_too_large, errc::group_running, errc::no_such_group, errc::bad_key,
-  errc::bad_segment,       errc::group_full,    errc::name_taken,    errc::name_not_found,
-  errc::spawn_failed,      errc::bad_frame,     errc::key_error,     errc::index_error,
-  errc::value_error,       errc::type_error,    errc::empty,         errc::broken_barrier,
-  errc::no_shared_memory,
+  errc::message_too_large, errc::group_running,  errc::no_such_group, errc::bad_key,
+  errc::bad_segment,       errc::group_full,     errc::name_taken,    errc::name_not_found,
+  errc::spawn_failed,      errc::bad_frame,      errc::key_error,     errc::index_error,
+  errc::value_error,       errc::type_error,     errc::empty,         errc::broken_barrier,
+  errc::no_shared_memory,  errc::resource_limit,
 };
 
 } // namespace

@@ -1,9 +1,11 @@
 // The other process of the ipc tests. Roles:
 //
-//   troupe-ipc-child serve NAME      join the group named in the environment,
+//   troupe-ipc-child serve NAME [at-limit]
+//                                    join the group named in the environment,
 //                                    publish an echo actor as NAME and a
 //                                    control actor as NAME.ctl; leave on
-//                                    `leave_atom`
+//                                    `leave_atom`. With `at-limit`, then open
+//                                    files until none is left (ulimit -n)
 //   troupe-ipc-child create GROUP F  create GROUP, write its key to file F,
 //                                    then wait to be killed
 //   troupe-ipc-child host P          join, host managed containers P.dict,
@@ -75,8 +77,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -109,7 +113,25 @@ caf::behavior echo(caf::event_based_actor* self, tipc::node* n) {
     },
     [n](stats_atom) {
       auto s = n->stats();
-      return std::vector<uint64_t>{s.frames_sent, s.frames_received, s.frames_rejected};
+      return std::vector<uint64_t>{s.frames_sent, s.frames_received, s.frames_rejected,
+                                   s.peers_polled};
+    },
+    [self, n](ask_atom, const std::string& target, int32_t x) {
+      // Asks the echo actor published as `target` for `x` (for `hold` when
+      // `x` is negative), from this node: the answer, or how it failed.
+      auto rp = self->make_response_promise();
+      auto t = n->lookup(target, std::chrono::seconds(1));
+      if (!t) {
+        rp.deliver(std::move(t.error()));
+        return rp;
+      }
+      auto answer = [rp](int32_t y) mutable { rp.deliver(y); };
+      auto failure = [rp](caf::error& err) mutable { rp.deliver(std::move(err)); };
+      if (x < 0)
+        self->request(*t, caf::infinite, hold_atom::value).then(answer, failure);
+      else
+        self->request(*t, caf::infinite, x).then(answer, failure);
+      return rp;
     },
     [n](flood_atom, const std::string& target, int32_t count) -> caf::result<caf::atom_value> {
       // A short wait: the target may have been killed on purpose.
@@ -142,7 +164,20 @@ caf::behavior echo(caf::event_based_actor* self, tipc::node* n) {
   };
 }
 
-int serve(const std::string& name) {
+/// Opens /dev/null until no descriptor is left (the soft limit lowered to
+/// 256 first, so that this takes a moment): a process at its `ulimit -n`.
+std::vector<int> use_up_descriptors() {
+  rlimit lim{};
+  ::getrlimit(RLIMIT_NOFILE, &lim);
+  lim.rlim_cur = std::min<rlim_t>(lim.rlim_cur, 256);
+  ::setrlimit(RLIMIT_NOFILE, &lim);
+  std::vector<int> fds;
+  for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;)
+    fds.push_back(fd);
+  return fds;
+}
+
+int serve(const std::string& name, bool at_limit) {
   config cfg;
   caf::actor_system sys{cfg};
   auto n = tipc::node::join_from_env(sys);
@@ -159,14 +194,18 @@ int serve(const std::string& name) {
     std::cerr << "ipc_child: " << troupe::describe(err) << '\n';
     return 3;
   }
+  auto used_up = at_limit ? use_up_descriptors() : std::vector<int>{};
   // Leave when told to, or when the echo actor is gone (as a supervised
   // process does).
   self->monitor(e);
   bool done = false;
-  self->receive_while([&] { return !done; })([&](leave_atom) { done = true; },
-                                             [&](caf::down_msg&) { done = true; });
+  self->receive_while([&] { return !done; })(
+    [&](leave_atom) { done = true; }, [&](caf::down_msg&) { done = true; },
+    [&](count_atom) { return static_cast<int64_t>(used_up.size()); });
   self->send_exit(e, caf::exit_reason::user_shutdown);
   n->leave();
+  for (auto fd : used_up)
+    ::close(fd);
   return 0;
 }
 
@@ -562,7 +601,9 @@ int sync_steps(const std::vector<std::string>& steps) {
 int main(int argc, char** argv) {
   std::string role = argc > 1 ? argv[1] : "";
   if (role == "serve" && argc == 3)
-    return serve(argv[2]);
+    return serve(argv[2], false);
+  if (role == "serve" && argc == 4 && std::string{argv[3]} == "at-limit")
+    return serve(argv[2], true);
   if (role == "create" && argc == 4)
     return create(argv[2], argv[3]);
   if (role == "shm-add" && argc == 4)

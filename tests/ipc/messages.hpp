@@ -26,6 +26,7 @@ using leave_atom = caf::atom_constant<caf::atom("leave")>;
 using linkto_atom = caf::atom_constant<caf::atom("linkto")>;
 using count_atom = caf::atom_constant<caf::atom("count")>;
 using pid_atom = caf::atom_constant<caf::atom("pid")>;
+using ask_atom = caf::atom_constant<caf::atom("ask")>;
 
 /// A user type that both sides register: it travels.
 struct point {

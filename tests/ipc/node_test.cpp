@@ -88,6 +88,28 @@ std::vector<unsigned char> frame_bytes(const raw_header& h,
   return res;
 }
 
+/// Descriptors this process has open.
+int64_t open_descriptors() {
+  int64_t n = 0;
+  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator{"/proc/self/fd"})
+    ++n;
+  return n - 1; // the listing's own
+}
+
+/// Lowers this process's soft limit on open files for a scope.
+struct descriptor_limit_guard {
+  rlimit saved{};
+  explicit descriptor_limit_guard(int64_t soft) {
+    ::getrlimit(RLIMIT_NOFILE, &saved);
+    auto tight = saved;
+    tight.rlim_cur = static_cast<rlim_t>(soft);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  }
+  ~descriptor_limit_guard() {
+    ::setrlimit(RLIMIT_NOFILE, &saved);
+  }
+};
+
 } // namespace
 
 TEST_SUITE("ipc.node") {
@@ -555,6 +577,57 @@ TEST_SUITE("ipc.node") {
     }));
     REQUIRE_FALSE(reader.kill(SIGCONT));
     CHECK(eventually([&] { return f.ask<int64_t>(r, count_atom::value) == int64_t{100}; }));
+  }
+
+  TEST_CASE("a process at its open-file limit cannot join, and a node there watches new peers "
+            "by polling") {
+    ipc_fixture f{"nofile"};
+    troupe::ipc::group_options opts;
+    opts.quiet = true;
+    auto sut = node::create(f.sys, f.group, opts);
+    REQUIRE(sut);
+    {
+      // Four descriptors left: fewer than a node of 8 needs.
+      config cfg2{true};
+      caf::actor_system sys2{cfg2};
+      descriptor_limit_guard tight{open_descriptors() + 4};
+      auto early = node::join(sys2, f.group, sut->key(), opts);
+      REQUIRE_FALSE(early);
+      CHECK(troupe::is(early.error(), troupe::ipc::errc::resource_limit));
+      CHECK_MESSAGE(troupe::describe(early.error()).find("ulimit -n") != std::string::npos,
+                    troupe::describe(early.error()));
+    }
+    // A node that joined, then used up its descriptors, meets a newcomer.
+    auto at_limit = sut->spawn(TROUPE_IPC_CHILD, {"serve", "lim", "at-limit"});
+    REQUIRE_MESSAGE(at_limit, troupe::describe(at_limit.error()));
+    auto lim = f.find(*sut, "lim");
+    auto used_up = f.ask<int64_t>(f.find(*sut, "lim.ctl"), count_atom::value);
+    REQUIRE(used_up);
+    CHECK(*used_up > 0);
+    auto b = f.serve(*sut, "b");
+    f.find(*sut, "b");
+    // It takes the newcomer for alive (it cannot read /proc either) and
+    // talks to it, watching it by polling.
+    CHECK(f.ask<int32_t>(lim, ask_atom::value, std::string{"b"}, int32_t{7}) == int32_t{7});
+    auto stats = f.ask<std::vector<uint64_t>>(lim, stats_atom::value);
+    REQUIRE(stats);
+    REQUIRE(stats->size() == 4);
+    CHECK((*stats)[3] == 1);
+    // A request it has pending on the newcomer fails once that dies.
+    auto pending = f.self->request(lim, deadline, ask_atom::value, std::string{"b"}, int32_t{-1});
+    // Answered after the held request reached the newcomer (one sender, in order).
+    CHECK(f.ask<int32_t>(lim, ask_atom::value, std::string{"b"}, int32_t{8}) == int32_t{8});
+    REQUIRE_FALSE(b.kill(SIGKILL));
+    caf::error reason;
+    pending.receive([](int32_t) { FAIL("a held request was answered"); },
+                    [&](caf::error& err) { reason = std::move(err); });
+    CHECK_MESSAGE(troupe::is(reason, errc::peer_lost), troupe::describe(reason));
+    // And the rest of the group goes on.
+    CHECK(f.ask<int32_t>(lim, int32_t{9}) == int32_t{9});
+    f.self->send(f.find(*sut, "lim.ctl"), leave_atom::value);
+    auto status = at_limit->wait(deadline);
+    REQUIRE(status);
+    CHECK(status->success());
   }
 
   TEST_CASE("a slot is claimed anew only once every node has let go of its last node") {

@@ -122,6 +122,12 @@ struct node_stats {
   /// 100 ms after its wait (of up to 250 ms) ended: lost wake-ups, each of
   /// which delayed a frame that long. Stays 0 unless something is wrong.
   uint64_t late_wakeups = 0;
+  /// Other nodes this node met when its process had no file descriptor left
+  /// (at its `ulimit -n`) for the pidfd it watches a node with: it notices
+  /// their deaths by polling, within 250 ms, rather than at once. Stays 0
+  /// unless the process runs out of descriptors after joining (joining
+  /// itself checks that there are enough, `errc::resource_limit`).
+  uint64_t peers_polled = 0;
 };
 
 /// A name a node published, and the actor behind it: `node::publish` returns

@@ -206,7 +206,10 @@ public:
   /// Joins the running group `group` with its `key` (see `key()`). Fails with
   /// `errc::bad_key` for a wrong key, `errc::no_such_group` if there is none,
   /// `errc::bad_segment` if the segment is not troupe's or not the caller's,
-  /// `errc::group_full` if all slots are taken.
+  /// `errc::group_full` if all slots are taken (or not yet let go of, see
+  /// `group_options::slot_grace`), `errc::resource_limit` if this process
+  /// has fewer file descriptors left than a node needs (one per other node
+  /// of the group, and three more; `create` too).
   [[nodiscard]] static caf::expected<node> join(caf::actor_system& sys, const std::string& group,
                                                 const std::string& key, group_options opts = {});
 

@@ -3,6 +3,7 @@
 #include "troupe/ipc/configure.hpp"
 #include "troupe/ipc/error.hpp"
 #include "troupe/ipc/node.hpp"
+#include "troupe/ipc/process.hpp"
 #include "usage_log.hpp"
 
 #include <caf/all.hpp>
@@ -272,8 +273,12 @@ int run_stall(double seconds, double sample_every, const std::string& samples) {
     problems.push_back("cannot write the samples to " + samples);
   self->send(*to, bye_atom::value);
   auto status = child->wait(std::chrono::seconds(30));
-  if (!status || !status->success())
-    problems.push_back("the reader did not end with status 0 when told to");
+  if (!status)
+    problems.push_back("the reader did not end within 30 s when told to: "
+                       + process_condition(child->pid()));
+  else if (!status->success())
+    problems.push_back("the reader ended with " + troupe::ipc::to_string(*status)
+                       + " when told to");
   group->leave();
   if (auto left = shm_leftovers(group_name); !left.empty())
     problems.push_back("left in /dev/shm: " + left.front());

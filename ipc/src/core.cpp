@@ -112,62 +112,7 @@ namespace {
 /// process that is gone, was abandoned.
 constexpr uint64_t abandoned_claim_ms = 10'000;
 
-/// How often a joiner looks again at a rested slot that a node still holds.
-constexpr uint64_t held_retry_ms = 10;
-
-/// The mark of slot `i` in a `node_slot::holders`.
-constexpr uint64_t slot_bit(uint32_t i) noexcept {
-  return uint64_t{1} << i;
-}
-
 } // namespace
-
-// The marks and the slot state are sequentially consistent on both sides:
-// a holder marks, then reads the state; a claimant changes the state, then
-// reads the marks. One of the two sees the other, so no node holds an
-// incarnation whose rings a claimant resets.
-
-bool core::take_hold(uint32_t slot, uint32_t epoch) {
-  auto* s = seg_->view.slot(slot);
-  auto bit = slot_bit(me_);
-  auto had = (s->holders.fetch_or(bit) & bit) != 0;
-  if (s->epoch.load() == epoch && s->state.load() != slot_claiming)
-    return true;
-  if (!had)
-    s->holders.fetch_and(~bit);
-  return false;
-}
-
-void core::let_go(uint32_t slot) {
-  seg_->view.slot(slot)->holders.fetch_and(~slot_bit(me_));
-}
-
-bool core::let_go_of_gone_holders(uint32_t slot) {
-  auto& seg = seg_->view;
-  auto* s = seg.slot(slot);
-  auto marks = s->holders.load();
-  for (uint32_t h = 0; marks != 0 && h < seg.geo.max_nodes; ++h) {
-    if ((marks & slot_bit(h)) == 0)
-      continue;
-    auto* hs = seg.slot(h);
-    auto epoch = hs->epoch.load();
-    auto st = hs->state.load();
-    auto gone = st == slot_free || st == slot_dead
-                || (st == slot_alive && !process_alive(hs->pid.load(), hs->start_ticks.load()));
-    if (!gone) {
-      // A slow node: its reader lets go once it has handled the loss.
-      hs->doorbell.fetch_add(1, std::memory_order_release);
-      futex_wake(&hs->doorbell, 1);
-      continue;
-    }
-    s->holders.fetch_and(~slot_bit(h));
-    // A new node in slot h may have marked meanwhile: keep its mark (it
-    // lets go of it itself).
-    if (hs->epoch.load() != epoch)
-      s->holders.fetch_or(slot_bit(h));
-  }
-  return s->holders.load() == 0;
-}
 
 bool core::try_claim_slot(uint64_t now, uint64_t grace) {
   auto& seg = seg_->view;
@@ -191,24 +136,13 @@ bool core::try_claim_slot(uint64_t now, uint64_t grace) {
         if (gone && s->state.compare_exchange_strong(st, slot_dead)) {
           s->dead_since_ms.store(now, std::memory_order_release);
           sweep_names_of(i, s->epoch.load());
-          announce_membership(); // nodes it wrote to let go of it
         }
         continue;
       } else if (!rested) {
         continue;
       }
-      // The claim resets the slot's rings: every node has let go of them.
-      if (!let_go_of_gone_holders(i))
-        continue;
       if (s->state.compare_exchange_strong(st, slot_claiming)) {
         s->dead_since_ms.store(now, std::memory_order_release); // when the claim began
-        if (s->holders.load() != 0) {
-          // A node took hold of the last incarnation just now: the slot
-          // rests again, and that node looks at the table again.
-          s->state.store(st);
-          announce_membership();
-          continue;
-        }
         me_ = i;
         return true;
       }
@@ -234,15 +168,10 @@ caf::error core::claim_slot() {
       return make_error(errc::group_full,
                         "all " + std::to_string(seg.geo.max_nodes) + " node slots of group '"
                           + group() + "' are taken"
-                          + (rested_at ? " or resting after their node left, until every node"
-                                         " has let go of it"
-                                       : ""));
+                          + (rested_at ? " or resting after their node left" : ""));
     std::this_thread::sleep_for(
       std::chrono::milliseconds(*rested_at - std::min(now, *rested_at) + 1));
   }
-  // What the last node in this slot held goes with it.
-  for (uint32_t i = 0; i < seg.geo.max_nodes; ++i)
-    seg.slot(i)->holders.fetch_and(~slot_bit(me_));
   my_slot_ = seg.slot(me_);
   my_epoch_ = my_slot_->epoch.load() + 1;
   my_slot_->epoch.store(my_epoch_, std::memory_order_relaxed);
@@ -306,8 +235,6 @@ std::optional<uint64_t> core::first_rested_slot(uint64_t grace) const {
     if (st != slot_free && st != slot_dead)
       continue;
     auto at = s->dead_since_ms.load(std::memory_order_acquire) + grace;
-    if (s->holders.load() != 0)
-      at = std::max(at, mono_ms() + held_retry_ms);
     res = res ? std::min(*res, at) : at;
   }
   return res;
@@ -318,7 +245,7 @@ void core::announce_membership() {
   seg.header()->members_seq.fetch_add(1, std::memory_order_acq_rel);
   for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
     auto* s = seg.slot(i);
-    if (s == my_slot_ || s->state.load(std::memory_order_acquire) != slot_alive)
+    if (i == me_ || s->state.load(std::memory_order_acquire) != slot_alive)
       continue;
     s->doorbell.fetch_add(1, std::memory_order_release);
     futex_wake(&s->doorbell, 1);
@@ -424,9 +351,6 @@ void core::leave_claimed() {
     // A writer in the middle of a record finishes it (or fails) first.
     std::lock_guard<std::mutex> writing{p->write_mtx};
   }
-  // No ring of this node is touched from here on.
-  for (uint32_t i = 0; i < seg_->view.geo.max_nodes; ++i)
-    let_go(i);
   my_slot_->dead_since_ms.store(mono_ms(), std::memory_order_release);
   my_slot_->state.store(slot_free, std::memory_order_release);
   announce_membership();
@@ -494,8 +418,6 @@ void core::send_pending_kill_notices() {
 peer_ptr core::add_peer_locked(uint32_t slot, uint32_t epoch) {
   auto& seg = seg_->view;
   auto* s = seg.slot(slot);
-  if (!take_hold(slot, epoch))
-    return nullptr; // claimed anew: the next look finds the new incarnation
   // Not make_shared: the weak pointers to a lost peer (kill notices not yet
   // detached) would keep its whole memory, not just the control block.
   auto p = std::shared_ptr<peer>(new peer);
@@ -509,10 +431,8 @@ peer_ptr core::add_peer_locked(uint32_t slot, uint32_t epoch) {
   p->out_offset = seg.geo.ring_data_offset(me_, slot);
   p->in_offset = seg.geo.ring_data_offset(slot, me_);
   p->nid = slot_node_id(slot);
-  if (!p->nid) {
-    let_go(slot);
+  if (!p->nid)
     return nullptr;
-  }
   p->pidfd = pidfd_open(p->pid);
   if (p->pidfd < 0 && (errno == EMFILE || errno == ENFILE))
     note_polled(*p);
@@ -548,26 +468,22 @@ void core::refresh_peers() {
         // reach that node's proxies. The end of the handling looks again.
         if (node_id_in_use_locked(slot_node_id(i)))
           continue;
-        if (add_peer_locked(i, ep)) {
-          seen_epoch_[i] = ep;
-          added = true;
-        }
+        add_peer_locked(i, ep);
+        seen_epoch_[i] = ep;
+        added = true;
       } else if ((st == slot_dead || st == slot_free) && !known && ep != 0
                  && ep != seen_epoch_[i]) {
         // An incarnation that joined and went (died, or left) between two
         // looks: what it wrote to this node since this node joined (the ring
-        // was emptied then) is still in the ring, and the slot is not
-        // claimed anew before this node lets go of it (the incarnation
-        // marked it a holder when it wrote). Attach to it as to a peer that
-        // died, so the loss handling delivers those frames.
-        if (auto p = add_peer_locked(i, ep)) {
-          seen_epoch_[i] = ep;
-          if (!p->lost.load())
-            mark_lost(
-              p, make_error(troupe::errc::peer_lost,
-                            describe_peer(*p) + (st == slot_free ? " left the group" : " died")));
-          added = true;
-        }
+        // was emptied then) is still in the ring, and the slot rests for
+        // `slot_grace` before anyone resets it. Attach to it as to a peer
+        // that died, so the loss handling delivers those frames.
+        seen_epoch_[i] = ep;
+        if (auto p = add_peer_locked(i, ep); p && !p->lost.load())
+          mark_lost(
+            p, make_error(troupe::errc::peer_lost,
+                          describe_peer(*p) + (st == slot_free ? " left the group" : " died")));
+        added = true;
       }
     }
   }

@@ -321,19 +321,8 @@ private:
   bool try_claim_slot(uint64_t now, uint64_t grace);
 
   /// When the first free or dead slot will have rested for `grace` (in
-  /// `mono_ms` time); none when every slot is taken. A rested slot that a
-  /// live node still holds counts as resting a little longer.
+  /// `mono_ms` time); none when every slot is taken.
   std::optional<uint64_t> first_rested_slot(uint64_t grace) const;
-
-  // -- letting go of a slot's incarnation (see `node_slot::holders`) ------------
-  /// Marks that this node holds incarnation `epoch` of `slot`; false (and no
-  /// mark) when the slot has moved on or is being claimed.
-  bool take_hold(uint32_t slot, uint32_t epoch);
-  /// This node is done with the rings of `slot`'s incarnation it held.
-  void let_go(uint32_t slot);
-  /// Clears the marks of holders of `slot` that are gone and rings the
-  /// others; true when no node holds the slot any more.
-  bool let_go_of_gone_holders(uint32_t slot);
 
   /// Counts (and tells, unless quiet) a peer watched by polling because this
   /// process had no descriptor left for its pidfd.

@@ -1017,12 +1017,8 @@ void core::handle_losses(reader_unit& ctx) {
     // here was drained above, and writers here see `lost` under the write
     // lock.
     release_rings(*p);
-    // Let go: the slot may be claimed anew (and its rings reset) once every
-    // node has. Unless it was already (this node never held it).
-    auto* s = p->shm;
-    if (s->epoch.load() == p->epoch)
-      let_go(p->slot);
     // Record the death for the others, once: the slot rests, then is reused.
+    auto* s = p->shm;
     uint32_t st = slot_alive;
     if (s->epoch.load() == p->epoch && s->state.compare_exchange_strong(st, slot_dead)) {
       s->dead_since_ms.store(mono_ms(), std::memory_order_release);

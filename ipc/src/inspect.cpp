@@ -258,10 +258,6 @@ caf::error read_group(const ro_mapping& m, group_info& info) {
     x.frames_rejected = s->frames_rejected.load(std::memory_order_relaxed);
     x.doorbell = s->doorbell.load(std::memory_order_relaxed);
     x.parked = s->parked.load(std::memory_order_relaxed) != 0;
-    auto holders = s->holders.load(std::memory_order_acquire);
-    for (uint32_t h = 0; h < 64; ++h)
-      if ((holders >> h) & 1u)
-        x.held_by.push_back(h);
     x.process_alive = slot_process_alive(*s);
     if (x.process_alive) {
       x.command = command_line(x.pid);

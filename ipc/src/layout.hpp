@@ -36,7 +36,7 @@ static_assert(std::atomic<int32_t>::is_always_lock_free);
 
 /// "TROUPE01" as a little-endian word.
 constexpr uint64_t segment_magic = 0x313045'50554f5254ull;
-constexpr uint32_t layout_version = 4;
+constexpr uint32_t layout_version = 3;
 
 constexpr size_t group_name_max = 48;
 constexpr size_t actor_name_max = 64;
@@ -68,8 +68,7 @@ struct alignas(64) segment_header {
 };
 
 /// Slot states. A slot goes free -> claiming -> alive -> (free | dead), and
-/// (free | dead) -> claiming once it has rested for a grace period and every
-/// node has let go of its last incarnation (see `node_slot::holders`).
+/// dead -> claiming once it has been dead for a grace period.
 enum slot_state : uint32_t {
   slot_free = 0,
   slot_claiming = 1,
@@ -88,12 +87,6 @@ struct alignas(64) node_slot {
   std::atomic<uint64_t> start_ticks;
   std::atomic<uint64_t> joined_unix_ms;
   std::atomic<uint64_t> dead_since_ms;
-  /// Bit i set: the node in slot i may still touch the rings between it and
-  /// this slot's incarnation (it made a peer of it, or the incarnation wrote
-  /// to it). The node clears its bit once it has let go: the incarnation's
-  /// loss handled, its rings drained and given back. A claimant of the slot
-  /// waits until no live node holds it, for it resets those rings.
-  std::atomic<uint64_t> holders;
   /// CAF's node_id of the node, serialized.
   uint8_t node_id[node_id_max];
   std::atomic<uint64_t> frames_sent;

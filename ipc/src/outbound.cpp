@@ -213,10 +213,6 @@ caf::error core::reserve_rings(peer& p) {
   auto what = "the rings between this node (slot " + std::to_string(me_) + ") and the "
               + describe_peer(p) + " of group '" + group() + "'";
   auto len = p.out.capacity;
-  // The peer holds this node's slot from the first frame on: a frame it has
-  // not read yet keeps the slot from being claimed anew (and its rings
-  // reset) when this node is gone before the peer looked.
-  seg_->view.slot(me_)->holders.fetch_or(uint64_t{1} << p.slot);
   if (auto err = seg_->reserve(p.out_offset, len, what))
     return err;
   if (auto err = seg_->reserve(p.in_offset, len, what))
@@ -227,8 +223,8 @@ caf::error core::reserve_rings(peer& p) {
 
 void core::release_rings(peer& p) {
   std::lock_guard<std::mutex> guard{p.write_mtx}; // no writer is in `out` now
-  // A new incarnation in the slot reserves them anew (only after this node
-  // let go of the slot, which follows this): leave its rings alone.
+  // A new incarnation in the slot reserves them anew (after the slot rested,
+  // long after this runs): leave its rings alone.
   if (p.shm->epoch.load(std::memory_order_acquire) != p.epoch)
     return;
   seg_->release(p.out_offset, p.out.capacity);

@@ -630,66 +630,6 @@ TEST_SUITE("ipc.node") {
     CHECK(status->success());
   }
 
-  TEST_CASE("a slot is claimed anew only once every node has let go of its last node") {
-    // Found by the churn under ASan: a slow node still read the rings of a
-    // node that had died when a newcomer in that node's slot reset them, and
-    // the slow node took what it read for garbage.
-    ipc_fixture f{"let-go"};
-    troupe::ipc::group_options opts;
-    opts.quiet = true;
-    opts.max_nodes = 3;
-    auto sut = node::create(f.sys, f.group, opts);
-    REQUIRE(sut);
-    auto reader = f.serve(*sut, "reader");
-    auto r = f.find(*sut, "reader");
-    REQUIRE(f.ask<int64_t>(r, count_atom::value) == int64_t{0});
-    auto reader_slot = troupe::ipc::testing::slot_of(*sut, "reader");
-    REQUIRE(reader_slot);
-    // The reader sleeps while the writer writes to it and dies.
-    REQUIRE_FALSE(reader.kill(SIGSTOP));
-    REQUIRE(eventually([&] { return process_state(reader.pid()) == 'T'; }));
-    auto writer = f.serve(*sut, "writer");
-    auto w = f.find(*sut, "writer");
-    auto slot = troupe::ipc::testing::slot_of(*sut, "writer");
-    REQUIRE(slot);
-    REQUIRE(f.ask<caf::atom_value>(w, flood_atom::value, std::string{"reader"}, int32_t{100})
-            == caf::atom("done"));
-    REQUIRE_FALSE(writer.kill(SIGKILL));
-    REQUIRE(writer.wait(deadline));
-    // This node lets go of the dead writer at once; the reader cannot.
-    auto held_by = [&]() -> std::vector<uint32_t> {
-      auto g = troupe::ipc::inspect_group(f.group);
-      if (g)
-        for (auto& s : g->slots)
-          if (s.slot == *slot && s.state == "dead")
-            return s.held_by;
-      return {0xffffffffu}; // not dead yet
-    };
-    REQUIRE(eventually([&] { return held_by() == std::vector<uint32_t>{*reader_slot}; }));
-    // The writer's slot is the only one left: a newcomer waits for it.
-    config cfg2{true};
-    caf::actor_system sys2{cfg2};
-    auto join = [&](caf::timespan patience) {
-      troupe::ipc::group_options o;
-      o.quiet = true;
-      o.slot_grace = milliseconds(1);
-      o.join_timeout = patience;
-      return node::join(sys2, f.group, sut->key(), o);
-    };
-    auto early = join(milliseconds(300));
-    REQUIRE_FALSE(early);
-    CHECK(troupe::is(early.error(), troupe::ipc::errc::group_full));
-    CHECK_MESSAGE(troupe::describe(early.error()).find("let go") != std::string::npos,
-                  troupe::describe(early.error()));
-    // Once the reader has read what the writer wrote, the slot is reused.
-    REQUIRE_FALSE(reader.kill(SIGCONT));
-    auto later = join(deadline);
-    REQUIRE_MESSAGE(later, troupe::describe(later.error()));
-    CHECK(held_by() != std::vector<uint32_t>{*reader_slot});
-    CHECK(f.ask<int64_t>(r, count_atom::value) == int64_t{100});
-    later->leave();
-  }
-
   TEST_CASE("a link made by a node that died before the other node saw it alive still holds") {
     // The link frame names an actor of a node that is gone by the time it is
     // read: the linked actor gets an exit_msg with peer_lost (the handle is a

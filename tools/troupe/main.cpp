@@ -159,15 +159,7 @@ void print_group(std::ostream& out, const tipc::group_info& g) {
                     static_cast<unsigned long long>(s.frames_sent),
                     static_cast<unsigned long long>(s.frames_received),
                     static_cast<unsigned long long>(s.frames_rejected), bell.c_str());
-      out << line << (s.command.empty() ? "-" : s.command);
-      if (s.state != "alive" && !s.held_by.empty()) {
-        // The slot is reused only once these nodes have let go of it.
-        out << " (held by slot";
-        for (auto h : s.held_by)
-          out << ' ' << h;
-        out << ')';
-      }
-      out << "\n";
+      out << line << (s.command.empty() ? "-" : s.command) << "\n";
     }
   }
   out << "  names (" << g.names.size() << " of " << g.max_names << ", seq " << g.names_seq
@@ -245,10 +237,7 @@ void json_group(std::ostream& out, const tipc::group_info& g) {
         << ",\"joined_unix_ms\":" << s.joined_unix_ms << ",\"frames_sent\":" << s.frames_sent
         << ",\"frames_received\":" << s.frames_received
         << ",\"frames_rejected\":" << s.frames_rejected << ",\"doorbell\":" << s.doorbell
-        << ",\"parked\":" << json_bool(s.parked) << ",\"held_by\":[";
-    for (size_t h = 0; h < s.held_by.size(); ++h)
-      out << (h ? "," : "") << s.held_by[h];
-    out << "],\"command\":" << json_str(s.command) << "}";
+        << ",\"parked\":" << json_bool(s.parked) << ",\"command\":" << json_str(s.command) << "}";
   }
   out << "],\"names\":[";
   for (size_t i = 0; i < g.names.size(); ++i) {

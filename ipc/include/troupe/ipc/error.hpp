@@ -66,10 +66,9 @@ enum class errc : uint8_t {
   /// what was free. Reserved when it comes into use, so running out is this
   /// error at that moment, never a SIGBUS later.
   no_shared_memory,
-  /// A limit of this process stopped the call: too many open files
-  /// (`ulimit -n`) for what joining a group needs, or too many processes
-  /// (`ulimit -u`) to start one; the context names the limit, its value and
-  /// what needed it.
+  /// A limit of this process stopped the call: too few file descriptors
+  /// left below its `ulimit -n` for what joining a group needs; the context
+  /// names the limit, its value and what needed it.
   resource_limit,
 };
 

@@ -51,10 +51,6 @@ struct slot_info {
   uint32_t doorbell = 0;
   /// Whether the node's reader is parked (waits for a doorbell).
   bool parked = false;
-  /// The slots whose nodes may still touch the rings between them and this
-  /// slot's (last) node: they have not let go of it yet. A slot is claimed
-  /// anew only once no live node holds it.
-  std::vector<uint32_t> held_by;
   /// The process's command line (arguments joined by spaces) while it runs,
   /// from /proc/PID/cmdline; empty otherwise.
   std::string command;

@@ -82,11 +82,8 @@ struct group_options {
   /// `slot_grace`); then it fails with `troupe::errc::group_full`.
   caf::timespan join_timeout = std::chrono::seconds(5);
   /// How long the slot of a node that left or died rests before a new node
-  /// may reuse it. Whatever the rest, a slot is reused only once every live
-  /// node has let go of its last node (handled its loss and read what it
-  /// wrote), however slow that node is. A node that joins while every free
-  /// slot rests or is held waits for the first to be free, up to
-  /// `join_timeout`.
+  /// may reuse it (so that every peer has let go of it). A node that joins
+  /// while every free slot rests waits for the first to have rested.
   caf::timespan slot_grace = std::chrono::seconds(1);
   /// No `[troupe] ...` notices on stderr (sweeps, rejected frames).
   bool quiet = false;
@@ -206,7 +203,7 @@ public:
   /// Joins the running group `group` with its `key` (see `key()`). Fails with
   /// `errc::bad_key` for a wrong key, `errc::no_such_group` if there is none,
   /// `errc::bad_segment` if the segment is not troupe's or not the caller's,
-  /// `errc::group_full` if all slots are taken (or not yet let go of, see
+  /// `errc::group_full` if all slots are taken (or resting, see
   /// `group_options::slot_grace`), `errc::resource_limit` if this process
   /// has fewer file descriptors left than a node needs (one per other node
   /// of the group, and three more; `create` too).

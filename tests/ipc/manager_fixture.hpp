@@ -94,8 +94,8 @@ void check_exits_cleanly_while(troupe::ipc::child_process& child, Progress progr
       return;
     }
     auto now = progress();
-    REQUIRE_MESSAGE(now != seen, "no progress for " << deadline.count() << " s: "
-                                                    << troupe::describe(status.error()));
+    REQUIRE_MESSAGE(now != seen, "no progress for " << deadline.count()
+                                                    << " s: " << troupe::describe(status.error()));
     seen = now;
   }
 }

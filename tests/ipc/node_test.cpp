@@ -579,24 +579,36 @@ TEST_SUITE("ipc.node") {
     CHECK(eventually([&] { return f.ask<int64_t>(r, count_atom::value) == int64_t{100}; }));
   }
 
-  TEST_CASE("a process at its open-file limit cannot join, and a node there watches new peers "
-            "by polling") {
-    ipc_fixture f{"nofile"};
+  TEST_CASE("a process at its open-file limit cannot join") {
+    ipc_fixture f{"nofile-join"};
     troupe::ipc::group_options opts;
     opts.quiet = true;
     auto sut = node::create(f.sys, f.group, opts);
     REQUIRE(sut);
-    {
-      // Four descriptors left: fewer than a node of 8 needs.
-      config cfg2{true};
-      caf::actor_system sys2{cfg2};
-      descriptor_limit_guard tight{open_descriptors() + 4};
-      auto early = node::join(sys2, f.group, sut->key(), opts);
-      REQUIRE_FALSE(early);
-      CHECK(troupe::is(early.error(), troupe::ipc::errc::resource_limit));
-      CHECK_MESSAGE(troupe::describe(early.error()).find("ulimit -n") != std::string::npos,
-                    troupe::describe(early.error()));
-    }
+    // Four descriptors left: fewer than a node of 8 needs.
+    config cfg2{true};
+    caf::actor_system sys2{cfg2};
+    descriptor_limit_guard tight{open_descriptors() + 4};
+    auto early = node::join(sys2, f.group, sut->key(), opts);
+    REQUIRE_FALSE(early);
+    CHECK(troupe::is(early.error(), troupe::ipc::errc::resource_limit));
+    CHECK_MESSAGE(troupe::describe(early.error()).find("ulimit -n") != std::string::npos,
+                  troupe::describe(early.error()));
+  }
+
+  TEST_CASE("a node at its open-file limit watches new peers by polling") {
+#ifdef TROUPE_TEST_UBSAN_VPTR
+    // UBSan's vptr check probes memory with pipe(2): in a process without a
+    // free descriptor it reports a false "invalid vptr" (and ends the child).
+    MESSAGE("skipped: UBSan cannot run a process at its open-file limit; the build without "
+            "sanitizers runs this test");
+    return;
+#endif
+    ipc_fixture f{"nofile-poll"};
+    troupe::ipc::group_options opts;
+    opts.quiet = true;
+    auto sut = node::create(f.sys, f.group, opts);
+    REQUIRE(sut);
     // A node that joined, then used up its descriptors, meets a newcomer.
     auto at_limit = sut->spawn(TROUPE_IPC_CHILD, {"serve", "lim", "at-limit"});
     REQUIRE_MESSAGE(at_limit, troupe::describe(at_limit.error()));

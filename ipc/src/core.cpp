@@ -117,7 +117,7 @@ constexpr uint64_t abandoned_claim_ms = 10'000;
 bool core::try_claim_slot(uint64_t now, uint64_t grace) {
   auto& seg = seg_->view;
   // Pass 0 takes a never-used slot; pass 1 a slot that has rested long
-  // enough since its last node left or died (so every peer has let go of it).
+  // enough since its last node left or died (so its peers saw it go).
   for (int pass = 0; pass < 2; ++pass) {
     for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
       auto* s = seg.slot(i);
@@ -142,6 +142,12 @@ bool core::try_claim_slot(uint64_t now, uint64_t grace) {
         continue;
       }
       if (s->state.compare_exchange_strong(st, slot_claiming)) {
+        if (s->releasing.load() != 0) {
+          // A node is giving back the rings it shared with the last node
+          // here (`release_rings`): try another slot.
+          s->state.store(st);
+          continue;
+        }
         s->dead_since_ms.store(now, std::memory_order_release); // when the claim began
         me_ = i;
         return true;
@@ -194,14 +200,18 @@ caf::error core::claim_slot() {
     std::memcpy(my_slot_->node_id, buf.data(), buf.size());
     my_slot_->node_id_len = static_cast<uint32_t>(buf.size());
   }
-  // Every ring to and from this slot starts empty for this incarnation.
+  // What the rings to this slot hold is for earlier nodes in it: this node
+  // reads from their tails on. Nothing is reset: the writers may not have
+  // seen the earlier node go yet (see layout.hpp), and what an earlier node
+  // wrote is still to be read by the others.
   for (uint32_t j = 0; j < seg.geo.max_nodes; ++j) {
-    for (auto r : {seg.ring(me_, j), seg.ring(j, me_)}) {
-      r.hdr->tail.store(0, std::memory_order_relaxed);
-      r.hdr->head.store(0, std::memory_order_relaxed);
-      r.hdr->space_seq.store(0, std::memory_order_relaxed);
-      r.hdr->space_waiting.store(0, std::memory_order_relaxed);
-    }
+    if (j == me_)
+      continue;
+    auto in = seg.ring(j, me_);
+    in.hdr->head.store(in.hdr->tail.load(std::memory_order_acquire), std::memory_order_release);
+    // A writer that waited for the earlier node to read goes on.
+    in.hdr->space_seq.fetch_add(1, std::memory_order_release);
+    futex_wake(&in.hdr->space_seq, INT_MAX);
   }
   {
     std::lock_guard<std::mutex> guard{names_mtx_};
@@ -474,9 +484,8 @@ void core::refresh_peers() {
       } else if ((st == slot_dead || st == slot_free) && !known && ep != 0
                  && ep != seen_epoch_[i]) {
         // An incarnation that joined and went (died, or left) between two
-        // looks: what it wrote to this node since this node joined (the ring
-        // was emptied then) is still in the ring, and the slot rests for
-        // `slot_grace` before anyone resets it. Attach to it as to a peer
+        // looks: what it wrote to this node is still in the ring (which is
+        // never reset; frames name their writer). Attach to it as to a peer
         // that died, so the loss handling delivers those frames.
         seen_epoch_[i] = ep;
         if (auto p = add_peer_locked(i, ep); p && !p->lost.load())

@@ -237,6 +237,13 @@ public:
 
   node_stats stats() const;
   caf::error write_raw(uint32_t peer_slot, const std::vector<unsigned char>& bytes);
+  /// Bytes published in the ring from slot `from` to slot `to` and not yet
+  /// read (a test hook).
+  uint64_t unread(uint32_t from, uint32_t to) {
+    auto r = seg_->view.ring(from, to);
+    return r.hdr->tail.load(std::memory_order_acquire)
+           - r.hdr->head.load(std::memory_order_acquire);
+  }
 
   caf::actor_system& system() {
     return sys_;
@@ -312,8 +319,8 @@ public:
   void export_sender(const caf::strong_actor_ptr& x);
 
 private:
-  /// Claims a slot for this node and resets its rings (the first half of
-  /// `start`).
+  /// Claims a slot for this node and skips what its rings hold for earlier
+  /// nodes in it (the first half of `start`).
   caf::error claim_slot();
 
   /// Claims a free slot, or one that has rested for `grace` since its node
@@ -454,6 +461,22 @@ private:
   /// Reads `p`'s ring, at most `budget` frames (less what it read); false
   /// if it had no input.
   bool drain(peer& p, reader_unit& ctx, size_t& budget);
+  /// What `drain` does with a frame, by the nodes it is between.
+  enum class frame_fate {
+    read,
+    /// For an earlier node in this slot, or from one this node never knew.
+    skip,
+    /// From a later node in the peer's slot: `p` ends here.
+    later,
+    /// From an earlier node in the peer's slot, whose loss is not handled
+    /// yet: its own drain reads it.
+    earlier,
+    /// From a node the peer's slot has not had yet.
+    forged,
+  };
+  frame_fate fate_of(const peer& p, const frame_header& h);
+  /// Whether a lost peer (slot, epoch) is still to be handled.
+  bool loss_unhandled(uint32_t slot, uint32_t epoch);
   /// Frames one turn reads at most, over all rings.
   static constexpr size_t frames_per_turn = reader_unit::max_throughput;
   void handle_frame(peer& p, const frame_header& h, const unsigned char* payload, reader_unit& ctx);

@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <iostream>
@@ -644,6 +645,7 @@ bool core::drain(peer& p, reader_unit& ctx, size_t& budget) {
     return false;
   ring_reader in{p.in, sizeof(frame_header)};
   uint64_t frames = 0;
+  bool later_node = false;
   auto corrupt = [&](const frame_header* h, const std::string& why) {
     reject(p, h, why + "; dropped the rest of the ring");
     in.drop_all();
@@ -676,16 +678,33 @@ bool core::drain(peer& p, reader_unit& ctx, size_t& budget) {
       corrupt(nullptr, "a frame whose length runs past the written data");
       break;
     }
+    if (h.version != frame_version) {
+      reject(p, nullptr,
+             "a frame of version " + std::to_string(h.version) + " (this node speaks "
+               + std::to_string(frame_version) + ")");
+      in.consume(rec);
+      ++frames;
+      continue;
+    }
+    auto fate = fate_of(p, h);
+    if (fate == frame_fate::later || fate == frame_fate::earlier) {
+      later_node = fate == frame_fate::later && !p.lost.load(std::memory_order_acquire);
+      break;
+    }
+    if (fate == frame_fate::skip) {
+      in.consume(rec);
+      continue;
+    }
     if (polling_caller && h.kind == static_cast<uint16_t>(frame_kind::kill)) {
       // Killing the proxy runs the functors attached to it: the reader
       // thread takes it from here (see `caller_stopped`).
       caller_stopped = true;
       break;
     }
-    if (h.version != frame_version) {
-      reject(p, nullptr,
-             "a frame of version " + std::to_string(h.version) + " (this node speaks "
-               + std::to_string(frame_version) + ")");
+    if (fate == frame_fate::forged) {
+      reject(p, &h,
+             "a frame from epoch " + std::to_string(h.from_epoch) + " of slot "
+               + std::to_string(p.slot) + ", which has not been claimed that often");
     } else {
       try {
         handle_frame(p, h, in.data() + sizeof(frame_header), ctx);
@@ -704,7 +723,41 @@ bool core::drain(peer& p, reader_unit& ctx, size_t& budget) {
   in.release();
   budget -= std::min<size_t>(budget, frames);
   my_slot_->frames_received.fetch_add(frames, std::memory_order_relaxed);
+  if (later_node)
+    refresh_peers(); // marks `p` lost: its slot has a new node
   return true;
+}
+
+core::frame_fate core::fate_of(const peer& p, const frame_header& h) {
+  // A frame for an earlier node in this slot: a writer that had not seen it
+  // go put it there.
+  if (h.to_epoch != my_epoch_)
+    return frame_fate::skip;
+  if (h.from_epoch == p.epoch)
+    return frame_fate::read;
+  auto after = [](uint32_t x, uint32_t y) { return static_cast<int32_t>(x - y) > 0; };
+  if (after(h.from_epoch, p.epoch)) {
+    // The writer's slot has a new node: its frames are for the peer that
+    // stands for it, once `p` is handled.
+    if (after(h.from_epoch, p.shm->epoch.load(std::memory_order_acquire)))
+      return frame_fate::forged;
+    return frame_fate::later;
+  }
+  // From an earlier node in that slot: read by its own peer, if this node
+  // still has one to handle; else it went before this node knew of it.
+  return loss_unhandled(p.slot, h.from_epoch) ? frame_fate::earlier : frame_fate::skip;
+}
+
+bool core::loss_unhandled(uint32_t slot, uint32_t epoch) {
+  auto same = [&](const peer_ptr& x) { return x && x->slot == slot && x->epoch == epoch; };
+  std::lock_guard<std::mutex> guard{peers_mtx_};
+  if (same(draining_))
+    return true;
+  std::lock_guard<std::mutex> lost{lost_mtx_};
+  for (const auto* xs : {&lost_, &handling_})
+    if (std::any_of(xs->begin(), xs->end(), same))
+      return true;
+  return false;
 }
 
 void core::reject(peer& p, const frame_header* h, const std::string& why) {

@@ -13,6 +13,15 @@
 // holds in /dev/shm grows with the pairs of nodes that talk, and running out
 // is an error at the send that needed the memory, never a SIGBUS later.
 //
+// A slot's rings outlive its node: nobody resets them when the slot is
+// claimed anew, because a node that has not yet seen the old node go may
+// still write to it or read from it. Every frame names the incarnation that
+// wrote it and the one it is for (`frame_header::from_epoch`, `to_epoch`),
+// so a reader skips frames meant for an earlier node in its own slot and
+// stops at frames of a later node in the writer's slot; a new node starts
+// reading its rings at their tails. Only the hole punching needs the slot
+// to stay unclaimed meanwhile (`node_slot::releasing`).
+//
 // Every field that two processes touch concurrently is an address-free
 // `std::atomic` of 32 or 64 bits. No lock lives in the segment, so a process
 // killed at any instruction leaves nothing that another process waits on.
@@ -36,7 +45,7 @@ static_assert(std::atomic<int32_t>::is_always_lock_free);
 
 /// "TROUPE01" as a little-endian word.
 constexpr uint64_t segment_magic = 0x313045'50554f5254ull;
-constexpr uint32_t layout_version = 3;
+constexpr uint32_t layout_version = 4;
 
 constexpr size_t group_name_max = 48;
 constexpr size_t actor_name_max = 64;
@@ -95,6 +104,11 @@ struct alignas(64) node_slot {
   /// The actor id of the node's spawn server (`node::spawn_in`), set
   /// before the slot is alive.
   std::atomic<uint64_t> spawn_server;
+  /// How many nodes are giving back (punching) the rings they shared with
+  /// this slot's node. A claim does not take the slot while it is not 0,
+  /// and a node punches only while the slot is not being claimed (both
+  /// sides look after they announce themselves, seq_cst).
+  std::atomic<uint32_t> releasing;
   /// Futex word the node's reader parks on; writers bump it to wake it.
   alignas(64) std::atomic<uint32_t> doorbell;
   /// 1 while the reader is parked (or about to park) on `doorbell`.
@@ -140,7 +154,7 @@ static_assert(sizeof(ring_header) <= ring_header_bytes);
 constexpr uint32_t frame_magic = 0x46505254u;
 /// Marks the unused end of a ring before it wraps.
 constexpr uint32_t pad_magic = 0x44415054u;
-constexpr uint16_t frame_version = 1;
+constexpr uint16_t frame_version = 2;
 
 enum class frame_kind : uint16_t {
   /// A message: receiver, message id and sender id in the header; payload =
@@ -176,9 +190,14 @@ struct frame_header {
   uint64_t receiver;
   uint64_t mid;
   uint64_t sender;
+  /// The epochs of the writer's slot and of the reader's slot: the nodes
+  /// the frame is from and for (the writer sets them as it puts the record).
+  uint32_t from_epoch;
+  uint32_t to_epoch;
 };
 
-static_assert(sizeof(frame_header) == 40);
+static_assert(sizeof(frame_header) == 48);
+static_assert(offsetof(frame_header, to_epoch) == offsetof(frame_header, from_epoch) + 4);
 static_assert(std::is_trivially_copyable_v<frame_header>);
 
 constexpr size_t align8(size_t n) noexcept {

@@ -12,6 +12,7 @@
 #include <signal.h>
 
 #include <climits>
+#include <cstddef>
 #include <cstring>
 
 namespace troupe::ipc::detail {
@@ -223,13 +224,18 @@ caf::error core::reserve_rings(peer& p) {
 
 void core::release_rings(peer& p) {
   std::lock_guard<std::mutex> guard{p.write_mtx}; // no writer is in `out` now
-  // A new incarnation in the slot reserves them anew (after the slot rested,
-  // long after this runs): leave its rings alone.
-  if (p.shm->epoch.load(std::memory_order_acquire) != p.epoch)
-    return;
-  seg_->release(p.out_offset, p.out.capacity);
-  seg_->release(p.in_offset, p.in.capacity);
-  p.rings_reserved = false;
+  // A new node in the slot uses these rings from its claim on: punched
+  // under it, frames it wrote would turn to zeros. The claim looks at
+  // `releasing` after taking the slot, this node at the slot after raising
+  // it (both seq_cst): one of the two sees the other and lets go.
+  auto* s = p.shm;
+  s->releasing.fetch_add(1);
+  if (s->epoch.load() == p.epoch && s->state.load() != slot_claiming) {
+    seg_->release(p.out_offset, p.out.capacity);
+    seg_->release(p.in_offset, p.in.capacity);
+    p.rings_reserved = false;
+  }
+  s->releasing.fetch_sub(1, std::memory_order_release);
 }
 
 core::put_result core::put_record(peer& p, const char* a, size_t an, const char* b, size_t bn,
@@ -267,6 +273,11 @@ core::put_result core::put_record(peer& p, const char* a, size_t an, const char*
   std::memcpy(at, a, an);
   if (bn != 0)
     std::memcpy(at + an, b, bn);
+  if (an >= sizeof(frame_header)) {
+    // Which nodes the frame is between: slots are reused (see layout.hpp).
+    uint32_t epochs[2] = {my_epoch_, p.epoch};
+    std::memcpy(at + offsetof(frame_header, from_epoch), epochs, sizeof(epochs));
+  }
   out.publish();
   my_slot_->frames_sent.fetch_add(1, std::memory_order_relaxed);
   ring_doorbell(p);

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -53,15 +54,17 @@ std::vector<std::pair<std::string, bytes>> inputs_in(const char* sub) {
 /// A frame header as a hostile writer forges it (the wire format).
 struct raw_header {
   uint32_t magic = 0x46505254u;
-  uint16_t version = 1;
+  uint16_t version = 2;
   uint16_t kind = 1;
   uint32_t length = 0;
   uint32_t flags = 0;
   uint64_t receiver = decoder_harness::receiver_id;
   uint64_t mid = 0;
   uint64_t sender = 0;
+  uint32_t from_epoch = 1; // every slot's first node
+  uint32_t to_epoch = 1;
 };
-static_assert(sizeof(raw_header) == 40);
+static_assert(sizeof(raw_header) == 48);
 
 bytes frame_bytes(const raw_header& h, const bytes& body = {}) {
   bytes res(sizeof(h) + body.size());
@@ -135,6 +138,40 @@ TEST_SUITE("ipc.decoder_harness") {
       CHECK(st.frames_rejected == (crosses ? 1u : 0u));
       CHECK(st.frames_received == (crosses ? 0u : 1u));
     }
+  }
+
+  TEST_CASE("a frame is read only by the nodes it is between") {
+    // Slots are reused: a frame names the writer's and the reader's node by
+    // their slots' epochs (both 1 here, each slot's first node).
+    harness_fixture f;
+    auto frame = valid_frame(f.sut, f.sys);
+    auto with_epochs = [&](uint32_t from, uint32_t to) {
+      auto res = frame;
+      std::memcpy(res.data() + offsetof(raw_header, from_epoch), &from, sizeof(from));
+      std::memcpy(res.data() + offsetof(raw_header, to_epoch), &to, sizeof(to));
+      return res;
+    };
+    auto as_written = with_epochs(1, 1);
+    REQUIRE(as_written == frame);
+    // For an earlier node in this node's slot (or a later one): skipped.
+    for (uint32_t to : {0u, 2u}) {
+      CAPTURE(to);
+      auto st = f.sut.feed(with_epochs(1, to));
+      CHECK(st.frames_received == 0);
+      CHECK(st.frames_rejected == 0);
+    }
+    // From a node the writer's slot had before this node knew it: skipped.
+    auto earlier = f.sut.feed(with_epochs(0, 1));
+    CHECK(earlier.frames_received == 0);
+    CHECK(earlier.frames_rejected == 0);
+    // From a node the writer's slot has not had yet: forged, rejected.
+    auto forged = f.sut.feed(with_epochs(2, 1));
+    CHECK(forged.frames_received == 1);
+    CHECK(forged.frames_rejected == 1);
+    // And the frame between the two nodes is read.
+    auto st = f.sut.feed(as_written);
+    CHECK(st.frames_received == 1);
+    CHECK(st.frames_rejected == 0);
   }
 
   TEST_CASE("the malformed frames of the multi-process test are rejected in-process too") {

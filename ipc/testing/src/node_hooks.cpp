@@ -23,6 +23,10 @@ caf::expected<uint32_t> slot_of(node& n, const std::string& name) {
   return node_access::core_of(n).slot_of(name);
 }
 
+uint64_t unread_bytes(node& n, uint32_t from, uint32_t to) {
+  return node_access::core_of(n).unread(from, to);
+}
+
 int64_t kill_notices() {
   return detail::kill_notice::alive();
 }

@@ -82,7 +82,8 @@ struct group_options {
   /// `slot_grace`); then it fails with `troupe::errc::group_full`.
   caf::timespan join_timeout = std::chrono::seconds(5);
   /// How long the slot of a node that left or died rests before a new node
-  /// may reuse it (so that every peer has let go of it). A node that joins
+  /// may reuse it, so that its peers have seen it go by then (one that has
+  /// not still tells the two nodes apart: every frame names them). A node that joins
   /// while every free slot rests waits for the first to have rested.
   caf::timespan slot_grace = std::chrono::seconds(1);
   /// No `[troupe] ...` notices on stderr (sweeps, rejected frames).

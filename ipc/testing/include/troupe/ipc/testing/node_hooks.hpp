@@ -27,6 +27,10 @@ caf::error write_raw(node& n, uint32_t peer_slot, const std::vector<unsigned cha
 /// The slot of the node that published `name`.
 caf::expected<uint32_t> slot_of(node& n, const std::string& name);
 
+/// Bytes written into the ring from the node in slot `from` to the node in
+/// slot `to` and not yet read, as `n` sees the group's segment.
+uint64_t unread_bytes(node& n, uint32_t from, uint32_t to);
+
 /// How many kill notices (what tells a peer that a local actor it made a
 /// proxy of has ended) this process's nodes have attached to local actors
 /// and not yet run or detached.

@@ -3,6 +3,7 @@
 // outbound.cpp, reading in inbound.cpp.
 
 #include "core_internal.hpp"
+#include "fork_server.hpp"
 #include "groups.hpp"
 #include "spawn_server.hpp"
 #include "transport/ring.hpp"
@@ -20,6 +21,7 @@
 #include <climits>
 #include <cstring>
 #include <iostream>
+#include <system_error>
 
 namespace troupe::ipc::detail {
 
@@ -88,14 +90,20 @@ caf::error core::start() {
   if (auto err = claim_slot())
     return err;
   refresh_peers();
-  reader_ = std::thread{[this] {
-    name_this_thread("troupe.reader");
-    reader_loop();
-  }};
-  watcher_ = std::thread{[this] {
-    name_this_thread("troupe.watcher");
-    watcher_loop();
-  }};
+  try {
+    reader_ = std::thread{[this] {
+      name_this_thread("troupe.reader");
+      reader_loop();
+    }};
+    watcher_ = std::thread{[this] {
+      name_this_thread("troupe.watcher");
+      watcher_loop();
+    }};
+  } catch (const std::system_error& e) {
+    // ~core leaves: it stops and joins a thread that did start.
+    return start_failed("cannot start the threads of a node of group '" + group() + "'",
+                        e.code().value());
+  }
   return caf::none;
 }
 
@@ -745,10 +753,21 @@ void core::start_helper_if_stuck() {
   if (helper_.joinable())
     helper_.join();
   helper_done_.store(false, std::memory_order_relaxed);
-  helper_ = std::thread{[this, busy] {
-    name_this_thread("troupe.helper");
-    helper_loop(busy);
-  }};
+  try {
+    helper_ = std::thread{[this, busy] {
+      name_this_thread("troupe.helper");
+      helper_loop(busy);
+    }};
+  } catch (const std::system_error& e) {
+    // No thread for now (`ulimit -u`): the input waits for the reader, as
+    // it would without a helper; the next look tries again (said once).
+    helper_done_.store(true, std::memory_order_release);
+    static std::atomic<bool> reported{false};
+    if (!opts_.quiet && !reported.exchange(true))
+      std::cerr << "[troupe] group '" << group()
+                << "': " << describe(start_failed("cannot start a helper reader", e.code().value()))
+                << '\n';
+  }
 }
 
 // -- names ---------------------------------------------------------------------------

@@ -198,7 +198,7 @@ private:
       return fork_error("no answer");
     }
     if (reply.pid <= 0)
-      return fork_error(std::string{"fork: "} + std::strerror(reply.error));
+      return start_failed("fork server: fork", reply.error);
     return child_process{reply.pid};
   }
 

@@ -58,6 +58,11 @@ caf::expected<child_process> spawn_process_keeping(const std::string& program,
                                                    const std::vector<std::string>& args,
                                                    const std::vector<std::string>& env, int fd);
 
+/// Why starting a process (`what`) failed with `err`: `errc::resource_limit`
+/// naming `ulimit -u` for EAGAIN (no new process for this user now), else
+/// `errc::spawn_failed`.
+caf::error start_failed(const std::string& what, int err);
+
 /// Replaces the role `this_process_role()` reports, read again from the
 /// environment (and taken out of it). Only before any thread starts.
 void reread_process_role();

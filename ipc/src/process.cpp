@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -153,8 +154,20 @@ caf::expected<child_process> detail::spawn_process_keeping(const std::string& pr
               : ::posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), envp.data());
   ::posix_spawn_file_actions_destroy(&actions);
   if (rc != 0)
-    return make_error(errc::spawn_failed, "cannot start '" + program + "': " + std::strerror(rc));
+    return start_failed("cannot start '" + program + "'", rc);
   return child_process{pid};
+}
+
+caf::error detail::start_failed(const std::string& what, int err) {
+  if (err != EAGAIN)
+    return make_error(errc::spawn_failed, what + ": " + std::strerror(err));
+  rlimit lim{};
+  ::getrlimit(RLIMIT_NPROC, &lim);
+  auto limit =
+    lim.rlim_cur == RLIM_INFINITY ? std::string{"unlimited"} : std::to_string(lim.rlim_cur);
+  return make_error(errc::resource_limit,
+                    what + ": no new process now: this user's process limit (ulimit -u is " + limit
+                      + ") or the system's (kernel.threads-max, kernel.pid_max) is reached");
 }
 
 } // namespace troupe::ipc

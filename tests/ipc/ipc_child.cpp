@@ -53,6 +53,10 @@
 //                                    (a name under /dev/shm) for writing and
 //                                    for reading and to remove it; print one
 //                                    line per try: "refused: why" or "DONE"
+//   troupe-ipc-child at-process-limit GROUP
+//                                    (run as another user) create GROUP and
+//                                    start processes at the user's process
+//                                    limit; print how each start went
 //
 // Exit status: 0 after a clean leave, 3 when joining or creating failed.
 
@@ -68,9 +72,12 @@
 #include "troupe/ipc/managed_types.hpp"
 #include "troupe/ipc/managed_value.hpp"
 #include "troupe/ipc/node.hpp"
+#include "troupe/ipc/process.hpp"
+#include "troupe/ipc/process_supervision.hpp"
 #include "troupe/ipc/shared_memory.hpp"
 #include "troupe/ipc/sync.hpp"
 #include "troupe/ipc/testing/node_hooks.hpp"
+#include "troupe/supervisor.hpp"
 
 #include <caf/all.hpp>
 
@@ -83,6 +90,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -224,6 +232,69 @@ int create(const std::string& group, const std::string& key_file) {
   std::rename((key_file + ".tmp").c_str(), key_file.c_str());
   caf::scoped_actor self{sys};
   self->receive([](leave_atom) {});
+  return 0;
+}
+
+/// Starts processes as a user at its process limit (the soft `ulimit -u`
+/// lowered to 1, which every user running anything is at): directly, by a
+/// node, and by a supervisor restarting a killed process child. Says how
+/// each went, one line each, and whether the group still works. Run as
+/// another user than root, whom the limit does not stop.
+int at_process_limit(const std::string& group) {
+  config cfg;
+  caf::actor_system sys{cfg};
+  tipc::group_options opts;
+  opts.quiet = true;
+  auto n = tipc::node::create(sys, group, opts);
+  if (!n) {
+    std::cout << "cannot create: " << troupe::describe(n.error()) << std::endl;
+    return 3;
+  }
+  auto exe = std::filesystem::read_symlink("/proc/self/exe").string();
+  tipc::process_spec spec;
+  spec.name = "w";
+  spec.program = exe;
+  spec.args = {"serve", "w"};
+  troupe::supervisor_flags flags;
+  flags.max_restarts = 2;
+  auto sup = troupe::supervisor::make(sys, flags, {tipc::process_child(*n, spec)});
+  if (!sup) {
+    std::cout << "cannot supervise: " << troupe::describe(sup.error()) << std::endl;
+    return 3;
+  }
+  caf::scoped_actor self{sys};
+  int32_t pid = 0;
+  self->request(*sup->child("w"), std::chrono::seconds(30), pid_atom::value)
+    .receive([&](int32_t x) { pid = x; }, [](caf::error&) {});
+  if (pid == 0) {
+    std::cout << "the supervised process did not answer" << std::endl;
+    return 3;
+  }
+  rlimit lim{};
+  ::getrlimit(RLIMIT_NPROC, &lim);
+  auto soft = lim.rlim_cur;
+  lim.rlim_cur = 1;
+  ::setrlimit(RLIMIT_NPROC, &lim);
+  auto outcome = [](auto&& x) { return x ? std::string{"DONE"} : troupe::describe(x.error()); };
+  std::cout << "spawn_process: " << outcome(tipc::spawn_process("/bin/true")) << std::endl;
+  std::cout << "node spawn: " << outcome(n->spawn(exe, {"serve", "x"})) << std::endl;
+  self->monitor(sup->handle());
+  ::kill(pid, SIGKILL);
+  self->receive(
+    [](caf::down_msg& dm) {
+      std::cout << "supervisor: " << troupe::describe(dm.reason) << std::endl;
+    },
+    caf::after(std::chrono::seconds(30)) >>
+      [] { std::cout << "supervisor: runs on" << std::endl; });
+  // The node goes on: it publishes and finds a name.
+  auto published = n->publish("still", caf::actor{self});
+  auto found = n->lookup("still", std::chrono::seconds(5));
+  std::cout << "group: " << (published && found && *found == caf::actor{self} ? "works" : "broken")
+            << std::endl;
+  // The soft limit back up: LeakSanitizer's check at exit starts a thread.
+  lim.rlim_cur = soft;
+  ::setrlimit(RLIMIT_NPROC, &lim);
+  n->leave();
   return 0;
 }
 
@@ -628,12 +699,14 @@ int main(int argc, char** argv) {
     return mixed(argv[2], std::stoi(argv[3]), argv[4], std::stoi(argv[5]));
   if (role == "lease" && argc == 3)
     return lease(argv[2]);
+  if (role == "at-process-limit" && argc == 3)
+    return at_process_limit(argv[2]);
   if (role == "intrude" && argc >= 4)
     return intrude(argv[2], argv[3], std::vector<std::string>(argv + 4, argv + argc));
   std::cerr << "usage: troupe-ipc-child serve NAME | create GROUP KEYFILE | shm-add NAME N"
                " | shm-hold NAME | shm-create NAME\n"
                "       | host PREFIX | mixed PREFIX N TAG CELL | add PREFIX N | contend PREFIX N\n"
                "       | lease PREFIX | snapshot PREFIX SIZE TIMES | small-shm\n"
-               "       | intrude GROUP KEY SEGMENT...\n";
+               "       | intrude GROUP KEY SEGMENT... | at-process-limit GROUP\n";
   return 2;
 }

@@ -168,4 +168,27 @@ TEST_SUITE("ipc.other_user") {
     }
   }
 
+  TEST_CASE("at the user's process limit, starting a process is a resource_limit error, a "
+            "supervisor's restarts count against its intensity, and the group goes on") {
+    SKIP_UNLESS_OTHER_USER();
+    // Root is not held to RLIMIT_NPROC: the child runs as another user.
+    auto group = unique_group("nproc");
+    shm_guard guard{group};
+    auto res = run_program(as_nobody + TROUPE_IPC_CHILD, "at-process-limit " + group);
+    INFO(res.output);
+    CHECK(res.status == 0);
+    for (auto what : {"spawn_process: ", "node spawn: "}) {
+      auto at = res.output.find(what);
+      REQUIRE_MESSAGE(at != std::string::npos, what);
+      auto line = res.output.substr(at, res.output.find('\n', at) - at);
+      CHECK_MESSAGE(contains(line, "resource_limit"), line);
+      CHECK_MESSAGE(contains(line, "ulimit -u is 1"), line);
+    }
+    // The restart failed for the same reason, and so did the ones after it
+    // until the intensity was exceeded.
+    CHECK(contains(res.output, "supervisor: "));
+    CHECK(contains(res.output, "restart_intensity"));
+    CHECK(contains(res.output, "ulimit -u is 1"));
+    CHECK(contains(res.output, "group: works"));
+  }
 } // TEST_SUITE

@@ -67,8 +67,10 @@ enum class errc : uint8_t {
   /// error at that moment, never a SIGBUS later.
   no_shared_memory,
   /// A limit of this process stopped the call: too few file descriptors
-  /// left below its `ulimit -n` for what joining a group needs; the context
-  /// names the limit, its value and what needed it.
+  /// left below its `ulimit -n` for what joining a group needs, or no new
+  /// process or thread for this user now (`ulimit -u`) when starting a
+  /// process or a node's threads; the context names the limit, its value
+  /// and what needed it.
   resource_limit,
 };
 

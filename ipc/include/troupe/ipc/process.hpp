@@ -87,8 +87,9 @@ private:
 
 /// Starts `program` with `args` (argv[1..]) and the current environment plus
 /// `env` (`NAME=value` entries, which override). `program` is searched on
-/// PATH when it holds no slash. Fails with `errc::spawn_failed` and the
-/// reason when the program cannot be started.
+/// PATH when it holds no slash. Fails with `errc::resource_limit` when this
+/// user may start no more processes now (`ulimit -u`), and with
+/// `errc::spawn_failed` and the reason when the program cannot be started.
 caf::expected<child_process> spawn_process(const std::string& program,
                                            const std::vector<std::string>& args = {},
                                            const std::vector<std::string>& env = {});

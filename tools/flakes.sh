@@ -37,13 +37,14 @@ for ((i = 1; i <= runs; ++i)); do
   log=$logs/run-$i.log
   (cd "$build" && ctest --output-on-failure -j "$(nproc)" >"$log" 2>&1) || true
   total=$(grep -oE 'tests failed out of [0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
+  # One failed test per line: "  12 - its name, spaces and all (Failed)".
   names=$(sed -n '/The following tests FAILED:/,$p' "$log" |
-    sed -nE 's/^[[:space:]]*[0-9]+ - ([^ ]+) .*/\1/p')
+    sed -nE 's/^[[:space:]]*[0-9]+ - (.*) \([^()]*\)$/\1/p')
   if [ -n "$names" ]; then
     failed_runs=$((failed_runs + 1))
-    for n in $names; do failures[$n]=$((${failures[$n]:-0} + 1)); done
+    while IFS= read -r n; do failures[$n]=$((${failures[$n]:-0} + 1)); done <<<"$names"
   fi
-  echo "run $i: $total tests, $(echo -n "$names" | grep -c . || true) failed${names:+: $(echo $names)} ($SECONDS s)"
+  echo "run $i: $total tests, $(echo -n "$names" | grep -c . || true) failed${names:+: ${names//$'\n'/; }} ($SECONDS s)"
 done
 echo "flakes: $failed_runs of $runs runs had a failure"
 for n in "${!failures[@]}"; do

@@ -2,6 +2,7 @@
 
 #include "troupe/ipc/configure.hpp"
 #include "troupe/ipc/error.hpp"
+#include "troupe/ipc/inspect.hpp"
 #include "troupe/ipc/node.hpp"
 #include "usage_log.hpp"
 
@@ -14,6 +15,7 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <sstream>
 
 namespace troupe_soak {
 
@@ -32,6 +34,30 @@ pid_t next_exited_child() {
     if (errno != EINTR)
       return -1;
   return info.si_pid;
+}
+
+/// What a node that got no answer from the echo (in slot 0) sees of the two
+/// rings between them and of both slots: where the request or its answer
+/// stopped.
+std::string where_it_stopped(tipc::node& group) {
+  auto me = group.slot();
+  auto stats = group.stats();
+  std::ostringstream out;
+  out << "pid " << ::getpid() << " in slot " << me << ", frames sent " << stats.frames_sent << ", received "
+      << stats.frames_received << ", rejected " << stats.frames_rejected << ", late wake-ups "
+      << stats.late_wakeups;
+  auto info = tipc::inspect_group(group.group());
+  if (!info)
+    return out.str() + "; cannot inspect the group: " + troupe::describe(info.error());
+  for (auto& r : info->rings)
+    if ((r.writer == me && r.reader == 0) || (r.writer == 0 && r.reader == me))
+      out << "; ring " << r.writer << "->" << r.reader << " holds " << r.used << " bytes";
+  for (auto& s : info->slots)
+    if (s.slot == me || s.slot == 0)
+      out << "; slot " << s.slot << " " << s.state << " epoch " << s.epoch << " pid " << s.pid
+          << " received " << s.frames_received << " rejected " << s.frames_rejected
+          << (s.parked ? " parked" : " not parked");
+  return out.str();
 }
 
 } // namespace
@@ -65,7 +91,8 @@ int run_churn_node() {
           status = 4; // another node's answer
       },
       [&](caf::error& err) {
-        std::cerr << "churn node: no answer: " << troupe::describe(err) << '\n';
+        std::cerr << "churn node: no answer: " << troupe::describe(err) << " ("
+                  << where_it_stopped(*group) << ")\n";
         status = 3;
       });
   group->leave();

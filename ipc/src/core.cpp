@@ -129,10 +129,12 @@ bool core::try_claim_slot(uint64_t now, uint64_t grace) {
   for (int pass = 0; pass < 2; ++pass) {
     for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
       auto* s = seg.slot(i);
-      auto st = s->state.load(std::memory_order_acquire);
+      auto seen = s->tenure.load(std::memory_order_acquire);
+      auto st = state_of(seen);
+      auto ep = epoch_of(seen);
       auto rested = now - std::min(now, s->dead_since_ms.load(std::memory_order_acquire)) >= grace;
       if (pass == 0) {
-        if (st != slot_free || s->epoch.load(std::memory_order_acquire) != 0)
+        if (st != slot_free || ep != 0)
           continue;
       } else if (st == slot_alive || st == slot_claiming) {
         // A node that died with nobody watching: mark it, reuse it later. A
@@ -141,23 +143,25 @@ bool core::try_claim_slot(uint64_t now, uint64_t grace) {
         auto since = s->dead_since_ms.load(std::memory_order_acquire);
         auto gone = !process_alive(s->pid.load(), s->start_ticks.load())
                     && (st == slot_alive || now - std::min(now, since) > abandoned_claim_ms);
-        if (gone && s->state.compare_exchange_strong(st, slot_dead)) {
-          s->dead_since_ms.store(now, std::memory_order_release);
-          sweep_names_of(i, s->epoch.load());
+        if (gone && s->change(ep, st, slot_dead)) {
+          s->dead_since_ms.store(mono_ms(), std::memory_order_release);
+          sweep_names_of(i, ep);
         }
         continue;
       } else if (!rested) {
         continue;
       }
-      if (s->state.compare_exchange_strong(st, slot_claiming)) {
+      if (s->tenure.compare_exchange_strong(seen, tenure_of(slot_claiming, ep + 1))) {
         if (s->releasing.load() != 0) {
           // A node is giving back the rings it shared with the last node
-          // here (`release_rings`): try another slot.
-          s->state.store(st);
+          // here (`release_rings`): try another slot. Nothing saw this
+          // claim (nobody reads a slot that is being claimed).
+          s->tenure.store(tenure_of(st, ep));
           continue;
         }
         s->dead_since_ms.store(now, std::memory_order_release); // when the claim began
         me_ = i;
+        my_epoch_ = ep + 1;
         return true;
       }
     }
@@ -187,8 +191,6 @@ caf::error core::claim_slot() {
       std::chrono::milliseconds(*rested_at - std::min(now, *rested_at) + 1));
   }
   my_slot_ = seg.slot(me_);
-  my_epoch_ = my_slot_->epoch.load() + 1;
-  my_slot_->epoch.store(my_epoch_, std::memory_order_relaxed);
   my_slot_->pid.store(::getpid(), std::memory_order_relaxed);
   my_slot_->start_ticks.store(process_start_ticks(::getpid()), std::memory_order_relaxed);
   my_slot_->joined_unix_ms.store(unix_ms(), std::memory_order_relaxed);
@@ -202,7 +204,7 @@ caf::error core::claim_slot() {
     caf::binary_serializer sink{sys_, buf};
     auto nid = sys_.node();
     if (auto err = sink(nid); err || buf.size() > node_id_max) {
-      my_slot_->state.store(slot_free, std::memory_order_release);
+      my_slot_->change(my_epoch_, slot_claiming, slot_free);
       return make_error(errc::bad_segment, "cannot store this node's id");
     }
     std::memcpy(my_slot_->node_id, buf.data(), buf.size());
@@ -229,8 +231,7 @@ caf::error core::claim_slot() {
   export_actor(caf::actor_cast<caf::strong_actor_ptr>(spawn_server_));
   export_actor(caf::actor_cast<caf::strong_actor_ptr>(group_relay_));
   my_slot_->spawn_server.store(spawn_server_.id(), std::memory_order_relaxed);
-  uint32_t claiming = slot_claiming;
-  if (!my_slot_->state.compare_exchange_strong(claiming, slot_alive)) {
+  if (!my_slot_->change(my_epoch_, slot_claiming, slot_alive)) {
     // Another node took this claim for abandoned (it stalled for longer
     // than `abandoned_claim_ms`): the slot is not this node's.
     caf::anon_send_exit(spawn_server_, caf::exit_reason::user_shutdown);
@@ -249,7 +250,7 @@ std::optional<uint64_t> core::first_rested_slot(uint64_t grace) const {
   std::optional<uint64_t> res;
   for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
     auto* s = seg.slot(i);
-    auto st = s->state.load(std::memory_order_acquire);
+    auto st = s->state();
     if (st != slot_free && st != slot_dead)
       continue;
     auto at = s->dead_since_ms.load(std::memory_order_acquire) + grace;
@@ -263,11 +264,20 @@ void core::announce_membership() {
   seg.header()->members_seq.fetch_add(1, std::memory_order_acq_rel);
   for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
     auto* s = seg.slot(i);
-    if (i == me_ || s->state.load(std::memory_order_acquire) != slot_alive)
+    if (i == me_ || s->state() != slot_alive)
       continue;
     s->doorbell.fetch_add(1, std::memory_order_release);
     futex_wake(&s->doorbell, 1);
   }
+}
+
+bool core::take_for_dead(uint32_t slot) {
+  auto* s = seg_->view.slot(slot);
+  if (!s->change(s->epoch(), slot_alive, slot_dead))
+    return false;
+  s->dead_since_ms.store(mono_ms(), std::memory_order_release);
+  announce_membership();
+  return true;
 }
 
 void core::leave() {
@@ -369,8 +379,14 @@ void core::leave_claimed() {
     // A writer in the middle of a record finishes it (or fails) first.
     std::lock_guard<std::mutex> writing{p->write_mtx};
   }
+  // The rest starts now (a claimer that sees the slot free sees this too).
+  // Should the slot not be this node's any more, the rest or claim of its
+  // new holder looks a moment younger: it waits that much longer.
   my_slot_->dead_since_ms.store(mono_ms(), std::memory_order_release);
-  my_slot_->state.store(slot_free, std::memory_order_release);
+  if (!my_slot_->change(my_epoch_, slot_alive, slot_free) && !opts_.quiet)
+    std::cerr << "[troupe] group '" << group()
+              << "': this node's slot was given to another node while it ran (it was taken "
+                 "for dead)\n";
   announce_membership();
   for (auto& p : all) {
     fail_pending(*p, reason);
@@ -433,14 +449,14 @@ void core::send_pending_kill_notices() {
 
 // -- peers -------------------------------------------------------------------------
 
-peer_ptr core::add_peer_locked(uint32_t slot, uint32_t epoch) {
+peer_ptr core::add_peer_locked(uint32_t slot, uint64_t seen) {
   auto& seg = seg_->view;
   auto* s = seg.slot(slot);
   // Not make_shared: the weak pointers to a lost peer (kill notices not yet
   // detached) would keep its whole memory, not just the control block.
   auto p = std::shared_ptr<peer>(new peer);
   p->slot = slot;
-  p->epoch = epoch;
+  p->epoch = epoch_of(seen);
   p->pid = s->pid.load(std::memory_order_acquire);
   p->start_ticks = s->start_ticks.load(std::memory_order_acquire);
   p->shm = s;
@@ -449,7 +465,10 @@ peer_ptr core::add_peer_locked(uint32_t slot, uint32_t epoch) {
   p->out_offset = seg.geo.ring_data_offset(me_, slot);
   p->in_offset = seg.geo.ring_data_offset(slot, me_);
   p->nid = slot_node_id(slot);
-  if (!p->nid)
+  // A claimer writes these while the slot says `claiming`, under a new
+  // epoch: the same tenure after reading them means they are its node's.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (!p->nid || s->tenure.load(std::memory_order_relaxed) != seen)
     return nullptr;
   p->pidfd = pidfd_open(p->pid);
   if (p->pidfd < 0 && (errno == EMFILE || errno == ENFILE))
@@ -470,8 +489,9 @@ void core::refresh_peers() {
       if (i == me_)
         continue;
       auto* s = seg.slot(i);
-      auto st = s->state.load(std::memory_order_acquire);
-      auto ep = s->epoch.load(std::memory_order_acquire);
+      auto seen = s->tenure.load(std::memory_order_acquire);
+      auto st = state_of(seen);
+      auto ep = epoch_of(seen);
       auto& known = peers_[i];
       if (known && (st != slot_alive || ep != known->epoch)) {
         auto how = st == slot_free && ep == known->epoch ? " left the group" : " died";
@@ -486,9 +506,10 @@ void core::refresh_peers() {
         // reach that node's proxies. The end of the handling looks again.
         if (node_id_in_use_locked(slot_node_id(i)))
           continue;
-        add_peer_locked(i, ep);
-        seen_epoch_[i] = ep;
-        added = true;
+        if (add_peer_locked(i, seen)) {
+          seen_epoch_[i] = ep;
+          added = true;
+        }
       } else if ((st == slot_dead || st == slot_free) && !known && ep != 0
                  && ep != seen_epoch_[i]) {
         // An incarnation that joined and went (died, or left) between two
@@ -496,7 +517,7 @@ void core::refresh_peers() {
         // never reset; frames name their writer). Attach to it as to a peer
         // that died, so the loss handling delivers those frames.
         seen_epoch_[i] = ep;
-        if (auto p = add_peer_locked(i, ep); p && !p->lost.load())
+        if (auto p = add_peer_locked(i, seen); p && !p->lost.load())
           mark_lost(
             p, make_error(troupe::errc::peer_lost,
                           describe_peer(*p) + (st == slot_free ? " left the group" : " died")));
@@ -844,7 +865,7 @@ caf::error core::publish(const std::string& name, const caf::actor& x) {
       continue;
     auto* s = seg.slot(e->slot);
     // A node that died a moment ago may not be swept yet: its pid tells.
-    if (s->state.load() == slot_alive && s->epoch.load() == e->epoch
+    if (s->state() == slot_alive && s->epoch() == e->epoch
         && process_alive(s->pid.load(), s->start_ticks.load())) {
       if (e->slot == me_ && e->actor == x->id())
         return caf::none;
@@ -959,14 +980,14 @@ caf::expected<caf::actor> core::spawn_server_of(pid_t pid) {
       auto* s = seg.slot(i);
       if (s->pid.load(std::memory_order_acquire) != pid)
         continue;
-      auto st = s->state.load(std::memory_order_acquire);
+      auto st = s->state();
       if (st != slot_alive) {
         was_member |= st == slot_free || st == slot_dead; // not while claiming
         continue;
       }
       if (i == me_)
         return spawn_server_of(sys_.node());
-      if (auto p = peer_at(i); p && p->epoch == s->epoch.load(std::memory_order_acquire))
+      if (auto p = peer_at(i); p && p->epoch == s->epoch())
         return spawn_server_of(p->nid);
     }
     if (was_member || parent_pid_of(pid) != ::getpid() || !process_alive(pid, 0)
@@ -1054,8 +1075,7 @@ std::vector<caf::strong_actor_ptr> core::subscribed_relays(const std::string& gr
     if (slot == me_)
       continue;
     auto* s = seg.slot(slot);
-    if (s->state.load(std::memory_order_acquire) != slot_alive
-        || s->epoch.load(std::memory_order_acquire) != epoch)
+    if (s->state() != slot_alive || s->epoch() != epoch)
       continue; // a node that is gone; its entries go with its names
     auto p = peer_at(slot);
     if (!p || p->epoch != epoch) {

@@ -244,6 +244,9 @@ public:
     return r.hdr->tail.load(std::memory_order_acquire)
            - r.hdr->head.load(std::memory_order_acquire);
   }
+  /// Marks the node in `slot` dead, as a node that took it for dead would,
+  /// whether or not it runs (a test hook); false if the slot is not alive.
+  bool take_for_dead(uint32_t slot);
 
   caf::actor_system& system() {
     return sys_;
@@ -340,7 +343,11 @@ private:
   peer_ptr peer_by_node(const caf::node_id& nid);
   /// Reads the slot table and registers new incarnations (any thread).
   void refresh_peers();
-  peer_ptr add_peer_locked(uint32_t slot, uint32_t epoch);
+  /// A peer for the node of `slot` in tenure `seen` (state and epoch, see
+  /// `node_slot::tenure`), read from the slot; null if the slot moved on to
+  /// another tenure while it was read (its pid and node id may be the next
+  /// node's) or its node id cannot be read.
+  peer_ptr add_peer_locked(uint32_t slot, uint64_t seen);
   /// The node id in `slot` (none if it cannot be read).
   caf::node_id slot_node_id(uint32_t slot);
   /// Whether a known peer, one whose loss waits to be handled, or the one

@@ -739,7 +739,7 @@ core::frame_fate core::fate_of(const peer& p, const frame_header& h) {
   if (after(h.from_epoch, p.epoch)) {
     // The writer's slot has a new node: its frames are for the peer that
     // stands for it, once `p` is handled.
-    if (after(h.from_epoch, p.shm->epoch.load(std::memory_order_acquire)))
+    if (after(h.from_epoch, p.shm->epoch()))
       return frame_fate::forged;
     return frame_fate::later;
   }
@@ -1072,8 +1072,7 @@ void core::handle_losses(reader_unit& ctx) {
     release_rings(*p);
     // Record the death for the others, once: the slot rests, then is reused.
     auto* s = p->shm;
-    uint32_t st = slot_alive;
-    if (s->epoch.load() == p->epoch && s->state.compare_exchange_strong(st, slot_dead)) {
+    if (s->change(p->epoch, slot_alive, slot_dead)) {
       s->dead_since_ms.store(mono_ms(), std::memory_order_release);
       announce_membership();
     }

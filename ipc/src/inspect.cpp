@@ -243,8 +243,9 @@ caf::error read_group(const ro_mapping& m, group_info& info) {
     auto* s = seg.slot(i);
     slot_info x;
     x.slot = i;
-    auto st = s->state.load(std::memory_order_acquire);
-    x.epoch = s->epoch.load(std::memory_order_acquire);
+    auto tenure = s->tenure.load(std::memory_order_acquire);
+    auto st = state_of(tenure);
+    x.epoch = epoch_of(tenure);
     if (st == slot_free && x.epoch == 0)
       continue;
     used.push_back(i);
@@ -280,7 +281,7 @@ caf::error read_group(const ro_mapping& m, group_info& info) {
     x.actor = e->actor;
     if (x.slot < geo.max_nodes) {
       auto* s = seg.slot(x.slot);
-      x.owner_alive = s->epoch.load(std::memory_order_acquire) == x.epoch && slot_process_alive(*s);
+      x.owner_alive = s->epoch() == x.epoch && slot_process_alive(*s);
     }
     info.names.push_back(std::move(x));
   }

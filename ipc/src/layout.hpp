@@ -45,7 +45,7 @@ static_assert(std::atomic<int32_t>::is_always_lock_free);
 
 /// "TROUPE01" as a little-endian word.
 constexpr uint64_t segment_magic = 0x313045'50554f5254ull;
-constexpr uint32_t layout_version = 4;
+constexpr uint32_t layout_version = 5;
 
 constexpr size_t group_name_max = 48;
 constexpr size_t actor_name_max = 64;
@@ -77,7 +77,8 @@ struct alignas(64) segment_header {
 };
 
 /// Slot states. A slot goes free -> claiming -> alive -> (free | dead), and
-/// dead -> claiming once it has been dead for a grace period.
+/// from free or dead to claiming once it has rested for a grace period; the
+/// claim bumps the epoch.
 enum slot_state : uint32_t {
   slot_free = 0,
   slot_claiming = 1,
@@ -85,10 +86,25 @@ enum slot_state : uint32_t {
   slot_dead = 3,
 };
 
+/// A slot's state and epoch, one word.
+constexpr uint64_t tenure_of(uint32_t state, uint32_t epoch) noexcept {
+  return uint64_t{epoch} << 32 | state;
+}
+constexpr uint32_t state_of(uint64_t tenure) noexcept {
+  return static_cast<uint32_t>(tenure);
+}
+constexpr uint32_t epoch_of(uint64_t tenure) noexcept {
+  return static_cast<uint32_t>(tenure >> 32);
+}
+
 struct alignas(64) node_slot {
-  std::atomic<uint32_t> state;
-  /// Bumped by every claim; a peer is (slot, epoch), never just the slot.
-  std::atomic<uint32_t> epoch;
+  /// The state (`slot_state`) and the epoch, which every claim bumps: a peer
+  /// is (slot, epoch), never just the slot. One word, so that a node ends
+  /// only the tenure it looked at (a node leaving, or one that found the
+  /// slot's node dead): by the time it does, the slot may have rested and
+  /// passed to a new node, alive again, and a state alone would let the old
+  /// tenure's end free or kill the new node's.
+  std::atomic<uint64_t> tenure;
   std::atomic<int32_t> pid;
   uint32_t node_id_len;
   /// Start time of `pid` in clock ticks since boot (/proc/PID/stat, field
@@ -113,6 +129,19 @@ struct alignas(64) node_slot {
   alignas(64) std::atomic<uint32_t> doorbell;
   /// 1 while the reader is parked (or about to park) on `doorbell`.
   std::atomic<uint32_t> parked;
+
+  uint32_t state() const noexcept {
+    return state_of(tenure.load(std::memory_order_acquire));
+  }
+  uint32_t epoch() const noexcept {
+    return epoch_of(tenure.load(std::memory_order_acquire));
+  }
+  /// Moves tenure `epoch` from state `from` to `to`; false if the slot is no
+  /// longer in that state of that tenure.
+  bool change(uint32_t epoch, uint32_t from, uint32_t to) noexcept {
+    auto expected = tenure_of(from, epoch);
+    return tenure.compare_exchange_strong(expected, tenure_of(to, epoch));
+  }
 };
 
 enum name_state : uint32_t {

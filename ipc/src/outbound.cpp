@@ -230,10 +230,8 @@ void core::release_rings(peer& p) {
   // it (both seq_cst): one of the two sees the other and lets go.
   auto* s = p.shm;
   s->releasing.fetch_add(1);
-  // The state first: a claim stores its epoch before it makes the slot
-  // alive, so a state seen alive brings the new epoch with it.
-  auto st = s->state.load();
-  if (st != slot_claiming && s->epoch.load() == p.epoch) {
+  auto seen = s->tenure.load();
+  if (state_of(seen) != slot_claiming && epoch_of(seen) == p.epoch) {
     seg_->release(p.out_offset, p.out.capacity);
     seg_->release(p.in_offset, p.in.capacity);
     p.rings_reserved = false;

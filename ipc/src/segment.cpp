@@ -338,7 +338,7 @@ open_segment(const std::string& group, const group_key& key, caf::timespan join_
 }
 
 bool slot_process_alive(const node_slot& s) {
-  auto st = s.state.load(std::memory_order_acquire);
+  auto st = s.state();
   if (st != slot_alive && st != slot_claiming)
     return false;
   auto pid = s.pid.load(std::memory_order_acquire);

@@ -5,7 +5,9 @@
 //                                    publish an echo actor as NAME and a
 //                                    control actor as NAME.ctl; leave on
 //                                    `leave_atom`. With `at-limit`, then open
-//                                    files until none is left (ulimit -n)
+//                                    files until none is left (ulimit -n);
+//                                    with `leave-on-usr1`, leave on SIGUSR1
+//                                    too (a node that cannot be messaged)
 //   troupe-ipc-child create GROUP F  create GROUP, write its key to file F,
 //                                    then wait to be killed
 //   troupe-ipc-child host P          join, host managed containers P.dict,
@@ -88,13 +90,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace troupe::test::ipc;
@@ -185,7 +190,48 @@ std::vector<int> use_up_descriptors() {
   return fds;
 }
 
-int serve(const std::string& name, bool at_limit) {
+/// Sends `leave_atom` to an actor when this process gets SIGUSR1 (blocked
+/// in every thread, so that one thread of its own takes it with sigwait).
+class leave_on_usr1 {
+public:
+  leave_on_usr1() {
+    pthread_sigmask(SIG_BLOCK, &usr1(), nullptr);
+  }
+  void start(caf::actor to) {
+    waiter_ = std::thread{[this, to] {
+      int sig = 0;
+      sigwait(&usr1(), &sig);
+      if (!stopping_)
+        caf::anon_send(to, leave_atom::value);
+    }};
+  }
+  /// Ends the waiting thread, while the actor system still runs.
+  void stop() {
+    if (!waiter_.joinable())
+      return;
+    stopping_ = true;
+    ::kill(::getpid(), SIGUSR1); // taken by the waiter if no signal came
+    waiter_.join();
+  }
+
+private:
+  static const sigset_t& usr1() {
+    static const sigset_t set = [] {
+      sigset_t x;
+      sigemptyset(&x);
+      sigaddset(&x, SIGUSR1);
+      return x;
+    }();
+    return set;
+  }
+  std::thread waiter_;
+  std::atomic<bool> stopping_{false};
+};
+
+int serve(const std::string& name, bool at_limit, bool on_usr1) {
+  std::optional<leave_on_usr1> usr1; // before the actor system's threads
+  if (on_usr1)
+    usr1.emplace();
   config cfg;
   caf::actor_system sys{cfg};
   auto n = tipc::node::join_from_env(sys);
@@ -203,6 +249,8 @@ int serve(const std::string& name, bool at_limit) {
     return 3;
   }
   auto used_up = at_limit ? use_up_descriptors() : std::vector<int>{};
+  if (usr1)
+    usr1->start(caf::actor{self});
   // Leave when told to, or when the echo actor is gone (as a supervised
   // process does).
   self->monitor(e);
@@ -210,6 +258,8 @@ int serve(const std::string& name, bool at_limit) {
   self->receive_while([&] { return !done; })(
     [&](leave_atom) { done = true; }, [&](caf::down_msg&) { done = true; },
     [&](count_atom) { return static_cast<int64_t>(used_up.size()); });
+  if (usr1)
+    usr1->stop();
   self->send_exit(e, caf::exit_reason::user_shutdown);
   n->leave();
   for (auto fd : used_up)
@@ -672,9 +722,11 @@ int sync_steps(const std::vector<std::string>& steps) {
 int main(int argc, char** argv) {
   std::string role = argc > 1 ? argv[1] : "";
   if (role == "serve" && argc == 3)
-    return serve(argv[2], false);
+    return serve(argv[2], false, false);
   if (role == "serve" && argc == 4 && std::string{argv[3]} == "at-limit")
-    return serve(argv[2], true);
+    return serve(argv[2], true, false);
+  if (role == "serve" && argc == 4 && std::string{argv[3]} == "leave-on-usr1")
+    return serve(argv[2], false, true);
   if (role == "create" && argc == 4)
     return create(argv[2], argv[3]);
   if (role == "shm-add" && argc == 4)

@@ -672,6 +672,44 @@ TEST_SUITE("ipc.node") {
     CHECK(f.ask<int64_t>(r, count_atom::value) == int64_t{101});
   }
 
+  TEST_CASE("a node taken for dead while it ran leaves the next node's slot alone") {
+    // Found by the churn under load: a node leaving stored `free` into a slot
+    // that had passed to another node after it was taken for dead (ABA on
+    // the state). The new node was then free to be claimed over, and the two
+    // nodes in one slot lost each other's frames, a cascade through the
+    // slot's next nodes.
+    ipc_fixture f{"taken-for-dead"};
+    troupe::ipc::group_options opts;
+    opts.max_nodes = 2; // the next node can only take the old node's slot
+    opts.quiet = true;
+    auto sut = node::create(f.sys, f.group, opts);
+    REQUIRE(sut);
+    auto old = sut->spawn(TROUPE_IPC_CHILD, {"serve", "old", "leave-on-usr1"});
+    REQUIRE(old);
+    f.find(*sut, "old");
+    auto slot = troupe::ipc::testing::slot_of(*sut, "old");
+    REQUIRE(slot);
+    REQUIRE(troupe::ipc::testing::take_for_dead(*sut, *slot));
+    auto next = f.serve(*sut, "next");
+    auto n = f.find(*sut, "next");
+    REQUIRE(troupe::ipc::testing::slot_of(*sut, "next") == *slot);
+    // The old node runs on, unaware, and leaves.
+    REQUIRE_FALSE(old->kill(SIGUSR1));
+    auto status = old->wait(deadline);
+    REQUIRE(status);
+    CHECK(status->success());
+    CHECK(slot_state_is(f.group, *slot, "alive"));
+    CHECK(f.ask<int32_t>(n, int32_t{7}) == int32_t{7});
+    // No third node gets the slot while the next one holds it.
+    troupe::ipc::group_options fail_fast = opts;
+    fail_fast.join_timeout = std::chrono::seconds(3); // longer than the slot would rest
+    config cfg2{true};
+    caf::actor_system sys2{cfg2};
+    auto third = node::join(sys2, f.group, sut->key(), fail_fast);
+    REQUIRE_FALSE(third);
+    CHECK(troupe::is(third.error(), troupe::ipc::errc::group_full));
+  }
+
   TEST_CASE("a process at its open-file limit cannot join") {
     ipc_fixture f{"nofile-join"};
     troupe::ipc::group_options opts;

@@ -150,10 +150,9 @@ decoder_harness::decoder_harness(caf::actor_system& sys, uint64_t max_message_by
     throw std::runtime_error{"decoder_harness: cannot store the peer's node id"};
   std::memcpy(s->node_id, buf.data(), buf.size());
   s->node_id_len = static_cast<uint32_t>(buf.size());
-  s->epoch.store(1);
   s->pid.store(::getpid());
   s->start_ticks.store(detail::process_start_ticks(::getpid()));
-  s->state.store(detail::slot_alive);
+  s->tenure.store(detail::tenure_of(detail::slot_alive, 1));
   auto core = std::make_shared<detail::core>(sys, std::move(seg), opts);
   if (auto err = core->start_without_threads())
     throw std::runtime_error{"decoder_harness: " + describe(err)};

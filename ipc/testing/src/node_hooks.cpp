@@ -27,6 +27,10 @@ uint64_t unread_bytes(node& n, uint32_t from, uint32_t to) {
   return node_access::core_of(n).unread(from, to);
 }
 
+bool take_for_dead(node& n, uint32_t slot) {
+  return node_access::core_of(n).take_for_dead(slot);
+}
+
 int64_t kill_notices() {
   return detail::kill_notice::alive();
 }

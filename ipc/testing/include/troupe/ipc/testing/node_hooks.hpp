@@ -31,6 +31,11 @@ caf::expected<uint32_t> slot_of(node& n, const std::string& name);
 /// slot `to` and not yet read, as `n` sees the group's segment.
 uint64_t unread_bytes(node& n, uint32_t from, uint32_t to);
 
+/// Marks the node in `slot` dead in the group's slot table, as a node that
+/// took it for dead would, whether or not it still runs; false if the slot
+/// does not hold a live node.
+bool take_for_dead(node& n, uint32_t slot);
+
 /// How many kill notices (what tells a peer that a local actor it made a
 /// proxy of has ended) this process's nodes have attached to local actors
 /// and not yet run or detached.

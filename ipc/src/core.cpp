@@ -114,14 +114,6 @@ caf::error core::start_without_threads() {
   return caf::none;
 }
 
-namespace {
-
-/// A claim of a slot takes microseconds; one begun this long ago, by a
-/// process that is gone, was abandoned.
-constexpr uint64_t abandoned_claim_ms = 10'000;
-
-} // namespace
-
 bool core::try_claim_slot(uint64_t now, uint64_t grace) {
   auto& seg = seg_->view;
   // Pass 0 takes a never-used slot; pass 1 a slot that has rested long
@@ -137,13 +129,12 @@ bool core::try_claim_slot(uint64_t now, uint64_t grace) {
         if (st != slot_free || ep != 0)
           continue;
       } else if (st == slot_alive || st == slot_claiming) {
-        // A node that died with nobody watching: mark it, reuse it later. A
-        // slot being claimed holds the last node's pid until its claimer
-        // stores its own: only a claim begun long ago can be abandoned.
-        auto since = s->dead_since_ms.load(std::memory_order_acquire);
-        auto gone = !process_alive(s->pid.load(), s->start_ticks.load())
-                    && (st == slot_alive || now - std::min(now, since) > abandoned_claim_ms);
-        if (gone && s->change(ep, st, slot_dead)) {
+        // A node that died with nobody watching, or in the middle of its
+        // claim: mark it, reuse the slot later. (A claimer's start time is
+        // not in the slot yet: its pid alone tells.)
+        auto gone = st == slot_alive ? !process_alive(s->pid.load(), s->start_ticks.load())
+                                     : !process_alive(claimer_of(seen), 0);
+        if (gone && s->change(seen, tenure_of(slot_dead, ep))) {
           s->dead_since_ms.store(mono_ms(), std::memory_order_release);
           sweep_names_of(i, ep);
         }
@@ -151,15 +142,15 @@ bool core::try_claim_slot(uint64_t now, uint64_t grace) {
       } else if (!rested) {
         continue;
       }
-      if (s->tenure.compare_exchange_strong(seen, tenure_of(slot_claiming, ep + 1))) {
+      auto claim = tenure_of(slot_claiming, ep + 1, ::getpid());
+      if (s->change(seen, claim)) {
         if (s->releasing.load() != 0) {
           // A node is giving back the rings it shared with the last node
           // here (`release_rings`): try another slot. Nothing saw this
           // claim (nobody reads a slot that is being claimed).
-          s->tenure.store(tenure_of(st, ep));
+          s->change(claim, seen);
           continue;
         }
-        s->dead_since_ms.store(now, std::memory_order_release); // when the claim began
         me_ = i;
         my_epoch_ = ep + 1;
         return true;
@@ -204,7 +195,8 @@ caf::error core::claim_slot() {
     caf::binary_serializer sink{sys_, buf};
     auto nid = sys_.node();
     if (auto err = sink(nid); err || buf.size() > node_id_max) {
-      my_slot_->change(my_epoch_, slot_claiming, slot_free);
+      my_slot_->change(tenure_of(slot_claiming, my_epoch_, ::getpid()),
+                       tenure_of(slot_free, my_epoch_));
       return make_error(errc::bad_segment, "cannot store this node's id");
     }
     std::memcpy(my_slot_->node_id, buf.data(), buf.size());
@@ -231,9 +223,10 @@ caf::error core::claim_slot() {
   export_actor(caf::actor_cast<caf::strong_actor_ptr>(spawn_server_));
   export_actor(caf::actor_cast<caf::strong_actor_ptr>(group_relay_));
   my_slot_->spawn_server.store(spawn_server_.id(), std::memory_order_relaxed);
-  if (!my_slot_->change(my_epoch_, slot_claiming, slot_alive)) {
-    // Another node took this claim for abandoned (it stalled for longer
-    // than `abandoned_claim_ms`): the slot is not this node's.
+  if (!my_slot_->change(tenure_of(slot_claiming, my_epoch_, ::getpid()),
+                        tenure_of(slot_alive, my_epoch_))) {
+    // Another node took this claim for abandoned: it found no process with
+    // this pid (a pid namespace of its own?). The slot is not this node's.
     caf::anon_send_exit(spawn_server_, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(group_relay_, caf::exit_reason::user_shutdown);
     my_slot_ = nullptr;
@@ -273,11 +266,20 @@ void core::announce_membership() {
 
 bool core::take_for_dead(uint32_t slot) {
   auto* s = seg_->view.slot(slot);
-  if (!s->change(s->epoch(), slot_alive, slot_dead))
+  auto ep = s->epoch();
+  if (!s->change(tenure_of(slot_alive, ep), tenure_of(slot_dead, ep)))
     return false;
   s->dead_since_ms.store(mono_ms(), std::memory_order_release);
   announce_membership();
   return true;
+}
+
+bool core::claim_as(uint32_t slot, int32_t claimer) {
+  auto* s = seg_->view.slot(slot);
+  auto seen = s->tenure.load();
+  if (state_of(seen) != slot_free && state_of(seen) != slot_dead)
+    return false;
+  return s->change(seen, tenure_of(slot_claiming, epoch_of(seen) + 1, claimer));
 }
 
 void core::leave() {
@@ -383,7 +385,8 @@ void core::leave_claimed() {
   // Should the slot not be this node's any more, the rest or claim of its
   // new holder looks a moment younger: it waits that much longer.
   my_slot_->dead_since_ms.store(mono_ms(), std::memory_order_release);
-  if (!my_slot_->change(my_epoch_, slot_alive, slot_free) && !opts_.quiet)
+  if (!my_slot_->change(tenure_of(slot_alive, my_epoch_), tenure_of(slot_free, my_epoch_))
+      && !opts_.quiet)
     std::cerr << "[troupe] group '" << group()
               << "': this node's slot was given to another node while it ran (it was taken "
                  "for dead)\n";

@@ -247,6 +247,10 @@ public:
   /// Marks the node in `slot` dead, as a node that took it for dead would,
   /// whether or not it runs (a test hook); false if the slot is not alive.
   bool take_for_dead(uint32_t slot);
+  /// Leaves `slot` as a node of pid `claimer` that stopped or died in the
+  /// middle of claiming it would (a test hook); false unless it is free or
+  /// dead.
+  bool claim_as(uint32_t slot, int32_t claimer);
 
   caf::actor_system& system() {
     return sys_;

@@ -1072,7 +1072,7 @@ void core::handle_losses(reader_unit& ctx) {
     release_rings(*p);
     // Record the death for the others, once: the slot rests, then is reused.
     auto* s = p->shm;
-    if (s->change(p->epoch, slot_alive, slot_dead)) {
+    if (s->change(tenure_of(slot_alive, p->epoch), tenure_of(slot_dead, p->epoch))) {
       s->dead_since_ms.store(mono_ms(), std::memory_order_release);
       announce_membership();
     }

@@ -250,7 +250,7 @@ caf::error read_group(const ro_mapping& m, group_info& info) {
       continue;
     used.push_back(i);
     x.state = slot_state_name(st);
-    x.pid = s->pid.load(std::memory_order_acquire);
+    x.pid = slot_pid(*s);
     x.start_ticks = s->start_ticks.load(std::memory_order_acquire);
     x.started_unix_ms = ticks_to_unix_ms(x.start_ticks);
     x.joined_unix_ms = s->joined_unix_ms.load(std::memory_order_relaxed);

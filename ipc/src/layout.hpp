@@ -86,24 +86,31 @@ enum slot_state : uint32_t {
   slot_dead = 3,
 };
 
-/// A slot's state and epoch, one word.
-constexpr uint64_t tenure_of(uint32_t state, uint32_t epoch) noexcept {
-  return uint64_t{epoch} << 32 | state;
+/// A slot's tenure, one word: the epoch (high 32 bits), the pid of the
+/// node claiming it while its state is `slot_claiming` (else 0), and the
+/// state (low 2 bits).
+constexpr uint64_t tenure_of(uint32_t state, uint32_t epoch, int32_t claimer = 0) noexcept {
+  return uint64_t{epoch} << 32 | uint64_t{static_cast<uint32_t>(claimer)} << 2 | state;
 }
 constexpr uint32_t state_of(uint64_t tenure) noexcept {
-  return static_cast<uint32_t>(tenure);
+  return static_cast<uint32_t>(tenure & 3);
 }
 constexpr uint32_t epoch_of(uint64_t tenure) noexcept {
   return static_cast<uint32_t>(tenure >> 32);
 }
+constexpr int32_t claimer_of(uint64_t tenure) noexcept {
+  return static_cast<int32_t>((tenure & 0xffff'ffff) >> 2);
+}
 
 struct alignas(64) node_slot {
-  /// The state (`slot_state`) and the epoch, which every claim bumps: a peer
-  /// is (slot, epoch), never just the slot. One word, so that a node ends
-  /// only the tenure it looked at (a node leaving, or one that found the
-  /// slot's node dead): by the time it does, the slot may have rested and
-  /// passed to a new node, alive again, and a state alone would let the old
-  /// tenure's end free or kill the new node's.
+  /// The state (`slot_state`), the epoch, which every claim bumps (a peer
+  /// is (slot, epoch), never just the slot), and the claimer's pid: see
+  /// `tenure_of`. One word, so that a node ends only the tenure it looked at
+  /// (a node leaving, or one that found the slot's node dead): by the time
+  /// it does, the slot may have rested and passed to a new node, alive
+  /// again, and a state alone would let the old tenure's end free or kill
+  /// the new node's. The claimer's pid is in it from the claim on, so that a
+  /// claim is abandoned exactly when its claimer is gone.
   std::atomic<uint64_t> tenure;
   std::atomic<int32_t> pid;
   uint32_t node_id_len;
@@ -136,11 +143,10 @@ struct alignas(64) node_slot {
   uint32_t epoch() const noexcept {
     return epoch_of(tenure.load(std::memory_order_acquire));
   }
-  /// Moves tenure `epoch` from state `from` to `to`; false if the slot is no
-  /// longer in that state of that tenure.
-  bool change(uint32_t epoch, uint32_t from, uint32_t to) noexcept {
-    auto expected = tenure_of(from, epoch);
-    return tenure.compare_exchange_strong(expected, tenure_of(to, epoch));
+  /// Moves the slot from tenure `from` to `to`; false if it is no longer
+  /// in `from`.
+  bool change(uint64_t from, uint64_t to) noexcept {
+    return tenure.compare_exchange_strong(from, to);
   }
 };
 

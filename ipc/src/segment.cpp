@@ -337,9 +337,17 @@ open_segment(const std::string& group, const group_key& key, caf::timespan join_
   return std::unique_ptr<mapped_segment>{std::move(*res)};
 }
 
+int32_t slot_pid(const node_slot& s) {
+  auto tenure = s.tenure.load(std::memory_order_acquire);
+  return state_of(tenure) == slot_claiming ? claimer_of(tenure)
+                                           : s.pid.load(std::memory_order_acquire);
+}
+
 bool slot_process_alive(const node_slot& s) {
-  auto st = s.state();
-  if (st != slot_alive && st != slot_claiming)
+  auto tenure = s.tenure.load(std::memory_order_acquire);
+  if (state_of(tenure) == slot_claiming)
+    return process_alive(claimer_of(tenure), 0); // its start time is not stored yet
+  if (state_of(tenure) != slot_alive)
     return false;
   auto pid = s.pid.load(std::memory_order_acquire);
   return pid > 0 && process_alive(pid, s.start_ticks.load(std::memory_order_acquire));
@@ -349,7 +357,7 @@ int32_t live_pid(const segment_view& seg) {
   for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
     auto* s = seg.slot(i);
     if (slot_process_alive(*s))
-      return s->pid.load(std::memory_order_acquire);
+      return slot_pid(*s);
   }
   return 0;
 }

@@ -86,6 +86,9 @@ void remove_segment(const std::string& shm_name);
 /// (shared_memory.cpp); the group's last node out calls it.
 void sweep_dead_blocks(const std::string& group);
 
+/// The pid of the slot's node: the claimer's while it claims the slot.
+int32_t slot_pid(const node_slot& s);
+
 /// Whether the slot holds a node (alive or claiming) whose process still
 /// runs: the liveness rule of a group, shared by the sweep in
 /// `create_segment`, the last-one-out check and `troupe clean`.

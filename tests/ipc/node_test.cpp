@@ -710,6 +710,33 @@ TEST_SUITE("ipc.node") {
     CHECK(troupe::is(third.error(), troupe::ipc::errc::group_full));
   }
 
+  TEST_CASE("a claim is abandoned when its claimer is gone, and not before") {
+    // A claimer that stalled for long (a loaded machine) had its claim taken
+    // for abandoned; it then wrote its pid and node id over the next node's.
+    ipc_fixture f{"claim-abandoned"};
+    troupe::ipc::group_options opts;
+    opts.max_nodes = 2;
+    opts.quiet = true;
+    auto sut = node::create(f.sys, f.group, opts);
+    REQUIRE(sut);
+    // A process that took slot 1 and stalls before it is alive.
+    auto claimer = troupe::ipc::spawn_process("/bin/sleep", {"600"});
+    REQUIRE(claimer);
+    REQUIRE(troupe::ipc::testing::claim_as(*sut, 1, claimer->pid()));
+    config cfg2{true};
+    caf::actor_system sys2{cfg2};
+    auto refused = node::join(sys2, f.group, sut->key(), opts);
+    REQUIRE_FALSE(refused);
+    CHECK(troupe::is(refused.error(), troupe::ipc::errc::group_full));
+    CHECK(slot_state_is(f.group, 1, "claiming"));
+    // Once it is gone, the slot rests and is taken.
+    REQUIRE_FALSE(claimer->kill(SIGKILL));
+    REQUIRE(claimer->wait(deadline));
+    auto next = f.serve(*sut, "next");
+    f.find(*sut, "next");
+    CHECK(troupe::ipc::testing::slot_of(*sut, "next") == uint32_t{1});
+  }
+
   TEST_CASE("a process at its open-file limit cannot join") {
     ipc_fixture f{"nofile-join"};
     troupe::ipc::group_options opts;

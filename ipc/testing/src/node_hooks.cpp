@@ -31,6 +31,10 @@ bool take_for_dead(node& n, uint32_t slot) {
   return node_access::core_of(n).take_for_dead(slot);
 }
 
+bool claim_as(node& n, uint32_t slot, pid_t claimer) {
+  return node_access::core_of(n).claim_as(slot, claimer);
+}
+
 int64_t kill_notices() {
   return detail::kill_notice::alive();
 }

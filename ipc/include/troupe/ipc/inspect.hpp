@@ -30,7 +30,8 @@ struct slot_info {
   std::string state;
   /// Bumped by every node that claimed the slot.
   uint32_t epoch = 0;
-  /// The pid of the slot's (last) node.
+  /// The pid of the slot's (last) node; while the slot is being claimed,
+  /// the claimer's.
   int32_t pid = 0;
   /// Whether that process still runs (pid and start time both match) and the
   /// slot says `alive` or `claiming`: the same rule the library sweeps by.

@@ -10,6 +10,8 @@
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -35,6 +37,10 @@ uint64_t unread_bytes(node& n, uint32_t from, uint32_t to);
 /// took it for dead would, whether or not it still runs; false if the slot
 /// does not hold a live node.
 bool take_for_dead(node& n, uint32_t slot);
+
+/// Leaves `slot` as a node with pid `claimer` that stopped, or died, in the
+/// middle of claiming it would; false unless the slot is free or dead.
+bool claim_as(node& n, uint32_t slot, pid_t claimer);
 
 /// How many kill notices (what tells a peer that a local actor it made a
 /// proxy of has ended) this process's nodes have attached to local actors

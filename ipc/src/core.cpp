@@ -363,14 +363,24 @@ void core::leave_claimed() {
       flush_backlog_locked(*p, false, err);
     }
   }
-  // Everything this node holds of others ends here. Its writers stop before
-  // the slot is freed: from then on the peers give the rings back.
+  // Everything this node holds of others ends here, the peers whose loss
+  // was still to be handled too (their cached senders hold proxies, which
+  // hold the peer and this core: a cycle that kept both, and their
+  // descriptors, for good). Its writers stop before the slot is freed: from
+  // then on the peers give the rings back.
   std::vector<peer_ptr> all;
   {
     std::lock_guard<std::mutex> guard{peers_mtx_};
     for (auto& p : peers_)
       if (p)
         all.push_back(std::move(p));
+    std::lock_guard<std::mutex> lost{lost_mtx_};
+    for (auto* xs : {&lost_, &handling_}) {
+      for (auto& p : *xs)
+        if (std::find(all.begin(), all.end(), p) == all.end())
+          all.push_back(p);
+      xs->clear();
+    }
   }
   for (auto& p : all) {
     if (!p->loss_claimed.exchange(true)) {

@@ -16,6 +16,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/scoped_execution_unit.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -276,6 +277,19 @@ public:
   }
 
   std::atomic<bool> stall_next_frame{false};
+  /// While set, lost peers wait in `lost_` unhandled (a test hook).
+  std::atomic<bool> hold_losses{false};
+  /// How many lost peers wait to be handled (a test hook).
+  size_t unhandled_losses() {
+    std::lock_guard<std::mutex> guard{lost_mtx_};
+    return lost_.size();
+  }
+  /// How many peers the peer table holds (a test hook).
+  size_t known_peers() {
+    std::lock_guard<std::mutex> guard{peers_mtx_};
+    return static_cast<size_t>(
+      std::count_if(peers_.begin(), peers_.end(), [](const peer_ptr& p) { return p != nullptr; }));
+  }
 
   // -- test hooks (decoder_harness): the reader driven by hand --------------------
 

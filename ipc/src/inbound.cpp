@@ -1033,6 +1033,8 @@ void core::kill_proxies_of(const peer& p, const caf::error& reason) {
 }
 
 void core::handle_losses(reader_unit& ctx) {
+  if (hold_losses.load(std::memory_order_relaxed))
+    return;
   std::vector<peer_ptr> lost;
   {
     std::lock_guard<std::mutex> guard{lost_mtx_};
@@ -1084,7 +1086,8 @@ void core::handle_losses(reader_unit& ctx) {
         ++peers_version_;
       }
       std::lock_guard<std::mutex> handled{lost_mtx_};
-      handling_.erase(std::find(handling_.begin(), handling_.end(), p));
+      if (auto i = std::find(handling_.begin(), handling_.end(), p); i != handling_.end())
+        handling_.erase(i);
     }
   }
   // A newcomer with the node id of a node handled here waited for this.

@@ -101,6 +101,16 @@ std::vector<unsigned char> frame_bytes(const raw_header& h,
   return res;
 }
 
+/// Options of a group of `max_nodes` slots whose nodes write nothing on
+/// stderr.
+troupe::ipc::group_options
+quiet_options(uint32_t max_nodes = troupe::ipc::group_options{}.max_nodes) {
+  troupe::ipc::group_options opts;
+  opts.max_nodes = max_nodes;
+  opts.quiet = true;
+  return opts;
+}
+
 /// Descriptors this process has open.
 int64_t open_descriptors() {
   int64_t n = 0;
@@ -587,10 +597,8 @@ TEST_SUITE("ipc.node") {
   TEST_CASE("a node that has not seen a node go writes nothing to the next node in its slot") {
     // Three slots: this node, a writer, and the one that is reused.
     ipc_fixture f{"reuse-writer"};
-    troupe::ipc::group_options opts;
-    opts.max_nodes = 3;
+    auto opts = quiet_options(3);
     opts.ring_bytes = 64 * 1024;
-    opts.quiet = true;
     auto sut = node::create(f.sys, f.group, opts);
     REQUIRE(sut);
     auto writer = f.serve(*sut, "writer");
@@ -632,9 +640,7 @@ TEST_SUITE("ipc.node") {
 
   TEST_CASE("what a node wrote before it died is read after its slot has a new node") {
     ipc_fixture f{"reuse-reader"};
-    troupe::ipc::group_options opts;
-    opts.max_nodes = 3;
-    opts.quiet = true;
+    auto opts = quiet_options(3);
     auto sut = node::create(f.sys, f.group, opts);
     REQUIRE(sut);
     auto reader = f.serve(*sut, "reader");
@@ -679,9 +685,7 @@ TEST_SUITE("ipc.node") {
     // nodes in one slot lost each other's frames, a cascade through the
     // slot's next nodes.
     ipc_fixture f{"taken-for-dead"};
-    troupe::ipc::group_options opts;
-    opts.max_nodes = 2; // the next node can only take the old node's slot
-    opts.quiet = true;
+    auto opts = quiet_options(2); // the next node can only take the old node's slot
     auto sut = node::create(f.sys, f.group, opts);
     REQUIRE(sut);
     auto old = sut->spawn(TROUPE_IPC_CHILD, {"serve", "old", "leave-on-usr1"});
@@ -714,9 +718,7 @@ TEST_SUITE("ipc.node") {
     // A claimer that stalled for long (a loaded machine) had its claim taken
     // for abandoned; it then wrote its pid and node id over the next node's.
     ipc_fixture f{"claim-abandoned"};
-    troupe::ipc::group_options opts;
-    opts.max_nodes = 2;
-    opts.quiet = true;
+    auto opts = quiet_options(2);
     auto sut = node::create(f.sys, f.group, opts);
     REQUIRE(sut);
     // A process that took slot 1 and stalls before it is alive.
@@ -737,10 +739,45 @@ TEST_SUITE("ipc.node") {
     CHECK(troupe::ipc::testing::slot_of(*sut, "next") == uint32_t{1});
   }
 
+  TEST_CASE("a node that leaves before it handled a peer's loss keeps nothing of it") {
+    // Found by the churn's descriptor check: a peer still waiting to be
+    // handled kept a proxy of its actor cached as a sender, the proxy kept
+    // the peer and the node's core: the core's and the peer's descriptors
+    // stayed open for good.
+    ipc_fixture f{"leave-unhandled"};
+    auto before = open_descriptors();
+    {
+      auto opts = quiet_options();
+      auto sut = node::create(f.sys, f.group, opts);
+      REQUIRE(sut);
+      auto here = sut->publish(
+        "here", f.spawn([]() -> caf::behavior { return {[](int32_t x) { return x; }}; }));
+      REQUIRE(here);
+      auto peer = f.serve(*sut, "peer");
+      auto echo = f.find(*sut, "peer");
+      // The peer asks an actor of this node: its asking actor is a sender here.
+      REQUIRE(f.ask<int32_t>(echo, ask_atom::value, std::string{"here"}, int32_t{3}) == int32_t{3});
+      // It dies (no word of its actors' ends comes), another node marks its
+      // slot dead (this node's peer table forgets it then), and this node
+      // does not get to handle the loss.
+      troupe::ipc::testing::hold_losses(*sut, true);
+      auto slot = troupe::ipc::testing::slot_of(*sut, "peer");
+      REQUIRE(slot);
+      REQUIRE_FALSE(peer.kill(SIGKILL));
+      REQUIRE(peer.wait(deadline));
+      REQUIRE(troupe::ipc::testing::take_for_dead(*sut, *slot));
+      REQUIRE(eventually([&] {
+        return troupe::ipc::testing::known_peers(*sut) == 0
+               && troupe::ipc::testing::unhandled_losses(*sut) == 1;
+      }));
+      sut->leave();
+    }
+    CHECK(open_descriptors() == before);
+  }
+
   TEST_CASE("a process at its open-file limit cannot join") {
     ipc_fixture f{"nofile-join"};
-    troupe::ipc::group_options opts;
-    opts.quiet = true;
+    auto opts = quiet_options();
     auto sut = node::create(f.sys, f.group, opts);
     REQUIRE(sut);
     // Four descriptors left: fewer than a node of 8 needs.
@@ -763,8 +800,7 @@ TEST_SUITE("ipc.node") {
     return;
 #endif
     ipc_fixture f{"nofile-poll"};
-    troupe::ipc::group_options opts;
-    opts.quiet = true;
+    auto opts = quiet_options();
     auto sut = node::create(f.sys, f.group, opts);
     REQUIRE(sut);
     // A node that joined, then used up its descriptors, meets a newcomer.
@@ -880,10 +916,9 @@ TEST_SUITE("ipc.node") {
 
   TEST_CASE("with the fail policy a full ring fails the request with errc::full") {
     ipc_fixture f{"fullfail"};
-    troupe::ipc::group_options opts;
+    auto opts = quiet_options();
     opts.ring_bytes = 64 * 1024;
     opts.on_full = troupe::ipc::full_policy::fail;
-    opts.quiet = true;
     auto sut = node::create(f.sys, f.group, opts);
     REQUIRE(sut);
     auto child = f.serve(*sut, "echo");
@@ -903,8 +938,7 @@ TEST_SUITE("ipc.node") {
 
   TEST_CASE("malformed frames are rejected and counted and the node keeps serving") {
     ipc_fixture f{"garbage"};
-    troupe::ipc::group_options opts;
-    opts.quiet = true;
+    auto opts = quiet_options();
     auto sut = node::create(f.sys, f.group, opts);
     REQUIRE(sut);
     auto child = f.serve(*sut, "echo");
@@ -962,9 +996,8 @@ TEST_SUITE("ipc.node") {
 
   TEST_CASE("a message larger than a ring travels in pieces up to the limit") {
     ipc_fixture f{"large"};
-    troupe::ipc::group_options opts;
+    auto opts = quiet_options();
     opts.ring_bytes = 256 * 1024;
-    opts.quiet = true;
     auto sut = node::create(f.sys, f.group, opts);
     REQUIRE(sut);
     auto child = f.serve(*sut, "echo");
@@ -1042,8 +1075,7 @@ TEST_SUITE("ipc.node") {
     REQUIRE_FALSE(child->kill(SIGKILL));
     REQUIRE(child->wait(deadline));
     CHECK(shm_exists(f.group));
-    troupe::ipc::group_options opts;
-    opts.quiet = true;
+    auto opts = quiet_options();
     auto sut = node::create(f.sys, f.group, opts);
     REQUIRE_MESSAGE(sut, troupe::describe(sut.error()));
     auto s = f.spawn(sink);
@@ -1053,9 +1085,7 @@ TEST_SUITE("ipc.node") {
 
   TEST_CASE("a node that joins while every free slot rests waits for one, up to join_timeout") {
     ipc_fixture f{"slots"};
-    troupe::ipc::group_options opts;
-    opts.quiet = true;
-    opts.max_nodes = 2;
+    auto opts = quiet_options(2);
     auto sut = node::create(f.sys, f.group, opts);
     REQUIRE(sut);
     // Other nodes of this process, each in an actor system of its own.

@@ -35,6 +35,18 @@ bool claim_as(node& n, uint32_t slot, pid_t claimer) {
   return node_access::core_of(n).claim_as(slot, claimer);
 }
 
+void hold_losses(node& n, bool hold) {
+  node_access::core_of(n).hold_losses = hold;
+}
+
+size_t unhandled_losses(node& n) {
+  return node_access::core_of(n).unhandled_losses();
+}
+
+size_t known_peers(node& n) {
+  return node_access::core_of(n).known_peers();
+}
+
 int64_t kill_notices() {
   return detail::kill_notice::alive();
 }

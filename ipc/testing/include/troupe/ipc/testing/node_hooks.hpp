@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -41,6 +42,18 @@ bool take_for_dead(node& n, uint32_t slot);
 /// Leaves `slot` as a node with pid `claimer` that stopped, or died, in the
 /// middle of claiming it would; false unless the slot is free or dead.
 bool claim_as(node& n, uint32_t slot, pid_t claimer);
+
+/// While `hold` is true, `n` leaves the nodes it lost unhandled: their
+/// pending requests, proxies and slots wait (as when it leaves the group
+/// right after it saw them go).
+void hold_losses(node& n, bool hold);
+
+/// How many lost nodes `n` has not handled yet.
+size_t unhandled_losses(node& n);
+
+/// How many other nodes `n` has in its peer table (a node that left is
+/// taken out of it when `n` sees the slot free, before its loss is handled).
+size_t known_peers(node& n);
 
 /// How many kill notices (what tells a peer that a local actor it made a
 /// proxy of has ended) this process's nodes have attached to local actors

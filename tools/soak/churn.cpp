@@ -43,9 +43,9 @@ std::string where_it_stopped(tipc::node& group) {
   auto me = group.slot();
   auto stats = group.stats();
   std::ostringstream out;
-  out << "pid " << ::getpid() << " in slot " << me << ", frames sent " << stats.frames_sent << ", received "
-      << stats.frames_received << ", rejected " << stats.frames_rejected << ", late wake-ups "
-      << stats.late_wakeups;
+  out << "pid " << ::getpid() << " in slot " << me << ", frames sent " << stats.frames_sent
+      << ", received " << stats.frames_received << ", rejected " << stats.frames_rejected
+      << ", late wake-ups " << stats.late_wakeups;
   auto info = tipc::inspect_group(group.group());
   if (!info)
     return out.str() + "; cannot inspect the group: " + troupe::describe(info.error());

@@ -78,6 +78,14 @@ public:
     return std::move(*x);
   }
 
+  /// Nothing if `x` holds no error (a call that returns `caf::expected<void>`,
+  /// such as `guarded<T>::update` with a `void` function); otherwise as
+  /// `check` for a failed value.
+  void check(const caf::expected<void>& x, const std::string& what) const {
+    if (!x)
+      fail(what, x.error());
+  }
+
   /// Nothing if `err` is none; otherwise as `check` for a failed value.
   void check(const caf::error& err, const std::string& what) const {
     if (err)

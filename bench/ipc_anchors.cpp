@@ -1,5 +1,7 @@
 #include "ipc_anchors.hpp"
 
+#include "report.hpp"
+
 #include <boost/date_time/posix_time/posix_time_types.hpp>
 #include <boost/interprocess/creation_tags.hpp>
 #include <boost/interprocess/ipc/message_queue.hpp>
@@ -855,8 +857,9 @@ private:
 };
 
 /// `samples` blocking requests from `self` to `server`; the median in µs.
-double request_rtt_run(caf::scoped_actor& self, const caf::actor& server, int samples,
-                       request_watchdog* watchdog = nullptr) {
+/// The samples are kept under `name` for its distribution.
+double request_rtt_run(const char* name, caf::scoped_actor& self, const caf::actor& server,
+                       int samples, request_watchdog* watchdog = nullptr) {
   std::vector<double> rtts;
   rtts.reserve(static_cast<std::size_t>(samples));
   caf::error failure;
@@ -870,6 +873,7 @@ double request_rtt_run(caf::scoped_actor& self, const caf::actor& server, int sa
   }
   if (failure)
     fail("request failed: " + self->system().render(failure));
+  keep_samples(name, rtts);
   return median(std::move(rtts));
 }
 
@@ -1042,7 +1046,7 @@ std::optional<double> run_python(const char* kind, int count, int repeat) {
 }
 
 void print(const char* name, double value, const char* unit) {
-  std::cout << name << ' ' << value << ' ' << unit << std::endl;
+  report(name, value, unit);
 }
 
 } // namespace
@@ -1164,6 +1168,7 @@ double zmq_rtt_us(const anchor_options& opt) {
       if (size != payload_size || buf[payload_size - 1] != 'a' + i % 26)
         fail("unexpected reply from the ZeroMQ child");
     }
+    keep_samples("zmq_rtt_us", rtts);
     runs.push_back(median(rtts));
   }
   zmq.stop();
@@ -1227,7 +1232,9 @@ double caf_tcp_rtt_us(const anchor_options& opt) {
       caf::scoped_actor self{sys};
       request_watchdog watchdog{child, self};
       for (int r = 0; r < opt.repeat; ++r)
-        runs.push_back(request_rtt_run(self, server, opt.samples, &watchdog));
+        runs.push_back(
+          request_rtt_run(opt.latency_scheduler ? "caf_tcp_same_sched_rtt_us" : "caf_tcp_rtt_us",
+                          self, server, opt.samples, &watchdog));
       return median(std::move(runs));
     });
 }
@@ -1280,7 +1287,9 @@ double caf_local_rtt_us(const anchor_options& opt) {
   {
     caf::scoped_actor self{sys};
     for (int r = 0; r < opt.repeat; ++r)
-      runs.push_back(request_rtt_run(self, server, opt.samples));
+      runs.push_back(
+        request_rtt_run(opt.latency_scheduler ? "caf_local_same_sched_rtt_us" : "caf_local_rtt_us",
+                        self, server, opt.samples));
   }
   caf::anon_send_exit(server, caf::exit_reason::user_shutdown);
   return median(std::move(runs));
@@ -1337,7 +1346,7 @@ std::optional<double> measure_figure(const char* name, const char* unit,
     return value;
   } catch (const std::exception& e) {
     std::cerr << name << " failed: " << e.what() << '\n';
-    std::cout << name << " n/a" << std::endl;
+    report_na(name);
     rc = 1;
     return std::nullopt;
   }
@@ -1357,7 +1366,7 @@ std::optional<double> measure_python_figure(const char* name, const char* unit,
   if (value)
     print(name, *value, unit);
   else
-    std::cout << name << " n/a" << std::endl;
+    report_na(name);
   return value;
 }
 

@@ -8,6 +8,7 @@
 #include "ipc_bench.hpp"
 
 #include "ipc_anchors.hpp"
+#include "report.hpp"
 #include "troupe/ipc/configure.hpp"
 #include "troupe/ipc/error.hpp"
 #include "troupe/ipc/isolated.hpp"
@@ -267,6 +268,7 @@ double rtt_us(caf::scoped_actor& self, const caf::actor& pong, int samples) {
     if (i >= samples / 10) // the first tenth warms up
       rtts.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - start).count());
   }
+  keep_samples("ipc_rtt_us", rtts);
   return median(rtts);
 }
 
@@ -621,7 +623,7 @@ int run_ipc_sender(int argc, char** argv) {
 
 int run_ipc(const anchor_options& opt) {
   auto print = [](const std::string& name, double value, const char* unit) {
-    std::cout << name << ' ' << value << ' ' << unit << std::endl;
+    report(name, value, unit);
   };
   double ipc_rtt = 0;
   double ipc_msgs = 0;
@@ -686,6 +688,7 @@ int run_ipc(const anchor_options& opt) {
           run.push_back(
             std::chrono::duration<double, std::micro>(clock_type::now() - start).count());
         }
+        keep_samples("manager_dict_set_us", run);
         sets.push_back(median(run));
       }
       // Every set reached the owner: the last one is what it holds.
@@ -814,7 +817,7 @@ int run_ipc(const anchor_options& opt) {
     if (num && den && *den > 0)
       print(name, *num / *den, "x");
     else
-      std::cout << name << " n/a" << std::endl;
+      report_na(name);
   };
   ratio("ipc_rtt_vs_py_manager", ipc_rtt, py_rtt);
   ratio("ipc_rtt_vs_caf_tcp", ipc_rtt, tcp);

@@ -4,6 +4,7 @@
 //   troupe-bench local [--repeat N] [--increments N] [--samples N]
 //   troupe-bench anchors [--repeat N] [--samples N] [--messages N]
 //   troupe-bench ipc [--repeat N] [--samples N] [--messages N] [--idle-seconds N]
+//   ... --csv FILE: the figures and the round trips' distributions as CSV too
 //
 // Prints one line per figure, `<name> <value> <unit>`, then ratio lines
 // `<name> <ratio> x`. Every figure is the median of its runs; the machines
@@ -11,6 +12,7 @@
 
 #include "ipc_anchors.hpp"
 #include "ipc_bench.hpp"
+#include "report.hpp"
 #include "troupe/bounded_queue.hpp"
 #include "troupe/configure.hpp"
 #include "troupe/guarded.hpp"
@@ -30,6 +32,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <fstream>
 #include <functional>
@@ -64,7 +67,7 @@ double seconds_since(clock_type::time_point start) {
 }
 
 void print(const std::string& name, double value, const char* unit) {
-  std::cout << name << ' ' << value << ' ' << unit << std::endl;
+  troupe_bench::report(name, value, unit);
 }
 
 // -- counters: 2 x N increments ----------------------------------------------
@@ -498,7 +501,9 @@ void usage(std::ostream& out) {
          "  --samples N     round trips per RTT figure (default 20000)\n"
          "  --messages N    one-way 64-byte messages per throughput figure, per sender\n"
          "                  of a fan-in, and round trips of a ping-pong (default 100000)\n"
-         "  --idle-seconds N  seconds of each round of the idle CPU figure (default 10)\n";
+         "  --idle-seconds N  seconds of each round of the idle CPU figure (default 10)\n"
+         "  --csv FILE      also write the figures to FILE as CSV, with the distribution\n"
+         "                  of every round-trip sample (tools/bench-plots.sh plots it)\n";
 }
 
 /// Parses a positive count no larger than `max`.
@@ -545,6 +550,18 @@ int main(int argc, char** argv) {
   options opt;
   for (int i = 2; i < argc; ++i) {
     std::string flag = argv[i];
+    if (flag == "--csv") {
+      if (i + 1 >= argc) {
+        std::cerr << "troupe-bench: --csv needs a file name\n";
+        return 2;
+      }
+      if (!troupe_bench::open_csv(argv[++i], suite)) {
+        std::cerr << "troupe-bench: cannot write " << argv[i] << ": " << std::strerror(errno)
+                  << '\n';
+        return 2;
+      }
+      continue;
+    }
     int64_t max = 0;
     if (flag == "--repeat" || flag == "--samples" || flag == "--messages")
       max = int_max;
@@ -579,9 +596,14 @@ int main(int argc, char** argv) {
   ipc_opt.samples = opt.samples;
   ipc_opt.messages = opt.messages;
   ipc_opt.idle_seconds = opt.idle_seconds;
+  int rc = 0;
   if (suite == "anchors")
-    return troupe_bench::run_anchors(ipc_opt);
-  if (suite == "ipc")
-    return troupe_bench::run_ipc(ipc_opt);
-  return suite == "local" ? run_local(opt) : run_pool(opt, "/proc/self/exe");
+    rc = troupe_bench::run_anchors(ipc_opt);
+  else if (suite == "ipc")
+    rc = troupe_bench::run_ipc(ipc_opt);
+  else
+    rc = suite == "local" ? run_local(opt) : run_pool(opt, "/proc/self/exe");
+  if (!troupe_bench::close_csv() && rc == 0)
+    rc = 1;
+  return rc;
 }

@@ -13,7 +13,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${TROUPE_BUILD_DIR:-$root/build}
 packages=(g++ cmake ninja-build libcaf-dev libboost-dev doctest-dev doxygen
-          libzmq3-dev pkg-config) # the ZeroMQ anchors of troupe-bench (found with pkg-config)
+          libzmq3-dev pkg-config # the ZeroMQ anchors of troupe-bench (found with pkg-config)
+          tmux) # the test of `troupe top` drives it in a tmux pane
 
 missing=()
 for p in "${packages[@]}"; do

@@ -294,7 +294,7 @@ caf::error read_group(const ro_mapping& m, group_info& info) {
       auto ring = seg.ring(w, r);
       auto tail = ring.hdr->tail.load(std::memory_order_acquire);
       auto head = ring.hdr->head.load(std::memory_order_acquire);
-      info.rings.push_back(ring_info{w, r, tail >= head ? tail - head : 0, ring.capacity});
+      info.rings.push_back(ring_info{w, r, tail >= head ? tail - head : 0, ring.capacity, tail});
     }
   }
   if (!info.live_pids.empty()) {

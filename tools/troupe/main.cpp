@@ -1,11 +1,13 @@
-// troupe: inspect and clean the troupe groups of this host.
+// troupe: inspect, watch and clean the troupe groups of this host.
 //
 //   troupe ls [--json] [GROUP...]         groups, nodes, names, rings, counters
+//   troupe top [--once] [GROUP]           one group live (top.cpp)
 //   troupe clean [--dry-run] [GROUP...]   remove what no live process uses
 //
 // Exit status: 0 ok, 1 something was refused or failed (a running group, an
 // unreadable segment, no such group), 2 usage error.
 
+#include "common.hpp"
 #include "troupe/ipc/error.hpp"
 #include "troupe/ipc/inspect.hpp"
 
@@ -20,22 +22,19 @@
 #include <string>
 #include <vector>
 
-namespace tipc = troupe::ipc;
+using namespace troupe_tool;
 
 namespace {
 
-constexpr int exit_ok = 0;
-constexpr int exit_failed = 1;
-constexpr int exit_usage = 2;
-
 constexpr const char* main_help = R"(usage: troupe [--help] COMMAND [ARGS]
 
-Inspect and clean the troupe groups of this host: the shared-memory segments
+Inspect, watch and clean the troupe groups of this host: the shared-memory segments
 /dev/shm/troupe.<group> and the shared values /dev/shm/troupe.<group>.v.<name>.
 Nothing is joined or written; only `clean` removes names under /dev/shm.
 
 commands:
   ls      list groups, their nodes, published names, rings and counters
+  top     watch one group live: rates per node, ring fill, names, values
   clean   remove segments whose processes are all dead
 
 Run `troupe COMMAND --help` for a command's options.
@@ -75,60 +74,6 @@ options:
 exit status: 0 ok, 1 a named group is running, missing or unreadable, or a removal
 failed, 2 usage error
 )";
-
-int usage_error(const std::string& msg, const char* command) {
-  std::cerr << "troupe: " << msg << "\nRun 'troupe " << (command ? std::string{command} + " " : "")
-            << "--help' for usage.\n";
-  return exit_usage;
-}
-
-bool is_help(const std::string& arg) {
-  return arg == "-h" || arg == "--help";
-}
-
-std::string what_of(const caf::error& err) {
-  auto& ctx = err.context();
-  if (ctx.size() == 1 && ctx.match_element<std::string>(0))
-    return ctx.get_as<std::string>(0);
-  return troupe::describe(err);
-}
-
-std::string time_text(uint64_t unix_ms) {
-  if (unix_ms == 0)
-    return "-";
-  auto secs = static_cast<time_t>(unix_ms / 1000);
-  tm parts{};
-  ::localtime_r(&secs, &parts);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &parts);
-  return buf;
-}
-
-std::string bytes_text(uint64_t n) {
-  char buf[32];
-  if (n >= (uint64_t{1} << 20) && n % (uint64_t{1} << 20) == 0)
-    std::snprintf(buf, sizeof(buf), "%llu MiB", static_cast<unsigned long long>(n >> 20));
-  else if (n >= (uint64_t{1} << 20))
-    std::snprintf(buf, sizeof(buf), "%.1f MiB", static_cast<double>(n) / (1 << 20));
-  else if (n >= 1024 && n % 1024 == 0)
-    std::snprintf(buf, sizeof(buf), "%llu KiB", static_cast<unsigned long long>(n >> 10));
-  else
-    std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(n));
-  return buf;
-}
-
-std::string mode_text(uint32_t mode) {
-  char buf[8];
-  std::snprintf(buf, sizeof(buf), "%04o", mode);
-  return buf;
-}
-
-/// alive, left (its node left), or dead.
-std::string status_of(const tipc::slot_info& s) {
-  if (s.process_alive)
-    return "alive";
-  return s.state == "free" ? "left" : "dead";
-}
 
 // -- text output ----------------------------------------------------------------
 
@@ -173,18 +118,6 @@ void print_group(std::ostream& out, const tipc::group_info& g) {
     for (auto& r : g.rings)
       out << "    " << r.writer << "->" << r.reader << "  " << r.used << "/" << r.capacity << "\n";
   }
-}
-
-void print_block(std::ostream& out, const tipc::block_info& b) {
-  out << "  " << b.shm_name << "  ";
-  if (b.ready)
-    out << b.kind << " '" << b.name << "' of group '"
-        << (b.groups.empty() ? std::string{"?"} : b.groups.front()) << "' (" << b.type_name << ", "
-        << b.count << " x " << b.elem_size << " bytes), creator pid " << b.creator_pid << " "
-        << (b.creator_alive ? "alive" : "dead");
-  else
-    out << "unfinished";
-  out << "\n    " << (b.live ? "in use" : "unused") << ": " << b.liveness << "\n";
 }
 
 // -- JSON output ----------------------------------------------------------------
@@ -251,7 +184,8 @@ void json_group(std::ostream& out, const tipc::group_info& g) {
   for (size_t i = 0; i < g.rings.size(); ++i) {
     auto& r = g.rings[i];
     out << (i ? "," : "") << "{\"writer\":" << r.writer << ",\"reader\":" << r.reader
-        << ",\"used\":" << r.used << ",\"capacity\":" << r.capacity << "}";
+        << ",\"used\":" << r.used << ",\"capacity\":" << r.capacity << ",\"written\":" << r.written
+        << "}";
   }
   out << "]}";
 }
@@ -473,7 +407,7 @@ int cmd_clean(const std::vector<std::string>& args) {
 int main(int argc, char** argv) {
   std::vector<std::string> args{argv + 1, argv + argc};
   if (args.empty())
-    return usage_error("a command is needed (ls or clean)", nullptr);
+    return usage_error("a command is needed (ls, top or clean)", nullptr);
   auto& cmd = args.front();
   if (is_help(cmd) || cmd == "help") {
     std::cout << main_help;
@@ -484,6 +418,8 @@ int main(int argc, char** argv) {
     return cmd_ls(rest);
   if (cmd == "clean")
     return cmd_clean(rest);
+  if (cmd == "top")
+    return cmd_top(rest);
   if (!cmd.empty() && cmd[0] == '-')
     return usage_error("unknown option '" + cmd + "'", nullptr);
   return usage_error("unknown command '" + cmd + "'", nullptr);

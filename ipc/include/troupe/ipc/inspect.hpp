@@ -86,6 +86,9 @@ struct ring_info {
   uint64_t used = 0;
   /// The ring's size in bytes (the group's `ring_bytes`).
   uint64_t capacity = 0;
+  /// Bytes ever written into it (frames and pads): the difference of two
+  /// readings over time is the writer's rate toward the reader.
+  uint64_t written = 0;
 };
 
 /// A group's segment, `/dev/shm/troupe.<group>`, read without joining.

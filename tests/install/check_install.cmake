@@ -1,8 +1,10 @@
 # check_install.cmake: proves that an installed troupe can be consumed with
 # find_package(troupe). Installs the build tree into a scratch prefix, then
-# configures, builds and runs tests/install/consumer against that prefix.
+# configures, builds and runs the getting-started program of the docs
+# (docs/getting-started.md: its CMakeLists.txt and main.cpp, as the docs'
+# snippet check took them out) against that prefix.
 #
-#   cmake -DTROUPE_BUILD_DIR=... -DCONSUMER_SOURCE_DIR=... -DWORK_DIR=...
+#   cmake -DTROUPE_BUILD_DIR=... -DSNIPPETS_DIR=... -DWORK_DIR=...
 #         -DGENERATOR=... [-DSANITIZER_FLAGS=-fsanitize=address;...] -P check_install.cmake
 
 file(REMOVE_RECURSE "${WORK_DIR}")
@@ -19,7 +21,7 @@ endfunction()
 
 run(${CMAKE_COMMAND} --install "${TROUPE_BUILD_DIR}" --prefix "${prefix}")
 foreach(f include/troupe/guarded.hpp lib/cmake/troupe/troupeConfig.cmake
-          lib/cmake/troupe/FindCAF.cmake)
+          lib/cmake/troupe/FindCAF.cmake bin/troupe)
   if(NOT EXISTS "${prefix}/${f}")
     message(FATAL_ERROR "not installed: ${f}")
   endif()
@@ -28,12 +30,17 @@ endforeach()
 # A sanitized troupe needs the sanitizer runtime in the consumer too, and the
 # same checks (SANITIZER_FLAGS is troupe's TROUPE_SANITIZER_FLAGS list).
 list(JOIN SANITIZER_FLAGS " " flags)
-run(${CMAKE_COMMAND} -S "${CONSUMER_SOURCE_DIR}" -B "${WORK_DIR}/consumer" -G "${GENERATOR}"
+set(consumer_src "${WORK_DIR}/consumer-src")
+file(MAKE_DIRECTORY "${consumer_src}")
+configure_file("${SNIPPETS_DIR}/CMakeLists.txt" "${consumer_src}/CMakeLists.txt" COPYONLY)
+configure_file("${SNIPPETS_DIR}/getting-started.cpp" "${consumer_src}/main.cpp" COPYONLY)
+run(${CMAKE_COMMAND} -S "${consumer_src}" -B "${WORK_DIR}/consumer" -G "${GENERATOR}"
     "-DCMAKE_PREFIX_PATH=${prefix}" -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS=${flags}")
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/consumer")
-run("${WORK_DIR}/consumer/consumer")
-if(NOT last_output MATCHES "consumer: counter = 3")
+run("${WORK_DIR}/consumer/app")
+if(NOT last_output MATCHES "counter = 3\necho found: true")
   message(FATAL_ERROR "unexpected consumer output: ${last_output}")
 endif()
 message("${last_output}")
+
 file(REMOVE_RECURSE "${WORK_DIR}")

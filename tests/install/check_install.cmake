@@ -21,7 +21,8 @@ endfunction()
 
 run(${CMAKE_COMMAND} --install "${TROUPE_BUILD_DIR}" --prefix "${prefix}")
 foreach(f include/troupe/guarded.hpp lib/cmake/troupe/troupeConfig.cmake
-          lib/cmake/troupe/FindCAF.cmake bin/troupe)
+          lib/cmake/troupe/FindCAF.cmake lib/pkgconfig/troupe-ipc.pc bin/troupe
+          share/man/man1/troupe.1)
   if(NOT EXISTS "${prefix}/${f}")
     message(FATAL_ERROR "not installed: ${f}")
   endif()
@@ -43,4 +44,22 @@ if(NOT last_output MATCHES "counter = 3\necho found: true")
 endif()
 message("${last_output}")
 
+# The same program built with the docs' pkg-config command, the prefix found
+# from where troupe-ipc.pc lies. Not in a sanitized build: that command has
+# no sanitizer flags, which a sanitized troupe needs in its users.
+if(NOT SANITIZER_FLAGS)
+  configure_file("${SNIPPETS_DIR}/build-with-pkg-config.sh" "${consumer_src}/build.sh" COPYONLY)
+  execute_process(COMMAND ${CMAKE_COMMAND} -E env "PKG_CONFIG_PATH=${prefix}/lib/pkgconfig"
+                          sh build.sh
+                  WORKING_DIRECTORY "${consumer_src}" RESULT_VARIABLE rc
+                  OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "the pkg-config build failed (${rc}):\n${out}")
+  endif()
+  run("${consumer_src}/app")
+  if(NOT last_output MATCHES "counter = 3\necho found: true")
+    message(FATAL_ERROR "unexpected output of the pkg-config build: ${last_output}")
+  endif()
+  message("pkg-config build: ${last_output}")
+endif()
 file(REMOVE_RECURSE "${WORK_DIR}")

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <sstream>
 
 namespace troupe::ipc {
 
@@ -317,6 +318,120 @@ caf::error read_group(const ro_mapping& m, group_info& info) {
   return caf::none;
 }
 
+/// One element of a built-in number type (its mangled name `type`, the
+/// Itanium ABI's one letter) at `p`, as text; empty for another type. The
+/// load is atomic (relaxed), as `shared_value`'s own are.
+std::string number_text(const unsigned char* p, char type) {
+  auto load = [p](auto zero) {
+    using T = decltype(zero);
+    T x;
+    if constexpr (sizeof(T) == 1) {
+      auto bits = __atomic_load_n(reinterpret_cast<const uint8_t*>(p), __ATOMIC_RELAXED);
+      std::memcpy(&x, &bits, sizeof(T));
+    } else if constexpr (sizeof(T) == 2) {
+      auto bits = __atomic_load_n(reinterpret_cast<const uint16_t*>(p), __ATOMIC_RELAXED);
+      std::memcpy(&x, &bits, sizeof(T));
+    } else if constexpr (sizeof(T) == 4) {
+      auto bits = __atomic_load_n(reinterpret_cast<const uint32_t*>(p), __ATOMIC_RELAXED);
+      std::memcpy(&x, &bits, sizeof(T));
+    } else {
+      auto bits = __atomic_load_n(reinterpret_cast<const uint64_t*>(p), __ATOMIC_RELAXED);
+      std::memcpy(&x, &bits, sizeof(T));
+    }
+    return x;
+  };
+  std::ostringstream out;
+  switch (type) {
+  case 'b':
+    out << (load(uint8_t{}) != 0 ? "true" : "false");
+    break;
+  case 'c':
+  case 'a':
+    out << static_cast<int>(load(int8_t{}));
+    break;
+  case 'h':
+    out << static_cast<unsigned>(load(uint8_t{}));
+    break;
+  case 's':
+    out << load(int16_t{});
+    break;
+  case 't':
+    out << load(uint16_t{});
+    break;
+  case 'i':
+    out << load(int32_t{});
+    break;
+  case 'j':
+    out << load(uint32_t{});
+    break;
+  case 'l':
+  case 'x':
+    out << load(int64_t{});
+    break;
+  case 'm':
+  case 'y':
+    out << load(uint64_t{});
+    break;
+  case 'f':
+    out << load(float{});
+    break;
+  case 'd':
+    out << load(double{});
+    break;
+  default:
+    return {};
+  }
+  return out.str();
+}
+
+/// The size of the built-in number type whose mangled name is `type`; 0
+/// for another type.
+uint64_t number_size(char type) {
+  switch (type) {
+  case 'b':
+  case 'c':
+  case 'a':
+  case 'h':
+    return 1;
+  case 's':
+  case 't':
+    return 2;
+  case 'i':
+  case 'j':
+  case 'f':
+    return 4;
+  case 'l':
+  case 'x':
+  case 'm':
+  case 'y':
+  case 'd':
+    return 8;
+  default:
+    return 0;
+  }
+}
+
+/// What `block_info::values` says of a finished block.
+std::string values_text(const ro_mapping& m, const block_header& hdr, const std::string& mangled) {
+  constexpr uint64_t shown = 8;
+  if (mangled.size() != 1 || number_size(mangled[0]) != hdr.elem_size
+      || hdr.data_offset % hdr.elem_size != 0)
+    return {};
+  auto n = std::min(hdr.count, shown);
+  if (hdr.data_offset > m.size || n * hdr.elem_size > m.size - hdr.data_offset)
+    return {};
+  std::string text;
+  for (uint64_t i = 0; i < n; ++i) {
+    auto x = number_text(m.base + hdr.data_offset + i * hdr.elem_size, mangled[0]);
+    if (x.empty())
+      return {};
+    text += (i == 0 ? "" : ", ") + x;
+  }
+  if (hdr.kind == static_cast<uint32_t>(shm_kind::array))
+    text = "[" + text + (hdr.count > shown ? ", ...]" : "]");
+  return text;
+}
+
 /// Fills `info` from the header of a mapped block.
 caf::error read_block(const ro_mapping& m, block_info& info) {
   info.size_bytes = m.size;
@@ -345,9 +460,11 @@ caf::error read_block(const ro_mapping& m, block_info& info) {
                                            + ", this troupe speaks "
                                            + std::to_string(block_version));
   info.kind = hdr->kind == static_cast<uint32_t>(shm_kind::array) ? "array" : "value";
-  info.type_name = demangle(copy_string(hdr->type_name, type_name_bytes));
+  auto mangled = copy_string(hdr->type_name, type_name_bytes);
+  info.type_name = demangle(mangled);
   info.elem_size = hdr->elem_size;
   info.count = hdr->count;
+  info.values = values_text(m, *hdr, mangled);
   info.creator_alive = process_alive(hdr->creator_pid, hdr->creator_start_ticks);
   if (info.creator_alive) {
     info.live = true;

@@ -3,6 +3,7 @@
 #include "support.hpp"
 #include "troupe/ipc/inspect.hpp"
 #include "troupe/ipc/process.hpp"
+#include "troupe/ipc/shared_memory.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -158,6 +159,39 @@ TEST_SUITE("ipc.tool") {
     CHECK(contains(sut.output, "removed /dev/shm/troupe." + f.group + ".v.left"));
     CHECK_FALSE(shm_exists(f.group));
     CHECK_FALSE(exists(value_path(f.group, "left")));
+  }
+
+  TEST_CASE("tool: troupe ls shows what shared numbers hold, and no value of another type") {
+    ipc_fixture f{"tool-values"};
+    auto n = node::create(f.sys, f.group);
+    REQUIRE_MESSAGE(n, troupe::describe(n.error()));
+    auto hits = troupe::ipc::shared_value<int64_t>::create(*n, "hits", 41);
+    REQUIRE_MESSAGE(hits, troupe::describe(hits.error()));
+    hits->add(1);
+    std::vector<double> halves;
+    for (int i = 0; i < 10; ++i)
+      halves.push_back(i + 0.5);
+    auto xs = troupe::ipc::shared_array<double>::create(*n, "xs", halves);
+    REQUIRE_MESSAGE(xs, troupe::describe(xs.error()));
+    struct point {
+      int32_t x;
+      int32_t y;
+    };
+    auto where = troupe::ipc::shared_value<point>::create(*n, "where", point{1, 2});
+    REQUIRE_MESSAGE(where, troupe::describe(where.error()));
+    auto sut = run_tool("ls " + f.group);
+    INFO(sut.output);
+    CHECK(sut.status == 0);
+    CHECK(
+      contains(sut.output, "value 'hits' of group '" + f.group + "' (long, 1 x 8 bytes) = 42,"));
+    CHECK(contains(sut.output,
+                   "(double, 10 x 8 bytes) = [0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, ...],"));
+    CHECK(contains(sut.output, "value 'where' of group '" + f.group + "' ("));
+    CHECK_FALSE(contains(sut.output, "8 bytes) = 1")); // a point is no number
+    auto json = run_tool("ls --json " + f.group);
+    CHECK(contains(json.output, "\"name\":\"hits\""));
+    CHECK(contains(json.output, "\"values\":\"42\""));
+    CHECK(contains(json.output, "\"values\":\"\""));
   }
 
   TEST_CASE("tool: a segment that is not troupe's is reported by ls and kept by clean") {

@@ -69,7 +69,8 @@ void print_block(std::ostream& out, const tipc::block_info& b) {
   if (b.ready)
     out << b.kind << " '" << b.name << "' of group '"
         << (b.groups.empty() ? std::string{"?"} : b.groups.front()) << "' (" << b.type_name << ", "
-        << b.count << " x " << b.elem_size << " bytes), creator pid " << b.creator_pid << " "
+        << b.count << " x " << b.elem_size << " bytes)"
+        << (b.values.empty() ? "" : " = " + b.values) << ", creator pid " << b.creator_pid << " "
         << (b.creator_alive ? "alive" : "dead");
   else
     out << "unfinished";

@@ -194,9 +194,10 @@ void json_block(std::ostream& out, const tipc::block_info& b) {
   out << "{\"shm_name\":" << json_str(b.shm_name) << ",\"name\":" << json_str(b.name)
       << ",\"kind\":" << json_str(b.kind) << ",\"type_name\":" << json_str(b.type_name)
       << ",\"elem_size\":" << b.elem_size << ",\"count\":" << b.count
-      << ",\"size_bytes\":" << b.size_bytes << ",\"ready\":" << json_bool(b.ready)
-      << ",\"creator_pid\":" << b.creator_pid << ",\"creator_alive\":" << json_bool(b.creator_alive)
-      << ",\"in_use\":" << json_bool(b.live) << ",\"liveness\":" << json_str(b.liveness) << "}";
+      << ",\"values\":" << json_str(b.values) << ",\"size_bytes\":" << b.size_bytes
+      << ",\"ready\":" << json_bool(b.ready) << ",\"creator_pid\":" << b.creator_pid
+      << ",\"creator_alive\":" << json_bool(b.creator_alive) << ",\"in_use\":" << json_bool(b.live)
+      << ",\"liveness\":" << json_str(b.liveness) << "}";
 }
 
 // -- commands -------------------------------------------------------------------

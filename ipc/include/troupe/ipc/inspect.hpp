@@ -154,6 +154,11 @@ struct block_info {
   uint64_t elem_size = 0;
   /// The number of elements (1 for a value).
   uint64_t count = 0;
+  /// The value, or the first 8 elements of an array (`[1, 2, 3, ...]`), as
+  /// text, read at one moment when the element type is a built-in number
+  /// (`bool`, a character, an integer or a floating-point type); empty for
+  /// other types and for a block not finished yet.
+  std::string values;
   /// The object's size in bytes, header included.
   uint64_t size_bytes = 0;
   /// False while the creator is still filling it in (or died doing so).

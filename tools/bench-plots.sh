@@ -44,8 +44,8 @@ value() { awk -F, -v n="$2" '$1 != "dist" && $2 == n { print $3 }' "$1"; }
 curves=()
 for spec in "ipc_rtt_us:troupe, request across processes" \
   "manager_dict_set_us:troupe, managed_dict set across processes" \
-  "caf_local_same_sched_rtt_us:CAF, request inside one process" \
-  "caf_tcp_same_sched_rtt_us:CAF, request over loopback TCP" \
+  "caf_local_same_sched_rtt_us:CAF, request inside one process (troupe scheduler setting)" \
+  "caf_tcp_same_sched_rtt_us:CAF, request over loopback TCP (the same)" \
   "zmq_rtt_us:ZeroMQ REQ/REP over ipc://"; do
   name=${spec%%:*}
   awk -F, -v n="$name" '$1 == "dist" && $2 == n { print $4, $3 }' "$dir/ipc.csv" >"$work/$name.dat"
@@ -53,10 +53,10 @@ for spec in "ipc_rtt_us:troupe, request across processes" \
 done
 py=$(value "$dir/ipc.csv" py_manager_rtt_us)
 extra=
-[ -n "$py" ] && extra="set arrow from $py, graph 0 to $py, graph 1 nohead dt 2 lc rgb 'gray'; set label 'Python Manager().dict(), median' at $py, graph 0.05 left offset 0.5,0 tc rgb 'gray'"
+[ -n "$py" ] && extra="set arrow from $py, graph 0 to $py, graph 1 nohead dt 2 lc rgb 'gray'; set label 'Python Manager().dict(): median' at $py, graph 0.5 left offset 0.5,0 tc rgb 'gray'"
 plot=$(IFS=,; echo "${curves[*]}")
 gnuplot <<GP
-set terminal svg size 900,500 dynamic enhanced font 'sans,12'
+set terminal svg size 900,560 dynamic noenhanced font 'sans,12'
 set output '$dir/rtt.svg'
 set title 'Round trip of a blocking request: distribution of every sample'
 set xlabel 'microseconds (log scale)'
@@ -64,29 +64,28 @@ set ylabel 'percentile'
 set logscale x
 set yrange [0:100]
 set grid
-set key bottom right
+set key below
 $extra
 plot $plot
 GP
 
 # Throughput: one bar per figure, in millions of messages a second.
 : >"$work/tput.dat"
-for spec in "ipc_msgs_per_s:troupe, 1 sender" "ipc_fanin_4_msgs_per_s:troupe, 4 senders" \
-  "zmq_msgs_per_s:ZeroMQ PUSH/PULL" "caf_local_same_sched_msgs_per_s:CAF, one process" \
-  "bip_mq_msgs_per_s:Boost message_queue" "py_queue_msgs_per_s:Python mp.Queue"; do
+for spec in "ipc_msgs_per_s:troupe" "ipc_fanin_4_msgs_per_s:troupe, 4 senders" \
+  "zmq_msgs_per_s:ZeroMQ" "caf_local_same_sched_msgs_per_s:CAF in-process" \
+  "bip_mq_msgs_per_s:Boost mq" "py_queue_msgs_per_s:Python Queue"; do
   v=$(value "$dir/ipc.csv" "${spec%%:*}")
   [ -n "$v" ] && printf '"%s" %s\n' "${spec#*:}" "$(awk -v x="$v" 'BEGIN { print x / 1e6 }')" >>"$work/tput.dat"
 done
 gnuplot <<GP
-set terminal svg size 900,450 dynamic enhanced font 'sans,12'
+set terminal svg size 900,450 dynamic noenhanced font 'sans,12'
 set output '$dir/throughput.svg'
-set title 'One-way 64-byte messages between two processes (CAF: inside one)'
+set title 'One-way 64-byte messages: across two processes, and CAF inside one'
 set ylabel 'million messages per second'
 set style fill solid 0.6
 set boxwidth 0.6
 set yrange [0:*]
 set grid ytics
-set xtics rotate by -20
 unset key
 plot '$work/tput.dat' using 0:2:xtic(1) with boxes lc rgb '#4477aa', \
      '' using 0:2:(sprintf('%.2f', \$2)) with labels offset 0,0.7 notitle
@@ -97,7 +96,7 @@ printf '"bounded_queue of 1,000" %s\n"raw CAF mailbox" %s\n' \
   "$(value "$dir/pool.csv" flood_rss_bounded_mb)" "$(value "$dir/pool.csv" flood_rss_caf_mb)" \
   >"$work/flood.dat"
 gnuplot <<GP
-set terminal svg size 700,420 dynamic enhanced font 'sans,12'
+set terminal svg size 700,420 dynamic noenhanced font 'sans,12'
 set output '$dir/flood.svg'
 set title 'Four producers flooding one consumer: peak resident memory'
 set ylabel 'MiB'

@@ -28,9 +28,10 @@ namespace {
 
 constexpr const char* main_help = R"(usage: troupe [--help] COMMAND [ARGS]
 
-Inspect, watch and clean the troupe groups of this host: the shared-memory segments
-/dev/shm/troupe.<group> and the shared values /dev/shm/troupe.<group>.v.<name>.
-Nothing is joined or written; only `clean` removes names under /dev/shm.
+Inspect, watch and clean the troupe groups of this host: the shared-memory
+segments /dev/shm/troupe.<group> and the shared values
+/dev/shm/troupe.<group>.v.<name>. Nothing is joined or written; only `clean`
+removes names under /dev/shm. Installed, `man troupe` documents it all.
 
 commands:
   ls      list groups, their nodes, published names, rings and counters

@@ -69,6 +69,24 @@ $extra
 plot $plot
 GP
 
+# bars DATA OUT WIDTH TITLE YLABEL COLOR FORMAT: a bar chart of DATA's
+# `"label" value` lines, each bar with its value printed in FORMAT.
+bars() {
+  gnuplot <<GP
+set terminal svg size $3,450 dynamic noenhanced font 'sans,12'
+set output '$2'
+set title '$4'
+set ylabel '$5'
+set style fill solid 0.6
+set boxwidth 0.6
+set yrange [0:*]
+set grid ytics
+unset key
+plot '$1' using 0:2:xtic(1) with boxes lc rgb '$6', \
+     '' using 0:2:(sprintf('$7', \$2)) with labels offset 0,0.7 notitle
+GP
+}
+
 # Throughput: one bar per figure, in millions of messages a second.
 : >"$work/tput.dat"
 for spec in "ipc_msgs_per_s:troupe" "ipc_fanin_4_msgs_per_s:troupe, 4 senders" \
@@ -77,35 +95,14 @@ for spec in "ipc_msgs_per_s:troupe" "ipc_fanin_4_msgs_per_s:troupe, 4 senders" \
   v=$(value "$dir/ipc.csv" "${spec%%:*}")
   [ -n "$v" ] && printf '"%s" %s\n' "${spec#*:}" "$(awk -v x="$v" 'BEGIN { print x / 1e6 }')" >>"$work/tput.dat"
 done
-gnuplot <<GP
-set terminal svg size 900,450 dynamic noenhanced font 'sans,12'
-set output '$dir/throughput.svg'
-set title 'One-way 64-byte messages: across two processes, and CAF inside one'
-set ylabel 'million messages per second'
-set style fill solid 0.6
-set boxwidth 0.6
-set yrange [0:*]
-set grid ytics
-unset key
-plot '$work/tput.dat' using 0:2:xtic(1) with boxes lc rgb '#4477aa', \
-     '' using 0:2:(sprintf('%.2f', \$2)) with labels offset 0,0.7 notitle
-GP
+bars "$work/tput.dat" "$dir/throughput.svg" 900 \
+  'One-way 64-byte messages: across two processes, and CAF inside one' \
+  'million messages per second' '#4477aa' '%.2f'
 
 # The flood: peak resident memory of the receiving process.
 printf '"bounded_queue of 1,000" %s\n"raw CAF mailbox" %s\n' \
   "$(value "$dir/pool.csv" flood_rss_bounded_mb)" "$(value "$dir/pool.csv" flood_rss_caf_mb)" \
   >"$work/flood.dat"
-gnuplot <<GP
-set terminal svg size 700,420 dynamic noenhanced font 'sans,12'
-set output '$dir/flood.svg'
-set title 'Four producers flooding one consumer: peak resident memory'
-set ylabel 'MiB'
-set style fill solid 0.6
-set boxwidth 0.5
-set yrange [0:*]
-set grid ytics
-unset key
-plot '$work/flood.dat' using 0:2:xtic(1) with boxes lc rgb '#aa4466', \
-     '' using 0:2:(sprintf('%.0f MiB', \$2)) with labels offset 0,0.7 notitle
-GP
+bars "$work/flood.dat" "$dir/flood.svg" 700 \
+  'Four producers flooding one consumer: peak resident memory' 'MiB' '#aa4466' '%.0f MiB'
 echo "bench-plots: $dir/rtt.svg, $dir/throughput.svg, $dir/flood.svg"

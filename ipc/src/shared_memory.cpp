@@ -13,6 +13,7 @@
 #include <boost/interprocess/shared_memory_object.hpp>
 
 #include <cxxabi.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -36,9 +37,43 @@ namespace {
 
 constexpr size_t name_max = 64;
 constexpr auto ready_timeout = std::chrono::seconds(5);
+/// How long a block may stay unfinished without a creator to ask (one that
+/// died before it stamped the header) before a `create` of its name sweeps
+/// it.
+constexpr auto unfinished_grace = std::chrono::seconds(10);
 
 uint64_t round_up(uint64_t x, uint64_t to) {
   return (x + to - 1) / to * to;
+}
+
+/// Whether the block under `shm_name` is unfinished and nobody will finish
+/// it: the creator that stamped its header (pid and start time, written
+/// right after sizing it) is dead, or no creator stamped it and it has not
+/// changed for `unfinished_grace`. Read with `pread`, never mapped; false
+/// when it cannot tell (not this user's, not a troupe block, finished).
+bool abandoned_unfinished(const std::string& shm_name) {
+  auto path = "/dev/shm/" + shm_name;
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  struct stat st {};
+  alignas(block_header) unsigned char bytes[sizeof(block_header)] = {};
+  bool known = ::fstat(fd, &st) == 0 && st.st_uid == ::geteuid();
+  auto got = known ? ::pread(fd, bytes, sizeof(bytes), 0) : -1;
+  ::close(fd);
+  if (!known || got < 0)
+    return false;
+  auto* hdr = reinterpret_cast<const block_header*>(bytes);
+  bool whole = static_cast<size_t>(got) == sizeof(bytes);
+  if (whole && hdr->magic != 0 && hdr->magic != block_magic)
+    return false; // not a troupe block: map_existing says so
+  if (whole && hdr->ready.load(std::memory_order_relaxed) == 1)
+    return false;
+  if (whole && hdr->creator_pid > 0)
+    return !process_alive(hdr->creator_pid, hdr->creator_start_ticks);
+  // Sizing and writing move the modification time; nothing else does.
+  auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  return now - st.st_mtim.tv_sec >= static_cast<time_t>(unfinished_grace.count());
 }
 
 std::string demangle(const char* mangled) {
@@ -210,7 +245,14 @@ caf::expected<shm_block> shm_block::create(const node& n, const std::string& nam
     } catch (const bip::interprocess_exception& e) {
       if (e.get_error_code() != bip::already_exists_error)
         return make_error(errc::bad_segment, "cannot create '" + name + "': " + e.what());
-      // A block of that name exists: live, being made, or left by a dead creator.
+      // A block of that name exists: live, being made, or left by a dead
+      // creator, finished or not.
+      if (abandoned_unfinished(shm_name)) {
+        std::cerr << "[troupe] group '" << n.group() << "': swept shared value or array '" << name
+                  << "', left unfinished by a creator that died\n";
+        remove_segment(shm_name);
+        continue;
+      }
       auto old = map_existing(n, name);
       if (!old) {
         if (is(old.error(), errc::name_not_found))
@@ -235,6 +277,10 @@ caf::expected<shm_block> shm_block::create(const node& n, const std::string& nam
       remove_segment(shm_name);
       return make_error(errc::bad_segment, "cannot size '" + name + "': " + e.what());
     }
+    // Stamped first, so that a creator killed before it finished leaves a
+    // block the next `create` of the name can tell abandoned.
+    res->header()->creator_pid = ::getpid();
+    res->header()->creator_start_ticks = process_start_ticks(::getpid());
     if (auto err = reserve_bytes(res->shm.get_mapping_handle().handle, 0, total,
                                  "shared " + std::string{kind_name(static_cast<uint32_t>(kind))}
                                    + " '" + name + "'")) {
@@ -252,8 +298,6 @@ caf::expected<shm_block> shm_block::create(const node& n, const std::string& nam
     hdr->count = count;
     hdr->data_offset = data_offset;
     hdr->total_bytes = total;
-    hdr->creator_pid = ::getpid();
-    hdr->creator_start_ticks = process_start_ticks(::getpid());
     std::snprintf(hdr->type_name, sizeof(hdr->type_name), "%s", type.name);
     pthread_mutexattr_t attr;
     int rc = ::pthread_mutexattr_init(&attr);

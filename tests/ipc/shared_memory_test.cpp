@@ -1,8 +1,12 @@
+#include "block_layout.hpp"
+#include "segment.hpp"
 #include "support.hpp"
 #include "troupe/ipc/shared_memory.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <cstdint>
@@ -73,6 +77,25 @@ bool exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
+/// Leaves `path` as a creator killed half-way through `create` leaves it:
+/// `size` bytes, and if it had got that far, a header stamped with
+/// `creator_pid` (started at `creator_start_ticks`) and never made ready.
+void leave_unfinished(const std::string& path, size_t size, int32_t creator_pid,
+                      uint64_t creator_start_ticks = 0) {
+  int fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+  REQUIRE(fd >= 0);
+  REQUIRE(::ftruncate(fd, static_cast<off_t>(size)) == 0);
+  if (creator_pid != 0) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    REQUIRE(p != MAP_FAILED);
+    auto* hdr = static_cast<troupe::ipc::detail::block_header*>(p);
+    hdr->creator_pid = creator_pid;
+    hdr->creator_start_ticks = creator_start_ticks;
+    ::munmap(p, size);
+  }
+  ::close(fd);
+}
+
 } // namespace
 
 TEST_SUITE("ipc.shared_memory") {
@@ -105,6 +128,40 @@ TEST_SUITE("ipc.shared_memory") {
     CHECK(sut->get() == 3);
     CHECK(sut->creator());
     CHECK_FALSE(other->creator());
+  }
+
+  TEST_CASE("a value left unfinished by a creator that died is swept by the next create of it") {
+    shm_fixture f{"sv-unfinished"};
+    // A creator that stamped the header and died: swept at once.
+    auto gone = troupe::ipc::spawn_process("/bin/true", {});
+    REQUIRE_MESSAGE(gone, troupe::describe(gone.error()));
+    REQUIRE(gone->wait(deadline));
+    leave_unfinished(value_path(f.group, "stamped"), 4096, gone->pid(), 1);
+    auto stamped = shared_value<int64_t>::create(f.n, "stamped", 7);
+    REQUIRE_MESSAGE(stamped, troupe::describe(stamped.error()));
+    CHECK(stamped->get() == int64_t{7});
+    // One that died before it sized the object: swept once it has not
+    // changed for the grace period (10 s; its times are set back here).
+    leave_unfinished(value_path(f.group, "empty"), 0, 0);
+    timespec long_ago[2];
+    REQUIRE(::clock_gettime(CLOCK_REALTIME, &long_ago[0]) == 0);
+    long_ago[0].tv_sec -= 60;
+    long_ago[1] = long_ago[0];
+    REQUIRE(::utimensat(AT_FDCWD, value_path(f.group, "empty").c_str(), long_ago, 0) == 0);
+    auto empty = shared_value<int64_t>::create(f.n, "empty", 8);
+    REQUIRE_MESSAGE(empty, troupe::describe(empty.error()));
+    CHECK(empty->get() == int64_t{8});
+  }
+
+  TEST_CASE("a value being created by a live process is not swept") {
+    shm_fixture f{"sv-unfinished-live"};
+    // This process stands for a creator still at work: the name stays its.
+    leave_unfinished(value_path(f.group, "busy"), 4096, ::getpid(),
+                     troupe::ipc::detail::process_start_ticks(::getpid()));
+    auto sut = shared_value<int64_t>::create(f.n, "busy", 1);
+    REQUIRE_FALSE(sut);
+    CHECK(troupe::is(sut.error(), troupe::ipc::errc::bad_segment));
+    CHECK(exists(value_path(f.group, "busy")));
   }
 
   TEST_CASE("the object is made with mode 0600") {

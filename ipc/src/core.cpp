@@ -26,8 +26,12 @@
 namespace troupe::ipc::detail {
 
 peer::~peer() {
-  if (pidfd >= 0)
-    ::close(pidfd);
+  close_pidfd();
+}
+
+void peer::close_pidfd() noexcept {
+  if (auto fd = pidfd.exchange(-1); fd >= 0)
+    ::close(fd);
 }
 
 // -- construction and membership ------------------------------------------------
@@ -56,10 +60,7 @@ core::~core() {
       else
         t->join();
     }
-  if (wake_fd_ >= 0)
-    ::close(wake_fd_);
-  if (auto fd = parent_pidfd_.load(); fd >= 0)
-    ::close(fd);
+  close_watcher_descriptors(); // a node that never started
 }
 
 std::string core::instance() const {
@@ -287,6 +288,12 @@ void core::leave() {
     leave_claimed();
 }
 
+caf::error core::check_member() const {
+  if (left_.load(std::memory_order_acquire))
+    return make_error(troupe::errc::peer_lost, "this node left group '" + group() + "'");
+  return caf::none;
+}
+
 void core::leave_claimed() {
   {
     // Pooled callers end first, while their peers can still hear of it.
@@ -302,7 +309,7 @@ void core::leave_claimed() {
   detach_groups(sys_, this);
   {
     std::lock_guard<std::mutex> guard{names_mtx_};
-    subscriptions_closed_ = true;
+    names_closed_ = true;
   }
   sweep_names_of(me_, my_epoch_);
   if (!orphaned_)
@@ -314,10 +321,7 @@ void core::leave_claimed() {
   }
   my_slot_->doorbell.fetch_add(1);
   futex_wake(&my_slot_->doorbell, INT_MAX);
-  if (wake_fd_ >= 0) {
-    uint64_t one = 1;
-    [[maybe_unused]] auto rc = ::write(wake_fd_, &one, sizeof(one));
-  }
+  wake_watcher();
   auto reason = make_error(troupe::errc::peer_lost, "this node left group '" + group() + "'");
   // An actor that the reader thread runs may be waiting for an answer from
   // another node: it gets this error now, so that the reader can stop.
@@ -406,14 +410,18 @@ void core::leave_claimed() {
     p->senders.clear(); // under drain_mtx_, and the reader reads no more
     kill_proxies_of(*p, reason);
     detach_kill_notices(*p);
+    p->close_pidfd();
   }
   proxies_.clear();
+  close_watcher_descriptors();
   // The last node out removes the segment.
   auto& seg = seg_->view;
   if (live_pid(seg) == 0) {
     remove_segment(seg_->shm_name);
     sweep_dead_blocks(group());
   }
+  // Its rings are reserved and released no more.
+  seg_->close_file();
 }
 
 void core::end_published() {
@@ -483,9 +491,10 @@ peer_ptr core::add_peer_locked(uint32_t slot, uint64_t seen) {
   std::atomic_thread_fence(std::memory_order_acquire);
   if (!p->nid || s->tenure.load(std::memory_order_relaxed) != seen)
     return nullptr;
-  p->pidfd = pidfd_open(p->pid);
-  if (p->pidfd < 0 && (errno == EMFILE || errno == ENFILE))
+  auto fd = pidfd_open(p->pid);
+  if (fd < 0 && (errno == EMFILE || errno == ENFILE))
     note_polled(*p);
+  p->pidfd.store(fd, std::memory_order_release);
   peers_[slot] = p;
   ++peers_version_;
   if (!process_alive(p->pid, p->start_ticks))
@@ -498,6 +507,10 @@ void core::refresh_peers() {
   bool added = false;
   {
     std::lock_guard<std::mutex> guard{peers_mtx_};
+    // `leave` sets `stop_` before it takes the peers under this lock: no
+    // peer (and pidfd) is added after it did.
+    if (stop_.load(std::memory_order_acquire))
+      return;
     for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {
       if (i == me_)
         continue;
@@ -538,10 +551,8 @@ void core::refresh_peers() {
       }
     }
   }
-  if (added && wake_fd_ >= 0) {
-    uint64_t one = 1;
-    [[maybe_unused]] auto rc = ::write(wake_fd_, &one, sizeof(one));
-  }
+  if (added)
+    wake_watcher();
   if (added && my_slot_ != nullptr && !stop_.load(std::memory_order_acquire)) {
     // The reader reads the new rings from its next turn on: a newcomer may
     // have written already (ringing before the reader knew its ring).
@@ -703,8 +714,8 @@ void core::watcher_loop() {
     for (auto& p : peer_snapshot()) {
       if (p->lost.load())
         continue;
-      if (p->pidfd >= 0) {
-        fds.push_back(pollfd{p->pidfd, POLLIN, 0});
+      if (auto fd = p->pidfd.load(std::memory_order_acquire); fd >= 0) {
+        fds.push_back(pollfd{fd, POLLIN, 0});
         watched.push_back(p);
       } else if (!process_alive(p->pid, p->start_ticks)) {
         mark_lost(p, make_error(troupe::errc::peer_lost, describe_peer(*p) + " died"));
@@ -746,11 +757,31 @@ caf::error core::watch_parent(pid_t parent) {
   parent_pid_.store(parent, std::memory_order_release);
   parent_pidfd_.store(fd, std::memory_order_release);
   // The watcher picks the pidfd up at its next round; wake it for that.
+  wake_watcher();
+  return caf::none;
+}
+
+void core::close_watcher_descriptors() {
+  // The watcher is gone (or is this thread, on its way to `_Exit`). What
+  // still holds this core (a handle to a proxy, a kill notice running on a
+  // scheduler thread) holds no descriptor: they are closed when `leave`
+  // returns.
+  {
+    std::lock_guard<std::mutex> guard{wake_mtx_};
+    if (wake_fd_ >= 0)
+      ::close(wake_fd_);
+    wake_fd_ = -1;
+  }
+  if (auto fd = parent_pidfd_.exchange(-1); fd >= 0)
+    ::close(fd);
+}
+
+void core::wake_watcher() {
+  std::lock_guard<std::mutex> guard{wake_mtx_};
   if (wake_fd_ >= 0) {
     uint64_t one = 1;
     [[maybe_unused]] auto rc = ::write(wake_fd_, &one, sizeof(one));
   }
-  return caf::none;
 }
 
 void core::exit_if_orphaned() {
@@ -861,6 +892,8 @@ void core::sweep_names_of(uint32_t slot, uint32_t epoch) {
 }
 
 caf::error core::publish(const std::string& name, const caf::actor& x) {
+  if (auto err = check_member())
+    return err;
   if (auto err = check_actor_name(name))
     return err;
   if (!x)
@@ -900,7 +933,13 @@ caf::error core::publish(const std::string& name, const caf::actor& x) {
       }
     }
     {
+      // A `leave` that swept this node's names before the entry was
+      // written would leave it behind: it closed the names first.
       std::lock_guard<std::mutex> guard{names_mtx_};
+      if (names_closed_) {
+        e->state.store(name_free, std::memory_order_release);
+        return make_error(troupe::errc::peer_lost, "this node left group '" + group() + "'");
+      }
       published_.emplace_back(name, x);
     }
     bump_names(seg.header());
@@ -912,6 +951,8 @@ caf::error core::publish(const std::string& name, const caf::actor& x) {
 }
 
 caf::error core::unpublish(const std::string& name) {
+  if (auto err = check_member())
+    return err;
   auto& seg = seg_->view;
   for (uint32_t i = 0; i < seg.geo.max_names; ++i) {
     auto* e = seg.name(i);
@@ -932,6 +973,8 @@ caf::error core::unpublish(const std::string& name) {
 }
 
 caf::expected<caf::actor> core::lookup(const std::string& name, caf::timespan wait, pid_t by) {
+  if (auto err = check_member())
+    return err;
   if (auto err = check_actor_name(name))
     return err;
   auto& seg = seg_->view;
@@ -981,6 +1024,8 @@ caf::expected<uint32_t> core::slot_of(const std::string& name) {
 }
 
 caf::expected<caf::actor> core::spawn_server_of(pid_t pid) {
+  if (auto err = check_member())
+    return err;
   auto& seg = seg_->view;
   auto* hdr = seg.header();
   // A child this process started a moment ago (`node::spawn`) may not have
@@ -1013,6 +1058,8 @@ caf::expected<caf::actor> core::spawn_server_of(pid_t pid) {
 }
 
 caf::expected<caf::actor> core::spawn_server_of(const caf::node_id& nid) {
+  if (auto err = check_member())
+    return err;
   if (nid == sys_.node()) {
     std::lock_guard<std::mutex> guard{names_mtx_};
     if (spawn_server_)
@@ -1033,7 +1080,7 @@ caf::error core::add_subscription(const std::string& group) {
   // Held throughout: `leave` closes subscriptions under it before it sweeps
   // this node's names, so no entry is written after the sweep.
   std::lock_guard<std::mutex> guard{names_mtx_};
-  if (!group_relay_ || subscriptions_closed_)
+  if (!group_relay_ || names_closed_)
     return make_error(troupe::errc::peer_lost, "this node left group '" + this->group() + "'");
   auto relay = group_relay_.id();
   auto& seg = seg_->view;

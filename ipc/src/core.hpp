@@ -64,7 +64,12 @@ struct peer {
   /// reserve`): set by the first write to the peer, under `write_mtx`.
   bool rings_reserved = false;
   node_slot* shm = nullptr;
-  int pidfd = -1;
+  /// Watched by the watcher thread; closed once the peer's loss is handled
+  /// or this node leaves (`close_pidfd`), whoever still holds the peer.
+  std::atomic<int> pidfd{-1};
+
+  /// Closes `pidfd`; once.
+  void close_pidfd() noexcept;
 
   /// Set once the peer is gone (after `lost_reason`); senders then fail
   /// with `lost_reason`. `loss_claimed` makes sure one thread writes it.
@@ -200,6 +205,9 @@ public:
   void leave();
   /// The work of `leave`, for the thread that set `left_`.
   void leave_claimed();
+  /// `troupe::errc::peer_lost` once this node left (or is leaving); what
+  /// needs the membership fails with it.
+  caf::error check_member() const;
 
   // -- proxy_registry::backend --------------------------------------------------
 
@@ -526,6 +534,10 @@ private:
 
   // -- liveness -------------------------------------------------------------------
   void watcher_loop();
+  /// Makes the watcher look again (a new peer, a parent to watch).
+  void wake_watcher();
+  /// Closes the eventfd and the parent's pidfd, which only the watcher uses.
+  void close_watcher_descriptors();
   /// Starts `helper_` when the reader thread is stuck in a handler.
   void start_helper_if_stuck();
 
@@ -568,9 +580,9 @@ private:
   /// Hands group messages from other nodes to the subscribers here; its id
   /// is in this node's subscription entries. Ends as `spawn_server_` does.
   caf::actor group_relay_;
-  /// Set by `leave` before it sweeps this node's names: no subscription
-  /// entry is written after.
-  bool subscriptions_closed_ = false;
+  /// Set by `leave` before it sweeps this node's names: no name or
+  /// subscription entry is written after.
+  bool names_closed_ = false;
 
   std::shared_ptr<caller_pool> callers_ = std::make_shared<caller_pool>();
 
@@ -603,7 +615,10 @@ private:
   std::atomic<bool> left_{false};
   std::thread reader_;
   std::thread watcher_;
-  int wake_fd_ = -1; // eventfd that stops the watcher's poll
+  /// The eventfd that stops the watcher's poll; closed by `leave` under
+  /// `wake_mtx_` (see `wake_watcher`).
+  int wake_fd_ = -1;
+  std::mutex wake_mtx_;
   /// The process that started this one, when this process must end with it
   /// (`watch_parent`); its pidfd, where the kernel has them.
   std::atomic<pid_t> parent_pid_{0};

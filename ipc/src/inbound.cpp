@@ -1072,6 +1072,9 @@ void core::handle_losses(reader_unit& ctx) {
     // here was drained above, and writers here see `lost` under the write
     // lock.
     release_rings(*p);
+    // Handles to its actors may live on (dead proxies hold the peer): its
+    // descriptor does not.
+    p->close_pidfd();
     // Record the death for the others, once: the slot rests, then is reused.
     auto* s = p->shm;
     if (s->change(tenure_of(slot_alive, p->epoch), tenure_of(slot_dead, p->epoch))) {

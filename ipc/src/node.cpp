@@ -342,6 +342,9 @@ caf::expected<caf::actor> node::spawn_with(const caf::expected<caf::actor>& serv
 caf::expected<child_process> node::spawn(const std::string& program,
                                          const std::vector<std::string>& args,
                                          std::vector<std::string> env) {
+  // The child would join a group this node is no longer in (or that is gone).
+  if (auto err = core_->check_member())
+    return err;
   return spawn_with_key(program, args, child_environment(*core_, std::move(env)), core_->key());
 }
 
@@ -356,6 +359,8 @@ caf::expected<child_process> node::spawn_role(const std::string& role,
 
 caf::expected<child_process> node::spawn_self(const std::vector<std::string>& args,
                                               std::vector<std::string> env) {
+  if (auto err = core_->check_member())
+    return err;
   env = child_environment(*core_, std::move(env));
   if (detail::forkable_role(value_in(env, detail::role_env))) {
     // The request travels on a socket only this process and its server

@@ -49,6 +49,10 @@ public:
       ::fallocate(shm.get_mapping_handle().handle, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                   static_cast<off_t>(offset), static_cast<off_t>(len));
   }
+
+  void close_file() override {
+    shm = bip::shared_memory_object{};
+  }
 };
 
 std::string mebibytes(uint64_t n) {
@@ -135,6 +139,8 @@ caf::error mapped_segment::reserve(size_t, size_t, const std::string&) {
 }
 
 void mapped_segment::release(size_t, size_t) {}
+
+void mapped_segment::close_file() {}
 
 caf::error no_shared_memory(size_t need, const std::string& what) {
   struct statvfs fs {};

@@ -54,6 +54,9 @@ public:
   /// they read as zeros afterwards. Only for bytes no process touches again
   /// before it reserves them anew.
   virtual void release(size_t offset, size_t len);
+  /// Closes the segment's file; the mapping stays until this object goes.
+  /// `reserve` fails and `release` does nothing from then on.
+  virtual void close_file();
   segment_view view;
   std::string group;
   std::string shm_name;

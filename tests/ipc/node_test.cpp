@@ -775,6 +775,73 @@ TEST_SUITE("ipc.node") {
     CHECK(open_descriptors() == before);
   }
 
+  TEST_CASE("a peer's descriptor is closed once its loss is handled, though handles live on") {
+    ipc_fixture f{"loss-closes"};
+    auto sut = node::create(f.sys, f.group, quiet_options());
+    REQUIRE(sut);
+    auto alone = open_descriptors();
+    auto peer = f.serve(*sut, "peer");
+    auto echo = f.find(*sut, "peer");
+    CHECK(open_descriptors() == alone + 1); // the peer's pidfd
+    REQUIRE_FALSE(peer.kill(SIGKILL));
+    REQUIRE(peer.wait(deadline));
+    REQUIRE(eventually([&] {
+      return troupe::ipc::testing::known_peers(*sut) == 0
+             && troupe::ipc::testing::unhandled_losses(*sut) == 0;
+    }));
+    // `echo` is a dead proxy now, and it holds the peer.
+    CHECK(open_descriptors() == alone);
+    auto answer = f.ask<int32_t>(echo, int32_t{1});
+    REQUIRE_FALSE(answer);
+    CHECK(troupe::is(answer.error(), troupe::errc::peer_lost));
+  }
+
+  TEST_CASE("a node that left holds no descriptor while handles to other nodes' actors live on") {
+    // A handle to another node's actor holds its proxy, which holds the
+    // peer and the node's core: their descriptors are closed by `leave`.
+    ipc_fixture f{"left-handles"};
+    auto before = open_descriptors();
+    auto sut = node::create(f.sys, f.group, quiet_options());
+    REQUIRE(sut);
+    auto peer = f.serve(*sut, "peer");
+    auto echo = f.find(*sut, "peer");
+    REQUIRE(f.ask<int32_t>(echo, int32_t{5}) == int32_t{5});
+    CHECK(open_descriptors() > before);
+    sut->leave();
+    CHECK(open_descriptors() == before);
+    auto answer = f.ask<int32_t>(echo, int32_t{5});
+    REQUIRE_FALSE(answer);
+    CHECK(troupe::is(answer.error(), troupe::errc::peer_lost));
+    REQUIRE_FALSE(peer.kill(SIGKILL));
+    REQUIRE(peer.wait(deadline));
+  }
+
+  TEST_CASE("a node that left refuses what needs its group") {
+    ipc_fixture f{"left-refuses"};
+    auto sut = node::create(f.sys, f.group, quiet_options());
+    REQUIRE(sut);
+    auto peer = f.serve(*sut, "peer");
+    f.find(*sut, "peer");
+    auto mine = f.spawn([]() -> caf::behavior { return {[](int32_t x) { return x; }}; });
+    REQUIRE(sut->publish("mine", mine));
+    sut->leave();
+    // The group runs on in the child: each of these would reach it.
+    auto left = [](const caf::error& err) {
+      return troupe::is(err, troupe::errc::peer_lost)
+             && troupe::describe(err).find("this node left group") != std::string::npos;
+    };
+    CHECK(left(sut->lookup("peer", caf::timespan{0}).error()));
+    CHECK(left(sut->lookup_in(peer.pid(), "peer", caf::timespan{0}).error()));
+    CHECK(left(sut->publish("late", mine).error()));
+    CHECK(left(sut->unpublish("mine")));
+    CHECK(left(sut->spawn_in(peer.pid(), "adder", int32_t{1}).error()));
+    CHECK(left(sut->spawn_in("peer", "adder", int32_t{1}).error()));
+    CHECK(left(sut->spawn(TROUPE_IPC_CHILD, {"serve", "other"}).error()));
+    CHECK(left(sut->spawn_self({}).error()));
+    REQUIRE_FALSE(peer.kill(SIGKILL));
+    REQUIRE(peer.wait(deadline));
+  }
+
   TEST_CASE("a process at its open-file limit cannot join") {
     ipc_fixture f{"nofile-join"};
     auto opts = quiet_options();

@@ -368,6 +368,11 @@ public:
   /// Unpublishes this node's names, sends the actors it still publishes
   /// `exit_reason::user_shutdown`, and leaves the group; the last node out
   /// removes the segment. Proxies to other nodes' actors die with
+  /// `troupe::errc::peer_lost`. When it returns, the node's threads have
+  /// ended and its file descriptors are closed; a handle to another node's
+  /// actor that lives on keeps only the segment mapped (its memory, once the
+  /// last node is out) until it goes. From then on, what needs the group (`publish`,
+  /// `unpublish`, `lookup`, `spawn_in`, `spawn`) fails with
   /// `troupe::errc::peer_lost`. Idempotent; the destructor calls it.
   void leave();
 

@@ -344,6 +344,7 @@ void core::leave_claimed() {
     {
       std::lock_guard<std::mutex> guard{deferred_mtx_};
       dropped.swap(deferred_);
+      deferred_closed_ = true;
     }
   }
   send_pending_kill_notices();
@@ -921,33 +922,30 @@ caf::error core::publish(const std::string& name, const caf::actor& x) {
     uint32_t st = name_live;
     e->state.compare_exchange_strong(st, name_free);
   }
-  if (auto i = write_name_entry(name, x->id())) {
-    auto* e = seg.name(*i);
+  {
+    // Held throughout: `leave` closes the names under it before it sweeps
+    // this node's, so no entry is written after the sweep.
+    std::lock_guard<std::mutex> guard{names_mtx_};
+    if (names_closed_)
+      return make_error(troupe::errc::peer_lost, "this node left group '" + group() + "'");
+    auto i = write_name_entry(name, x->id());
+    if (!i)
+      return make_error(troupe::errc::invalid_argument,
+                        "group '" + group() + "' has no room for more names ("
+                          + std::to_string(seg.geo.max_names) + ")");
     // Two nodes publishing one name at once: the lower entry wins.
     for (uint32_t j = 0; j < *i; ++j) {
       auto* other = seg.name(j);
       if (other->state.load(std::memory_order_acquire) == name_live && name == other->name) {
-        e->state.store(name_free, std::memory_order_release);
+        seg.name(*i)->state.store(name_free, std::memory_order_release);
         return make_error(errc::name_taken,
                           "'" + name + "' is already published in group '" + group() + "'");
       }
     }
-    {
-      // A `leave` that swept this node's names before the entry was
-      // written would leave it behind: it closed the names first.
-      std::lock_guard<std::mutex> guard{names_mtx_};
-      if (names_closed_) {
-        e->state.store(name_free, std::memory_order_release);
-        return make_error(troupe::errc::peer_lost, "this node left group '" + group() + "'");
-      }
-      published_.emplace_back(name, x);
-    }
-    bump_names(seg.header());
-    return caf::none;
+    published_.emplace_back(name, x);
   }
-  return make_error(troupe::errc::invalid_argument, "group '" + group()
-                                                      + "' has no room for more names ("
-                                                      + std::to_string(seg.geo.max_names) + ")");
+  bump_names(seg.header());
+  return caf::none;
 }
 
 caf::error core::unpublish(const std::string& name) {
@@ -973,14 +971,15 @@ caf::error core::unpublish(const std::string& name) {
 }
 
 caf::expected<caf::actor> core::lookup(const std::string& name, caf::timespan wait, pid_t by) {
-  if (auto err = check_member())
-    return err;
   if (auto err = check_actor_name(name))
     return err;
   auto& seg = seg_->view;
   auto* hdr = seg.header();
   auto deadline = deadline_after(wait);
   for (;;) {
+    // Also while it waits: once the node left, it meets no peer any more.
+    if (auto err = check_member())
+      return err;
     auto seen = hdr->names_seq.load(std::memory_order_acquire);
     for (uint32_t i = 0; i < seg.geo.max_names; ++i) {
       auto* e = seg.name(i);
@@ -1024,14 +1023,14 @@ caf::expected<uint32_t> core::slot_of(const std::string& name) {
 }
 
 caf::expected<caf::actor> core::spawn_server_of(pid_t pid) {
-  if (auto err = check_member())
-    return err;
   auto& seg = seg_->view;
   auto* hdr = seg.header();
   // A child this process started a moment ago (`node::spawn`) may not have
   // joined yet: it is waited for while it runs, as long as a join may take.
   auto deadline = steady::now() + opts_.join_timeout;
   for (;;) {
+    if (auto err = check_member()) // as in `lookup`
+      return err;
     auto seen = hdr->members_seq.load(std::memory_order_acquire);
     bool was_member = false; // it joined and left (or is leaving): no wait
     for (uint32_t i = 0; i < seg.geo.max_nodes; ++i) {

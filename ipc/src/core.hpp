@@ -477,7 +477,7 @@ private:
 
 public:
   /// Runs `fn` on the reader thread, after its next drain, where no actor's
-  /// lock is held (and wakes the reader for it).
+  /// lock is held (and wakes the reader for it); drops it once the node left.
   void defer(std::function<void()> fn);
 
   /// Reads the rings on the calling thread, as the reader thread would,
@@ -490,6 +490,8 @@ private:
   void run_deferred();
   std::mutex deferred_mtx_;
   std::vector<std::function<void()>> deferred_;
+  /// Set by `leave`: what is deferred after it is dropped.
+  bool deferred_closed_ = false;
 
   /// Reads `p`'s ring, at most `budget` frames (less what it read); false
   /// if it had no input.

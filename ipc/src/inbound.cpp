@@ -342,7 +342,16 @@ bool core::any_input(const std::vector<peer_ptr>& peers) {
 void core::defer(std::function<void()> fn) {
   {
     std::lock_guard<std::mutex> guard{deferred_mtx_};
-    deferred_.push_back(std::move(fn));
+    if (!deferred_closed_) {
+      deferred_.push_back(std::move(fn));
+      fn = nullptr;
+    }
+  }
+  if (fn) {
+    // The node left: no reader runs it. Dropped here, outside the lock (it
+    // holds proxies, which hold this core: kept, it would keep the core).
+    fn = nullptr;
+    return;
   }
   if (my_slot_ != nullptr) {
     my_slot_->doorbell.fetch_add(1);

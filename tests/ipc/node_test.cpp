@@ -842,6 +842,23 @@ TEST_SUITE("ipc.node") {
     REQUIRE(peer.wait(deadline));
   }
 
+  TEST_CASE("a lookup that waits while its node leaves fails with peer_lost") {
+    ipc_fixture f{"left-waiting"};
+    auto sut = node::create(f.sys, f.group, quiet_options());
+    REQUIRE(sut);
+    auto peer = f.serve(*sut, "peer");
+    f.find(*sut, "peer");
+    // Waits for a name nobody published yet (forever, by default).
+    auto waiting = std::async(std::launch::async, [&] { return sut->lookup("later"); });
+    sut->leave();
+    REQUIRE(waiting.wait_for(deadline) == std::future_status::ready);
+    auto found = waiting.get();
+    REQUIRE_FALSE(found);
+    CHECK(troupe::is(found.error(), troupe::errc::peer_lost));
+    REQUIRE_FALSE(peer.kill(SIGKILL));
+    REQUIRE(peer.wait(deadline));
+  }
+
   TEST_CASE("a process at its open-file limit cannot join") {
     ipc_fixture f{"nofile-join"};
     auto opts = quiet_options();

@@ -369,11 +369,14 @@ public:
   /// `exit_reason::user_shutdown`, and leaves the group; the last node out
   /// removes the segment. Proxies to other nodes' actors die with
   /// `troupe::errc::peer_lost`. When it returns, the node's threads have
-  /// ended and its file descriptors are closed; a handle to another node's
-  /// actor that lives on keeps only the segment mapped (its memory, once the
-  /// last node is out) until it goes. From then on, what needs the group (`publish`,
-  /// `unpublish`, `lookup`, `spawn_in`, `spawn`) fails with
-  /// `troupe::errc::peer_lost`. Idempotent; the destructor calls it.
+  /// ended (called by an actor that the node's reader thread runs, that
+  /// thread ends once the actor's handler returns) and its file descriptors
+  /// are closed; a handle to another node's actor that lives on keeps only
+  /// the segment mapped (its memory, once the last node is out) until it
+  /// goes. A call while another thread is leaving returns at once. From
+  /// then on, what needs the group (`publish`, `unpublish`, `lookup`,
+  /// `spawn_in`, `spawn`) fails with `troupe::errc::peer_lost`. Idempotent;
+  /// the destructor calls it.
   void leave();
 
 private:
